@@ -1,0 +1,155 @@
+"""Profiles the user's data code by calling it the way Keras's inline path does."""
+
+from __future__ import annotations
+
+import pickle
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from probes.profiles import DatasetProfile
+from probes.stats import summarize
+
+TARGET_PROBE_SECONDS = 1.5
+MIN_PROBE_BATCHES = 4
+MAX_PROBE_BATCHES = 24
+
+
+class DataCodeError(Exception):
+    """The user's batch code raised; carries the index and the original error."""
+
+    def __init__(self, index: int, error: BaseException):
+        super().__init__(f"dataset[{index}] raised {type(error).__name__}: {error}")
+        self.index = index
+        self.error = error
+
+
+def probe_dataset(
+    dataset: Any,
+    *,
+    kind: str,
+    num_batches: int | None,
+    usable_cores: int,
+    get_batch: Callable[[int], Any] | None = None,
+) -> DatasetProfile:
+    """Times batches inline, tries them from threads, and checks pickling.
+
+    ``get_batch(i)`` defaults to ``dataset[i]``. The thread test runs the
+    same batches once one after another and once from ``max(2, usable_cores)``
+    threads at once: the ratio shows directly whether threads can overlap the
+    work (I/O, numpy that drops the GIL) or not (pure Python holding the GIL).
+    """
+    get_batch = get_batch or dataset.__getitem__
+    length = num_batches if num_batches else None
+
+    def index(i: int) -> int:
+        return i % length if length else i
+
+    first, first_wall, _ = _timed_call(get_batch, index(0))
+    count = int(np.clip(TARGET_PROBE_SECONDS / 2 / max(first_wall, 1e-4), MIN_PROBE_BATCHES, MAX_PROBE_BATCHES))
+    indices = [index(i) for i in range(1, count + 1)]
+
+    serial_batches, walls, cpus = [], [], []
+    serial_start = time.perf_counter()
+    for i in indices:
+        batch, wall, cpu = _timed_call(get_batch, i)
+        serial_batches.append(batch)
+        walls.append(wall)
+        cpus.append(cpu)
+    serial_seconds = time.perf_counter() - serial_start
+
+    threads = max(2, usable_cores)
+    threaded_start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        threaded_batches = [batch for batch, _, _ in pool.map(lambda i: _timed_call(get_batch, i), indices)]
+    threaded_seconds = time.perf_counter() - threaded_start
+
+    thread_safe, safety_note = _judge_thread_safety(get_batch, indices[0], serial_batches, threaded_batches)
+    picklable, pickle_error = _try_pickle(dataset)
+    wall_spread = summarize(walls)
+    cpu_spread = summarize(cpus)
+    return DatasetProfile(
+        kind=kind,
+        class_name=type(dataset).__name__,
+        batches_per_epoch=num_batches,
+        batch_bytes=batch_nbytes(first),
+        samples_per_batch=_samples_in(first),
+        batch_structure=describe_structure(first),
+        wall_seconds=wall_spread,
+        cpu_seconds=cpu_spread,
+        cpu_fraction=float(min(1.0, sum(cpus) / max(sum(walls), 1e-9))),
+        thread_speedup=serial_seconds / threaded_seconds if threaded_seconds > 0 else None,
+        threads_tried=threads,
+        picklable=picklable,
+        pickle_error=pickle_error,
+        thread_safe=thread_safe,
+        thread_safety_note=safety_note,
+        user_workers=int(getattr(dataset, "workers", 1) or 1),
+        user_use_multiprocessing=bool(getattr(dataset, "use_multiprocessing", False)),
+        user_max_queue_size=int(getattr(dataset, "max_queue_size", 10) or 10),
+    )
+
+
+def _timed_call(get_batch: Callable[[int], Any], i: int) -> tuple[Any, float, float]:
+    wall_start, cpu_start = time.perf_counter(), time.thread_time()
+    try:
+        batch = get_batch(i)
+    except Exception as error:  # the user's code: report which batch failed
+        raise DataCodeError(i, error) from error
+    return batch, time.perf_counter() - wall_start, time.thread_time() - cpu_start
+
+
+def _try_pickle(dataset: Any) -> tuple[bool, str]:
+    try:
+        pickle.dumps(dataset)
+    except Exception as error:  # any pickling failure is an answer, not a crash
+        return False, f"{type(error).__name__}: {error}"
+    return True, ""
+
+
+def _judge_thread_safety(get_batch, index, serial_batches, threaded_batches) -> tuple[bool | None, str]:
+    if all(batches_equal(a, b) for a, b in zip(serial_batches, threaded_batches)):
+        return True, "threads returned the same batches as inline calls"
+    again = get_batch(index)
+    if not batches_equal(again, serial_batches[0]):
+        return None, "batches differ between calls (random augmentation?), so threads cannot be compared"
+    return False, "threads returned different batches than inline calls: shared state is not thread-safe"
+
+
+def leaves(batch: Any) -> list[Any]:
+    """The arrays in a batch, whatever its nesting (tuple, list, dict)."""
+    if isinstance(batch, dict):
+        return [leaf for value in batch.values() for leaf in leaves(value)]
+    if isinstance(batch, (tuple, list)):
+        return [leaf for value in batch for leaf in leaves(value)]
+    return [batch]
+
+
+def batches_equal(a: Any, b: Any) -> bool:
+    left, right = leaves(a), leaves(b)
+    return len(left) == len(right) and all(
+        np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(left, right)
+    )
+
+
+def batch_nbytes(batch: Any) -> int:
+    return int(sum(getattr(leaf, "nbytes", None) or np.asarray(leaf).nbytes for leaf in leaves(batch)))
+
+
+def describe_structure(batch: Any) -> str:
+    """A short human description, e.g. ``(float32[32, 64, 64, 3], int64[32])``."""
+    if isinstance(batch, dict):
+        return "{" + ", ".join(f"{k}: {describe_structure(v)}" for k, v in batch.items()) + "}"
+    if isinstance(batch, (tuple, list)):
+        return "(" + ", ".join(describe_structure(v) for v in batch) + ")"
+    array = np.asarray(batch)
+    return f"{array.dtype}[{', '.join(str(d) for d in array.shape)}]"
+
+
+def _samples_in(batch: Any) -> int | None:
+    first = leaves(batch)[0] if leaves(batch) else None
+    shape = getattr(first, "shape", None)
+    return int(shape[0]) if shape else None

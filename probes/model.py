@@ -1,0 +1,36 @@
+"""The model's own step time on a batch already in memory: the ceiling.
+
+Duck-typed on ``train_on_batch`` so this module never imports Keras; the
+engine hands over a compiled model and a batch in the form Keras expects.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from probes.profiles import ModelProfile
+from probes.stats import summarize
+
+WARMUP_STEPS = 3
+TARGET_PROBE_SECONDS = 1.0
+MAX_STEPS = 50
+
+
+def probe_model(model: Any, batch: tuple, *, description: str, is_default_model: bool) -> ModelProfile:
+    """Times ``model.train_on_batch`` after warm-up (the first calls trace the graph)."""
+    x, y, sample_weight = (tuple(batch) + (None, None))[:3]
+    for _ in range(WARMUP_STEPS):
+        model.train_on_batch(x, y, sample_weight=sample_weight)
+    steps = []
+    deadline = time.perf_counter() + TARGET_PROBE_SECONDS
+    while len(steps) < MAX_STEPS and (len(steps) < 5 or time.perf_counter() < deadline):
+        start = time.perf_counter()
+        model.train_on_batch(x, y, sample_weight=sample_weight)
+        steps.append(time.perf_counter() - start)
+    return ModelProfile(
+        description=description,
+        is_default_model=is_default_model,
+        step_seconds=summarize(steps),
+        parameters=int(model.count_params()),
+    )

@@ -1,0 +1,101 @@
+"""What the probes measure: the machine, the user's data code and the model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MachineProfile:
+    """The resources this process may really use, and the software versions.
+
+    ``usable_cores`` honours CPU affinity and a cgroup ``cpu.max`` quota, so
+    it can be smaller than ``logical_cores`` (``os.cpu_count()``) in a
+    container. ``memory_limit_bytes`` is the cgroup ``memory.max`` (None when
+    unlimited).
+    """
+
+    logical_cores: int
+    affinity_cores: int
+    cgroup_cpu_quota: float | None
+    usable_cores: int
+    memory_total_bytes: int
+    memory_available_bytes: int
+    memory_limit_bytes: int | None
+    python_version: str
+    platform: str
+    start_method: str
+    package_versions: dict[str, str]
+
+    @property
+    def memory_usable_bytes(self) -> int:
+        """Available RAM, capped by the cgroup limit when there is one."""
+        if self.memory_limit_bytes is None:
+            return self.memory_available_bytes
+        return min(self.memory_available_bytes, self.memory_limit_bytes)
+
+
+@dataclass(frozen=True)
+class Spread:
+    """A median with the spread it came from and the count it rests on."""
+
+    median: float
+    mad: float
+    minimum: float
+    maximum: float
+    count: int
+
+
+@dataclass(frozen=True)
+class DatasetProfile:
+    """How the user's data code behaves when called inline, batch by batch.
+
+    ``cpu_fraction`` is CPU seconds of the calling thread over wall seconds:
+    near 1 means the batch code computes (and, in pure Python, holds the GIL);
+    near 0 means it waits (I/O, sleep). ``thread_speedup`` is measured
+    directly: the same batches made by ``threads_tried`` threads at once
+    against one after another; about 1 means threads cannot help.
+    """
+
+    kind: str
+    class_name: str
+    batches_per_epoch: int | None
+    batch_bytes: int
+    samples_per_batch: int | None
+    batch_structure: str
+    wall_seconds: Spread
+    cpu_seconds: Spread
+    cpu_fraction: float
+    thread_speedup: float | None
+    threads_tried: int
+    picklable: bool
+    pickle_error: str
+    thread_safe: bool | None
+    thread_safety_note: str
+    user_workers: int
+    user_use_multiprocessing: bool
+    user_max_queue_size: int
+
+    @property
+    def gil_bound(self) -> bool:
+        """True when threads could not run the batch code in parallel."""
+        if self.thread_speedup is not None and self.threads_tried > 1:
+            return self.thread_speedup < 1.0 + 0.35 * (self.threads_tried - 1)
+        return self.cpu_fraction > 0.5
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """The model's training step on a batch already in memory: the ceiling.
+
+    No loader setting can deliver batches faster than the model consumes them.
+    """
+
+    description: str
+    is_default_model: bool
+    step_seconds: Spread
+    parameters: int
+
+    @property
+    def max_batches_per_second(self) -> float:
+        return 1.0 / self.step_seconds.median if self.step_seconds.median > 0 else float("inf")

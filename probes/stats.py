@@ -1,0 +1,77 @@
+"""Robust statistics for noisy timings (the habits of hyperfine and asv).
+
+Medians and the median absolute deviation (MAD) rather than means and
+standard deviations: one stalled epoch on a busy machine must not move the
+answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from probes.profiles import Spread
+
+
+def summarize(values: Sequence[float]) -> Spread:
+    """Median, MAD, min, max and count of ``values`` (which must be non-empty)."""
+    array = np.asarray(values, dtype=float)
+    if array.size == 0:
+        raise ValueError("summarize() needs at least one value. Received: values=[]")
+    median = float(np.median(array))
+    return Spread(
+        median=median,
+        mad=float(np.median(np.abs(array - median))),
+        minimum=float(array.min()),
+        maximum=float(array.max()),
+        count=int(array.size),
+    )
+
+
+def outlier_mask(values: Sequence[float], threshold: float = 14.0) -> list[bool]:
+    """Marks values whose modified z-score ``0.6745 (x - median) / MAD`` exceeds ``threshold``.
+
+    The rule and threshold hyperfine uses; with MAD == 0 no value is an
+    outlier, since the data gives no scale to judge by.
+    """
+    array = np.asarray(values, dtype=float)
+    if array.size < 3:
+        return [False] * int(array.size)
+    median = np.median(array)
+    mad = np.median(np.abs(array - median))
+    if mad == 0:
+        return [False] * int(array.size)
+    return [bool(v) for v in 0.6745 * np.abs(array - median) / mad > threshold]
+
+
+def bootstrap_ratio_interval(
+    numerator: Sequence[float],
+    denominator: Sequence[float],
+    confidence: float = 0.95,
+    resamples: int = 4000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Ratio of medians with a percentile bootstrap interval.
+
+    Returns ``(ratio, low, high)``. The two samples are resampled
+    independently; interleaved measurement (A B A B ...) is what makes them
+    comparable in the first place.
+    """
+    a = np.asarray(numerator, dtype=float)
+    b = np.asarray(denominator, dtype=float)
+    if a.size == 0 or b.size == 0:
+        raise ValueError(
+            "bootstrap_ratio_interval() needs samples on both sides. "
+            f"Received: {a.size} numerator and {b.size} denominator values"
+        )
+    rng = np.random.default_rng(seed)
+    a_medians = np.median(rng.choice(a, size=(resamples, a.size)), axis=1)
+    b_medians = np.median(rng.choice(b, size=(resamples, b.size)), axis=1)
+    ratios = a_medians / b_medians
+    tail = (1.0 - confidence) / 2.0
+    return (
+        float(np.median(a) / np.median(b)),
+        float(np.quantile(ratios, tail)),
+        float(np.quantile(ratios, 1.0 - tail)),
+    )

@@ -1,0 +1,63 @@
+"""Plot data, computed before anything is drawn (so it is testable without pixels)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tuner.results import Recommendation
+
+
+@dataclass(frozen=True)
+class TrialPoint:
+    number: int
+    workers: int
+    kind: str  # "inline", "threads" or "processes"
+    queue: int
+    status: str
+    throughput: float | None
+    spread: float | None
+    memory_mib: float | None
+
+
+@dataclass(frozen=True)
+class PlotData:
+    points: tuple[TrialPoint, ...]
+    best_so_far: tuple[tuple[int, float], ...]
+    default_throughput: float | None
+    model_ceiling: float
+    memory_budget_mib: float | None
+
+
+def plot_data(recommendation: Recommendation) -> PlotData:
+    points = []
+    for trial in recommendation.trials:
+        config = trial.config
+        kind = "inline" if not config.parallel else ("processes" if config.use_multiprocessing else "threads")
+        spread = trial.epoch_batches_per_second
+        points.append(
+            TrialPoint(
+                number=trial.number,
+                workers=config.workers,
+                kind=kind,
+                queue=config.max_queue_size,
+                status=trial.status,
+                throughput=spread.median if spread else None,
+                spread=spread.mad if spread else None,
+                memory_mib=trial.peak_memory_bytes / 2**20 if trial.peak_memory_bytes else None,
+            )
+        )
+    best, running = [], 0.0
+    for point in points:
+        if point.status == "ok" and point.throughput is not None and point.throughput > running:
+            running = point.throughput
+        if running:
+            best.append((point.number, running))
+    default = recommendation.default_batches_per_second
+    budget = recommendation.memory_budget_bytes
+    return PlotData(
+        points=tuple(points),
+        best_so_far=tuple(best),
+        default_throughput=default.median if default else None,
+        model_ceiling=recommendation.model.max_batches_per_second,
+        memory_budget_mib=budget / 2**20 if budget else None,
+    )

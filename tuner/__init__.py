@@ -1,0 +1,15 @@
+"""tune-loader: measure, don't guess, Keras's workers, use_multiprocessing and max_queue_size."""
+
+from tuner.errors import TuneLoaderError
+from tuner.recommend import recommend
+from tuner.results import KERAS_DEFAULTS, Confirmation, LoaderConfig, Recommendation, TrialResult
+
+__all__ = [
+    "KERAS_DEFAULTS",
+    "Confirmation",
+    "LoaderConfig",
+    "Recommendation",
+    "TrialResult",
+    "TuneLoaderError",
+    "recommend",
+]

@@ -1,0 +1,125 @@
+"""Plain-words reasons and warnings, each tied to a measurement."""
+
+from __future__ import annotations
+
+from probes.profiles import DatasetProfile, MachineProfile, ModelProfile
+from probes.stats import outlier_mask
+from tuner.epoch_model import epoch_throughput
+from tuner.results import KERAS_DEFAULTS, Confirmation, LoaderConfig, TrialResult
+
+MEMORY_NEAR_BUDGET = 0.8
+
+
+def explain(
+    *,
+    chosen: LoaderConfig,
+    best: TrialResult | None,
+    confirmation: Confirmation | None,
+    machine: MachineProfile,
+    dataset: DatasetProfile,
+    model: ModelProfile,
+    epoch_batches: int,
+) -> tuple[str, ...]:
+    """Why this configuration: the data code's nature, the model, the evidence."""
+    reasons = [_data_nature(dataset)]
+    batch_ms = dataset.wall_seconds.median * 1e3
+    step_ms = model.step_seconds.median * 1e3
+    if step_ms >= batch_ms:
+        reasons.append(
+            f"The model step ({step_ms:.1f} ms) takes longer than making a batch ({batch_ms:.1f} ms): "
+            "training is model-bound, so loader settings can gain little."
+        )
+    else:
+        cores_needed = batch_ms / step_ms
+        reasons.append(
+            f"Making a batch ({batch_ms:.1f} ms) takes {cores_needed:.1f}x the model step ({step_ms:.1f} ms): "
+            f"feeding the model fully needs about {cores_needed:.1f} batches in flight; "
+            f"this process may use {machine.usable_cores} core(s)."
+        )
+    if confirmation is None:
+        reasons.append("The Keras defaults were the best configuration measured.")
+    elif chosen == KERAS_DEFAULTS:
+        reasons.append(
+            f"The best configuration tried ({best.config.label()}) measured {confirmation.speedup:.2f}x the defaults "
+            f"side by side, but the {confirmation.confidence:.0%} interval [{confirmation.speedup_low:.2f}, "
+            f"{confirmation.speedup_high:.2f}] does not exclude 1 ({len(confirmation.best_samples)} epochs each): "
+            "keep the defaults."
+        )
+    else:
+        reasons.append(
+            f"{chosen.label()} ran {confirmation.speedup:.2f}x the defaults' epoch throughput, "
+            f"{confirmation.confidence:.0%} interval [{confirmation.speedup_low:.2f}, {confirmation.speedup_high:.2f}] "
+            f"from {len(confirmation.best_samples)} interleaved epochs each (epochs of {epoch_batches} batches)."
+        )
+    return tuple(reasons)
+
+
+def _data_nature(dataset: DatasetProfile) -> str:
+    share = dataset.cpu_fraction
+    batch_ms = dataset.wall_seconds.median * 1e3
+    speedup = dataset.thread_speedup or 1.0
+    if share < 0.3:
+        return (
+            f"Your batches take {batch_ms:.1f} ms and spend only {share:.0%} of it on the CPU: the code mostly waits "
+            f"(I/O, sleep), so threads overlap the waits ({dataset.threads_tried} threads made them {speedup:.1f}x faster)."
+        )
+    if dataset.gil_bound:
+        return (
+            f"Your batches take {batch_ms:.1f} ms, {share:.0%} of it computing, and {dataset.threads_tried} threads "
+            f"made them only {speedup:.1f}x faster: the code holds the GIL, so only processes run it in parallel."
+        )
+    return (
+        f"Your batches take {batch_ms:.1f} ms, {share:.0%} of it computing, and {dataset.threads_tried} threads made "
+        f"them {speedup:.1f}x faster: the work releases the GIL (numpy, I/O), so threads can share it."
+    )
+
+
+def warn(
+    *,
+    chosen: LoaderConfig,
+    chosen_trial: TrialResult | None,
+    trials: tuple[TrialResult, ...],
+    dataset: DatasetProfile,
+    memory_budget_bytes: int | None,
+    epoch_batches: int,
+) -> tuple[str, ...]:
+    """Risks of the chosen settings and doubts about the measurements."""
+    warnings = []
+    if chosen.parallel:
+        warnings.append(
+            f"With {chosen.workers} workers, __getitem__ runs concurrently and not in index order. Batches still "
+            "reach the model in order, but code that keeps state between calls (counters, caches, its own "
+            "shuffling) may behave differently."
+        )
+    if chosen.use_multiprocessing and dataset.thread_safe is None:
+        warnings.append(
+            "Batches differ from call to call (random augmentation?) and the workers are forked processes: each "
+            "starts with the same NumPy random state. Seed per worker or per index to avoid repeated augmentations."
+        )
+    if not dataset.picklable:
+        warnings.append(
+            f"Processes were not tried: pickling {dataset.class_name} failed ({dataset.pickle_error}). "
+            "Make it picklable (no open files, locks or lambdas as attributes) to let tune-loader try processes."
+        )
+    if dataset.thread_safe is False and chosen.parallel and not chosen.use_multiprocessing:
+        warnings.append(f"Threads returned different batches than inline calls: {dataset.thread_safety_note}.")
+    stopped = [t for t in trials if t.status in ("failed", "infeasible")]
+    for trial in stopped[:5]:
+        warnings.append(f"Trial {trial.number} ({trial.config.label()}) {trial.status}: {trial.reason}")
+    if len(stopped) > 5:
+        warnings.append(f"... and {len(stopped) - 5} more trials failed or were infeasible (see the trials table).")
+    if any(t.leftover_processes for t in trials):
+        count = sum(t.leftover_processes for t in trials)
+        warnings.append(f"{count} worker process(es) were still alive after their epoch ended; tune-loader killed them.")
+    if chosen_trial and chosen_trial.peak_memory_bytes and memory_budget_bytes:
+        share = chosen_trial.peak_memory_bytes / memory_budget_bytes
+        if share > MEMORY_NEAR_BUDGET:
+            warnings.append(f"The recommended settings used {share:.0%} of the memory budget at peak.")
+    if chosen_trial and chosen_trial.windows:
+        samples = [epoch_throughput(w, epoch_batches) for w in chosen_trial.windows]
+        if any(outlier_mask(samples)):
+            warnings.append(
+                "Some timing windows of the recommended configuration were statistical outliers: another process "
+                "may have competed for the CPU. Consider re-running on a quiet system."
+            )
+    return tuple(warnings)

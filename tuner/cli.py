@@ -1,0 +1,188 @@
+"""``tune-loader my_gen.py``: tune, print the answer, write the report."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tuner.errors import TuneLoaderError
+from tuner.results import Recommendation, TrialResult
+
+EXIT_USER_ERROR = 2
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``8G``, ``512MiB``, ``1.5GB`` or a plain number of bytes (powers of 1024)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"expected a size like 4G or 512M. Received: {text!r}")
+    number, unit = match.groups()
+    return int(float(number) * 1024 ** ("kmgt".index(unit.lower()) + 1 if unit else 0))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tune-loader",
+        description="Measure real Keras epochs and recommend workers, use_multiprocessing and max_queue_size.",
+    )
+    parser.add_argument("file", help="Python file defining make_dataset() (or a PyDataset), optionally make_model()")
+    parser.add_argument("--dataset", metavar="NAME", help="attribute of FILE to tune when it has several")
+    parser.add_argument("--model", metavar="NAME", help="attribute of FILE that builds the compiled model")
+    parser.add_argument("--trials", type=int, default=24, help="most configurations to measure (default 24)")
+    parser.add_argument("--time-budget", type=float, default=150.0, metavar="SECONDS",
+                        help="search time before confirming the winner (default 150)")
+    parser.add_argument("--max-memory", type=parse_size, metavar="SIZE",
+                        help="memory budget for the process tree, e.g. 4G (default: half the available RAM)")
+    parser.add_argument("--trial-timeout", type=float, metavar="SECONDS",
+                        help="stop a timed epoch after this long (default: 10x its expected length, at least 30 s)")
+    parser.add_argument("--out", type=Path, metavar="FOLDER",
+                        help="where report.html, results.json, trials.csv and study.db go (default tune-loader-out/FILE)")
+    parser.add_argument("--resume", action="store_true", help="continue the study saved in FOLDER/study.db")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the Optuna sampler (default 0)")
+    parser.add_argument("--quiet", action="store_true", help="print only the final recommendation")
+    parser.add_argument("--json", action="store_true", help="print results.json to stdout instead of tables")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=args.json, quiet=args.quiet and not args.json)
+    try:
+        recommendation, folder = _run(args, console)
+    except TuneLoaderError as error:
+        Console(stderr=True).print(f"[bold red]error:[/] {error}", markup=True, highlight=False, soft_wrap=True)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        Console(stderr=True).print("Interrupted. Measured trials are kept in study.db; rerun with --resume to continue.")
+        return 130
+    if args.json:
+        print(recommendation.to_json())
+    else:
+        print_summary(Console(), recommendation, folder)
+    return 0
+
+
+def _run(args, console: Console) -> tuple[Recommendation, Path]:
+    from reports import write_reports
+    from tuner.recommend import recommend
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise TuneLoaderError(
+            f"No such file: {path}. Expected a Python file that defines make_dataset() or a keras.utils.PyDataset. "
+            f"Received: file={args.file}"
+        )
+    for flag, value, least in (("--trials", args.trials, 1), ("--time-budget", args.time_budget, 1)):
+        if value < least:
+            raise TuneLoaderError(f"{flag} must be at least {least}. Received: {flag} {value}")
+    folder = args.out or Path("tune-loader-out") / path.stem
+    folder.mkdir(parents=True, exist_ok=True)
+    database = folder / "study.db"
+    if database.exists() and not args.resume:
+        database.unlink()
+    with _LiveProgress(console, args.trials, args.time_budget) as progress:
+        recommendation = recommend(
+            path,
+            dataset_name=args.dataset,
+            model_name=args.model,
+            trials=args.trials,
+            time_budget=args.time_budget,
+            max_memory=args.max_memory,
+            window_timeout=args.trial_timeout,
+            seed=args.seed,
+            storage=f"sqlite:///{database.resolve()}",
+            progress=progress,
+        )
+    write_reports(recommendation, folder)
+    return recommendation, folder
+
+
+class _LiveProgress:
+    """A rich progress bar: trial k of n, current best, elapsed time."""
+
+    def __init__(self, console: Console, trials: int, time_budget: float):
+        self.console = console
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[best]}"),
+            TimeElapsedColumn(),
+            TextColumn("budget {task.fields[budget]}"),
+            console=console,
+            transient=True,
+        )
+        self.trials = trials
+        self.time_budget = time_budget
+        self.task = None
+        self.search_started = None
+
+    def __enter__(self):
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.bar.__exit__(*exc)
+
+    def stage(self, text: str) -> None:
+        self.console.print(f"[dim]•[/] {text}")
+        if text.startswith("Searching") and self.task is None:
+            self.search_started = time.monotonic()
+            self.task = self.bar.add_task("trials", total=self.trials, best="", budget=f"{self.time_budget:.0f} s")
+
+    def trial(self, result: TrialResult, measured: int, best: TrialResult | None) -> None:
+        rate = result.epoch_batches_per_second
+        value = f"{rate.median:.1f} batches/s" if rate else result.reason[:60]
+        self.console.print(f"  trial {result.number:>2} {result.config.label():<26} {result.status:<10} {value}", highlight=False)
+        leader = f"best {best.epoch_batches_per_second.median:.1f} b/s ({best.config.label()})" if best else ""
+        left = max(0.0, self.time_budget - (time.monotonic() - self.search_started))
+        self.bar.update(self.task, completed=measured, best=leader, budget=f"{left:.0f} s left")
+
+
+def print_summary(console: Console, r: Recommendation, folder: Path) -> None:
+    table = Table(title=f"tune-loader: {r.dataset.class_name}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("Recommended", r.config.label())
+    table.add_row("Settings", r.config.as_kwargs())
+    rate = r.recommended_batches_per_second
+    if rate:
+        samples = f", {r.samples_per_second:,.0f} samples/s" if r.samples_per_second else ""
+        table.add_row("Throughput", f"{rate.median:.1f} ± {rate.mad:.1f} batches/s (median ± MAD, n={rate.count}){samples}")
+    if r.confirmation:
+        c = r.confirmation
+        verdict = "" if r.config == r.best_tried else f" for {r.best_tried.label()}: not significant, defaults kept"
+        table.add_row(
+            "Speed-up vs defaults",
+            f"{c.speedup:.2f}x [{c.speedup_low:.2f}, {c.speedup_high:.2f}] {c.confidence:.0%} CI, n={len(c.best_samples)}{verdict}",
+        )
+    else:
+        table.add_row("Speed-up vs defaults", "1.00x: the defaults were the best measured")
+    table.add_row("Peak memory", _mib(r.peak_memory_bytes) + f" (defaults {_mib(r.default_peak_memory_bytes)}, PSS)")
+    table.add_row("Model", r.model.description)
+    table.add_row("Model ceiling", f"{r.model.max_batches_per_second:.1f} batches/s")
+    table.add_row("Trials", f"{len(r.trials)} in {r.tuning_seconds:.0f} s (pruning saved ~{r.pruning_saved_seconds:.0f} s)")
+    console.print(table)
+    for reason in r.reasons:
+        console.print(f"• {reason}", highlight=False)
+    for warning in r.warnings:
+        console.print(f"[yellow]! {warning}[/]", highlight=False)
+    console.print("\nKeras 3:")
+    console.print(f"    {r.keras3_code()}", highlight=False, markup=False, soft_wrap=True)
+    console.print(f"\nReport: {folder / 'report.html'}  (results.json, trials.csv beside it)")
+
+
+def _mib(value: int | None) -> str:
+    return f"{value / 2**20:,.0f} MiB" if value else "n/a"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

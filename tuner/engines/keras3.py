@@ -1,0 +1,131 @@
+"""The Keras 3 engine: runs ``model.fit`` epochs with the knobs set on a PyDataset.
+
+Keras 3 facts this relies on (keras/src/trainers/data_adapters/py_dataset_adapter.py):
+``workers``, ``use_multiprocessing`` and ``max_queue_size`` are PyDataset
+properties; ``fit()`` rejects them. A pool is built only when
+``workers > 1 or (workers > 0 and use_multiprocessing)``, and a new one at
+every epoch start. Without a pool the TensorFlow backend adds
+``prefetch(AUTOTUNE)``, so the defaults already overlap one producer with
+the model step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import keras
+import numpy as np
+
+from tuner.epoch_model import window_timing
+from tuner.errors import TuneLoaderError
+from tuner.results import LoaderConfig, WindowTiming
+
+KIND = "pydataset"
+
+
+def num_batches(dataset: keras.utils.PyDataset) -> int | None:
+    """Batches per epoch, or None for an infinite dataset."""
+    return dataset.num_batches
+
+
+def standardize(batch: Any) -> tuple:
+    """A batch as ``(x, y, sample_weight)``-style tuple, the way Keras reads it."""
+    if isinstance(batch, (dict, np.ndarray)):
+        return (batch,)
+    if isinstance(batch, list):
+        return tuple(batch)
+    if isinstance(batch, tuple) and len(batch) in (1, 2, 3):
+        return batch
+    raise TuneLoaderError(
+        "PyDataset.__getitem__() must return a tuple (inputs,), (inputs, targets) or "
+        f"(inputs, targets, sample_weights), or a dict. Received: a {type(batch).__name__}"
+    )
+
+
+class WindowView(keras.utils.PyDataset):
+    """A full epoch of ``batches`` batches taken from the user's dataset.
+
+    Keras stops a pool cleanly only at the end of a real epoch; cutting an
+    epoch short with ``steps_per_epoch`` drains the pending queue instead,
+    which the user's full epochs never pay. Timing full epochs of a short
+    view keeps every window faithful to a real epoch's start and end.
+    """
+
+    def __init__(self, inner: keras.utils.PyDataset, batches: int, offset: int, config: LoaderConfig):
+        super().__init__()
+        self.workers = config.workers
+        self.use_multiprocessing = config.use_multiprocessing
+        self.max_queue_size = config.max_queue_size
+        self.inner = inner
+        self.batches = batches
+        self.offset = offset
+        self.inner_batches = inner.num_batches
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def __getitem__(self, index: int):
+        position = self.offset + index
+        return self.inner[position % self.inner_batches if self.inner_batches else position]
+
+    def on_epoch_begin(self) -> None:
+        self.inner.on_epoch_begin()
+
+    def on_epoch_end(self) -> None:
+        self.inner.on_epoch_end()
+
+
+class _EpochClock(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.begin = time.perf_counter()
+        self.batch_ends = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batch_ends.append(time.perf_counter())
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.end = time.perf_counter()
+
+
+def run_window(model: keras.Model, dataset: keras.utils.PyDataset, config: LoaderConfig, batches: int, offset: int) -> WindowTiming:
+    """Times one real ``fit`` epoch of ``batches`` batches under ``config``."""
+    clock = _EpochClock()
+    view = WindowView(dataset, batches, offset, config)
+    model.fit(view, epochs=1, verbose=0, callbacks=[clock])
+    return window_timing(clock.begin, clock.batch_ends, clock.end)
+
+
+def build_default_model(batch: tuple) -> tuple[keras.Model, str]:
+    """A small MLP that regresses the targets: a cheap, honest consumer of batches.
+
+    The loss is mean squared error on whatever targets the batch has, so the
+    model needs no guess at class counts. Its step time is measured like any
+    model's and shown in the report.
+    """
+    if len(batch) < 2 or not all(isinstance(part, np.ndarray) for part in batch[:2]):
+        raise TuneLoaderError(
+            "tune-loader builds a default model only for batches of two numpy arrays (inputs, targets). "
+            f"Received: a batch of {len(batch)} part(s) of types {[type(p).__name__ for p in batch]}. "
+            "Fix: define make_model() returning a compiled Keras model in your file."
+        )
+    x, y = batch[0], batch[1]
+    target_shape = y.shape[1:]
+    inputs = keras.Input(shape=x.shape[1:], dtype="float32")
+    hidden = keras.layers.Flatten()(inputs)
+    hidden = keras.layers.Dense(32, activation="relu")(hidden)
+    outputs = keras.layers.Dense(max(1, math.prod(target_shape)))(hidden)
+    if len(target_shape) > 1:
+        outputs = keras.layers.Reshape(target_shape)(outputs)
+    model = keras.Model(inputs, outputs, name="tune_loader_default")
+    model.compile(optimizer="adam", loss="mse")
+    description = (
+        f"tune-loader default: Flatten -> Dense(32, relu) -> Dense({max(1, math.prod(target_shape))}), "
+        "mse loss (define make_model() to time your own model)"
+    )
+    return model, description
+
+
+def describe_model(model: keras.Model) -> str:
+    return f"{model.name}: {len(model.layers)} layers, {model.count_params():,} parameters"

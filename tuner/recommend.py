@@ -1,0 +1,202 @@
+"""``recommend()``: probes, study and confirmation, from a dataset to an answer."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import time
+from os import PathLike
+from pathlib import Path
+from typing import Any, Protocol
+
+from probes import probe_machine
+from probes.profiles import DatasetProfile, ModelProfile
+from tuner import advice
+from tuner.errors import TuneLoaderError
+from tuner.results import KERAS_DEFAULTS, Recommendation, TrialResult
+from tuner.runner import FileSource, PickledSource
+from tuner.space import SearchSpace, starting_configs
+from tuner.study import StudySettings, best_trial, confirm, run_study
+from tuner.workload import RunnerMeasurer
+
+TARGET_WINDOW_SECONDS = 1.5
+MIN_WINDOW_BATCHES = 32
+CONFIRMATION_ROUNDS = 5
+MIN_WINDOW_TIMEOUT_SECONDS = 30.0
+
+
+class Progress(Protocol):
+    """What ``recommend()`` tells a caller while it works (the CLI draws it)."""
+
+    def stage(self, text: str) -> None: ...
+
+    def trial(self, result: TrialResult, measured: int, best: TrialResult | None) -> None: ...
+
+
+class _Silent:
+    def stage(self, text: str) -> None:
+        pass
+
+    def trial(self, result: TrialResult, measured: int, best: TrialResult | None) -> None:
+        pass
+
+
+def recommend(
+    dataset: Any,
+    model: Any = None,
+    *,
+    dataset_name: str | None = None,
+    model_name: str | None = None,
+    trials: int = 24,
+    time_budget: float = 150.0,
+    max_memory: int | None = None,
+    window_timeout: float | None = None,
+    seed: int = 0,
+    storage: str | None = None,
+    progress: Progress | None = None,
+) -> Recommendation:
+    """Measures real Keras epochs and recommends ``workers``, ``use_multiprocessing``, ``max_queue_size``.
+
+    ``dataset`` is a ``keras.utils.PyDataset`` (with ``model``, a compiled
+    Keras model, or None for a small default model) or the path of a Python
+    file that defines one (``dataset_name``/``model_name`` choose among
+    several). Trials run in a separate process so a hung one can be stopped;
+    objects are handed over with cloudpickle. ``trials`` and ``time_budget``
+    (seconds) bound the search; ``max_memory`` (bytes, default half the
+    available RAM) makes configurations above it infeasible. ``storage`` is an
+    Optuna storage URL for resumable studies; by default nothing is written.
+    """
+    progress = progress or _Silent()
+    started = time.monotonic()
+    machine = probe_machine()
+    budget = max_memory if max_memory is not None else machine.memory_usable_bytes // 2
+    source = _source_for(dataset, model, dataset_name, model_name)
+    measurer = RunnerMeasurer(source, memory_budget_bytes=budget, window_timeout_seconds=window_timeout or 0)
+    try:
+        progress.stage("Starting TensorFlow and loading your dataset")
+        measurer.start()
+        progress.stage("Probing the data code and the model step")
+        dataset_profile, model_profile = measurer.probe(machine.usable_cores)
+        window = window_batches(dataset_profile, model_profile)
+        epoch = dataset_profile.batches_per_epoch or window
+        measurer.window_batches, measurer.epoch_batches = window, dataset_profile.batches_per_epoch
+        measurer.window_timeout_seconds = window_timeout or _window_timeout(window, dataset_profile, model_profile)
+        space = SearchSpace.for_profiles(machine, dataset_profile)
+        settings = StudySettings(
+            epoch_batches=epoch,
+            max_trials=trials,
+            time_budget_seconds=time_budget,
+            seed=seed,
+            storage=storage,
+            study_name=f"tune-loader:{measurer.loaded['dataset_name']}:{measurer.loaded['class_name']}",
+        )
+        progress.stage(f"Searching: up to {trials} trials or {time_budget:.0f} s")
+        best_so_far: list[TrialResult] = []
+
+        def on_trial(result: TrialResult, measured: int) -> None:
+            leader = best_trial(tuple(best_so_far + [result]))
+            best_so_far.append(result)
+            progress.trial(result, measured, leader)
+
+        outcome = run_study(measurer, space, starting_configs(machine, dataset_profile), settings, on_trial)
+        best = best_trial(outcome.trials)
+        if best is None:
+            raise TuneLoaderError(
+                "Every trial failed, so there is nothing to recommend. "
+                + "; ".join(f"{t.config.label()}: {t.reason}" for t in outcome.trials[:3])
+            )
+        confirmation, best_peak, default_peak = None, best.peak_memory_bytes, _default_peak(outcome.trials)
+        if best.config != KERAS_DEFAULTS:
+            progress.stage(f"Confirming {best.config.label()} against the defaults, interleaved")
+            confirmation, best_peak, default_peak = confirm(
+                measurer, best.config, KERAS_DEFAULTS, rounds=CONFIRMATION_ROUNDS, epoch_batches=epoch, seed=seed
+            )
+    finally:
+        measurer.close()
+    chosen = best.config if confirmation and confirmation.significant else KERAS_DEFAULTS
+    chosen_trial = best if chosen == best.config else _trial_for(outcome.trials, KERAS_DEFAULTS)
+    default_trial = _trial_for(outcome.trials, KERAS_DEFAULTS)
+    return Recommendation(
+        config=chosen,
+        dataset_name=measurer.loaded["dataset_name"],
+        machine=machine,
+        dataset=dataset_profile,
+        model=model_profile,
+        epoch_batches=epoch,
+        window_batches=window,
+        best_tried=best.config,
+        best_tried_batches_per_second=best.epoch_batches_per_second,
+        default_batches_per_second=default_trial.epoch_batches_per_second if default_trial else None,
+        confirmation=confirmation,
+        peak_memory_bytes=best_peak if chosen == best.config else default_peak,
+        default_peak_memory_bytes=default_peak,
+        reasons=advice.explain(
+            chosen=chosen,
+            best=best,
+            confirmation=confirmation,
+            machine=machine,
+            dataset=dataset_profile,
+            model=model_profile,
+            epoch_batches=epoch,
+        ),
+        warnings=advice.warn(
+            chosen=chosen,
+            chosen_trial=chosen_trial,
+            trials=outcome.trials,
+            dataset=dataset_profile,
+            memory_budget_bytes=budget,
+            epoch_batches=epoch,
+        ),
+        trials=outcome.trials,
+        memory_budget_bytes=budget,
+        tuning_seconds=time.monotonic() - started,
+        pruning_saved_seconds=outcome.pruning_saved_seconds,
+    )
+
+
+def window_batches(dataset: DatasetProfile, model: ModelProfile) -> int:
+    """Batches per timed window: about 1.5 s at the inline rate, never past one epoch."""
+    per_batch = max(dataset.wall_seconds.median, model.step_seconds.median, 1e-4)
+    batches = max(MIN_WINDOW_BATCHES, math.ceil(TARGET_WINDOW_SECONDS / per_batch))
+    return min(batches, dataset.batches_per_epoch) if dataset.batches_per_epoch else batches
+
+
+def _window_timeout(window: int, dataset: DatasetProfile, model: ModelProfile) -> float:
+    """Ten times the window's inline duration: generous for slow configs, short for a hang."""
+    per_batch = max(dataset.wall_seconds.maximum, model.step_seconds.median)
+    return max(MIN_WINDOW_TIMEOUT_SECONDS, 10 * window * per_batch)
+
+
+def _source_for(dataset, model, dataset_name, model_name) -> FileSource | PickledSource:
+    if isinstance(dataset, (str, PathLike)):
+        path = Path(dataset)
+        if not path.is_file():
+            raise TuneLoaderError(
+                f"No such file: {path}. Expected a Python file that defines a dataset. Received: dataset={str(dataset)!r}"
+            )
+        if model is not None:
+            raise TuneLoaderError(
+                "With a file path, name the model inside the file (model_name=...), not as an object. "
+                f"Received: model={type(model).__name__}"
+            )
+        return FileSource(str(path.resolve()), dataset_name, model_name)
+    import cloudpickle
+
+    try:
+        payload = cloudpickle.dumps((dataset, model))
+    except (pickle.PicklingError, TypeError, AttributeError) as error:
+        raise TuneLoaderError(
+            "recommend() times trials in a separate process (so a hung trial can be stopped) and hands the "
+            f"dataset and model over with cloudpickle, which failed: {error}. Fix: pass the path of a file that "
+            f"builds them instead (recommend('my_gen.py')). Received: dataset={type(dataset).__name__}"
+        ) from error
+    return PickledSource(payload, dataset_name or type(dataset).__name__)
+
+
+def _trial_for(trials: tuple[TrialResult, ...], config) -> TrialResult | None:
+    return next((t for t in trials if t.config == config and t.status == "ok"), None)
+
+
+def _default_peak(trials: tuple[TrialResult, ...]) -> int | None:
+    trial = _trial_for(trials, KERAS_DEFAULTS)
+    return trial.peak_memory_bytes if trial else None

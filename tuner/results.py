@@ -1,0 +1,166 @@
+"""The results tune-loader hands back: frozen, JSON round-trippable, versioned."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from probes.profiles import DatasetProfile, MachineProfile, ModelProfile, Spread
+from probes.serde import from_dict, to_dict
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, order=True)
+class LoaderConfig:
+    """The three knobs Keras exposes for Python data code."""
+
+    workers: int = 1
+    use_multiprocessing: bool = False
+    max_queue_size: int = 10
+
+    @property
+    def parallel(self) -> bool:
+        """Whether Keras builds a worker pool at all (else batches are made inline)."""
+        return self.workers > 1 or (self.workers > 0 and self.use_multiprocessing)
+
+    @property
+    def effective_parallelism(self) -> int:
+        """Batches in flight at once: Keras bounds pending tasks by the queue size."""
+        if not self.parallel:
+            return 1
+        return min(self.workers, self.max_queue_size + 1)
+
+    def equivalence_key(self) -> tuple:
+        """Configurations Keras runs identically share a key: without a pool the queue is unused."""
+        if not self.parallel:
+            return ("inline",)
+        return (self.workers, self.use_multiprocessing, self.max_queue_size)
+
+    def label(self) -> str:
+        if not self.parallel:
+            return "inline (no pool)"
+        unit = "processes" if self.use_multiprocessing else "threads"
+        return f"{self.workers} {unit}, queue {self.max_queue_size}"
+
+    def as_kwargs(self) -> str:
+        return (
+            f"workers={self.workers}, use_multiprocessing={self.use_multiprocessing}, "
+            f"max_queue_size={self.max_queue_size}"
+        )
+
+
+KERAS_DEFAULTS = LoaderConfig()
+
+
+@dataclass(frozen=True)
+class WindowTiming:
+    """One timed epoch of ``batches`` batches (a full epoch of a window view).
+
+    ``epoch_seconds`` runs from Keras's ``on_epoch_begin`` to ``on_epoch_end``
+    and so includes building and tearing down the worker pool;
+    ``steady_batches_per_second`` comes from the spacing of the later batches;
+    ``fixed_seconds`` is what the epoch cost beyond ``batches / rate``.
+    """
+
+    batches: int
+    epoch_seconds: float
+    steady_batches_per_second: float
+    fixed_seconds: float
+
+    def predicted_epoch_seconds(self, epoch_batches: int) -> float:
+        return self.fixed_seconds + epoch_batches / self.steady_batches_per_second
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """One configuration's measurement, or why it has none.
+
+    ``status`` is ``ok``, ``pruned`` (stopped early as clearly losing),
+    ``failed`` (crash, hang, dead worker) or ``infeasible`` (over the memory
+    budget, or not allowed for this data code).
+    """
+
+    number: int
+    config: LoaderConfig
+    status: str
+    origin: str
+    windows: tuple[WindowTiming, ...] = ()
+    epoch_batches_per_second: Spread | None = None
+    fixed_seconds: float | None = None
+    steady_batches_per_second: float | None = None
+    peak_memory_bytes: int | None = None
+    reason: str = ""
+    wall_seconds: float = 0.0
+    leftover_processes: int = 0
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """The best configuration against the defaults, measured interleaved (A B A B ...)."""
+
+    best_samples: tuple[float, ...]
+    default_samples: tuple[float, ...]
+    speedup: float
+    speedup_low: float
+    speedup_high: float
+    confidence: float
+
+    @property
+    def significant(self) -> bool:
+        """True when the interval excludes 1 on the side of a speed-up."""
+        return self.speedup_low > 1.0
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """Everything tune-loader found: the answer, the evidence and the caveats."""
+
+    config: LoaderConfig
+    dataset_name: str
+    machine: MachineProfile
+    dataset: DatasetProfile
+    model: ModelProfile
+    epoch_batches: int
+    window_batches: int
+    best_tried: LoaderConfig
+    best_tried_batches_per_second: Spread | None
+    default_batches_per_second: Spread | None
+    confirmation: Confirmation | None
+    peak_memory_bytes: int | None
+    default_peak_memory_bytes: int | None
+    reasons: tuple[str, ...]
+    warnings: tuple[str, ...]
+    trials: tuple[TrialResult, ...]
+    memory_budget_bytes: int | None
+    tuning_seconds: float
+    pruning_saved_seconds: float
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def samples_per_second(self) -> float | None:
+        spread = self.recommended_batches_per_second
+        if spread is None or self.dataset.samples_per_batch is None:
+            return None
+        return spread.median * self.dataset.samples_per_batch
+
+    @property
+    def recommended_batches_per_second(self) -> Spread | None:
+        return self.best_tried_batches_per_second if self.config == self.best_tried else self.default_batches_per_second
+
+    def keras3_code(self) -> str:
+        return f"dataset = {self.dataset.class_name}(..., {self.config.as_kwargs()})"
+
+    def to_json(self) -> str:
+        return json.dumps(to_dict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> Recommendation:
+        data = json.loads(text)
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(
+                f"results.json has schema version {version}, this tune-loader reads {SCHEMA_VERSION}. "
+                "Re-run tune-loader to regenerate it."
+            )
+        return from_dict(cls, data)

@@ -1,0 +1,222 @@
+"""The trial runner: a child process that owns TensorFlow, the dataset and the model.
+
+The parent (``tuner.isolation``) never imports TensorFlow. It starts this
+module with ``python -m tuner.runner`` in its own session (process group), sends
+pickled requests on stdin and reads pickled replies from the original stdout;
+the user's prints and TensorFlow's logs go to stderr. A hang, a crash or a
+blown memory budget is handled by killing the whole group, workers included,
+and starting a fresh runner: the study goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import psutil
+
+from tuner.errors import TuneLoaderError
+
+WARMUP_BATCHES = 8
+LEFTOVER_GRACE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """The dataset (and model) come from the user's Python file."""
+
+    path: str
+    dataset_name: str | None = None
+    model_name: str | None = None
+
+
+@dataclass(frozen=True)
+class PickledSource:
+    """The dataset (and model) were handed to ``recommend()`` and pickled over."""
+
+    payload: bytes
+    label: str
+
+
+def write_message(stream: BinaryIO, message: Any) -> None:
+    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(struct.pack("<Q", len(body)) + body)
+    stream.flush()
+
+
+def read_message(stream: BinaryIO) -> Any:
+    header = _read_exactly(stream, 8)
+    if header is None:
+        return None
+    (size,) = struct.unpack("<Q", header)
+    body = _read_exactly(stream, size)
+    if body is None:
+        raise EOFError("the other side closed the pipe in the middle of a message")
+    return pickle.loads(body)
+
+
+def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
+    chunks, remaining = [], size
+    while remaining:
+        chunk = stream.read(remaining)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+class Session:
+    """What the runner holds between requests: the dataset, the model, the engine."""
+
+    def __init__(self) -> None:
+        self.engine = None
+        self.dataset = None
+        self.dataset_name = ""
+        self.build_model = None
+        self.model = None
+        self.model_description = ""
+        self.is_default_model = False
+
+    def load(self, source: FileSource | PickledSource) -> dict:
+        from tuner import engines, userfile
+
+        if isinstance(source, FileSource):
+            module = userfile.import_user_file(source.path)
+            found = userfile.find_dataset(
+                module,
+                source.dataset_name,
+                is_dataset=engines.is_keras3_dataset,
+                is_dataset_class=engines.is_keras3_dataset_class,
+            )
+            dataset = _build(found.build, f"{found.name}()")
+            model_found = userfile.find_model(module, source.model_name, is_model=engines.is_keras3_model)
+            self.dataset_name = found.name
+            self.build_model = model_found and (lambda: _build(model_found.build, f"{model_found.name}()"))
+        else:
+            import cloudpickle  # noqa: F401  (registers the by-value reducers)
+
+            dataset, model = pickle.loads(source.payload)
+            self.dataset_name = source.label
+            self.build_model = model and (lambda: model)
+        if not engines.is_keras3_dataset(dataset):
+            raise TuneLoaderError(
+                f"Expected a keras.utils.PyDataset (Keras 3) to tune. "
+                f"Received: dataset={type(dataset).__name__} from {self.dataset_name}"
+            )
+        from tuner.engines import keras3
+
+        self.engine = keras3
+        self.dataset = dataset
+        return {"dataset_name": self.dataset_name, "kind": keras3.KIND, "class_name": type(dataset).__name__}
+
+    def prepare(self) -> dict:
+        """Builds the model and runs one untimed epoch: the first ``fit`` traces the graph."""
+        first = self.engine.standardize(self._batch(0))
+        if self.build_model:
+            self.model = self.build_model()
+            self.model_description = self.engine.describe_model(self.model)
+            self.is_default_model = False
+        else:
+            self.model, self.model_description = self.engine.build_default_model(first)
+            self.is_default_model = True
+        from tuner.results import KERAS_DEFAULTS
+
+        batches = self._clamp(WARMUP_BATCHES)
+        self.engine.run_window(self.model, self.dataset, KERAS_DEFAULTS, batches, 0)
+        return {"model_description": self.model_description, "is_default_model": self.is_default_model}
+
+    def probe(self, usable_cores: int) -> tuple:
+        from probes import probe_dataset, probe_model
+
+        dataset_profile = probe_dataset(
+            self.dataset,
+            kind=self.engine.KIND,
+            num_batches=self.engine.num_batches(self.dataset),
+            usable_cores=usable_cores,
+        )
+        model_profile = probe_model(
+            self.model,
+            self.engine.standardize(self._batch(0)),
+            description=self.model_description,
+            is_default_model=self.is_default_model,
+        )
+        return dataset_profile, model_profile
+
+    def window(self, config, batches: int, offset: int) -> tuple:
+        timing = self.engine.run_window(self.model, self.dataset, config, self._clamp(batches), offset)
+        return timing, _reap_leftover_workers()
+
+    def _batch(self, index: int):
+        from probes import DataCodeError
+
+        try:
+            return self.dataset[index]
+        except Exception as error:
+            raise DataCodeError(index, error) from error
+
+    def _clamp(self, batches: int) -> int:
+        total = self.engine.num_batches(self.dataset)
+        return min(batches, total) if total else batches
+
+
+def _build(factory, label: str):
+    try:
+        return factory()
+    except TuneLoaderError:
+        raise
+    except Exception as error:
+        raise TuneLoaderError(f"Calling {label} failed with {type(error).__name__}: {error}") from error
+
+
+def _reap_leftover_workers() -> int:
+    """Waits briefly for pool workers to exit, kills the rest, and counts them."""
+    children = psutil.Process().children(recursive=True)
+    _, alive = psutil.wait_procs(children, timeout=LEFTOVER_GRACE_SECONDS)
+    for process in alive:
+        process.kill()
+    return len(alive)
+
+
+def serve(requests: BinaryIO, replies: BinaryIO) -> None:
+    from probes import DataCodeError
+
+    session = Session()
+    while (request := read_message(requests)) is not None:
+        operation, arguments = request
+        started = time.perf_counter()
+        try:
+            value = getattr(session, operation)(*arguments)
+            reply = {"ok": True, "value": value}
+        except (TuneLoaderError, DataCodeError) as error:
+            reply = {"ok": False, "user_error": True, "message": str(error)}
+        except Exception as error:  # reported to the parent, which records the trial as failed
+            reply = {
+                "ok": False,
+                "user_error": False,
+                "message": f"{type(error).__name__}: {error}",
+                "traceback": traceback.format_exc(),
+            }
+        reply["seconds"] = time.perf_counter() - started
+        write_message(replies, reply)
+
+
+def main() -> None:
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # the user's prints and C-level output must not corrupt the protocol
+    sys.stdout = sys.stderr
+    serve(sys.stdin.buffer, replies)
+
+
+if __name__ == "__main__":
+    # Run the copy imported as ``tuner.runner``, not ``__main__``, so the
+    # classes the parent pickles (FileSource, ...) are the ones checked here.
+    from tuner import runner
+
+    runner.main()

@@ -1,0 +1,65 @@
+"""The search space for the three knobs, and the configurations tried first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from probes.profiles import DatasetProfile, MachineProfile
+from tuner.results import KERAS_DEFAULTS, LoaderConfig
+
+MAX_QUEUE = 64
+WORKERS_PER_CORE = 4
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """workers in 1..max_workers, processes only where allowed, queue 1..64 (log)."""
+
+    max_workers: int
+    allow_processes: bool
+    max_queue_size: int = MAX_QUEUE
+
+    @classmethod
+    def for_profiles(cls, machine: MachineProfile, dataset: DatasetProfile) -> SearchSpace:
+        """Processes only for a dataset that pickles (required by every start method but fork)."""
+        return cls(max_workers=WORKERS_PER_CORE * machine.usable_cores, allow_processes=dataset.picklable)
+
+    def suggest(self, trial) -> LoaderConfig:
+        """Asks an Optuna trial for one configuration."""
+        return LoaderConfig(
+            workers=trial.suggest_int("workers", 1, self.max_workers),
+            use_multiprocessing=trial.suggest_categorical(
+                "use_multiprocessing", [False, True] if self.allow_processes else [False]
+            ),
+            max_queue_size=trial.suggest_int("max_queue_size", 1, self.max_queue_size, log=True),
+        )
+
+    def contains(self, config: LoaderConfig) -> bool:
+        return (
+            1 <= config.workers <= self.max_workers
+            and (self.allow_processes or not config.use_multiprocessing)
+            and 1 <= config.max_queue_size <= self.max_queue_size
+        )
+
+    @staticmethod
+    def params(config: LoaderConfig) -> dict:
+        return {
+            "workers": config.workers,
+            "use_multiprocessing": config.use_multiprocessing,
+            "max_queue_size": config.max_queue_size,
+        }
+
+
+def rule_of_thumb(machine: MachineProfile, dataset: DatasetProfile) -> LoaderConfig:
+    """What people usually guess: one worker per core, processes if the code holds the GIL."""
+    processes = dataset.gil_bound and dataset.picklable
+    return LoaderConfig(workers=machine.usable_cores, use_multiprocessing=processes, max_queue_size=10)
+
+
+def starting_configs(machine: MachineProfile, dataset: DatasetProfile) -> list[tuple[str, LoaderConfig]]:
+    """The Keras defaults and the rule of thumb, measured before the sampler takes over."""
+    starts = [("keras defaults", KERAS_DEFAULTS)]
+    guess = rule_of_thumb(machine, dataset)
+    if guess != KERAS_DEFAULTS:
+        starts.append(("rule of thumb", guess))
+    return starts

@@ -1,0 +1,221 @@
+"""The Optuna study over the three knobs, and the interleaved confirmation.
+
+Failures are data: a trial that hangs, crashes or goes over the memory
+budget is recorded with its reason and the study goes on. Each trial times
+several windows and reports after each, so a pruner can stop clearly losing
+configurations early.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import optuna
+
+from probes.serde import from_dict, to_dict
+from probes.stats import bootstrap_ratio_interval
+from tuner.epoch_model import epoch_throughput, epoch_throughputs
+from tuner.isolation import TrialStopped
+from tuner.results import Confirmation, LoaderConfig, TrialResult, WindowTiming
+from tuner.space import SearchSpace
+
+RESULT_ATTR = "tune_loader_result"
+ORIGIN_ATTR = "origin"
+MAX_REPEATS_PER_TRIAL = 5
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One timed window as the study sees it."""
+
+    timing: WindowTiming
+    peak_memory_bytes: int
+    leftover_processes: int
+    wall_seconds: float
+
+
+class Measurer(Protocol):
+    """Runs one window of ``config``; raises ``TrialStopped`` when it cannot."""
+
+    def measure(self, config: LoaderConfig, window_index: int) -> Measurement: ...
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    epoch_batches: int
+    windows_per_trial: int = 3
+    max_trials: int = 24
+    time_budget_seconds: float = 150.0
+    seed: int = 0
+    storage: str | None = None
+    study_name: str = "tune-loader"
+
+
+@dataclass(frozen=True)
+class StudyOutcome:
+    trials: tuple[TrialResult, ...]
+    pruning_saved_seconds: float
+    resumed_trials: int
+
+
+def run_study(
+    measurer: Measurer,
+    space: SearchSpace,
+    starts: list[tuple[str, LoaderConfig]],
+    settings: StudySettings,
+    on_trial: Callable[[TrialResult, int], None] | None = None,
+) -> StudyOutcome:
+    """Measures the starting configs, then lets TPE search until trials or time run out.
+
+    ``on_trial(result, measured_so_far)`` is called after every measured trial.
+    """
+    optuna.logging.set_verbosity(logging.WARNING)
+    study = optuna.create_study(
+        study_name=settings.study_name,
+        storage=settings.storage,
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=settings.seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=len(starts) + 2, n_warmup_steps=0),
+        load_if_exists=True,
+    )
+    results = _results_in(study)
+    resumed = len(results)
+    if not study.trials:
+        for origin, config in starts:
+            study.enqueue_trial(SearchSpace.params(config), user_attrs={ORIGIN_ATTR: origin})
+    known = {r.config.equivalence_key(): r for r in results}
+    saved = 0.0
+    began = time.monotonic()
+    repeats = 0
+    while len(results) < settings.max_trials and time.monotonic() - began < settings.time_budget_seconds:
+        trial = study.ask()
+        config = space.suggest(trial)
+        if config.equivalence_key() in known:
+            # TPE re-proposes configurations in a small discrete space (and
+            # without a pool the queue size changes nothing): the answer is
+            # already measured, so tell it again instead of re-timing.
+            _tell(study, trial, known[config.equivalence_key()])
+            repeats += 1
+            if repeats > MAX_REPEATS_PER_TRIAL * settings.max_trials:
+                break
+            continue
+        origin = trial.user_attrs.get(ORIGIN_ATTR, "sampler")
+        result, trial_saved = _run_trial(measurer, trial, config, origin, settings)
+        saved += trial_saved
+        trial.set_user_attr(RESULT_ATTR, json.dumps(to_dict(result)))
+        _tell(study, trial, result)
+        results.append(result)
+        known[config.equivalence_key()] = result
+        if on_trial:
+            on_trial(result, len(results))
+    return StudyOutcome(tuple(results), saved, resumed)
+
+
+def _run_trial(measurer, trial, config, origin, settings) -> tuple[TrialResult, float]:
+    windows, peak, leftovers, walls = [], 0, 0, []
+    number = trial.number
+    try:
+        for index in range(settings.windows_per_trial):
+            measurement = measurer.measure(config, index)
+            windows.append(measurement.timing)
+            peak = max(peak, measurement.peak_memory_bytes)
+            leftovers += measurement.leftover_processes
+            walls.append(measurement.wall_seconds)
+            spread = epoch_throughputs(windows, settings.epoch_batches)
+            trial.report(spread.median, index)
+            if index < settings.windows_per_trial - 1 and trial.should_prune():
+                remaining = settings.windows_per_trial - len(windows)
+                return (
+                    _result(number, config, "pruned", origin, windows, settings, peak, leftovers, walls,
+                            reason=f"stopped after {len(windows)} of {settings.windows_per_trial} windows: "
+                            "below the median of earlier trials"),
+                    remaining * sum(walls) / len(walls),
+                )
+    except TrialStopped as stop:
+        return _result(number, config, stop.status, origin, windows, settings, peak, leftovers, walls, reason=stop.reason), 0.0
+    return _result(number, config, "ok", origin, windows, settings, peak, leftovers, walls), 0.0
+
+
+def _result(number, config, status, origin, windows, settings, peak, leftovers, walls, reason="") -> TrialResult:
+    spread = epoch_throughputs(windows, settings.epoch_batches) if windows else None
+    return TrialResult(
+        number=number,
+        config=config,
+        status=status,
+        origin=origin,
+        windows=tuple(windows),
+        epoch_batches_per_second=spread,
+        fixed_seconds=_median([w.fixed_seconds for w in windows]),
+        steady_batches_per_second=_median([w.steady_batches_per_second for w in windows]),
+        peak_memory_bytes=peak or None,
+        reason=reason,
+        wall_seconds=sum(walls),
+        leftover_processes=leftovers,
+    )
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, result: TrialResult) -> None:
+    if result.status == "ok":
+        study.tell(trial, result.epoch_batches_per_second.median)
+    elif result.status == "pruned":
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    else:
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
+def _results_in(study: optuna.Study) -> list[TrialResult]:
+    """Trials measured by an earlier, interrupted run of the same study."""
+    return [
+        from_dict(TrialResult, json.loads(t.user_attrs[RESULT_ATTR]))
+        for t in study.get_trials(deepcopy=False)
+        if RESULT_ATTR in t.user_attrs
+    ]
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def best_trial(trials: tuple[TrialResult, ...]) -> TrialResult | None:
+    """The completed trial with the highest median predicted-epoch throughput."""
+    completed = [t for t in trials if t.status == "ok" and t.epoch_batches_per_second]
+    return max(completed, key=lambda t: t.epoch_batches_per_second.median, default=None)
+
+
+def confirm(
+    measurer: Measurer,
+    best: LoaderConfig,
+    baseline: LoaderConfig,
+    *,
+    rounds: int,
+    epoch_batches: int,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[Confirmation, int, int]:
+    """Times ``best`` and ``baseline`` interleaved (A B A B ...) and bootstraps the speed-up.
+
+    Interleaving spreads slow background drift over both sides (as asv
+    does). Returns the confirmation and each side's peak memory.
+    """
+    best_samples, baseline_samples = [], []
+    best_peak = baseline_peak = 0
+    for round_index in range(rounds):
+        for config, samples in ((best, best_samples), (baseline, baseline_samples)):
+            measurement = measurer.measure(config, 100 + round_index)
+            samples.append(epoch_throughput(measurement.timing, epoch_batches))
+            if config == best:
+                best_peak = max(best_peak, measurement.peak_memory_bytes)
+            else:
+                baseline_peak = max(baseline_peak, measurement.peak_memory_bytes)
+    speedup, low, high = bootstrap_ratio_interval(best_samples, baseline_samples, confidence=confidence, seed=seed)
+    confirmation = Confirmation(tuple(best_samples), tuple(baseline_samples), speedup, low, high, confidence)
+    return confirmation, best_peak, baseline_peak

@@ -1,0 +1,63 @@
+"""The real measurer: real ``fit`` epochs in an isolated, restartable runner."""
+
+from __future__ import annotations
+
+import time
+
+from probes.profiles import DatasetProfile, ModelProfile
+from tuner.errors import TuneLoaderError
+from tuner.isolation import RunnerProcess, TrialStopped
+from tuner.runner import FileSource, PickledSource
+from tuner.results import LoaderConfig
+from tuner.study import Measurement
+
+STARTUP_TIMEOUT_SECONDS = 300.0
+PROBE_TIMEOUT_SECONDS = 300.0
+
+
+class RunnerMeasurer:
+    """Owns the runner: loads the user's workload once, restarts it after a kill.
+
+    A restart (import, model build, graph tracing: several seconds) happens
+    outside any measured window, so it never lands in a trial's timings.
+    """
+
+    def __init__(self, source: FileSource | PickledSource, *, memory_budget_bytes: int | None, window_timeout_seconds: float):
+        self.source = source
+        self.runner = RunnerProcess(memory_budget_bytes)
+        self.window_timeout_seconds = window_timeout_seconds
+        self.window_batches = 1
+        self.epoch_batches: int | None = None
+        self.loaded: dict = {}
+        self.prepared: dict = {}
+        self.restart_seconds = 0.0
+
+    def start(self) -> None:
+        self.runner.start()
+        try:
+            self.loaded, _ = self.runner.call("load", self.source, timeout=STARTUP_TIMEOUT_SECONDS)
+            self.prepared, _ = self.runner.call("prepare", timeout=STARTUP_TIMEOUT_SECONDS)
+        except TrialStopped as stop:
+            raise TuneLoaderError(f"Loading the dataset and model and running a first epoch failed: {stop.reason}") from stop
+
+    def probe(self, usable_cores: int) -> tuple[DatasetProfile, ModelProfile]:
+        try:
+            profiles, _ = self.runner.call("probe", usable_cores, timeout=PROBE_TIMEOUT_SECONDS)
+        except TrialStopped as stop:
+            raise TuneLoaderError(f"Probing the data code and the model failed: {stop.reason}") from stop
+        return profiles
+
+    def measure(self, config: LoaderConfig, window_index: int) -> Measurement:
+        if self.runner.process is None:
+            began = time.perf_counter()
+            self.start()
+            self.restart_seconds += time.perf_counter() - began
+        offset = (window_index * self.window_batches) % self.epoch_batches if self.epoch_batches else 0
+        began = time.perf_counter()
+        (timing, leftovers), peak = self.runner.call(
+            "window", config, self.window_batches, offset, timeout=self.window_timeout_seconds
+        )
+        return Measurement(timing, peak, leftovers, time.perf_counter() - began)
+
+    def close(self) -> None:
+        self.runner.close()

@@ -34,6 +34,7 @@ def probe_dataset(
     num_batches: int | None,
     usable_cores: int,
     get_batch: Callable[[int], Any] | None = None,
+    pickle_error: str | None = None,
 ) -> DatasetProfile:
     """Times batches inline, tries them from threads, and checks pickling.
 
@@ -41,6 +42,8 @@ def probe_dataset(
     same batches once one after another and once from ``max(2, usable_cores)``
     threads at once: the ratio shows directly whether threads can overlap the
     work (I/O, numpy that drops the GIL) or not (pure Python holding the GIL).
+    ``pickle_error`` ("" for picklable), when given, replaces the pickling
+    test: the caller judged it where the dataset was made.
     """
     get_batch = get_batch or dataset.__getitem__
     length = num_batches if num_batches else None
@@ -68,7 +71,8 @@ def probe_dataset(
     threaded_seconds = time.perf_counter() - threaded_start
 
     thread_safe, safety_note = _judge_thread_safety(get_batch, indices[0], serial_batches, threaded_batches)
-    picklable, pickle_error = _try_pickle(dataset)
+    if pickle_error is None:
+        pickle_error = pickle_failure(dataset)
     wall_spread = summarize(walls)
     cpu_spread = summarize(cpus)
     return DatasetProfile(
@@ -83,7 +87,7 @@ def probe_dataset(
         cpu_fraction=float(min(1.0, sum(cpus) / max(sum(walls), 1e-9))),
         thread_speedup=serial_seconds / threaded_seconds if threaded_seconds > 0 else None,
         threads_tried=threads,
-        picklable=picklable,
+        picklable=not pickle_error,
         pickle_error=pickle_error,
         thread_safe=thread_safe,
         thread_safety_note=safety_note,
@@ -102,12 +106,13 @@ def _timed_call(get_batch: Callable[[int], Any], i: int) -> tuple[Any, float, fl
     return batch, time.perf_counter() - wall_start, time.thread_time() - cpu_start
 
 
-def _try_pickle(dataset: Any) -> tuple[bool, str]:
+def pickle_failure(obj: Any) -> str:
+    """Why ``obj`` does not pickle with the standard pickler, or "" if it does."""
     try:
-        pickle.dumps(dataset)
+        pickle.dumps(obj)
     except Exception as error:  # any pickling failure is an answer, not a crash
-        return False, f"{type(error).__name__}: {error}"
-    return True, ""
+        return f"{type(error).__name__}: {error}"
+    return ""
 
 
 def _judge_thread_safety(get_batch, index, serial_batches, threaded_batches) -> tuple[bool | None, str]:

@@ -70,8 +70,11 @@ def _memory(data: PlotData):
                 [p.workers for p in points], [p.memory_mib for p in points], color=COLORS[kind], label=kind,
                 s=[12 + 16 * p.queue**0.5 for p in points], alpha=0.7,
             )
-    if data.memory_budget_mib:
+    highest = max((p.memory_mib for p in data.points if p.memory_mib), default=0)
+    if data.memory_budget_mib and data.memory_budget_mib < 2 * highest:
         axes.axhline(data.memory_budget_mib, color="#d62728", linestyle=":", label="memory budget")
+    elif data.memory_budget_mib:
+        axes.annotate(f"budget {data.memory_budget_mib:,.0f} MiB (off scale)", (0.01, 0.95), xycoords="axes fraction", fontsize=8)
     axes.set_xlabel("workers (marker size grows with max_queue_size)")
     axes.set_ylabel("peak PSS of process tree (MiB)")
     axes.set_title("Memory: training process and its workers, shared pages counted once")

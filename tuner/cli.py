@@ -37,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", metavar="NAME", help="attribute of FILE to tune when it has several")
     parser.add_argument("--model", metavar="NAME", help="attribute of FILE that builds the compiled model")
     parser.add_argument("--trials", type=int, default=24, help="most configurations to measure (default 24)")
-    parser.add_argument("--time-budget", type=float, default=150.0, metavar="SECONDS",
-                        help="search time before confirming the winner (default 150)")
+    parser.add_argument("--time-budget", type=float, default=120.0, metavar="SECONDS",
+                        help="search time before confirming the winner (default 120)")
     parser.add_argument("--max-memory", type=parse_size, metavar="SIZE",
                         help="memory budget for the process tree, e.g. 4G (default: half the available RAM)")
     parser.add_argument("--trial-timeout", type=float, metavar="SECONDS",

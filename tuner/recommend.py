@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from probes import probe_machine
+from probes.dataset import pickle_failure
 from probes.profiles import DatasetProfile, ModelProfile
 from tuner import advice
 from tuner.errors import TuneLoaderError
@@ -48,7 +49,7 @@ def recommend(
     dataset_name: str | None = None,
     model_name: str | None = None,
     trials: int = 24,
-    time_budget: float = 150.0,
+    time_budget: float = 120.0,
     max_memory: int | None = None,
     window_timeout: float | None = None,
     seed: int = 0,
@@ -190,7 +191,7 @@ def _source_for(dataset, model, dataset_name, model_name) -> FileSource | Pickle
             f"dataset and model over with cloudpickle, which failed: {error}. Fix: pass the path of a file that "
             f"builds them instead (recommend('my_gen.py')). Received: dataset={type(dataset).__name__}"
         ) from error
-    return PickledSource(payload, dataset_name or type(dataset).__name__)
+    return PickledSource(payload, dataset_name or type(dataset).__name__, pickle_failure(dataset))
 
 
 def _trial_for(trials: tuple[TrialResult, ...], config) -> TrialResult | None:

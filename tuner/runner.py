@@ -38,10 +38,16 @@ class FileSource:
 
 @dataclass(frozen=True)
 class PickledSource:
-    """The dataset (and model) were handed to ``recommend()`` and pickled over."""
+    """The dataset (and model) were handed to ``recommend()`` and sent over with cloudpickle.
+
+    ``pickle_error`` is judged in the caller's process, where the dataset's
+    class is importable by name; in the runner a class that came by value
+    (defined in ``__main__`` or a notebook) would wrongly look unpicklable.
+    """
 
     payload: bytes
     label: str
+    pickle_error: str
 
 
 def write_message(stream: BinaryIO, message: Any) -> None:
@@ -83,6 +89,7 @@ class Session:
         self.model = None
         self.model_description = ""
         self.is_default_model = False
+        self.pickle_error: str | None = None
 
     def load(self, source: FileSource | PickledSource) -> dict:
         from tuner import engines, userfile
@@ -105,6 +112,7 @@ class Session:
             dataset, model = pickle.loads(source.payload)
             self.dataset_name = source.label
             self.build_model = model and (lambda: model)
+            self.pickle_error = source.pickle_error
         if not engines.is_keras3_dataset(dataset):
             raise TuneLoaderError(
                 f"Expected a keras.utils.PyDataset (Keras 3) to tune. "
@@ -140,6 +148,7 @@ class Session:
             kind=self.engine.KIND,
             num_batches=self.engine.num_batches(self.dataset),
             usable_cores=usable_cores,
+            pickle_error=self.pickle_error,
         )
         model_profile = probe_model(
             self.model,

@@ -1,0 +1,63 @@
+"""Small, explicit profiles and results for tests that need no Keras."""
+
+from __future__ import annotations
+
+from probes.profiles import DatasetProfile, MachineProfile, ModelProfile, Spread
+from probes.stats import summarize
+from tuner.results import KERAS_DEFAULTS, Confirmation, LoaderConfig, Recommendation, TrialResult, WindowTiming
+
+
+def machine(cores: int = 2) -> MachineProfile:
+    return MachineProfile(
+        logical_cores=cores, affinity_cores=cores, cgroup_cpu_quota=None, usable_cores=cores,
+        memory_total_bytes=24 * 2**30, memory_available_bytes=20 * 2**30, memory_limit_bytes=None,
+        python_version="3.11.7", platform="Linux", start_method="fork", package_versions={"keras": "3.15.1"},
+    )
+
+
+def dataset(
+    *, cpu_fraction=0.05, thread_speedup=1.9, picklable=True, class_name="ShardDataset", batch_ms=20.0,
+    thread_safe=True, pickle_error="",
+) -> DatasetProfile:
+    return DatasetProfile(
+        kind="pydataset", class_name=class_name, batches_per_epoch=200, batch_bytes=8320, samples_per_batch=32,
+        batch_structure="(float32[32, 64], float32[32, 1])", wall_seconds=summarize([batch_ms / 1e3] * 5),
+        cpu_seconds=summarize([cpu_fraction * batch_ms / 1e3] * 5), cpu_fraction=cpu_fraction,
+        thread_speedup=thread_speedup, threads_tried=2, picklable=picklable, pickle_error=pickle_error,
+        thread_safe=thread_safe, thread_safety_note="threads returned the same batches as inline calls",
+        user_workers=1, user_use_multiprocessing=False, user_max_queue_size=10,
+    )
+
+
+def model(step_ms: float = 2.0) -> ModelProfile:
+    return ModelProfile(description="tiny mlp", is_default_model=True, step_seconds=summarize([step_ms / 1e3] * 5), parameters=2113)
+
+
+def trial(number: int, config: LoaderConfig, rate: float, status: str = "ok", reason: str = "") -> TrialResult:
+    windows = tuple(WindowTiming(50, 50 / rate + 0.01, rate, 0.01) for _ in range(3)) if status == "ok" else ()
+    return TrialResult(
+        number=number, config=config, status=status, origin="test", windows=windows,
+        epoch_batches_per_second=Spread(rate, 1.0, rate - 1, rate + 1, 3) if status == "ok" else None,
+        fixed_seconds=0.01 if status == "ok" else None, steady_batches_per_second=rate if status == "ok" else None,
+        peak_memory_bytes=640 * 2**20 if status == "ok" else None, reason=reason, wall_seconds=1.5,
+    )
+
+
+def recommendation(*, class_name="ShardDataset", reason_text="", **dataset_overrides) -> Recommendation:
+    best = LoaderConfig(8, False, 16)
+    trials = (
+        trial(0, KERAS_DEFAULTS, 45.0),
+        trial(1, LoaderConfig(2, True, 10), 80.0),
+        trial(2, best, 300.0),
+        trial(3, LoaderConfig(16, True, 64), 0.0, status="failed", reason=reason_text or "timed out after 30 s"),
+    )
+    confirmation = Confirmation((300.0, 305.0, 298.0), (45.0, 44.0, 46.0), 6.6, 6.3, 6.9, 0.95)
+    return Recommendation(
+        config=best, dataset_name="make_dataset", machine=machine(), dataset=dataset(class_name=class_name, **dataset_overrides),
+        model=model(), epoch_batches=200, window_batches=50, best_tried=best,
+        best_tried_batches_per_second=trials[2].epoch_batches_per_second,
+        default_batches_per_second=trials[0].epoch_batches_per_second, confirmation=confirmation,
+        peak_memory_bytes=640 * 2**20, default_peak_memory_bytes=630 * 2**20,
+        reasons=("Your batches mostly wait.",), warnings=("Batches run concurrently.",), trials=trials,
+        memory_budget_bytes=10 * 2**30, tuning_seconds=60.0, pruning_saved_seconds=4.0,
+    )

@@ -1,0 +1,35 @@
+import pytest
+
+from tuner.epoch_model import epoch_throughput, window_timing
+
+
+def clock(startup: float, rate: float, batches: int, teardown: float = 0.0):
+    ends = [startup + (i + 1) / rate for i in range(batches)]
+    return 0.0, ends, ends[-1] + teardown
+
+
+def test_window_timing_separates_startup_from_steady_rate():
+    begin, ends, end = clock(startup=0.3, rate=100.0, batches=60, teardown=0.05)
+    timing = window_timing(begin, ends, end)
+    assert timing.steady_batches_per_second == pytest.approx(100.0)
+    assert timing.fixed_seconds == pytest.approx(0.35)
+
+
+def test_first_batch_burst_does_not_inflate_the_rate():
+    # A fresh pool of 8 workers delivers its first 8 batches at once.
+    ends = [0.2] * 8 + [0.2 + (i + 1) / 50.0 for i in range(40)]
+    timing = window_timing(0.0, ends, ends[-1])
+    assert timing.steady_batches_per_second == pytest.approx(50.0)
+
+
+def test_prediction_for_a_longer_epoch_uses_both_parts():
+    begin, ends, end = clock(startup=0.5, rate=200.0, batches=40)
+    timing = window_timing(begin, ends, end)
+    # 1000 batches: 0.5 s start-up + 5 s of steady batches.
+    assert timing.predicted_epoch_seconds(1000) == pytest.approx(5.5)
+    assert epoch_throughput(timing, 1000) == pytest.approx(1000 / 5.5)
+
+
+def test_window_timing_needs_a_batch():
+    with pytest.raises(ValueError, match="at least one batch"):
+        window_timing(0.0, [], 1.0)

@@ -1,0 +1,126 @@
+"""Real Keras 3 training: few, small, and marked slow. They run in CI too."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SLEEPY_FILE = """
+import time
+import keras
+import numpy as np
+
+class Sleepy(keras.utils.PyDataset):
+    def __len__(self):
+        return 40
+
+    def __getitem__(self, index):
+        time.sleep(0.01)
+        x = np.full((8, 4), index, dtype="float32")
+        return x, x.sum(axis=1)
+
+def make_dataset():
+    return Sleepy()
+"""
+
+HANGS_IN_WORKER_PROCESSES = """
+import multiprocessing
+import time
+import keras
+import numpy as np
+
+class HangsInProcesses(keras.utils.PyDataset):
+    '''Pure Python (so the rule of thumb tries processes); hangs on batch 3 in a worker process.'''
+
+    def __len__(self):
+        return 30
+
+    def __getitem__(self, index):
+        if index == 3 and multiprocessing.current_process().name != "MainProcess":
+            time.sleep(3600)
+        total = sum(i * i for i in range(20_000))
+        return np.full((4, 2), total % 7, dtype="float32"), np.zeros(4, dtype="float32")
+
+def make_dataset():
+    return HangsInProcesses()
+"""
+
+
+def no_descendants_left():
+    return [p for p in psutil.Process().children(recursive=True) if p.is_running() and p.status() != "zombie"]
+
+
+def test_cli_tunes_a_real_dataset_and_writes_a_consistent_report(tmp_path):
+    (tmp_path / "sleepy.py").write_text(textwrap.dedent(SLEEPY_FILE))
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "tuner.cli", "sleepy.py", "--trials", "4", "--time-budget", "30", "--out", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=420,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads((out / "results.json").read_text())
+    config = data["config"]
+    assert f"workers={config['workers']}, use_multiprocessing={config['use_multiprocessing']}" in result.stdout
+    assert data["model"]["is_default_model"] is True
+    assert data["dataset"]["batches_per_epoch"] == 40
+    assert data["dataset"]["cpu_fraction"] < 0.5
+    statuses = [t["status"] for t in data["trials"]]
+    assert len(statuses) == 4 and statuses[0] == "ok"
+    assert data["trials"][0]["origin"] == "keras defaults"
+    ok = [t for t in data["trials"] if t["status"] == "ok"]
+    assert all(t["peak_memory_bytes"] > 100 * 2**20 for t in ok)
+    # Waiting code: some threaded configuration must beat the inline defaults.
+    default_rate = data["default_batches_per_second"]["median"]
+    assert data["best_tried_batches_per_second"]["median"] > 1.3 * default_rate
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3
+    assert (out / "trials.csv").read_text().count("\n") == 5
+    assert (out / "study.db").exists()
+    assert no_descendants_left() == []
+
+
+def test_recommend_takes_objects_and_returns_a_recommendation():
+    import keras
+    import numpy as np
+
+    from tuner import Recommendation, recommend
+
+    class Tiny(keras.utils.PyDataset):
+        def __len__(self):
+            return 24
+
+        def __getitem__(self, index):
+            return np.ones((4, 3), dtype="float32") * index, np.zeros(4, dtype="float32")
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    result = recommend(Tiny(), model, trials=2, time_budget=10)
+    assert isinstance(result, Recommendation)
+    assert result.dataset.class_name == "Tiny"
+    assert result.model.is_default_model is False
+    assert result.model.parameters == 4
+    assert len(result.trials) == 2
+    # A class local to a function cannot be pickled by name, so processes are not searched.
+    assert not result.dataset.picklable and "local" in result.dataset.pickle_error
+    assert not any(t.config.use_multiprocessing for t in result.trials)
+    assert no_descendants_left() == []
+
+
+def test_a_worker_that_hangs_is_killed_recorded_and_the_study_finishes(tmp_path):
+    from tuner import recommend
+
+    path = tmp_path / "hangs.py"
+    path.write_text(textwrap.dedent(HANGS_IN_WORKER_PROCESSES))
+    result = recommend(str(path), trials=3, time_budget=60, window_timeout=8)
+    processes = [t for t in result.trials if t.config.use_multiprocessing]
+    assert processes, [t.config for t in result.trials]
+    assert all(t.status == "failed" and "timed out" in t.reason for t in processes)
+    assert any(t.status == "ok" for t in result.trials)
+    assert not result.config.use_multiprocessing
+    assert any("timed out" in warning for warning in result.warnings)
+    assert no_descendants_left() == []

@@ -1,0 +1,38 @@
+import base64
+import re
+
+import pandas as pd
+
+from reports import write_reports
+from reports.plotdata import plot_data
+from tests import builders
+
+EVIL = "<script>alert(1)</script>"
+
+
+def test_report_files_are_written_and_self_contained(tmp_path):
+    paths = write_reports(builders.recommendation(), tmp_path)
+    html = paths["html"].read_text()
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    assert len(images) == 3
+    assert all(base64.b64decode(image).startswith(b"\x89PNG") for image in images)
+    assert 'src="http' not in html and "<link" not in html
+    assert "8 threads, queue 16" in html
+    assert "6.60x" in html and "[6.30, 6.90]" in html
+    frame = pd.read_csv(paths["csv"])
+    assert list(frame["status"]) == ["ok", "ok", "ok", "failed"]
+    assert frame.loc[3, "reason"] == "timed out after 30 s"
+
+
+def test_user_strings_are_escaped_in_the_report(tmp_path):
+    recommendation = builders.recommendation(class_name=EVIL, reason_text=f"ValueError: {EVIL}")
+    html = write_reports(recommendation, tmp_path)["html"].read_text()
+    assert EVIL not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_plot_data_tracks_the_best_so_far_and_kinds():
+    data = plot_data(builders.recommendation())
+    assert [p.kind for p in data.points] == ["inline", "processes", "threads", "processes"]
+    assert data.best_so_far == ((0, 45.0), (1, 80.0), (2, 300.0), (3, 300.0))
+    assert data.default_throughput == 45.0

@@ -1,0 +1,28 @@
+import json
+
+import pytest
+
+from tests import builders
+from tuner.results import SCHEMA_VERSION, Recommendation
+
+
+def test_recommendation_survives_a_json_round_trip():
+    original = builders.recommendation()
+    restored = Recommendation.from_json(original.to_json())
+    assert restored == original
+    assert restored.dataset.gil_bound == original.dataset.gil_bound
+    assert restored.trials[2].windows[0].predicted_epoch_seconds(200) == original.trials[2].windows[0].predicted_epoch_seconds(200)
+
+
+def test_results_json_carries_schema_version_and_machine():
+    data = json.loads(builders.recommendation().to_json())
+    assert data["schema_version"] == SCHEMA_VERSION
+    assert data["machine"]["usable_cores"] == 2
+    assert data["trials"][2]["windows"][0]["steady_batches_per_second"] == 300.0
+
+
+def test_other_schema_versions_are_refused_with_advice():
+    data = json.loads(builders.recommendation().to_json())
+    data["schema_version"] = 99
+    with pytest.raises(ValueError, match="Re-run tune-loader"):
+        Recommendation.from_json(json.dumps(data))

@@ -1,0 +1,40 @@
+import optuna
+
+from tests import builders
+from tuner.results import KERAS_DEFAULTS, LoaderConfig
+from tuner.space import SearchSpace, rule_of_thumb, starting_configs
+
+
+def test_rule_of_thumb_uses_processes_for_gil_bound_code():
+    gil_bound = builders.dataset(cpu_fraction=0.95, thread_speedup=1.02)
+    assert rule_of_thumb(builders.machine(4), gil_bound) == LoaderConfig(4, True, 10)
+
+
+def test_rule_of_thumb_uses_threads_for_waiting_code():
+    assert rule_of_thumb(builders.machine(4), builders.dataset()) == LoaderConfig(4, False, 10)
+
+
+def test_rule_of_thumb_never_uses_processes_for_an_unpicklable_dataset():
+    gil_bound = builders.dataset(cpu_fraction=0.95, thread_speedup=1.0, picklable=False)
+    assert rule_of_thumb(builders.machine(4), gil_bound).use_multiprocessing is False
+
+
+def test_single_core_rule_of_thumb_equal_to_defaults_is_not_enqueued_twice():
+    starts = starting_configs(builders.machine(1), builders.dataset())
+    assert starts == [("keras defaults", KERAS_DEFAULTS)]
+
+
+def test_space_bounds_follow_usable_cores():
+    space = SearchSpace.for_profiles(builders.machine(3), builders.dataset())
+    assert space.max_workers == 12
+    config = space.suggest(optuna.trial.FixedTrial({"workers": 12, "use_multiprocessing": True, "max_queue_size": 64}))
+    assert config == LoaderConfig(12, True, 64)
+    assert space.contains(config)
+    assert not space.contains(LoaderConfig(13, False, 10))
+
+
+def test_effective_parallelism_is_capped_by_the_queue():
+    assert LoaderConfig(8, False, 2).effective_parallelism == 3
+    assert LoaderConfig(1, False, 64).effective_parallelism == 1
+    assert LoaderConfig(1, True, 10).parallel
+    assert LoaderConfig(1, False, 5).equivalence_key() == KERAS_DEFAULTS.equivalence_key()

@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+
+from probes.stats import bootstrap_ratio_interval, outlier_mask, summarize
+
+
+def test_summarize_reports_median_mad_and_count():
+    spread = summarize([1.0, 2.0, 3.0, 100.0])
+    assert spread.median == 2.5
+    assert spread.mad == 1.0
+    assert (spread.minimum, spread.maximum, spread.count) == (1.0, 100.0, 4)
+
+
+def test_summarize_rejects_empty_input_with_a_clear_message():
+    with pytest.raises(ValueError, match="Received: values=\\[\\]"):
+        summarize([])
+
+
+def test_outlier_mask_flags_only_the_far_value():
+    values = [10.0, 10.2, 9.9, 10.1, 10.0, 30.0]
+    assert outlier_mask(values) == [False, False, False, False, False, True]
+
+
+def test_outlier_mask_with_zero_spread_flags_nothing():
+    assert outlier_mask([5.0, 5.0, 5.0, 9.0]) == [False] * 4
+
+
+def test_bootstrap_interval_excludes_one_for_a_real_speedup():
+    rng = np.random.default_rng(1)
+    fast, slow = rng.normal(300, 10, 5), rng.normal(100, 5, 5)
+    ratio, low, high = bootstrap_ratio_interval(fast, slow)
+    assert low > 1.0 and low <= ratio <= high
+    assert ratio == pytest.approx(3.0, rel=0.15)
+
+
+def test_bootstrap_interval_includes_one_for_equal_samples():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(100, 10, 5), rng.normal(100, 10, 5)
+    _, low, high = bootstrap_ratio_interval(a, b)
+    assert low < 1.0 < high

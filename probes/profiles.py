@@ -94,6 +94,7 @@ class ModelProfile:
     description: str
     is_default_model: bool
     step_seconds: Spread
+    cpu_seconds_per_step: float
     parameters: int
 
     @property

@@ -30,7 +30,7 @@ def dataset(
 
 
 def model(step_ms: float = 2.0) -> ModelProfile:
-    return ModelProfile(description="tiny mlp", is_default_model=True, step_seconds=summarize([step_ms / 1e3] * 5), parameters=2113)
+    return ModelProfile(description="tiny mlp", is_default_model=True, step_seconds=summarize([step_ms / 1e3] * 5), cpu_seconds_per_step=1.5 * step_ms / 1e3, parameters=2113)
 
 
 def trial(number: int, config: LoaderConfig, rate: float, status: str = "ok", reason: str = "") -> TrialResult:

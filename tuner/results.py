@@ -40,7 +40,8 @@ class LoaderConfig:
     def label(self) -> str:
         if not self.parallel:
             return "inline (no pool)"
-        unit = "processes" if self.use_multiprocessing else "threads"
+        unit = "process" if self.use_multiprocessing else "thread"
+        unit += "" if self.workers == 1 else ("es" if self.use_multiprocessing else "s")
         return f"{self.workers} {unit}, queue {self.max_queue_size}"
 
     def as_kwargs(self) -> str:

@@ -85,6 +85,23 @@ class DatasetProfile:
 
 
 @dataclass(frozen=True)
+class PipelinePoint:
+    """Keras's own pipeline fed with free data (one cached batch), for one kind of pool.
+
+    What is left when the data code costs nothing: the model step plus
+    Keras's per-batch overhead (and, for processes, sending each batch
+    between processes). ``parent_cpu_seconds_per_batch`` is the CPU the
+    training process burns per batch, which workers cannot use.
+    """
+
+    kind: str
+    workers: int
+    steady_batches_per_second: float
+    fixed_seconds: float
+    parent_cpu_seconds_per_batch: float
+
+
+@dataclass(frozen=True)
 class ModelProfile:
     """The model's training step on a batch already in memory: the ceiling.
 
@@ -96,6 +113,10 @@ class ModelProfile:
     step_seconds: Spread
     cpu_seconds_per_step: float
     parameters: int
+    pipeline: tuple[PipelinePoint, ...] = ()
+
+    def pipeline_point(self, kind: str) -> PipelinePoint | None:
+        return next((point for point in self.pipeline if point.kind == kind), None)
 
     @property
     def max_batches_per_second(self) -> float:

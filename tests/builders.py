@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from probes.profiles import DatasetProfile, MachineProfile, ModelProfile, Spread
 from probes.stats import summarize
-from tuner.results import KERAS_DEFAULTS, Confirmation, LoaderConfig, Recommendation, TrialResult, WindowTiming
+from probes.profiles import PipelinePoint
+from tuner.results import KERAS_DEFAULTS, Ceiling, Confirmation, LoaderConfig, Recommendation, TrialResult, WindowTiming
 
 
 def machine(cores: int = 2) -> MachineProfile:
@@ -29,8 +30,18 @@ def dataset(
     )
 
 
-def model(step_ms: float = 2.0) -> ModelProfile:
-    return ModelProfile(description="tiny mlp", is_default_model=True, step_seconds=summarize([step_ms / 1e3] * 5), cpu_seconds_per_step=1.5 * step_ms / 1e3, parameters=2113)
+PIPELINE = (
+    PipelinePoint("inline", 1, 600.0, 0.04, 0.003),
+    PipelinePoint("threads", 2, 650.0, 0.14, 0.003),
+    PipelinePoint("processes", 2, 500.0, 0.20, 0.004),
+)
+
+
+def model(step_ms: float = 2.0, pipeline=PIPELINE) -> ModelProfile:
+    return ModelProfile(
+        description="tiny mlp", is_default_model=True, step_seconds=summarize([step_ms / 1e3] * 5),
+        cpu_seconds_per_step=1.5 * step_ms / 1e3, parameters=2113, pipeline=pipeline,
+    )
 
 
 def trial(number: int, config: LoaderConfig, rate: float, status: str = "ok", reason: str = "") -> TrialResult:
@@ -40,6 +51,7 @@ def trial(number: int, config: LoaderConfig, rate: float, status: str = "ok", re
         epoch_batches_per_second=Spread(rate, 1.0, rate - 1, rate + 1, 3) if status == "ok" else None,
         fixed_seconds=0.01 if status == "ok" else None, steady_batches_per_second=rate if status == "ok" else None,
         peak_memory_bytes=640 * 2**20 if status == "ok" else None, reason=reason, wall_seconds=1.5,
+        predicted_batches_per_second=rate * 1.1 if status == "ok" else None,
     )
 
 
@@ -59,5 +71,7 @@ def recommendation(*, class_name="ShardDataset", reason_text="", **dataset_overr
         default_batches_per_second=trials[0].epoch_batches_per_second, confirmation=confirmation,
         peak_memory_bytes=640 * 2**20, default_peak_memory_bytes=630 * 2**20,
         reasons=("Your batches mostly wait.",), warnings=("Batches run concurrently.",), trials=trials,
+        ceiling=Ceiling(560.0, 10.0, 2.1, "input-bound", "input-bound: one producer is 10x slower than the model"),
+        predicted_batches_per_second=330.0, predicted_default_batches_per_second=48.0, measured=True,
         memory_budget_bytes=10 * 2**30, tuning_seconds=60.0, pruning_saved_seconds=4.0,
     )

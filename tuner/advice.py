@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from probes.profiles import DatasetProfile, MachineProfile, ModelProfile
+from probes.profiles import DatasetProfile
 from probes.stats import outlier_mask
 from tuner.epoch_model import epoch_throughput
-from tuner.results import KERAS_DEFAULTS, Confirmation, LoaderConfig, TrialResult
+from tuner.results import KERAS_DEFAULTS, Ceiling, Confirmation, LoaderConfig, TrialResult
 
 MEMORY_NEAR_BUDGET = 0.8
 
@@ -15,27 +15,12 @@ def explain(
     chosen: LoaderConfig,
     best: TrialResult | None,
     confirmation: Confirmation | None,
-    machine: MachineProfile,
+    ceiling: Ceiling,
     dataset: DatasetProfile,
-    model: ModelProfile,
     epoch_batches: int,
 ) -> tuple[str, ...]:
     """Why this configuration: the data code's nature, the model, the evidence."""
-    reasons = [_data_nature(dataset)]
-    batch_ms = dataset.wall_seconds.median * 1e3
-    step_ms = model.step_seconds.median * 1e3
-    if step_ms >= batch_ms:
-        reasons.append(
-            f"The model step ({step_ms:.1f} ms) takes longer than making a batch ({batch_ms:.1f} ms): "
-            "training is model-bound, so loader settings can gain little."
-        )
-    else:
-        cores_needed = batch_ms / step_ms
-        reasons.append(
-            f"Making a batch ({batch_ms:.1f} ms) takes {cores_needed:.1f}x the model step ({step_ms:.1f} ms): "
-            f"feeding the model fully needs about {cores_needed:.1f} batches in flight; "
-            f"this process may use {machine.usable_cores} core(s)."
-        )
+    reasons = [data_nature(dataset), f"Training is {ceiling.verdict}."]
     if confirmation is None:
         reasons.append("The Keras defaults were the best configuration measured.")
     elif chosen == KERAS_DEFAULTS:
@@ -54,7 +39,7 @@ def explain(
     return tuple(reasons)
 
 
-def _data_nature(dataset: DatasetProfile) -> str:
+def data_nature(dataset: DatasetProfile) -> str:
     share = dataset.cpu_fraction
     batch_ms = dataset.wall_seconds.median * 1e3
     speedup = dataset.thread_speedup or 1.0

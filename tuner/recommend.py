@@ -17,6 +17,8 @@ from tuner.errors import TuneLoaderError
 from tuner.results import KERAS_DEFAULTS, Recommendation, TrialResult
 from tuner.runner import FileSource, PickledSource
 from tuner.space import SearchSpace, starting_configs
+from tuner.isolation import TrialStopped
+from tuner.predict import best_predictions, ceiling, predict
 from tuner.study import StudySettings, best_trial, confirm, run_study
 from tuner.workload import RunnerMeasurer
 
@@ -52,6 +54,7 @@ def recommend(
     time_budget: float = 120.0,
     max_memory: int | None = None,
     window_timeout: float | None = None,
+    quick: bool = False,
     seed: int = 0,
     storage: str | None = None,
     progress: Progress | None = None,
@@ -64,8 +67,10 @@ def recommend(
     several). Trials run in a separate process so a hung one can be stopped;
     objects are handed over with cloudpickle. ``trials`` and ``time_budget``
     (seconds) bound the search; ``max_memory`` (bytes, default half the
-    available RAM) makes configurations above it infeasible. ``storage`` is an
-    Optuna storage URL for resumable studies; by default nothing is written.
+    available RAM) makes configurations above it infeasible. ``quick`` skips
+    the search and answers from the probes and the analytic model alone
+    (``measured`` is then False). ``storage`` is an Optuna storage URL for
+    resumable studies; by default nothing is written.
     """
     progress = progress or _Silent()
     started = time.monotonic()
@@ -76,13 +81,25 @@ def recommend(
     try:
         progress.stage("Starting TensorFlow and loading your dataset")
         measurer.start()
-        progress.stage("Probing the data code and the model step")
+        progress.stage("Probing the data code, the model step and Keras's pipeline")
         dataset_profile, model_profile = measurer.probe(machine.usable_cores)
         window = window_batches(dataset_profile, model_profile)
         epoch = dataset_profile.batches_per_epoch or window
+        space = SearchSpace.for_profiles(machine, dataset_profile, model_profile)
+        guesses = best_predictions(
+            machine, dataset_profile, model_profile, epoch, space.max_workers, space.allow_processes
+        )
+
+        def predicted(config) -> float:
+            return predict(config, machine, dataset_profile, model_profile, epoch).epoch_batches_per_second
+
+        facts = dict(machine=machine, dataset=dataset_profile, model=model_profile, epoch_batches=epoch,
+                     window_batches=window, predicted=predicted, memory_budget_bytes=budget, started=started,
+                     dataset_name=measurer.loaded["dataset_name"])
+        if quick:
+            return _predicted_answer(guesses[0].config, **facts)
         measurer.window_batches, measurer.epoch_batches = window, dataset_profile.batches_per_epoch
         measurer.window_timeout_seconds = window_timeout or _window_timeout(window, dataset_profile, model_profile)
-        space = SearchSpace.for_profiles(machine, dataset_profile)
         settings = StudySettings(
             epoch_batches=epoch,
             max_trials=trials,
@@ -92,14 +109,14 @@ def recommend(
             study_name=f"tune-loader:{measurer.loaded['dataset_name']}:{measurer.loaded['class_name']}",
         )
         progress.stage(f"Searching: up to {trials} trials or {time_budget:.0f} s")
-        best_so_far: list[TrialResult] = []
+        measured_so_far: list[TrialResult] = []
 
-        def on_trial(result: TrialResult, measured: int) -> None:
-            leader = best_trial(tuple(best_so_far + [result]))
-            best_so_far.append(result)
-            progress.trial(result, measured, leader)
+        def on_trial(result: TrialResult, count: int) -> None:
+            measured_so_far.append(result)
+            progress.trial(result, count, best_trial(tuple(measured_so_far)))
 
-        outcome = run_study(measurer, space, starting_configs(machine, dataset_profile), settings, on_trial)
+        starts = starting_configs(machine, dataset_profile, tuple(g.config for g in guesses[:2]))
+        outcome = run_study(measurer, space, starts, settings, on_trial, predict=predicted)
         best = best_trial(outcome.trials)
         if best is None:
             raise TuneLoaderError(
@@ -107,16 +124,29 @@ def recommend(
                 + "; ".join(f"{t.config.label()}: {t.reason}" for t in outcome.trials[:3])
             )
         confirmation, best_peak, default_peak = None, best.peak_memory_bytes, _default_peak(outcome.trials)
+        confirm_error = ""
         if best.config != KERAS_DEFAULTS:
             progress.stage(f"Confirming {best.config.label()} against the defaults, interleaved")
-            confirmation, best_peak, default_peak = confirm(
-                measurer, best.config, KERAS_DEFAULTS, rounds=CONFIRMATION_ROUNDS, epoch_batches=epoch, seed=seed
-            )
+            try:
+                confirmation, best_peak, default_peak = confirm(
+                    measurer, best.config, KERAS_DEFAULTS, rounds=CONFIRMATION_ROUNDS, epoch_batches=epoch, seed=seed
+                )
+            except TrialStopped as stop:
+                confirm_error = f"The confirmation of {best.config.label()} against the defaults stopped: {stop.reason}"
     finally:
         measurer.close()
     chosen = best.config if confirmation and confirmation.significant else KERAS_DEFAULTS
+    limit = ceiling(machine, dataset_profile, model_profile, epoch)
     chosen_trial = best if chosen == best.config else _trial_for(outcome.trials, KERAS_DEFAULTS)
     default_trial = _trial_for(outcome.trials, KERAS_DEFAULTS)
+    warnings = advice.warn(
+        chosen=chosen,
+        chosen_trial=chosen_trial,
+        trials=outcome.trials,
+        dataset=dataset_profile,
+        memory_budget_bytes=budget,
+        epoch_batches=epoch,
+    )
     return Recommendation(
         config=chosen,
         dataset_name=measurer.loaded["dataset_name"],
@@ -135,23 +165,56 @@ def recommend(
             chosen=chosen,
             best=best,
             confirmation=confirmation,
-            machine=machine,
+            ceiling=limit,
             dataset=dataset_profile,
-            model=model_profile,
             epoch_batches=epoch,
         ),
-        warnings=advice.warn(
-            chosen=chosen,
-            chosen_trial=chosen_trial,
-            trials=outcome.trials,
-            dataset=dataset_profile,
-            memory_budget_bytes=budget,
-            epoch_batches=epoch,
-        ),
+        warnings=warnings + ((confirm_error,) if confirm_error else ()),
         trials=outcome.trials,
+        ceiling=limit,
+        predicted_batches_per_second=predicted(chosen),
+        predicted_default_batches_per_second=predicted(KERAS_DEFAULTS),
+        measured=True,
         memory_budget_bytes=budget,
         tuning_seconds=time.monotonic() - started,
         pruning_saved_seconds=outcome.pruning_saved_seconds,
+    )
+
+
+def _predicted_answer(config, *, machine, dataset, model, epoch_batches, window_batches, predicted,
+                      memory_budget_bytes, started, dataset_name) -> Recommendation:
+    """The ``--quick`` answer: probes and the analytic model only, no epoch timed per configuration."""
+    speedup = predicted(config) / predicted(KERAS_DEFAULTS)
+    return Recommendation(
+        config=config,
+        dataset_name=dataset_name,
+        machine=machine,
+        dataset=dataset,
+        model=model,
+        epoch_batches=epoch_batches,
+        window_batches=window_batches,
+        best_tried=config,
+        best_tried_batches_per_second=None,
+        default_batches_per_second=None,
+        confirmation=None,
+        peak_memory_bytes=None,
+        default_peak_memory_bytes=None,
+        reasons=(
+            advice.data_nature(dataset),
+            f"Training is {ceiling(machine, dataset, model, epoch_batches).verdict}.",
+            f"Predicted from the probes alone (no configuration was timed): {config.label()} at "
+            f"{predicted(config):.1f} batches/s, {speedup:.2f}x the defaults' predicted {predicted(KERAS_DEFAULTS):.1f}. "
+            "Run without --quick to measure and confirm.",
+        ),
+        warnings=("This is a prediction from the analytic model, not a measurement.",),
+        trials=(),
+        ceiling=ceiling(machine, dataset, model, epoch_batches),
+        predicted_batches_per_second=predicted(config),
+        predicted_default_batches_per_second=predicted(KERAS_DEFAULTS),
+        measured=False,
+        memory_budget_bytes=memory_budget_bytes,
+        tuning_seconds=time.monotonic() - started,
+        pruning_saved_seconds=0.0,
     )
 
 

@@ -94,6 +94,7 @@ class TrialResult:
     reason: str = ""
     wall_seconds: float = 0.0
     leftover_processes: int = 0
+    predicted_batches_per_second: float | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,17 @@ class Confirmation:
     def significant(self) -> bool:
         """True when the interval excludes 1 on the side of a speed-up."""
         return self.speedup_low > 1.0
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """What no loader setting can beat (Keras's pipeline fed with free data), and what reaching it takes."""
+
+    batches_per_second: float
+    input_bound_factor: float
+    cores_to_feed: float
+    bound: str
+    verdict: str
 
 
 @dataclass(frozen=True)
@@ -133,6 +145,10 @@ class Recommendation:
     reasons: tuple[str, ...]
     warnings: tuple[str, ...]
     trials: tuple[TrialResult, ...]
+    ceiling: Ceiling
+    predicted_batches_per_second: float
+    predicted_default_batches_per_second: float
+    measured: bool
     memory_budget_bytes: int | None
     tuning_seconds: float
     pruning_saved_seconds: float

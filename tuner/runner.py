@@ -10,6 +10,7 @@ and starting a fresh runner: the study goes on.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import struct
@@ -22,8 +23,15 @@ from typing import Any, BinaryIO
 import psutil
 
 from tuner.errors import TuneLoaderError
+from tuner.results import LoaderConfig
 
 WARMUP_BATCHES = 8
+PIPELINE_PROBE_BATCHES = 60
+PIPELINE_PROBES = (
+    ("inline", LoaderConfig(1, False, 10)),
+    ("threads", LoaderConfig(2, False, 10)),
+    ("processes", LoaderConfig(2, True, 10)),
+)
 LEFTOVER_GRACE_SECONDS = 2.0
 
 
@@ -150,13 +158,24 @@ class Session:
             usable_cores=usable_cores,
             pickle_error=self.pickle_error,
         )
+        batch = self.engine.standardize(self._batch(0))
         model_profile = probe_model(
-            self.model,
-            self.engine.standardize(self._batch(0)),
-            description=self.model_description,
-            is_default_model=self.is_default_model,
+            self.model, batch, description=self.model_description, is_default_model=self.is_default_model
         )
-        return dataset_profile, model_profile
+        pipeline = tuple(self._probe_pipeline(batch, kind, config) for kind, config in PIPELINE_PROBES)
+        return dataset_profile, dataclasses.replace(model_profile, pipeline=pipeline)
+
+    def _probe_pipeline(self, batch, kind: str, config):
+        from probes.profiles import PipelinePoint
+
+        timing, cpu_seconds = self.engine.run_cached_window(self.model, batch, config, PIPELINE_PROBE_BATCHES)
+        return PipelinePoint(
+            kind=kind,
+            workers=config.workers,
+            steady_batches_per_second=timing.steady_batches_per_second,
+            fixed_seconds=timing.fixed_seconds,
+            parent_cpu_seconds_per_batch=cpu_seconds / timing.batches,
+        )
 
     def window(self, config, batches: int, offset: int) -> tuple:
         timing = self.engine.run_window(self.model, self.dataset, config, self._clamp(batches), offset)

@@ -8,6 +8,7 @@ configurations early.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -47,10 +48,16 @@ class Measurer(Protocol):
 
 @dataclass(frozen=True)
 class StudySettings:
+    """Bounds of the search: it stops at ``max_trials`` measured trials, at the
+    time budget, or when ``patience`` trials in a row (after the starting
+    ones) did not beat the best by more than ``min_improvement``."""
+
     epoch_batches: int
     windows_per_trial: int = 3
     max_trials: int = 24
-    time_budget_seconds: float = 150.0
+    time_budget_seconds: float = 120.0
+    patience: int = 6
+    min_improvement: float = 0.02
     seed: int = 0
     storage: str | None = None
     study_name: str = "tune-loader"
@@ -69,10 +76,13 @@ def run_study(
     starts: list[tuple[str, LoaderConfig]],
     settings: StudySettings,
     on_trial: Callable[[TrialResult, int], None] | None = None,
+    predict: Callable[[LoaderConfig], float] | None = None,
 ) -> StudyOutcome:
-    """Measures the starting configs, then lets TPE search until trials or time run out.
+    """Measures the starting configs, then lets TPE search until trials, time or patience run out.
 
-    ``on_trial(result, measured_so_far)`` is called after every measured trial.
+    ``on_trial(result, measured_so_far)`` is called after every measured
+    trial; ``predict(config)``, when given, is stored beside each measurement
+    so the analytic model's error stays visible.
     """
     optuna.logging.set_verbosity(logging.WARNING)
     study = optuna.create_study(
@@ -92,7 +102,11 @@ def run_study(
     saved = 0.0
     began = time.monotonic()
     repeats = 0
-    while len(results) < settings.max_trials and time.monotonic() - began < settings.time_budget_seconds:
+    while (
+        len(results) < settings.max_trials
+        and time.monotonic() - began < settings.time_budget_seconds
+        and not _out_of_patience(results, len(starts), settings)
+    ):
         trial = study.ask()
         config = space.suggest(trial)
         if config.equivalence_key() in known:
@@ -106,6 +120,8 @@ def run_study(
             continue
         origin = trial.user_attrs.get(ORIGIN_ATTR, "sampler")
         result, trial_saved = _run_trial(measurer, trial, config, origin, settings)
+        if predict:
+            result = dataclasses.replace(result, predicted_batches_per_second=predict(config))
         saved += trial_saved
         trial.set_user_attr(RESULT_ATTR, json.dumps(to_dict(result)))
         _tell(study, trial, result)
@@ -114,6 +130,17 @@ def run_study(
         if on_trial:
             on_trial(result, len(results))
     return StudyOutcome(tuple(results), saved, resumed)
+
+
+def _out_of_patience(results: list[TrialResult], starts: int, settings: StudySettings) -> bool:
+    """True when the last ``patience`` trials after the starting ones brought no real gain."""
+    if len(results) < starts + settings.patience:
+        return False
+    def best(trials):
+        rates = [t.epoch_batches_per_second.median for t in trials if t.status == "ok" and t.epoch_batches_per_second]
+        return max(rates, default=0.0)
+    before = best(results[: -settings.patience])
+    return best(results) <= before * (1.0 + settings.min_improvement)
 
 
 def _run_trial(measurer, trial, config, origin, settings) -> tuple[TrialResult, float]:

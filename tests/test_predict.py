@@ -1,0 +1,57 @@
+import pytest
+
+from tests import builders
+from tuner.predict import best_predictions, ceiling, parallel_share, predict
+from tuner.results import KERAS_DEFAULTS, LoaderConfig
+
+MACHINE = builders.machine(2)
+MODEL = builders.model(step_ms=2.0)
+WAITING = builders.dataset(cpu_fraction=0.03, thread_speedup=2.0, batch_ms=20.0)
+GIL_BOUND = builders.dataset(cpu_fraction=1.0, thread_speedup=0.8, batch_ms=8.0)
+EPOCH = 200
+
+
+def rate(config, dataset):
+    return predict(config, MACHINE, dataset, MODEL, EPOCH).epoch_batches_per_second
+
+
+def test_parallel_share_follows_amdahl():
+    assert parallel_share(WAITING) == pytest.approx(1.0)
+    assert parallel_share(GIL_BOUND) == 0.0
+    assert parallel_share(builders.dataset(thread_speedup=1.5)) == pytest.approx(2 / 3)
+
+
+def test_waiting_code_scales_with_threads_until_the_consumer_limits():
+    inline, four, eight = (rate(c, WAITING) for c in (KERAS_DEFAULTS, LoaderConfig(4, False, 10), LoaderConfig(8, False, 10)))
+    assert inline == pytest.approx(EPOCH / (0.04 + EPOCH * 0.020), rel=0.01)
+    # 4 threads: a 5 ms period, but the pool's start-up and tear-down plus a first batch per epoch.
+    assert four == pytest.approx(EPOCH / (0.14 + 0.020 + EPOCH * 0.005), rel=0.01)
+    assert eight > four
+    assert rate(LoaderConfig(32, False, 64), WAITING) < 650
+
+
+def test_the_queue_caps_batches_in_flight():
+    assert rate(LoaderConfig(8, False, 1), WAITING) == pytest.approx(rate(LoaderConfig(2, False, 10), WAITING), rel=0.01)
+
+
+def test_threads_do_not_help_gil_bound_code_but_processes_do():
+    inline = rate(KERAS_DEFAULTS, GIL_BOUND)
+    assert rate(LoaderConfig(4, False, 10), GIL_BOUND) <= inline * 1.01
+    assert rate(LoaderConfig(2, True, 10), GIL_BOUND) > 1.3 * inline
+    predicted = predict(LoaderConfig(4, False, 10), MACHINE, GIL_BOUND, MODEL, EPOCH)
+    assert predicted.bound == "GIL"
+
+
+def test_best_predictions_pick_processes_for_gil_bound_code_and_threads_for_waiting_code():
+    assert best_predictions(MACHINE, GIL_BOUND, MODEL, EPOCH, 8, True)[0].config.use_multiprocessing
+    assert not best_predictions(MACHINE, WAITING, MODEL, EPOCH, 16, True)[0].config.use_multiprocessing
+    assert not best_predictions(MACHINE, GIL_BOUND, MODEL, EPOCH, 8, False)[0].config.use_multiprocessing
+
+
+def test_ceiling_bounds_every_prediction_and_names_the_bottleneck():
+    limit = ceiling(MACHINE, WAITING, MODEL, EPOCH)
+    best = best_predictions(MACHINE, WAITING, MODEL, EPOCH, 16, True)[0]
+    assert limit.batches_per_second >= best.epoch_batches_per_second
+    assert limit.bound == "input-bound" and limit.input_bound_factor == pytest.approx(13.0, rel=0.01)
+    cheap = builders.dataset(cpu_fraction=1.0, thread_speedup=1.0, batch_ms=0.5)
+    assert ceiling(MACHINE, cheap, MODEL, EPOCH).bound == "model-bound"

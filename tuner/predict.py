@@ -1,0 +1,140 @@
+"""The analytic model: throughput of any configuration, from the probes alone.
+
+Per batch, the data code takes ``w`` seconds of wall time, ``c`` of them on
+the CPU, and holds the GIL for ``S = (1 - p) w``, where ``p`` is the share
+that ran in parallel in the probe's thread test (Amdahl's law). Keras's own
+pipeline, measured with free data for each kind of pool, gives the
+consumer's period ``1 / R`` and the training process's CPU per batch ``P``.
+A configuration's batch period is the largest of:
+
+- the producers: ``w / n`` for ``n`` batches in flight, ``n = min(workers, max_queue_size + 1)``;
+- the consumer: ``1 / R`` (model step plus Keras's per-batch work);
+- the GIL, for inline and thread producers: ``S + 1 / R``, plus a convoy
+  term: a thread waiting for a GIL that a busy thread holds waits for the
+  holder's stretch, at most one switch interval (5 ms), as often as the GIL
+  is busy (this is why pure-Python data code made inline runs about 1.5x
+  slower than ``w`` plus the model step on this machine);
+- the cores: ``(c + P + transfer) / usable cores``; processes pay the
+  transfer of every batch twice (pickled in the worker, unpickled here).
+
+An epoch then costs the pool's start-up and tear-down (measured with free
+data, plus a first batch) plus ``batches x period``. Measured on 2 cores:
+I/O-bound and pure-Python examples within about 20%.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+
+from probes.profiles import DatasetProfile, MachineProfile, ModelProfile
+from tuner.results import Ceiling, LoaderConfig
+
+SWITCH_INTERVAL_SECONDS = sys.getswitchinterval()
+QUEUE_SIZES = (1, 2, 4, 8, 16, 32, 64)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    config: LoaderConfig
+    batch_period_seconds: float
+    fixed_seconds: float
+    epoch_batches_per_second: float
+    bound: str  # what sets the period: "data code", "GIL", "cores" or "model and Keras"
+
+
+def parallel_share(dataset: DatasetProfile) -> float:
+    """Amdahl's parallel share p from the probe's k-thread speed-up s: s = 1 / ((1 - p) + p / k)."""
+    k, s = dataset.threads_tried, dataset.thread_speedup
+    if not s or k < 2:
+        return 1.0 - dataset.cpu_fraction
+    return min(1.0, max(0.0, (1.0 - 1.0 / s) / (1.0 - 1.0 / k)))
+
+
+def kind_of(config: LoaderConfig) -> str:
+    if not config.parallel:
+        return "inline"
+    return "processes" if config.use_multiprocessing else "threads"
+
+
+def predict(
+    config: LoaderConfig, machine: MachineProfile, dataset: DatasetProfile, model: ModelProfile, epoch_batches: int
+) -> Prediction:
+    kind = kind_of(config)
+    point = model.pipeline_point(kind)
+    inline = model.pipeline_point("inline")
+    consumer_period = 1.0 / point.steady_batches_per_second
+    wall, cpu = dataset.wall_seconds.median, dataset.cpu_seconds.median
+    gil_held = (1.0 - parallel_share(dataset)) * wall
+    in_flight = config.effective_parallelism
+    limits = {"data code": wall / in_flight, "model and Keras": consumer_period}
+    if kind == "processes":
+        transfer_cpu = max(0.0, point.parent_cpu_seconds_per_batch - inline.parent_cpu_seconds_per_batch)
+        limits["cores"] = (cpu + point.parent_cpu_seconds_per_batch + transfer_cpu) / machine.usable_cores
+    else:
+        limits["GIL"] = gil_held + consumer_period
+        limits["cores"] = (cpu + point.parent_cpu_seconds_per_batch) / machine.usable_cores
+    bound = max(limits, key=limits.get)
+    period = limits[bound]
+    if kind != "processes":
+        # A thread that wants the GIL waits for the holder's stretch, at most
+        # one switch interval, as often as the GIL is busy.
+        period += min(gil_held, SWITCH_INTERVAL_SECONDS) * min(1.0, gil_held / period)
+    fixed = point.fixed_seconds + (wall if config.parallel else 0.0)
+    if kind == "processes":
+        threads = model.pipeline_point("threads")
+        fork_per_worker = max(0.0, point.fixed_seconds - threads.fixed_seconds) / point.workers
+        fixed += fork_per_worker * max(0, config.workers - point.workers)
+    return Prediction(config, period, fixed, epoch_batches / (fixed + epoch_batches * period), bound)
+
+
+def candidates(max_workers: int, allow_processes: bool) -> list[LoaderConfig]:
+    kinds = (False, True) if allow_processes else (False,)
+    configs = [LoaderConfig()]
+    for processes in kinds:
+        for workers in range(1 if processes else 2, max_workers + 1):
+            configs.extend(LoaderConfig(workers, processes, queue) for queue in QUEUE_SIZES)
+    return configs
+
+
+def best_predictions(
+    machine: MachineProfile, dataset: DatasetProfile, model: ModelProfile, epoch_batches: int,
+    max_workers: int, allow_processes: bool, count: int = 3,
+) -> list[Prediction]:
+    """The ``count`` best-predicted configurations; on ties fewer workers, then queues nearest Keras's 10.
+
+    Queues of 1 or 2 predict as well as longer ones but measured up to 20%
+    slower (no slack for uneven batches), so ties go to the middle.
+    """
+    ranked = sorted(
+        (predict(c, machine, dataset, model, epoch_batches) for c in candidates(max_workers, allow_processes)),
+        key=lambda p: (
+            -round(p.epoch_batches_per_second, 1), p.config.workers, abs(math.log(p.config.max_queue_size / 10))
+        ),
+    )
+    return ranked[:count]
+
+
+def ceiling(machine: MachineProfile, dataset: DatasetProfile, model: ModelProfile, epoch_batches: int) -> Ceiling:
+    """Keras's pipeline fed with free data is the ceiling; the data code's cost says how far below it we are."""
+    fastest = max(model.pipeline, key=lambda p: p.steady_batches_per_second)
+    period = 1.0 / fastest.steady_batches_per_second
+    ceiling_rate = epoch_batches / (fastest.fixed_seconds + epoch_batches * period)
+    wall, cpu = dataset.wall_seconds.median, dataset.cpu_seconds.median
+    factor = wall / period
+    cores = (cpu + fastest.parent_cpu_seconds_per_batch) / period
+    if factor > 1.1:
+        bound = "input-bound"
+        verdict = (
+            f"input-bound: one producer makes batches {factor:.1f}x slower than the model takes them; "
+            f"feeding the model fully takes about {factor:.0f} batches in flight and {cores:.1f} cores "
+            f"(this process may use {machine.usable_cores})"
+        )
+    else:
+        bound = "model-bound"
+        verdict = (
+            f"model-bound: the model and Keras take {period * 1e3:.1f} ms a batch, the data code {wall * 1e3:.1f} ms; "
+            "loader settings cannot gain much"
+        )
+    return Ceiling(ceiling_rate, factor, cores, bound, verdict)

@@ -17,6 +17,7 @@ class TrialPoint:
     throughput: float | None
     spread: float | None
     memory_mib: float | None
+    predicted: float | None
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class PlotData:
     default_throughput: float | None
     model_ceiling: float
     memory_budget_mib: float | None
+    pareto: tuple[tuple[float, float], ...]
 
 
 def plot_data(recommendation: Recommendation) -> PlotData:
@@ -44,6 +46,7 @@ def plot_data(recommendation: Recommendation) -> PlotData:
                 throughput=spread.median if spread else None,
                 spread=spread.mad if spread else None,
                 memory_mib=trial.peak_memory_bytes / 2**20 if trial.peak_memory_bytes else None,
+                predicted=trial.predicted_batches_per_second,
             )
         )
     best, running = [], 0.0
@@ -58,6 +61,21 @@ def plot_data(recommendation: Recommendation) -> PlotData:
         points=tuple(points),
         best_so_far=tuple(best),
         default_throughput=default.median if default else None,
-        model_ceiling=recommendation.model.max_batches_per_second,
+        model_ceiling=recommendation.ceiling.batches_per_second,
         memory_budget_mib=budget / 2**20 if budget else None,
+        pareto=pareto_front(points),
     )
+
+
+def pareto_front(points) -> tuple[tuple[float, float], ...]:
+    """(memory, throughput) of the trials no other trial beats on both: less memory and more speed."""
+    measured = sorted(
+        ((p.memory_mib, p.throughput) for p in points if p.status == "ok" and p.memory_mib and p.throughput),
+        key=lambda pair: (pair[0], -pair[1]),
+    )
+    front, best = [], 0.0
+    for memory, throughput in measured:
+        if throughput > best:
+            front.append((memory, throughput))
+            best = throughput
+    return tuple(front)

@@ -21,6 +21,8 @@ def draw_all(data: PlotData) -> dict[str, bytes]:
         "history": _png(_history(data)),
         "by_workers": _png(_by_workers(data)),
         "memory": _png(_memory(data)),
+        "pareto": _png(_pareto(data)),
+        "predicted": _png(_predicted(data)),
     }
 
 
@@ -82,12 +84,46 @@ def _memory(data: PlotData):
     return figure
 
 
+def _pareto(data: PlotData):
+    figure, axes = plt.subplots(figsize=(7, 3.6))
+    for kind in ("inline", "threads", "processes"):
+        points = [p for p in data.points if p.kind == kind and p.memory_mib and p.throughput and p.status == "ok"]
+        if points:
+            axes.scatter([p.memory_mib for p in points], [p.throughput for p in points], color=COLORS[kind], label=kind, alpha=0.7)
+    if data.pareto:
+        memory, throughput = zip(*data.pareto)
+        axes.step(memory, throughput, where="post", color="black", linewidth=1, label="Pareto front")
+    axes.set_xlabel("peak PSS of process tree (MiB)")
+    axes.set_ylabel("epoch throughput (batches/s)")
+    axes.set_title("Throughput against memory: the front is what each MiB can buy")
+    _legend(axes)
+    return figure
+
+
+def _predicted(data: PlotData):
+    figure, axes = plt.subplots(figsize=(7, 3.6))
+    pairs = [p for p in data.points if p.predicted and p.throughput and p.status == "ok"]
+    for kind in ("inline", "threads", "processes"):
+        points = [p for p in pairs if p.kind == kind]
+        if points:
+            axes.scatter([p.predicted for p in points], [p.throughput for p in points], color=COLORS[kind], label=kind, alpha=0.8)
+    if pairs:
+        top = max(max(p.predicted, p.throughput) for p in pairs) * 1.05
+        axes.plot([0, top], [0, top], color="black", linewidth=1, label="measured = predicted")
+        axes.fill_between([0, top], [0, 0.75 * top], [0, 1.25 * top], color="#cccccc", alpha=0.3, label="within 25%")
+    axes.set_xlabel("predicted by the analytic model (batches/s)")
+    axes.set_ylabel("measured (batches/s)")
+    axes.set_title("Predicted against measured, every completed trial")
+    _legend(axes)
+    return figure
+
+
 def _reference_lines(axes, data: PlotData) -> None:
     if data.default_throughput:
         axes.axhline(data.default_throughput, color="#7f7f7f", linestyle="--", linewidth=1, label="Keras defaults")
     top = max((p.throughput for p in data.points if p.throughput), default=0)
     if data.model_ceiling < 3 * max(top, 1e-9):
-        axes.axhline(data.model_ceiling, color="#2ca02c", linestyle="-.", linewidth=1, label="model ceiling")
+        axes.axhline(data.model_ceiling, color="#2ca02c", linestyle="-.", linewidth=1, label="ceiling (free data)")
 
 
 def _legend(axes) -> None:

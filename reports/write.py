@@ -49,6 +49,7 @@ def trials_frame(recommendation: Recommendation) -> pd.DataFrame:
                 "status": trial.status,
                 "epoch_batches_per_s_median": spread.median if spread else None,
                 "epoch_batches_per_s_mad": spread.mad if spread else None,
+                "predicted_batches_per_s": trial.predicted_batches_per_second,
                 "windows": len(trial.windows),
                 "window_epoch_seconds": " ".join(f"{w.epoch_seconds:.4f}" for w in trial.windows),
                 "steady_batches_per_s": trial.steady_batches_per_second,

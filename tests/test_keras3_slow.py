@@ -78,7 +78,7 @@ def test_cli_tunes_a_real_dataset_and_writes_a_consistent_report(tmp_path):
     default_rate = data["default_batches_per_second"]["median"]
     assert data["best_tried_batches_per_second"]["median"] > 1.3 * default_rate
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3
+    assert html.count("data:image/png;base64,") == 5
     assert (out / "trials.csv").read_text().count("\n") == 5
     assert (out / "study.db").exists()
     assert no_descendants_left() == []

@@ -14,7 +14,7 @@ def test_report_files_are_written_and_self_contained(tmp_path):
     paths = write_reports(builders.recommendation(), tmp_path)
     html = paths["html"].read_text()
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
-    assert len(images) == 3
+    assert len(images) == 5
     assert all(base64.b64decode(image).startswith(b"\x89PNG") for image in images)
     assert 'src="http' not in html and "<link" not in html
     assert "8 threads, queue 16" in html

@@ -16,6 +16,7 @@ def explain(
     best: TrialResult | None,
     confirmation: Confirmation | None,
     ceiling: Ceiling,
+    tf_data: Confirmation | None,
     dataset: DatasetProfile,
     epoch_batches: int,
 ) -> tuple[str, ...]:
@@ -36,6 +37,18 @@ def explain(
             f"{confirmation.confidence:.0%} interval [{confirmation.speedup_low:.2f}, {confirmation.speedup_high:.2f}] "
             f"from {len(confirmation.best_samples)} interleaved epochs each (epochs of {epoch_batches} batches)."
         )
+    if tf_data is not None:
+        interval = f"[{tf_data.speedup_low:.2f}, {tf_data.speedup_high:.2f}], n={len(tf_data.best_samples)}"
+        if tf_data.significant:
+            reasons.append(
+                f"A tf.data pipeline over the same __getitem__ (map with AUTOTUNE, prefetch) ran {tf_data.speedup:.2f}x "
+                f"the best Keras setting {interval}: consider switching (code below)."
+            )
+        else:
+            reasons.append(
+                f"A tf.data pipeline over the same __getitem__ ran {tf_data.speedup:.2f}x the best Keras setting "
+                f"{interval}: no reason to switch."
+            )
     return tuple(reasons)
 
 

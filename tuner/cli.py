@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, metavar="FOLDER",
                         help="where report.html, results.json, trials.csv and study.db go (default tune-loader-out/FILE)")
     parser.add_argument("--resume", action="store_true", help="continue the study saved in FOLDER/study.db")
+    parser.add_argument("--quick", action="store_true",
+                        help="answer in seconds from the probes and the analytic model alone: a prediction, not a measurement")
     parser.add_argument("--seed", type=int, default=0, help="seed of the Optuna sampler (default 0)")
     parser.add_argument("--quiet", action="store_true", help="print only the final recommendation")
     parser.add_argument("--json", action="store_true", help="print results.json to stdout instead of tables")
@@ -97,6 +99,7 @@ def _run(args, console: Console) -> tuple[Recommendation, Path]:
             time_budget=args.time_budget,
             max_memory=args.max_memory,
             window_timeout=args.trial_timeout,
+            quick=args.quick,
             seed=args.seed,
             storage=f"sqlite:///{database.resolve()}",
             progress=progress,
@@ -141,6 +144,8 @@ class _LiveProgress:
     def trial(self, result: TrialResult, measured: int, best: TrialResult | None) -> None:
         rate = result.epoch_batches_per_second
         value = f"{rate.median:.1f} batches/s" if rate else result.reason[:60]
+        if rate and result.predicted_batches_per_second:
+            value += f" (predicted {result.predicted_batches_per_second:.1f})"
         self.console.print(f"  trial {result.number:>2} {result.config.label():<26} {result.status:<10} {value}", highlight=False)
         leader = f"best {best.epoch_batches_per_second.median:.1f} b/s ({best.config.label()})" if best else ""
         left = max(0.0, self.time_budget - (time.monotonic() - self.search_started))
@@ -148,10 +153,11 @@ class _LiveProgress:
 
 
 def print_summary(console: Console, r: Recommendation, folder: Path) -> None:
-    table = Table(title=f"tune-loader: {r.dataset.class_name}", show_header=False, title_justify="left")
+    title = f"tune-loader: {r.dataset.class_name}" + ("" if r.measured else " (PREDICTION, nothing timed: --quick)")
+    table = Table(title=title, show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("Recommended", r.config.label())
+    table.add_row("Recommended" if r.measured else "Predicted best", r.config.label())
     table.add_row("Settings", r.config.as_kwargs())
     rate = r.recommended_batches_per_second
     if rate:
@@ -164,12 +170,20 @@ def print_summary(console: Console, r: Recommendation, folder: Path) -> None:
             "Speed-up vs defaults",
             f"{c.speedup:.2f}x [{c.speedup_low:.2f}, {c.speedup_high:.2f}] {c.confidence:.0%} CI, n={len(c.best_samples)}{verdict}",
         )
-    else:
+    elif r.measured:
         table.add_row("Speed-up vs defaults", "1.00x: the defaults were the best measured")
-    table.add_row("Peak memory", _mib(r.peak_memory_bytes) + f" (defaults {_mib(r.default_peak_memory_bytes)}, PSS)")
+    predicted_speedup = r.predicted_batches_per_second / r.predicted_default_batches_per_second
+    table.add_row("Predicted", f"{r.predicted_batches_per_second:.1f} batches/s, {predicted_speedup:.2f}x the defaults (analytic model)")
+    if r.measured:
+        table.add_row("Peak memory", _mib(r.peak_memory_bytes) + f" (defaults {_mib(r.default_peak_memory_bytes)}, PSS)")
+    reached = f": {100 * rate.median / r.ceiling.batches_per_second:.0f}% reached" if rate else ""
+    table.add_row("Ceiling", f"{r.ceiling.batches_per_second:.1f} batches/s (Keras fed with free data){reached}")
+    table.add_row("Verdict", r.ceiling.verdict)
+    if r.tf_data:
+        table.add_row("tf.data", f"{r.tf_data.speedup:.2f}x the best Keras setting [{r.tf_data.speedup_low:.2f}, {r.tf_data.speedup_high:.2f}]")
     table.add_row("Model", r.model.description)
-    table.add_row("Model ceiling", f"{r.model.max_batches_per_second:.1f} batches/s")
-    table.add_row("Trials", f"{len(r.trials)} in {r.tuning_seconds:.0f} s (pruning saved ~{r.pruning_saved_seconds:.0f} s)")
+    if r.measured:
+        table.add_row("Trials", f"{len(r.trials)} in {r.tuning_seconds:.0f} s (pruning saved ~{r.pruning_saved_seconds:.0f} s)")
     console.print(table)
     for reason in r.reasons:
         console.print(f"• {reason}", highlight=False)
@@ -177,6 +191,9 @@ def print_summary(console: Console, r: Recommendation, folder: Path) -> None:
         console.print(f"[yellow]! {warning}[/]", highlight=False)
     console.print("\nKeras 3:")
     console.print(f"    {r.keras3_code()}", highlight=False, markup=False, soft_wrap=True)
+    if r.tf_data_is_faster:
+        console.print("\ntf.data (measured faster):")
+        console.print(r.tf_data_code(), highlight=False, markup=False, soft_wrap=True)
     console.print(f"\nReport: {folder / 'report.html'}  (results.json, trials.csv beside it)")
 
 

@@ -14,7 +14,7 @@ from probes.dataset import pickle_failure
 from probes.profiles import DatasetProfile, ModelProfile
 from tuner import advice
 from tuner.errors import TuneLoaderError
-from tuner.results import KERAS_DEFAULTS, Recommendation, TrialResult
+from tuner.results import KERAS_DEFAULTS, LoaderConfig, Recommendation, TrialResult
 from tuner.runner import FileSource, PickledSource
 from tuner.space import SearchSpace, starting_configs
 from tuner.isolation import TrialStopped
@@ -25,6 +25,7 @@ from tuner.workload import RunnerMeasurer
 TARGET_WINDOW_SECONDS = 1.5
 MIN_WINDOW_BATCHES = 32
 CONFIRMATION_ROUNDS = 5
+TF_DATA_ROUNDS = 3
 MIN_WINDOW_TIMEOUT_SECONDS = 30.0
 
 
@@ -133,6 +134,14 @@ def recommend(
                 )
             except TrialStopped as stop:
                 confirm_error = f"The confirmation of {best.config.label()} against the defaults stopped: {stop.reason}"
+        tf_data = None
+        progress.stage(f"Measuring a tf.data pipeline over the same batch code against {best.config.label()}")
+        try:
+            tf_data, _, _ = confirm(
+                measurer, LoaderConfig.tf_data(), best.config, rounds=TF_DATA_ROUNDS, epoch_batches=epoch, seed=seed
+            )
+        except TrialStopped as stop:
+            confirm_error += f" A tf.data pipeline over the same code stopped: {stop.reason}"
     finally:
         measurer.close()
     chosen = best.config if confirmation and confirmation.significant else KERAS_DEFAULTS
@@ -166,12 +175,14 @@ def recommend(
             best=best,
             confirmation=confirmation,
             ceiling=limit,
+            tf_data=tf_data,
             dataset=dataset_profile,
             epoch_batches=epoch,
         ),
-        warnings=warnings + ((confirm_error,) if confirm_error else ()),
+        warnings=warnings + ((confirm_error.strip(),) if confirm_error else ()),
         trials=outcome.trials,
         ceiling=limit,
+        tf_data=tf_data,
         predicted_batches_per_second=predicted(chosen),
         predicted_default_batches_per_second=predicted(KERAS_DEFAULTS),
         measured=True,
@@ -209,6 +220,7 @@ def _predicted_answer(config, *, machine, dataset, model, epoch_batches, window_
         warnings=("This is a prediction from the analytic model, not a measurement.",),
         trials=(),
         ceiling=ceiling(machine, dataset, model, epoch_batches),
+        tf_data=None,
         predicted_batches_per_second=predicted(config),
         predicted_default_batches_per_second=predicted(KERAS_DEFAULTS),
         measured=False,

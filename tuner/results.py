@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from probes.profiles import DatasetProfile, MachineProfile, ModelProfile, Spread
@@ -19,6 +20,17 @@ class LoaderConfig:
     use_multiprocessing: bool = False
     max_queue_size: int = 10
 
+    @classmethod
+    def tf_data(cls) -> LoaderConfig:
+        """Not a Keras setting: the same batch code in a tf.data pipeline (map with
+        ``num_parallel_calls=AUTOTUNE``, then ``prefetch(AUTOTUNE)``), timed the same way.
+        Marked by ``workers=0``, which Keras itself would treat as inline."""
+        return cls(workers=0, use_multiprocessing=False, max_queue_size=0)
+
+    @property
+    def is_tf_data(self) -> bool:
+        return self.workers == 0
+
     @property
     def parallel(self) -> bool:
         """Whether Keras builds a worker pool at all (else batches are made inline)."""
@@ -33,11 +45,15 @@ class LoaderConfig:
 
     def equivalence_key(self) -> tuple:
         """Configurations Keras runs identically share a key: without a pool the queue is unused."""
+        if self.is_tf_data:
+            return ("tf.data",)
         if not self.parallel:
             return ("inline",)
         return (self.workers, self.use_multiprocessing, self.max_queue_size)
 
     def label(self) -> str:
+        if self.is_tf_data:
+            return "tf.data (AUTOTUNE)"
         if not self.parallel:
             return "inline (no pool)"
         unit = "process" if self.use_multiprocessing else "thread"
@@ -146,6 +162,7 @@ class Recommendation:
     warnings: tuple[str, ...]
     trials: tuple[TrialResult, ...]
     ceiling: Ceiling
+    tf_data: Confirmation | None
     predicted_batches_per_second: float
     predicted_default_batches_per_second: float
     measured: bool
@@ -165,8 +182,34 @@ class Recommendation:
     def recommended_batches_per_second(self) -> Spread | None:
         return self.best_tried_batches_per_second if self.config == self.best_tried else self.default_batches_per_second
 
+    @property
+    def tf_data_is_faster(self) -> bool:
+        """tf.data beat the best Keras setting side by side, with an interval above 1."""
+        return self.tf_data is not None and self.tf_data.significant
+
     def keras3_code(self) -> str:
         return f"dataset = {self.dataset.class_name}(..., {self.config.as_kwargs()})"
+
+    def tf_keras_code(self) -> str:
+        return (
+            f"model.fit(sequence, epochs=..., {self.config.as_kwargs()})\n"
+            f"# deprecated, forwards to fit:\nmodel.fit_generator(generator, steps_per_epoch=..., {self.config.as_kwargs()})"
+        )
+
+    def tf_data_code(self) -> str:
+        dtypes = ", ".join(f"tf.{name}" for name in re.findall(r"(\w+)\[", self.dataset.batch_structure))
+        return (
+            "import tensorflow as tf\n\n"
+            f"dataset = {self.dataset.class_name}(...)\n\n"
+            "def load(index):\n    return dataset[int(index)]\n\n"
+            "pipeline = (\n"
+            "    tf.data.Dataset.range(len(dataset))\n"
+            f"    .map(lambda i: tuple(tf.py_function(load, [i], Tout=[{dtypes}])),\n"
+            "         num_parallel_calls=tf.data.AUTOTUNE)\n"
+            "    .prefetch(tf.data.AUTOTUNE)\n"
+            ")\n"
+            "model.fit(pipeline, epochs=...)"
+        )
 
     def to_json(self) -> str:
         return json.dumps(to_dict(self), indent=2)

@@ -108,11 +108,37 @@ class _EpochClock(keras.callbacks.Callback):
 
 
 def run_window(model: keras.Model, dataset: keras.utils.PyDataset, config: LoaderConfig, batches: int, offset: int) -> WindowTiming:
-    """Times one real ``fit`` epoch of ``batches`` batches under ``config``."""
+    """Times one real ``fit`` epoch of ``batches`` batches under ``config`` (or through tf.data)."""
     clock = _EpochClock()
-    view = WindowView(dataset, batches, offset, config)
-    model.fit(view, epochs=1, verbose=0, callbacks=[clock])
+    data = tf_data_pipeline(dataset, batches, offset) if config.is_tf_data else WindowView(dataset, batches, offset, config)
+    model.fit(data, epochs=1, verbose=0, callbacks=[clock])
     return window_timing(clock.begin, clock.batch_ends, clock.end)
+
+
+def tf_data_pipeline(dataset: keras.utils.PyDataset, batches: int, offset: int):
+    """The user's ``__getitem__`` as a tf.data map: what TF_DATA_CODE tells the user to write."""
+    import tensorflow as tf
+
+    length = dataset.num_batches
+    example = standardize(dataset[offset % length if length else offset])
+    flat = tf.nest.flatten(example)
+    specs = [tf.TensorSpec(np.asarray(part).shape, tf.as_dtype(np.asarray(part).dtype)) for part in flat]
+
+    def load(index):
+        position = int(index)
+        return [np.asarray(part) for part in tf.nest.flatten(standardize(dataset[position % length if length else position]))]
+
+    def load_tensor(index):
+        parts = tf.py_function(load, [index], Tout=[spec.dtype for spec in specs])
+        for part, spec in zip(parts, specs):
+            part.set_shape(spec.shape)
+        return tf.nest.pack_sequence_as(example, parts)
+
+    return (
+        tf.data.Dataset.range(offset, offset + batches)
+        .map(load_tensor, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def run_cached_window(model: keras.Model, batch, config: LoaderConfig, batches: int) -> tuple[WindowTiming, float]:

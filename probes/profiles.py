@@ -117,7 +117,3 @@ class ModelProfile:
 
     def pipeline_point(self, kind: str) -> PipelinePoint | None:
         return next((point for point in self.pipeline if point.kind == kind), None)
-
-    @property
-    def max_batches_per_second(self) -> float:
-        return 1.0 / self.step_seconds.median if self.step_seconds.median > 0 else float("inf")

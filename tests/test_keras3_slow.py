@@ -51,6 +51,29 @@ def make_dataset():
 """
 
 
+ALLOCATES_10_GIB_IN_WORKER_PROCESSES = """
+import multiprocessing
+import keras
+import numpy as np
+
+class Greedy(keras.utils.PyDataset):
+    '''Pure Python (so processes get tried); each worker process fills 10 GiB per batch.'''
+
+    def __len__(self):
+        return 30
+
+    def __getitem__(self, index):
+        if multiprocessing.current_process().name != "MainProcess":
+            hog = np.ones(10 * 2**30, dtype=np.uint8)  # np.ones touches every page
+            del hog
+        total = sum(i * i for i in range(20_000))
+        return np.full((4, 2), total % 7, dtype="float32"), np.zeros(4, dtype="float32")
+
+def make_dataset():
+    return Greedy()
+"""
+
+
 def no_descendants_left():
     return [p for p in psutil.Process().children(recursive=True) if p.is_running() and p.status() != "zombie"]
 
@@ -123,4 +146,18 @@ def test_a_worker_that_hangs_is_killed_recorded_and_the_study_finishes(tmp_path)
     assert any(t.status == "ok" for t in result.trials)
     assert not result.config.use_multiprocessing
     assert any("timed out" in warning for warning in result.warnings)
+    assert no_descendants_left() == []
+
+
+def test_a_config_over_the_memory_budget_is_stopped_recorded_infeasible_and_the_study_finishes(tmp_path):
+    from tuner import recommend
+
+    path = tmp_path / "greedy.py"
+    path.write_text(textwrap.dedent(ALLOCATES_10_GIB_IN_WORKER_PROCESSES))
+    result = recommend(str(path), trials=3, time_budget=60, max_memory=3 * 2**30)
+    processes = [t for t in result.trials if t.config.use_multiprocessing]
+    assert processes, [t.config for t in result.trials]
+    assert all(t.status == "infeasible" and "over the budget of 3,072 MiB" in t.reason for t in processes)
+    assert any(t.status == "ok" for t in result.trials)
+    assert not result.config.use_multiprocessing
     assert no_descendants_left() == []

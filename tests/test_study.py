@@ -7,7 +7,7 @@ from tests import builders
 from tests.fakes import FakeMeasurer
 from tuner.results import KERAS_DEFAULTS, LoaderConfig
 from tuner.space import SearchSpace, starting_configs
-from tuner.study import StudySettings, best_trial, confirm, run_study
+from tuner.study import StudySettings, best_trial, interleave, run_study
 
 SPACE = SearchSpace(max_workers=8, allow_processes=True)
 STARTS = starting_configs(builders.machine(), builders.dataset())
@@ -25,16 +25,24 @@ def test_defaults_and_rule_of_thumb_are_measured_first():
 
 def test_study_finds_a_config_near_the_formula_optimum():
     fake = FakeMeasurer(batch_seconds=0.02, model_seconds=0.002)
-    outcome = run_study(fake, SPACE, STARTS, settings(max_trials=20))
+    outcome = run_study(fake, SPACE, STARTS, settings(max_trials=20, patience=20))
     best = best_trial(outcome.trials)
     optimum = fake.rate(LoaderConfig(8, False, 64))
     assert best.epoch_batches_per_second.median >= 0.7 * optimum
     assert best.epoch_batches_per_second.median > 4 * fake.rate(KERAS_DEFAULTS)
 
 
+def test_the_search_stops_when_patience_runs_out():
+    # The model step caps every config with 10+ batches in flight at the same rate: nothing beats the first such.
+    fake = FakeMeasurer(batch_seconds=0.02, model_seconds=0.01)
+    starts = STARTS + [("prediction", LoaderConfig(4, False, 10))]
+    outcome = run_study(fake, SPACE, starts, settings(max_trials=20, patience=3))
+    assert len(outcome.trials) == len(starts) + 3
+
+
 def test_failed_trials_are_recorded_and_the_study_goes_on():
     fake = FakeMeasurer(fail_when=lambda config: config.use_multiprocessing)
-    outcome = run_study(fake, SPACE, [("processes", LoaderConfig(4, True, 8))] + STARTS, settings(max_trials=8))
+    outcome = run_study(fake, SPACE, [("processes", LoaderConfig(4, True, 8))] + STARTS, settings(max_trials=8, patience=8))
     failed = [t for t in outcome.trials if t.status == "failed"]
     assert failed and all(t.config.use_multiprocessing for t in failed)
     assert failed[0].reason == "fake hang: timed out"
@@ -43,7 +51,7 @@ def test_failed_trials_are_recorded_and_the_study_goes_on():
 
 
 def test_clearly_losing_trials_are_pruned_and_the_saving_counted():
-    outcome = run_study(FakeMeasurer(), SPACE, STARTS, settings(max_trials=20))
+    outcome = run_study(FakeMeasurer(), SPACE, STARTS, settings(max_trials=20, patience=20))
     pruned = [t for t in outcome.trials if t.status == "pruned"]
     assert pruned
     assert all(len(t.windows) < 3 for t in pruned)
@@ -52,16 +60,16 @@ def test_clearly_losing_trials_are_pruned_and_the_saving_counted():
 
 def test_equivalent_configs_are_not_measured_twice():
     fake = FakeMeasurer()
-    outcome = run_study(fake, SPACE, STARTS, settings(max_trials=20))
+    outcome = run_study(fake, SPACE, STARTS, settings(max_trials=20, patience=20))
     keys = [t.config.equivalence_key() for t in outcome.trials]
     assert len(keys) == len(set(keys))
 
 
 def test_interrupted_study_resumes_from_its_storage(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    first = run_study(FakeMeasurer(), SPACE, STARTS, settings(max_trials=3, storage=storage))
+    first = run_study(FakeMeasurer(), SPACE, STARTS, settings(max_trials=3, storage=storage, patience=10))
     fake = FakeMeasurer()
-    second = run_study(fake, SPACE, STARTS, settings(max_trials=6, storage=storage))
+    second = run_study(fake, SPACE, STARTS, settings(max_trials=6, storage=storage, patience=10))
     assert second.resumed_trials == 3
     assert second.trials[:3] == first.trials
     assert len(second.trials) == 6
@@ -71,27 +79,38 @@ def test_interrupted_study_resumes_from_its_storage(tmp_path):
 
 def test_confirmation_claims_a_real_speedup():
     fake = FakeMeasurer(noise=0.05)
-    confirmation, best_peak, default_peak = confirm(
-        fake, LoaderConfig(8, False, 16), KERAS_DEFAULTS, rounds=5, epoch_batches=200
-    )
+    best = LoaderConfig(8, False, 16)
+    final = interleave(fake, [best, KERAS_DEFAULTS], rounds=5, epoch_batches=200)
+    confirmation = final.compare(best, KERAS_DEFAULTS)
     assert confirmation.significant
     assert confirmation.speedup_low > 4
-    assert best_peak > 0 and default_peak > 0
+    assert final.peak_memory_bytes[best] > 0 and final.peak_memory_bytes[KERAS_DEFAULTS] > 0
     # Interleaved: A B A B ...
-    assert [config for config, _ in fake.calls[:4]] == [LoaderConfig(8, False, 16), KERAS_DEFAULTS] * 2
+    assert [config for config, _ in fake.calls[:4]] == [best, KERAS_DEFAULTS] * 2
 
 
 def test_confirmation_does_not_claim_a_speedup_between_equals():
     fake = FakeMeasurer(noise=0.1)
-    confirmation, _, _ = confirm(fake, LoaderConfig(1, False, 3), KERAS_DEFAULTS, rounds=5, epoch_batches=200)
+    equal = LoaderConfig(1, False, 3)
+    confirmation = interleave(fake, [equal, KERAS_DEFAULTS], rounds=5, epoch_batches=200).compare(equal, KERAS_DEFAULTS)
     assert not confirmation.significant
     assert confirmation.speedup_low <= 1.0 <= confirmation.speedup_high
+
+
+def test_a_config_that_stops_in_the_final_rounds_is_dropped_with_its_reason():
+    fake = FakeMeasurer(fail_when=lambda config: config.use_multiprocessing)
+    processes = LoaderConfig(4, True, 8)
+    final = interleave(fake, [processes, KERAS_DEFAULTS], rounds=3, epoch_batches=200)
+    assert final.failures == {processes: "fake hang: timed out"}
+    assert final.compare(processes, KERAS_DEFAULTS) is None
+    assert len(final.samples[KERAS_DEFAULTS]) == 3
+    assert [c for c, _ in fake.calls].count(processes) == 1
 
 
 @pytest.mark.parametrize("picklable", [True, False])
 def test_processes_are_searched_only_for_picklable_datasets(picklable):
     space = SearchSpace.for_profiles(builders.machine(2), builders.dataset(picklable=picklable))
-    outcome = run_study(FakeMeasurer(), space, [], settings(max_trials=15))
+    outcome = run_study(FakeMeasurer(), space, [], settings(max_trials=15, patience=15))
     used = {t.config.use_multiprocessing for t in outcome.trials}
     assert (True in used) == picklable
     assert all(1 <= t.config.workers <= 8 and 1 <= t.config.max_queue_size <= 64 for t in outcome.trials)

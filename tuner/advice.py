@@ -22,8 +22,13 @@ def explain(
 ) -> tuple[str, ...]:
     """Why this configuration: the data code's nature, the model, the evidence."""
     reasons = [data_nature(dataset), f"Training is {ceiling.verdict}."]
-    if confirmation is None:
+    if best.config == KERAS_DEFAULTS:
         reasons.append("The Keras defaults were the best configuration measured.")
+    elif confirmation is None:
+        reasons.append(
+            f"The best configuration tried ({best.config.label()}) could not be confirmed against the defaults "
+            "side by side (see the warnings): keep the defaults."
+        )
     elif chosen == KERAS_DEFAULTS:
         reasons.append(
             f"The best configuration tried ({best.config.label()}) measured {confirmation.speedup:.2f}x the defaults "

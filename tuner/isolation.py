@@ -42,7 +42,6 @@ class RunnerProcess:
         self.memory_budget_bytes = memory_budget_bytes
         self.process: subprocess.Popen | None = None
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES_KEPT)
-        self.starts = 0
 
     def start(self) -> None:
         env = dict(os.environ)
@@ -56,7 +55,6 @@ class RunnerProcess:
             start_new_session=True,
             env=env,
         )
-        self.starts += 1
         self._stderr_tail.clear()
         threading.Thread(target=self._drain_stderr, args=(self.process.stderr,), daemon=True).start()
 

@@ -17,15 +17,14 @@ from tuner.errors import TuneLoaderError
 from tuner.results import KERAS_DEFAULTS, LoaderConfig, Recommendation, TrialResult
 from tuner.runner import FileSource, PickledSource
 from tuner.space import SearchSpace, starting_configs
-from tuner.isolation import TrialStopped
 from tuner.predict import best_predictions, ceiling, predict
-from tuner.study import StudySettings, best_trial, confirm, run_study
+from tuner.study import StudySettings, best_trial, interleave, run_study
 from tuner.workload import RunnerMeasurer
 
-TARGET_WINDOW_SECONDS = 1.5
+TARGET_WINDOW_SECONDS = 1.0
 MIN_WINDOW_BATCHES = 32
-CONFIRMATION_ROUNDS = 5
-TF_DATA_ROUNDS = 3
+CONFIRMATION_ROUNDS = 4
+TF_DATA = LoaderConfig.tf_data()
 MIN_WINDOW_TIMEOUT_SECONDS = 30.0
 
 
@@ -124,26 +123,15 @@ def recommend(
                 "Every trial failed, so there is nothing to recommend. "
                 + "; ".join(f"{t.config.label()}: {t.reason}" for t in outcome.trials[:3])
             )
-        confirmation, best_peak, default_peak = None, best.peak_memory_bytes, _default_peak(outcome.trials)
-        confirm_error = ""
-        if best.config != KERAS_DEFAULTS:
-            progress.stage(f"Confirming {best.config.label()} against the defaults, interleaved")
-            try:
-                confirmation, best_peak, default_peak = confirm(
-                    measurer, best.config, KERAS_DEFAULTS, rounds=CONFIRMATION_ROUNDS, epoch_batches=epoch, seed=seed
-                )
-            except TrialStopped as stop:
-                confirm_error = f"The confirmation of {best.config.label()} against the defaults stopped: {stop.reason}"
-        tf_data = None
-        progress.stage(f"Measuring a tf.data pipeline over the same batch code against {best.config.label()}")
-        try:
-            tf_data, _, _ = confirm(
-                measurer, LoaderConfig.tf_data(), best.config, rounds=TF_DATA_ROUNDS, epoch_batches=epoch, seed=seed
-            )
-        except TrialStopped as stop:
-            confirm_error += f" A tf.data pipeline over the same code stopped: {stop.reason}"
+        contenders = [best.config] + ([KERAS_DEFAULTS] if best.config != KERAS_DEFAULTS else []) + [TF_DATA]
+        progress.stage(
+            f"Confirming {best.config.label()} against the defaults and a tf.data pipeline, interleaved"
+        )
+        final = interleave(measurer, contenders, rounds=CONFIRMATION_ROUNDS, epoch_batches=epoch)
     finally:
         measurer.close()
+    confirmation = final.compare(best.config, KERAS_DEFAULTS, seed) if best.config != KERAS_DEFAULTS else None
+    tf_data = final.compare(TF_DATA, best.config, seed)
     chosen = best.config if confirmation and confirmation.significant else KERAS_DEFAULTS
     limit = ceiling(machine, dataset_profile, model_profile, epoch)
     chosen_trial = best if chosen == best.config else _trial_for(outcome.trials, KERAS_DEFAULTS)
@@ -168,8 +156,8 @@ def recommend(
         best_tried_batches_per_second=best.epoch_batches_per_second,
         default_batches_per_second=default_trial.epoch_batches_per_second if default_trial else None,
         confirmation=confirmation,
-        peak_memory_bytes=best_peak if chosen == best.config else default_peak,
-        default_peak_memory_bytes=default_peak,
+        peak_memory_bytes=final.peak_memory_bytes.get(chosen) or (chosen_trial and chosen_trial.peak_memory_bytes),
+        default_peak_memory_bytes=final.peak_memory_bytes.get(KERAS_DEFAULTS) or _default_peak(outcome.trials),
         reasons=advice.explain(
             chosen=chosen,
             best=best,
@@ -179,7 +167,10 @@ def recommend(
             dataset=dataset_profile,
             epoch_batches=epoch,
         ),
-        warnings=warnings + ((confirm_error.strip(),) if confirm_error else ()),
+        warnings=warnings + tuple(
+            f"{config.label()} stopped during the final interleaved comparison: {reason}"
+            for config, reason in final.failures.items()
+        ),
         trials=outcome.trials,
         ceiling=limit,
         tf_data=tf_data,

@@ -132,7 +132,7 @@ class Session:
         self.dataset = dataset
         return {"dataset_name": self.dataset_name, "kind": keras3.KIND, "class_name": type(dataset).__name__}
 
-    def prepare(self) -> dict:
+    def prepare(self) -> None:
         """Builds the model and runs one untimed epoch: the first ``fit`` traces the graph."""
         first = self.engine.standardize(self._batch(0))
         if self.build_model:
@@ -146,7 +146,6 @@ class Session:
 
         batches = self._clamp(WARMUP_BATCHES)
         self.engine.run_window(self.model, self.dataset, KERAS_DEFAULTS, batches, 0)
-        return {"model_description": self.model_description, "is_default_model": self.is_default_model}
 
     def probe(self, usable_cores: int) -> tuple:
         from probes import probe_dataset, probe_model

@@ -28,6 +28,7 @@ from tuner.space import SearchSpace
 RESULT_ATTR = "tune_loader_result"
 ORIGIN_ATTR = "origin"
 MAX_REPEATS_PER_TRIAL = 5
+CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class StudySettings:
     windows_per_trial: int = 3
     max_trials: int = 24
     time_budget_seconds: float = 120.0
-    patience: int = 6
+    patience: int = 3
     min_improvement: float = 0.02
     seed: int = 0
     storage: str | None = None
@@ -90,7 +91,7 @@ def run_study(
         storage=settings.storage,
         direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=settings.seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=len(starts) + 2, n_warmup_steps=0),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=len(starts), n_warmup_steps=0),
         load_if_exists=True,
     )
     results = _results_in(study)
@@ -218,31 +219,42 @@ def best_trial(trials: tuple[TrialResult, ...]) -> TrialResult | None:
     return max(completed, key=lambda t: t.epoch_batches_per_second.median, default=None)
 
 
-def confirm(
-    measurer: Measurer,
-    best: LoaderConfig,
-    baseline: LoaderConfig,
-    *,
-    rounds: int,
-    epoch_batches: int,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> tuple[Confirmation, int, int]:
-    """Times ``best`` and ``baseline`` interleaved (A B A B ...) and bootstraps the speed-up.
+@dataclass(frozen=True)
+class Interleaved:
+    """Epoch throughputs of several configurations timed round-robin (A B C A B C ...)."""
 
-    Interleaving spreads slow background drift over both sides (as asv
-    does). Returns the confirmation and each side's peak memory.
+    samples: dict[LoaderConfig, tuple[float, ...]]
+    peak_memory_bytes: dict[LoaderConfig, int]
+    failures: dict[LoaderConfig, str]
+
+    def compare(self, faster: LoaderConfig, slower: LoaderConfig, seed: int = 0) -> Confirmation | None:
+        """``faster`` over ``slower`` with a bootstrap interval, or None if either has no samples."""
+        a, b = self.samples.get(faster), self.samples.get(slower)
+        if not a or not b:
+            return None
+        speedup, low, high = bootstrap_ratio_interval(a, b, confidence=CONFIDENCE, seed=seed)
+        return Confirmation(a, b, speedup, low, high, CONFIDENCE)
+
+
+def interleave(measurer: Measurer, configs: list[LoaderConfig], *, rounds: int, epoch_batches: int) -> Interleaved:
+    """Times ``configs`` round-robin, one epoch each per round.
+
+    Interleaving spreads slow background drift over every side (as asv
+    does); a configuration that stops is dropped from later rounds and its
+    reason kept.
     """
-    best_samples, baseline_samples = [], []
-    best_peak = baseline_peak = 0
+    samples = {config: [] for config in configs}
+    peaks = {config: 0 for config in configs}
+    failures: dict[LoaderConfig, str] = {}
     for round_index in range(rounds):
-        for config, samples in ((best, best_samples), (baseline, baseline_samples)):
-            measurement = measurer.measure(config, 100 + round_index)
-            samples.append(epoch_throughput(measurement.timing, epoch_batches))
-            if config == best:
-                best_peak = max(best_peak, measurement.peak_memory_bytes)
-            else:
-                baseline_peak = max(baseline_peak, measurement.peak_memory_bytes)
-    speedup, low, high = bootstrap_ratio_interval(best_samples, baseline_samples, confidence=confidence, seed=seed)
-    confirmation = Confirmation(tuple(best_samples), tuple(baseline_samples), speedup, low, high, confidence)
-    return confirmation, best_peak, baseline_peak
+        for config in configs:
+            if config in failures:
+                continue
+            try:
+                measurement = measurer.measure(config, 100 + round_index)
+            except TrialStopped as stop:
+                failures[config] = stop.reason
+                continue
+            samples[config].append(epoch_throughput(measurement.timing, epoch_batches))
+            peaks[config] = max(peaks[config], measurement.peak_memory_bytes)
+    return Interleaved({c: tuple(v) for c, v in samples.items() if v}, peaks, failures)

@@ -19,7 +19,7 @@ class RunnerMeasurer:
     """Owns the runner: loads the user's workload once, restarts it after a kill.
 
     A restart (import, model build, graph tracing: several seconds) happens
-    outside any measured window, so it never lands in a trial's timings.
+    before the next window's clock starts, so it never lands in a timing.
     """
 
     def __init__(self, source: FileSource | PickledSource, *, memory_budget_bytes: int | None, window_timeout_seconds: float):
@@ -29,14 +29,12 @@ class RunnerMeasurer:
         self.window_batches = 1
         self.epoch_batches: int | None = None
         self.loaded: dict = {}
-        self.prepared: dict = {}
-        self.restart_seconds = 0.0
 
     def start(self) -> None:
         self.runner.start()
         try:
             self.loaded, _ = self.runner.call("load", self.source, timeout=STARTUP_TIMEOUT_SECONDS)
-            self.prepared, _ = self.runner.call("prepare", timeout=STARTUP_TIMEOUT_SECONDS)
+            self.runner.call("prepare", timeout=STARTUP_TIMEOUT_SECONDS)
         except TrialStopped as stop:
             raise TuneLoaderError(f"Loading the dataset and model and running a first epoch failed: {stop.reason}") from stop
 
@@ -49,9 +47,7 @@ class RunnerMeasurer:
 
     def measure(self, config: LoaderConfig, window_index: int) -> Measurement:
         if self.runner.process is None:
-            began = time.perf_counter()
             self.start()
-            self.restart_seconds += time.perf_counter() - began
         offset = (window_index * self.window_batches) % self.epoch_batches if self.epoch_batches else 0
         began = time.perf_counter()
         (timing, leftovers), peak = self.runner.call(

@@ -1,0 +1,205 @@
+"""Side-by-side benchmark: is tune-loader's answer as good as an exhaustive grid, and cheaper?
+
+For each workload, in one run on one machine:
+
+1. the exhaustive grid (workers 1, 2, 4, 8, 16 x threads/processes x queue
+   1, 4, 10, 32), each configuration timed like a tune-loader trial (three
+   windows, median), and its wall time;
+2. tune-loader itself (``recommend()`` with its defaults), and its wall time;
+3. a final round-robin in one trial process: the Keras defaults, the rule of
+   thumb (workers = usable cores, processes if the data code holds the GIL),
+   tune-loader's answer, the grid's best and a tf.data pipeline over the same
+   ``__getitem__``, one epoch each per round (A B C D E, A B C D E, ...).
+   Ratios to the grid's best come with a bootstrap 95% interval.
+
+The grid's best is re-measured in step 3 rather than taken from step 1: the
+maximum of 40 noisy measurements is biased upwards (the winner's curse).
+
+    python benchmarks/compare.py                       # every workload
+    python benchmarks/compare.py --workloads io_bound  # one
+    python benchmarks/compare.py --repeat 3 --workloads gil_bound   # stability of the answer
+
+Writes the table to stdout and everything to benchmarks/results/compare.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from probes import probe_machine  # noqa: E402
+from probes.serde import to_dict  # noqa: E402
+from probes.stats import bootstrap_ratio_interval, summarize  # noqa: E402
+from tuner import recommend  # noqa: E402
+from tuner.epoch_model import epoch_throughput, epoch_throughputs  # noqa: E402
+from tuner.isolation import TrialStopped  # noqa: E402
+from tuner.recommend import window_batches  # noqa: E402
+from tuner.results import KERAS_DEFAULTS, LoaderConfig  # noqa: E402
+from tuner.runner import FileSource  # noqa: E402
+from tuner.space import rule_of_thumb  # noqa: E402
+from tuner.workload import RunnerMeasurer  # noqa: E402
+
+WORKLOADS = {
+    "io_bound": ROOT / "examples" / "io_bound.py",
+    "gil_bound": ROOT / "examples" / "gil_bound.py",
+    "numpy_augment": ROOT / "examples" / "numpy_augment.py",
+    "model_bound": ROOT / "benchmarks" / "workloads" / "model_bound.py",
+}
+GRID_WORKERS = (1, 2, 4, 8, 16)
+GRID_QUEUES = (1, 4, 10, 32)
+WINDOWS_PER_CONFIG = 3
+FINAL_ROUNDS = 5
+
+
+class Session:
+    """A trial process for one workload, sized the way tune-loader sizes its windows."""
+
+    def __init__(self, path: Path):
+        self.machine = probe_machine()
+        self.measurer = RunnerMeasurer(FileSource(str(path)), memory_budget_bytes=None, window_timeout_seconds=120)
+        self.measurer.start()
+        self.dataset, self.model = self.measurer.probe(self.machine.usable_cores)
+        self.measurer.window_batches = window_batches(self.dataset, self.model)
+        self.measurer.epoch_batches = self.dataset.batches_per_epoch
+        self.epoch = self.dataset.batches_per_epoch or self.measurer.window_batches
+
+    def throughput(self, config: LoaderConfig, window_index: int) -> float:
+        return epoch_throughput(self.measurer.measure(config, window_index).timing, self.epoch)
+
+    def close(self) -> None:
+        self.measurer.close()
+
+
+def grid(session: Session) -> dict:
+    kinds = (False, True) if session.dataset.picklable else (False,)
+    configs = [LoaderConfig(w, p, q) for p in kinds for w in GRID_WORKERS for q in GRID_QUEUES]
+    results = []
+    for config in configs:
+        try:
+            windows = [session.measurer.measure(config, i).timing for i in range(WINDOWS_PER_CONFIG)]
+            results.append((config, epoch_throughputs(windows, session.epoch).median))
+        except TrialStopped as stop:
+            results.append((config, None))
+            print(f"    grid {config.label()}: {stop.reason}", flush=True)
+    best = max((r for r in results if r[1] is not None), key=lambda r: r[1])
+    return {"configs": [(to_dict(c), v) for c, v in results], "best": best[0], "best_first_pass": best[1]}
+
+
+def final_rounds(session: Session, contenders: dict[str, LoaderConfig]) -> dict[str, list[float]]:
+    samples = {name: [] for name in contenders}
+    for round_index in range(FINAL_ROUNDS):
+        for name, config in contenders.items():
+            try:
+                samples[name].append(session.throughput(config, 200 + round_index))
+            except TrialStopped as stop:
+                print(f"    {name}: {stop.reason}", flush=True)
+    return samples
+
+
+def run_workload(name: str, path: Path) -> dict:
+    print(f"\n== {name}", flush=True)
+    began = time.monotonic()
+    session = Session(path)
+    grid_result = grid(session)
+    grid_seconds = time.monotonic() - began
+    session.close()
+    print(f"  grid: best {grid_result['best'].label()} in {grid_seconds:.0f} s", flush=True)
+
+    began = time.monotonic()
+    answer = recommend(str(path))
+    tune_seconds = time.monotonic() - began
+    print(f"  tune-loader: {answer.config.label()} in {tune_seconds:.0f} s", flush=True)
+
+    session = Session(path)
+    contenders = {
+        "keras defaults": KERAS_DEFAULTS,
+        "rule of thumb": rule_of_thumb(session.machine, session.dataset),
+        "tune-loader": answer.config,
+        "grid best": grid_result["best"],
+        "tf.data AUTOTUNE": LoaderConfig.tf_data(),
+    }
+    samples = final_rounds(session, contenders)
+    session.close()
+    reference = samples["grid best"]
+    rows = {}
+    for contender, values in samples.items():
+        ratio, low, high = bootstrap_ratio_interval(values, reference) if values else (None, None, None)
+        rows[contender] = {
+            "config": to_dict(contenders[contender]),
+            "label": contenders[contender].label(),
+            "batches_per_second": to_dict(summarize(values)) if values else None,
+            "ratio_to_grid_best": ratio,
+            "interval": [low, high],
+        }
+    return {
+        "workload": name,
+        "grid_seconds": grid_seconds,
+        "tune_loader_seconds": tune_seconds,
+        "tuning_time_ratio": tune_seconds / grid_seconds,
+        "grid": grid_result | {"best": to_dict(grid_result["best"])},
+        "tune_loader_trials": len(answer.trials),
+        "rows": rows,
+    }
+
+
+def stability(name: str, path: Path, repeats: int) -> dict:
+    """Runs tune-loader ``repeats`` times, then times the answers side by side."""
+    answers = [recommend(str(path), seed=seed).config for seed in range(repeats)]
+    print(f"\n== stability of {name}: " + "; ".join(a.label() for a in answers), flush=True)
+    session = Session(path)
+    samples = final_rounds(session, {f"run {i + 1}: {a.label()}": a for i, a in enumerate(answers)})
+    session.close()
+    medians = {label: summarize(values).median for label, values in samples.items()}
+    spread = max(medians.values()) / min(medians.values()) - 1.0
+    for label, median in medians.items():
+        print(f"  {label:40} {median:8.1f} batches/s")
+    print(f"  fastest answer / slowest answer - 1 = {spread:.1%} (FINAL_ROUNDS={FINAL_ROUNDS} epochs each)")
+    return {"workload": name, "answers": [to_dict(a) for a in answers], "medians": medians, "spread": spread}
+
+
+def print_table(results: list[dict]) -> None:
+    print("\nThroughput as a ratio to the grid's best (median of interleaved epochs, 95% bootstrap interval)")
+    header = f"{'workload':15} {'contender':18} {'setting':28} {'batches/s':>10} {'ratio':>7} {'interval':>16}"
+    print(header)
+    print("-" * len(header))
+    for result in results:
+        for contender, row in result["rows"].items():
+            if row["ratio_to_grid_best"] is None:
+                continue
+            low, high = row["interval"]
+            print(
+                f"{result['workload']:15} {contender:18} {row['label']:28} "
+                f"{row['batches_per_second']['median']:10.1f} {row['ratio_to_grid_best']:7.2f} [{low:5.2f}, {high:5.2f}]"
+            )
+        print(
+            f"{result['workload']:15} tuning time: tune-loader {result['tune_loader_seconds']:.0f} s "
+            f"({result['tune_loader_trials']} trials) / grid {result['grid_seconds']:.0f} s "
+            f"= {result['tuning_time_ratio']:.2f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workloads", nargs="+", choices=sorted(WORKLOADS), default=list(WORKLOADS))
+    parser.add_argument("--repeat", type=int, default=0, help="instead: rerun tune-loader this many times per workload")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "compare.json")
+    args = parser.parse_args()
+    machine = probe_machine()
+    if args.repeat:
+        results = [stability(name, WORKLOADS[name], args.repeat) for name in args.workloads]
+    else:
+        results = [run_workload(name, WORKLOADS[name]) for name in args.workloads]
+        print_table(results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"machine": to_dict(machine), "results": results}, indent=2, default=str))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

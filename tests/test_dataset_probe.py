@@ -64,7 +64,9 @@ def test_waiting_code_is_not_gil_bound_and_threads_help():
 
 def test_pure_python_code_is_gil_bound():
     result = profile(PurePython(), batches=None)
-    assert result.cpu_fraction > 0.8
+    # CPU over wall stays well above waiting code's even when another process competes for the cores.
+    assert result.cpu_fraction > 0.5
+    assert result.thread_speedup < 1.35
     assert result.gil_bound
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from probes.profiles import DatasetProfile
 from probes.stats import summarize
 
-TARGET_PROBE_SECONDS = 1.5
+TARGET_PROBE_SECONDS = 1.0
 MIN_PROBE_BATCHES = 4
 MAX_PROBE_BATCHES = 24
 

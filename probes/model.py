@@ -13,7 +13,7 @@ from probes.profiles import ModelProfile
 from probes.stats import summarize
 
 WARMUP_STEPS = 3
-TARGET_PROBE_SECONDS = 1.0
+TARGET_PROBE_SECONDS = 0.5
 MAX_STEPS = 50
 
 

@@ -40,6 +40,17 @@ def test_the_search_stops_when_patience_runs_out():
     assert len(outcome.trials) == len(starts) + 3
 
 
+def test_the_simplest_config_within_five_percent_of_the_fastest_wins():
+    trials = (
+        builders.trial(0, LoaderConfig(16, False, 32), 300.0),
+        builders.trial(1, LoaderConfig(9, False, 16), 290.0),
+        builders.trial(2, LoaderConfig(9, True, 16), 295.0),
+        builders.trial(3, LoaderConfig(4, False, 10), 200.0),
+    )
+    assert best_trial(trials).config == LoaderConfig(9, False, 16)
+    assert best_trial(trials, tolerance=0.0).config == LoaderConfig(16, False, 32)
+
+
 def test_failed_trials_are_recorded_and_the_study_goes_on():
     fake = FakeMeasurer(fail_when=lambda config: config.use_multiprocessing)
     outcome = run_study(fake, SPACE, [("processes", LoaderConfig(4, True, 8))] + STARTS, settings(max_trials=8, patience=8))

@@ -39,7 +39,7 @@ from probes.stats import bootstrap_ratio_interval, summarize  # noqa: E402
 from tuner import recommend  # noqa: E402
 from tuner.epoch_model import epoch_throughput, epoch_throughputs  # noqa: E402
 from tuner.isolation import TrialStopped  # noqa: E402
-from tuner.recommend import window_batches  # noqa: E402
+from tuner.recommend import window_sizer  # noqa: E402
 from tuner.results import KERAS_DEFAULTS, LoaderConfig  # noqa: E402
 from tuner.runner import FileSource  # noqa: E402
 from tuner.space import rule_of_thumb  # noqa: E402
@@ -62,12 +62,13 @@ class Session:
 
     def __init__(self, path: Path):
         self.machine = probe_machine()
-        self.measurer = RunnerMeasurer(FileSource(str(path)), memory_budget_bytes=None, window_timeout_seconds=120)
+        self.measurer = RunnerMeasurer(FileSource(str(path)), memory_budget_bytes=None)
+        self.measurer.window_timeout = lambda batches: 300.0
         self.measurer.start()
         self.dataset, self.model = self.measurer.probe(self.machine.usable_cores)
-        self.measurer.window_batches = window_batches(self.dataset, self.model)
+        self.measurer.window_size = window_sizer(self.machine, self.dataset, self.model)
         self.measurer.epoch_batches = self.dataset.batches_per_epoch
-        self.epoch = self.dataset.batches_per_epoch or self.measurer.window_batches
+        self.epoch = self.dataset.batches_per_epoch or self.measurer.window_size(KERAS_DEFAULTS)
 
     def throughput(self, config: LoaderConfig, window_index: int) -> float:
         return epoch_throughput(self.measurer.measure(config, window_index).timing, self.epoch)

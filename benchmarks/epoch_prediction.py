@@ -27,13 +27,13 @@ def main() -> None:
     print(f"{'workload':15} {'setting':26} {'predicted s':>12} {'measured s (median of 3)':>26} {'error':>7}")
     for name in ("io_bound", "gil_bound", "numpy_augment"):
         session = Session(WORKLOADS[name])
-        window = session.measurer.window_batches
+        window_size = session.measurer.window_size
         for config in CONFIGS:
-            session.measurer.window_batches = window
+            session.measurer.window_size = window_size
             predicted = summarize(
                 [session.measurer.measure(config, i).timing.predicted_epoch_seconds(session.epoch) for i in range(3)]
             ).median
-            session.measurer.window_batches = session.epoch
+            session.measurer.window_size = lambda config: session.epoch
             epochs = [session.measurer.measure(config, 0).timing.epoch_seconds for _ in range(3)]
             measured = summarize(epochs)
             print(

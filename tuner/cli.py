@@ -146,7 +146,7 @@ class _LiveProgress:
         value = f"{rate.median:.1f} batches/s" if rate else result.reason[:60]
         if rate and result.predicted_batches_per_second:
             value += f" (predicted {result.predicted_batches_per_second:.1f})"
-        self.console.print(f"  trial {result.number:>2} {result.config.label():<26} {result.status:<10} {value}", highlight=False)
+        self.console.print(f"  trial {result.number:>2} {result.config.label():<26} {result.status:<10} {value}", highlight=False, soft_wrap=True)
         leader = f"best {best.epoch_batches_per_second.median:.1f} b/s ({best.config.label()})" if best else ""
         left = max(0.0, self.time_budget - (time.monotonic() - self.search_started))
         self.bar.update(self.task, completed=measured, best=leader, budget=f"{left:.0f} s left")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import pickle
 import time
+from collections.abc import Callable
 from os import PathLike
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,10 +20,9 @@ from tuner.runner import FileSource, PickledSource
 from tuner.space import SearchSpace, starting_configs
 from tuner.predict import best_predictions, ceiling, predict
 from tuner.study import StudySettings, best_trial, interleave, run_study
-from tuner.workload import RunnerMeasurer
+from tuner.workload import MIN_WINDOW_BATCHES, RunnerMeasurer
 
 TARGET_WINDOW_SECONDS = 1.0
-MIN_WINDOW_BATCHES = 32
 CONFIRMATION_ROUNDS = 4
 TF_DATA = LoaderConfig.tf_data()
 MIN_WINDOW_TIMEOUT_SECONDS = 30.0
@@ -77,13 +77,14 @@ def recommend(
     machine = probe_machine()
     budget = max_memory if max_memory is not None else machine.memory_usable_bytes // 2
     source = _source_for(dataset, model, dataset_name, model_name)
-    measurer = RunnerMeasurer(source, memory_budget_bytes=budget, window_timeout_seconds=window_timeout or 0)
+    measurer = RunnerMeasurer(source, memory_budget_bytes=budget)
     try:
         progress.stage("Starting TensorFlow and loading your dataset")
         measurer.start()
         progress.stage("Probing the data code, the model step and Keras's pipeline")
         dataset_profile, model_profile = measurer.probe(machine.usable_cores)
-        window = window_batches(dataset_profile, model_profile)
+        window_size = window_sizer(machine, dataset_profile, model_profile)
+        window = window_size(KERAS_DEFAULTS)
         epoch = dataset_profile.batches_per_epoch or window
         space = SearchSpace.for_profiles(machine, dataset_profile, model_profile)
         guesses = best_predictions(
@@ -98,8 +99,8 @@ def recommend(
                      dataset_name=measurer.loaded["dataset_name"])
         if quick:
             return _predicted_answer(guesses[0].config, **facts)
-        measurer.window_batches, measurer.epoch_batches = window, dataset_profile.batches_per_epoch
-        measurer.window_timeout_seconds = window_timeout or _window_timeout(window, dataset_profile, model_profile)
+        measurer.window_size, measurer.epoch_batches = window_size, dataset_profile.batches_per_epoch
+        measurer.window_timeout = (lambda batches: window_timeout) if window_timeout else window_timer(dataset_profile, model_profile)
         settings = StudySettings(
             epoch_batches=epoch,
             max_trials=trials,
@@ -221,17 +222,27 @@ def _predicted_answer(config, *, machine, dataset, model, epoch_batches, window_
     )
 
 
-def window_batches(dataset: DatasetProfile, model: ModelProfile) -> int:
-    """Batches per timed window: about 1.5 s at the inline rate, never past one epoch."""
-    per_batch = max(dataset.wall_seconds.median, model.step_seconds.median, 1e-4)
-    batches = max(MIN_WINDOW_BATCHES, math.ceil(TARGET_WINDOW_SECONDS / per_batch))
-    return min(batches, dataset.batches_per_epoch) if dataset.batches_per_epoch else batches
+def window_sizer(machine, dataset: DatasetProfile, model: ModelProfile) -> Callable[[LoaderConfig], int]:
+    """Batches per timed window for each configuration: about 1 s at its predicted rate.
+
+    Sizing every window from the inline rate gave fast settings windows of a
+    quarter second whose later half, the steady-rate estimate, spanned 60 ms:
+    one setting read 260 and then 410 batches/s. At least 32 batches, at most
+    one epoch.
+    """
+
+    def size(config: LoaderConfig) -> int:
+        period = predict(config, machine, dataset, model, epoch_batches=1).batch_period_seconds  # any length
+        batches = max(MIN_WINDOW_BATCHES, math.ceil(TARGET_WINDOW_SECONDS / period))
+        return min(batches, dataset.batches_per_epoch) if dataset.batches_per_epoch else batches
+
+    return size
 
 
-def _window_timeout(window: int, dataset: DatasetProfile, model: ModelProfile) -> float:
-    """Ten times the window's inline duration: generous for slow configs, short for a hang."""
+def window_timer(dataset: DatasetProfile, model: ModelProfile) -> Callable[[int], float]:
+    """Ten times a window's inline duration: generous for slow settings, short for a hang."""
     per_batch = max(dataset.wall_seconds.maximum, model.step_seconds.median)
-    return max(MIN_WINDOW_TIMEOUT_SECONDS, 10 * window * per_batch)
+    return lambda batches: max(MIN_WINDOW_TIMEOUT_SECONDS, 10 * batches * per_batch)
 
 
 def _source_for(dataset, model, dataset_name, model_name) -> FileSource | PickledSource:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from probes.profiles import DatasetProfile, ModelProfile
 from tuner.errors import TuneLoaderError
@@ -12,6 +13,7 @@ from tuner.results import LoaderConfig
 from tuner.study import Measurement
 
 STARTUP_TIMEOUT_SECONDS = 300.0
+MIN_WINDOW_BATCHES = 32
 PROBE_TIMEOUT_SECONDS = 300.0
 
 
@@ -22,11 +24,11 @@ class RunnerMeasurer:
     before the next window's clock starts, so it never lands in a timing.
     """
 
-    def __init__(self, source: FileSource | PickledSource, *, memory_budget_bytes: int | None, window_timeout_seconds: float):
+    def __init__(self, source: FileSource | PickledSource, *, memory_budget_bytes: int | None):
         self.source = source
         self.runner = RunnerProcess(memory_budget_bytes)
-        self.window_timeout_seconds = window_timeout_seconds
-        self.window_batches = 1
+        self.window_size: Callable[[LoaderConfig], int] = lambda config: MIN_WINDOW_BATCHES
+        self.window_timeout: Callable[[int], float] = lambda batches: STARTUP_TIMEOUT_SECONDS
         self.epoch_batches: int | None = None
         self.loaded: dict = {}
 
@@ -48,10 +50,11 @@ class RunnerMeasurer:
     def measure(self, config: LoaderConfig, window_index: int) -> Measurement:
         if self.runner.process is None:
             self.start()
-        offset = (window_index * self.window_batches) % self.epoch_batches if self.epoch_batches else 0
+        batches = self.window_size(config)
+        offset = (window_index * batches) % self.epoch_batches if self.epoch_batches else 0
         began = time.perf_counter()
         (timing, leftovers), peak = self.runner.call(
-            "window", config, self.window_batches, offset, timeout=self.window_timeout_seconds
+            "window", config, batches, offset, timeout=self.window_timeout(batches)
         )
         return Measurement(timing, peak, leftovers, time.perf_counter() - began)
 

@@ -5,7 +5,7 @@ No Optuna and no Keras import here; the engine hands in the objects.
 
 from probes.dataset import DataCodeError, probe_dataset
 from probes.machine import probe_machine
-from probes.memory import descendants, tree_pss_bytes
+from probes.memory import tree_pss_bytes
 from probes.model import probe_model
 from probes.profiles import DatasetProfile, MachineProfile, ModelProfile, Spread
 
@@ -15,7 +15,6 @@ __all__ = [
     "MachineProfile",
     "ModelProfile",
     "Spread",
-    "descendants",
     "probe_dataset",
     "probe_machine",
     "probe_model",

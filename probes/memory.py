@@ -34,10 +34,3 @@ def tree_pss_bytes(root_pid: int) -> int:
         total += getattr(info, "pss", None) or getattr(info, "uss", None) or info.rss
     return total
 
-
-def descendants(root_pid: int) -> list[psutil.Process]:
-    """Live descendants of ``root_pid`` (workers that a trial left behind)."""
-    try:
-        return [p for p in psutil.Process(root_pid).children(recursive=True) if p.is_running()]
-    except psutil.NoSuchProcess:
-        return []

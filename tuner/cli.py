@@ -90,7 +90,7 @@ def _run(args, console: Console) -> tuple[Recommendation, Path]:
     database = folder / "study.db"
     if database.exists() and not args.resume:
         database.unlink()
-    with _LiveProgress(console, args.trials, args.time_budget) as progress:
+    with _LiveProgress(console) as progress:
         recommendation = recommend(
             path,
             dataset_name=args.dataset,
@@ -111,7 +111,7 @@ def _run(args, console: Console) -> tuple[Recommendation, Path]:
 class _LiveProgress:
     """A rich progress bar: trial k of n, current best, elapsed time."""
 
-    def __init__(self, console: Console, trials: int, time_budget: float):
+    def __init__(self, console: Console):
         self.console = console
         self.bar = Progress(
             TextColumn("{task.description}"),
@@ -123,10 +123,9 @@ class _LiveProgress:
             console=console,
             transient=True,
         )
-        self.trials = trials
-        self.time_budget = time_budget
         self.task = None
-        self.search_started = None
+        self.time_budget = 0.0
+        self.search_started = 0.0
 
     def __enter__(self):
         self.bar.__enter__()
@@ -137,9 +136,10 @@ class _LiveProgress:
 
     def stage(self, text: str) -> None:
         self.console.print(f"[dim]•[/] {text}")
-        if text.startswith("Searching") and self.task is None:
-            self.search_started = time.monotonic()
-            self.task = self.bar.add_task("trials", total=self.trials, best="", budget=f"{self.time_budget:.0f} s")
+
+    def searching(self, trials: int, time_budget: float) -> None:
+        self.search_started, self.time_budget = time.monotonic(), time_budget
+        self.task = self.bar.add_task("trials", total=trials, best="", budget=f"{time_budget:.0f} s")
 
     def trial(self, result: TrialResult, measured: int, best: TrialResult | None) -> None:
         rate = result.epoch_batches_per_second

@@ -33,11 +33,16 @@ class Progress(Protocol):
 
     def stage(self, text: str) -> None: ...
 
+    def searching(self, trials: int, time_budget: float) -> None: ...
+
     def trial(self, result: TrialResult, measured: int, best: TrialResult | None) -> None: ...
 
 
 class _Silent:
     def stage(self, text: str) -> None:
+        pass
+
+    def searching(self, trials: int, time_budget: float) -> None:
         pass
 
     def trial(self, result: TrialResult, measured: int, best: TrialResult | None) -> None:
@@ -110,6 +115,7 @@ def recommend(
             study_name=f"tune-loader:{measurer.loaded['dataset_name']}:{measurer.loaded['class_name']}",
         )
         progress.stage(f"Searching: up to {trials} trials or {time_budget:.0f} s")
+        progress.searching(trials, time_budget)
         measured_so_far: list[TrialResult] = []
 
         def on_trial(result: TrialResult, count: int) -> None:
@@ -188,6 +194,7 @@ def _predicted_answer(config, *, machine, dataset, model, epoch_batches, window_
                       memory_budget_bytes, started, dataset_name) -> Recommendation:
     """The ``--quick`` answer: probes and the analytic model only, no epoch timed per configuration."""
     speedup = predicted(config) / predicted(KERAS_DEFAULTS)
+    limit = ceiling(machine, dataset, model, epoch_batches)
     return Recommendation(
         config=config,
         dataset_name=dataset_name,
@@ -204,14 +211,14 @@ def _predicted_answer(config, *, machine, dataset, model, epoch_batches, window_
         default_peak_memory_bytes=None,
         reasons=(
             advice.data_nature(dataset),
-            f"Training is {ceiling(machine, dataset, model, epoch_batches).verdict}.",
+            f"Training is {limit.verdict}.",
             f"Predicted from the probes alone (no configuration was timed): {config.label()} at "
             f"{predicted(config):.1f} batches/s, {speedup:.2f}x the defaults' predicted {predicted(KERAS_DEFAULTS):.1f}. "
             "Run without --quick to measure and confirm.",
         ),
         warnings=("This is a prediction from the analytic model, not a measurement.",),
         trials=(),
-        ceiling=ceiling(machine, dataset, model, epoch_batches),
+        ceiling=limit,
         tf_data=None,
         predicted_batches_per_second=predicted(config),
         predicted_default_batches_per_second=predicted(KERAS_DEFAULTS),

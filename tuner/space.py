@@ -46,13 +46,6 @@ class SearchSpace:
             max_queue_size=trial.suggest_int("max_queue_size", 1, self.max_queue_size, log=True),
         )
 
-    def contains(self, config: LoaderConfig) -> bool:
-        return (
-            1 <= config.workers <= self.max_workers
-            and (self.allow_processes or not config.use_multiprocessing)
-            and 1 <= config.max_queue_size <= self.max_queue_size
-        )
-
     @staticmethod
     def params(config: LoaderConfig) -> dict:
         return {

@@ -39,7 +39,7 @@ from probes.stats import bootstrap_ratio_interval, summarize  # noqa: E402
 from tuner import recommend  # noqa: E402
 from tuner.epoch_model import epoch_throughput, epoch_throughputs  # noqa: E402
 from tuner.isolation import TrialStopped  # noqa: E402
-from tuner.recommend import window_sizer  # noqa: E402
+from tuner.recommend import fixed_coster, window_sizer  # noqa: E402
 from tuner.results import KERAS_DEFAULTS, LoaderConfig  # noqa: E402
 from tuner.runner import FileSource  # noqa: E402
 from tuner.space import rule_of_thumb  # noqa: E402
@@ -67,6 +67,7 @@ class Session:
         self.measurer.start()
         self.dataset, self.model = self.measurer.probe(self.machine.usable_cores)
         self.measurer.window_size = window_sizer(self.machine, self.dataset, self.model)
+        self.measurer.fixed_cost = fixed_coster(self.machine, self.dataset, self.model)
         self.measurer.epoch_batches = self.dataset.batches_per_epoch
         self.epoch = self.dataset.batches_per_epoch or self.measurer.window_size(KERAS_DEFAULTS)
 

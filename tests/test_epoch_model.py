@@ -1,6 +1,6 @@
 import pytest
 
-from tuner.epoch_model import epoch_throughput, window_timing
+from tuner.epoch_model import epoch_throughput, window_timing, with_fixed_cost
 
 
 def clock(startup: float, rate: float, batches: int, teardown: float = 0.0):
@@ -33,3 +33,14 @@ def test_prediction_for_a_longer_epoch_uses_both_parts():
 def test_window_timing_needs_a_batch():
     with pytest.raises(ValueError, match="at least one batch"):
         window_timing(0.0, [], 1.0)
+
+
+def test_a_final_burst_does_not_fool_the_rate_when_the_fixed_cost_is_known():
+    # Starved consumer: 60 batches trickle over 1.0 s, then 24 queued ones drain in 10 ms.
+    ends = [0.2 + 1.0 * (i + 1) / 60 for i in range(60)] + [1.2 + 0.01 * (i + 1) / 24 for i in range(24)]
+    naive = window_timing(0.0, ends, ends[-1])
+    fixed = with_fixed_cost(naive, 0.2)
+    assert fixed.steady_batches_per_second == pytest.approx(84 / 1.01)
+    assert naive.steady_batches_per_second > 1.5 * fixed.steady_batches_per_second
+    assert fixed.fixed_seconds == 0.2
+    assert with_fixed_cost(naive, 5.0).fixed_seconds == pytest.approx(naive.epoch_seconds / 2)

@@ -105,6 +105,7 @@ def recommend(
         if quick:
             return _predicted_answer(guesses[0].config, **facts)
         measurer.window_size, measurer.epoch_batches = window_size, dataset_profile.batches_per_epoch
+        measurer.fixed_cost = fixed_coster(machine, dataset_profile, model_profile)
         measurer.window_timeout = (lambda batches: window_timeout) if window_timeout else window_timer(dataset_profile, model_profile)
         settings = StudySettings(
             epoch_batches=epoch,
@@ -244,6 +245,11 @@ def window_sizer(machine, dataset: DatasetProfile, model: ModelProfile) -> Calla
         return min(batches, dataset.batches_per_epoch) if dataset.batches_per_epoch else batches
 
     return size
+
+
+def fixed_coster(machine, dataset: DatasetProfile, model: ModelProfile) -> Callable[[LoaderConfig], float]:
+    """Per-epoch fixed cost of each configuration, from the free-data pipeline probe (see ``with_fixed_cost``)."""
+    return lambda config: predict(config, machine, dataset, model, epoch_batches=1).fixed_seconds
 
 
 def window_timer(dataset: DatasetProfile, model: ModelProfile) -> Callable[[int], float]:

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 from probes.profiles import DatasetProfile, ModelProfile
+from tuner.epoch_model import with_fixed_cost
 from tuner.errors import TuneLoaderError
 from tuner.isolation import RunnerProcess, TrialStopped
 from tuner.runner import FileSource, PickledSource
@@ -29,6 +30,7 @@ class RunnerMeasurer:
         self.runner = RunnerProcess(memory_budget_bytes)
         self.window_size: Callable[[LoaderConfig], int] = lambda config: MIN_WINDOW_BATCHES
         self.window_timeout: Callable[[int], float] = lambda batches: STARTUP_TIMEOUT_SECONDS
+        self.fixed_cost: Callable[[LoaderConfig], float] | None = None
         self.epoch_batches: int | None = None
         self.loaded: dict = {}
 
@@ -56,6 +58,8 @@ class RunnerMeasurer:
         (timing, leftovers), peak = self.runner.call(
             "window", config, batches, offset, timeout=self.window_timeout(batches)
         )
+        if self.fixed_cost is not None:
+            timing = with_fixed_cost(timing, self.fixed_cost(config))
         return Measurement(timing, peak, leftovers, time.perf_counter() - began)
 
     def close(self) -> None:

@@ -76,8 +76,9 @@ class WindowTiming:
 
     ``epoch_seconds`` runs from Keras's ``on_epoch_begin`` to ``on_epoch_end``
     and so includes building and tearing down the worker pool;
-    ``steady_batches_per_second`` comes from the spacing of the later batches;
-    ``fixed_seconds`` is what the epoch cost beyond ``batches / rate``.
+    ``fixed_seconds`` is the per-epoch cost beyond ``batches / rate``: from the
+    free-data pipeline probe when known (``epoch_model.with_fixed_cost``),
+    else from the spacing of the later batches.
     """
 
     batches: int

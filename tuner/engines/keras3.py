@@ -44,6 +44,13 @@ def standardize(batch: Any) -> tuple:
     )
 
 
+def set_knobs(dataset: keras.utils.PyDataset, config: LoaderConfig) -> None:
+    """The three knobs, through the PyDataset setters (``fit()`` rejects them in Keras 3)."""
+    dataset.workers = config.workers
+    dataset.use_multiprocessing = config.use_multiprocessing
+    dataset.max_queue_size = config.max_queue_size
+
+
 class WindowView(keras.utils.PyDataset):
     """A full epoch of ``batches`` batches taken from the user's dataset.
 
@@ -55,9 +62,7 @@ class WindowView(keras.utils.PyDataset):
 
     def __init__(self, inner: keras.utils.PyDataset, batches: int, offset: int, config: LoaderConfig):
         super().__init__()
-        self.workers = config.workers
-        self.use_multiprocessing = config.use_multiprocessing
-        self.max_queue_size = config.max_queue_size
+        set_knobs(self, config)
         self.inner = inner
         self.batches = batches
         self.offset = offset
@@ -82,9 +87,7 @@ class CachedView(keras.utils.PyDataset):
 
     def __init__(self, batch, batches: int, config: LoaderConfig):
         super().__init__()
-        self.workers = config.workers
-        self.use_multiprocessing = config.use_multiprocessing
-        self.max_queue_size = config.max_queue_size
+        set_knobs(self, config)
         self.batch = batch
         self.batches = batches
 

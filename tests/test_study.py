@@ -91,7 +91,7 @@ def test_interrupted_study_resumes_from_its_storage(tmp_path):
 def test_confirmation_claims_a_real_speedup():
     fake = FakeMeasurer(noise=0.05)
     best = LoaderConfig(8, False, 16)
-    final = interleave(fake, [best, KERAS_DEFAULTS], rounds=5, epoch_batches=200)
+    final = interleave(fake, [best, KERAS_DEFAULTS], epoch_batches=200, min_rounds=5, max_rounds=5)
     confirmation = final.compare(best, KERAS_DEFAULTS)
     assert confirmation.significant
     assert confirmation.speedup_low > 4
@@ -103,7 +103,7 @@ def test_confirmation_claims_a_real_speedup():
 def test_confirmation_does_not_claim_a_speedup_between_equals():
     fake = FakeMeasurer(noise=0.1)
     equal = LoaderConfig(1, False, 3)
-    confirmation = interleave(fake, [equal, KERAS_DEFAULTS], rounds=5, epoch_batches=200).compare(equal, KERAS_DEFAULTS)
+    confirmation = interleave(fake, [equal, KERAS_DEFAULTS], epoch_batches=200, min_rounds=5, max_rounds=5).compare(equal, KERAS_DEFAULTS)
     assert not confirmation.significant
     assert confirmation.speedup_low <= 1.0 <= confirmation.speedup_high
 
@@ -111,11 +111,11 @@ def test_confirmation_does_not_claim_a_speedup_between_equals():
 def test_a_config_that_stops_in_the_final_rounds_is_dropped_with_its_reason():
     fake = FakeMeasurer(fail_when=lambda config: config.use_multiprocessing)
     processes = LoaderConfig(4, True, 8)
-    final = interleave(fake, [processes, KERAS_DEFAULTS], rounds=3, epoch_batches=200)
+    final = interleave(fake, [processes, KERAS_DEFAULTS], epoch_batches=200, min_rounds=3, max_rounds=3)
     assert final.failures == {processes: "fake hang: timed out"}
     assert final.compare(processes, KERAS_DEFAULTS) is None
-    assert len(final.samples[KERAS_DEFAULTS]) == 3
     assert [c for c, _ in fake.calls].count(processes) == 1
+    assert len(final.samples[KERAS_DEFAULTS]) == 1  # nothing left to race against
 
 
 @pytest.mark.parametrize("picklable", [True, False])
@@ -125,3 +125,30 @@ def test_processes_are_searched_only_for_picklable_datasets(picklable):
     used = {t.config.use_multiprocessing for t in outcome.trials}
     assert (True in used) == picklable
     assert all(1 <= t.config.workers <= 8 and 1 <= t.config.max_queue_size <= 64 for t in outcome.trials)
+
+
+def test_the_race_stops_once_every_contender_is_settled():
+    fake = FakeMeasurer(noise=0.02)
+    best = LoaderConfig(8, False, 16)
+    final = interleave(fake, [best, KERAS_DEFAULTS, LoaderConfig(2, False, 10)], epoch_batches=200,
+                       min_rounds=3, max_rounds=8)
+    assert len(final.samples[best]) == 3  # 8x and 2x apart: three rounds settle both
+    assert final.compare(best, KERAS_DEFAULTS).significant
+
+
+def test_the_race_goes_on_while_a_contender_is_too_close_to_call():
+    fake = FakeMeasurer(noise=0.1)
+    best, close = LoaderConfig(8, False, 16), LoaderConfig(8, False, 15)
+    final = interleave(fake, [best, KERAS_DEFAULTS, close], epoch_batches=200, min_rounds=3, max_rounds=6)
+    assert len(final.samples[KERAS_DEFAULTS]) == 3  # settled and left the race
+    assert len(final.samples[close]) == 6
+    assert not final.compare(close, best).significant
+
+
+def test_the_search_stops_at_the_ceiling():
+    fake = FakeMeasurer()
+    starts = [("defaults", KERAS_DEFAULTS), ("guess", LoaderConfig(8, False, 16))]  # 387 batches/s a 200-batch epoch
+    outcome = run_study(fake, SPACE, starts, settings(max_trials=20, patience=20, ceiling_batches_per_second=400.0))
+    assert len(outcome.trials) == 2
+    uncapped = run_study(FakeMeasurer(), SPACE, starts, settings(max_trials=20, patience=20))
+    assert len(uncapped.trials) > 2

@@ -8,6 +8,7 @@ pipeline, measured with free data for each kind of pool, gives the
 consumer's period ``1 / R`` and the training process's CPU per batch ``P``.
 A configuration's batch period is the largest of:
 
+- inline (no pool): ``w + 1 / R``, making a batch and training on it in turn;
 - the producers: ``w / n`` for ``n`` batches in flight, ``n = min(workers, max_queue_size + 1)``;
 - the consumer: ``1 / R`` (model step plus Keras's per-batch work);
 - the GIL, for inline and thread producers: ``S + 1 / R``, plus a convoy
@@ -43,7 +44,7 @@ class Prediction:
     batch_period_seconds: float
     fixed_seconds: float
     epoch_batches_per_second: float
-    bound: str  # what sets the period: "data code", "GIL", "cores" or "model and Keras"
+    bound: str  # what sets the period: "data code", "GIL", "cores", "model and Keras" or "data code then model"
 
 
 def parallel_share(dataset: DatasetProfile) -> float:
@@ -86,7 +87,10 @@ def predict(
     gil_held = gil_seconds(dataset)
     in_flight = config.effective_parallelism
     limits = {"data code": wall / in_flight, "model and Keras": consumer_period}
-    if kind == "processes":
+    if kind == "inline":
+        # One thread makes a batch, then trains on it: nothing overlaps.
+        limits["data code then model"] = wall + consumer_period
+    elif kind == "processes":
         transfer_cpu = max(0.0, point.parent_cpu_seconds_per_batch - inline.parent_cpu_seconds_per_batch)
         limits["cores"] = (cpu + point.parent_cpu_seconds_per_batch + transfer_cpu) / machine.usable_cores
     else:

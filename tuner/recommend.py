@@ -23,7 +23,8 @@ from tuner.study import StudySettings, best_trial, interleave, run_study
 from tuner.workload import MIN_WINDOW_BATCHES, RunnerMeasurer
 
 TARGET_WINDOW_SECONDS = 1.0
-CONFIRMATION_ROUNDS = 4
+CONFIRMATION_MIN_ROUNDS = 3
+CONFIRMATION_MAX_ROUNDS = 6
 TF_DATA = LoaderConfig.tf_data()
 MIN_WINDOW_TIMEOUT_SECONDS = 30.0
 
@@ -107,8 +108,10 @@ def recommend(
         measurer.window_size, measurer.epoch_batches = window_size, dataset_profile.batches_per_epoch
         measurer.fixed_cost = fixed_coster(machine, dataset_profile, model_profile)
         measurer.window_timeout = (lambda batches: window_timeout) if window_timeout else window_timer(dataset_profile, model_profile)
+        limit = ceiling(machine, dataset_profile, model_profile, epoch)
         settings = StudySettings(
             epoch_batches=epoch,
+            ceiling_batches_per_second=limit.batches_per_second,
             max_trials=trials,
             time_budget_seconds=time_budget,
             seed=seed,
@@ -135,13 +138,13 @@ def recommend(
         progress.stage(
             f"Confirming {best.config.label()} against the defaults and a tf.data pipeline, interleaved"
         )
-        final = interleave(measurer, contenders, rounds=CONFIRMATION_ROUNDS, epoch_batches=epoch)
+        final = interleave(measurer, contenders, epoch_batches=epoch, min_rounds=CONFIRMATION_MIN_ROUNDS,
+                           max_rounds=CONFIRMATION_MAX_ROUNDS, seed=seed)
     finally:
         measurer.close()
     confirmation = final.compare(best.config, KERAS_DEFAULTS, seed) if best.config != KERAS_DEFAULTS else None
     tf_data = final.compare(TF_DATA, best.config, seed)
     chosen = best.config if confirmation and confirmation.significant else KERAS_DEFAULTS
-    limit = ceiling(machine, dataset_profile, model_profile, epoch)
     chosen_trial = best if chosen == best.config else _trial_for(outcome.trials, KERAS_DEFAULTS)
     default_trial = _trial_for(outcome.trials, KERAS_DEFAULTS)
     warnings = advice.warn(

@@ -52,8 +52,10 @@ class Measurer(Protocol):
 @dataclass(frozen=True)
 class StudySettings:
     """Bounds of the search: it stops at ``max_trials`` measured trials, at the
-    time budget, or when ``patience`` trials in a row (after the starting
-    ones) did not beat the best by more than ``min_improvement``."""
+    time budget, when ``patience`` trials in a row (after the starting
+    ones) did not beat the best by more than ``min_improvement``, or when the
+    best is within ``ceiling_share`` of ``ceiling_batches_per_second`` (Keras
+    fed with free data: no setting can beat it, so searching on is waste)."""
 
     epoch_batches: int
     windows_per_trial: int = 3
@@ -61,6 +63,8 @@ class StudySettings:
     time_budget_seconds: float = 120.0
     patience: int = 3
     min_improvement: float = 0.02
+    ceiling_batches_per_second: float | None = None
+    ceiling_share: float = 0.95
     seed: int = 0
     storage: str | None = None
     study_name: str = "tune-loader"
@@ -93,7 +97,10 @@ def run_study(
         storage=settings.storage,
         direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=settings.seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=len(starts), n_warmup_steps=0),
+        # A trial must be in the top quarter after each window to go on: the
+        # answer is the simplest within 5% of the fastest, so a setting that
+        # is not near the top after one window cannot become it.
+        pruner=optuna.pruners.PercentilePruner(25.0, n_startup_trials=len(starts), n_warmup_steps=0),
         load_if_exists=True,
     )
     results = _results_in(study)
@@ -109,6 +116,7 @@ def run_study(
         len(results) < settings.max_trials
         and time.monotonic() - began < settings.time_budget_seconds
         and not _out_of_patience(results, len(starts), settings)
+        and not _at_ceiling(results, settings)
     ):
         trial = study.ask()
         config = space.suggest(trial)
@@ -139,11 +147,19 @@ def _out_of_patience(results: list[TrialResult], starts: int, settings: StudySet
     """True when the last ``patience`` trials after the starting ones brought no real gain."""
     if len(results) < starts + settings.patience:
         return False
-    def best(trials):
-        rates = [t.epoch_batches_per_second.median for t in trials if t.status == "ok" and t.epoch_batches_per_second]
-        return max(rates, default=0.0)
-    before = best(results[: -settings.patience])
-    return best(results) <= before * (1.0 + settings.min_improvement)
+    before = _best_rate(results[: -settings.patience])
+    return _best_rate(results) <= before * (1.0 + settings.min_improvement)
+
+
+def _at_ceiling(results: list[TrialResult], settings: StudySettings) -> bool:
+    if not settings.ceiling_batches_per_second:
+        return False
+    return _best_rate(results) >= settings.ceiling_share * settings.ceiling_batches_per_second
+
+
+def _best_rate(trials: list[TrialResult]) -> float:
+    rates = [t.epoch_batches_per_second.median for t in trials if t.status == "ok" and t.epoch_batches_per_second]
+    return max(rates, default=0.0)
 
 
 def _run_trial(measurer, trial, config, origin, settings) -> tuple[TrialResult, float]:
@@ -163,7 +179,7 @@ def _run_trial(measurer, trial, config, origin, settings) -> tuple[TrialResult, 
                 return (
                     _result(number, config, "pruned", origin, windows, settings, peak, leftovers, walls,
                             reason=f"stopped after {len(windows)} of {settings.windows_per_trial} windows: "
-                            "below the median of earlier trials"),
+                            "not in the top quarter of earlier trials"),
                     remaining * sum(walls) / len(walls),
                 )
     except TrialStopped as stop:
@@ -254,20 +270,30 @@ class Interleaved:
         return Confirmation(a, b, speedup, low, high, CONFIDENCE)
 
 
-def interleave(measurer: Measurer, configs: list[LoaderConfig], *, rounds: int, epoch_batches: int) -> Interleaved:
-    """Times ``configs`` round-robin, one epoch each per round.
+def interleave(
+    measurer: Measurer,
+    configs: list[LoaderConfig],
+    *,
+    epoch_batches: int,
+    min_rounds: int,
+    max_rounds: int,
+    seed: int = 0,
+) -> Interleaved:
+    """Races ``configs`` round-robin, one epoch each per round; ``configs[0]`` is the leader.
 
     Interleaving spreads slow background drift over every side (as asv
-    does); a configuration that stops is dropped from later rounds and its
-    reason kept.
+    does). After ``min_rounds``, a contender whose interval against the
+    leader excludes 1 is settled and leaves the race (racing, as in F-race):
+    a 6x speed-up needs no more epochs, a 3% one gets up to ``max_rounds``.
+    A configuration that stops is dropped and its reason kept.
     """
+    leader = configs[0]
     samples = {config: [] for config in configs}
     peaks = {config: 0 for config in configs}
     failures: dict[LoaderConfig, str] = {}
-    for round_index in range(rounds):
-        for config in configs:
-            if config in failures:
-                continue
+    racing = list(configs)
+    for round_index in range(max_rounds):
+        for config in racing:
             try:
                 measurement = measurer.measure(config, 100 + round_index)
             except TrialStopped as stop:
@@ -275,4 +301,17 @@ def interleave(measurer: Measurer, configs: list[LoaderConfig], *, rounds: int, 
                 continue
             samples[config].append(epoch_throughput(measurement.timing, epoch_batches))
             peaks[config] = max(peaks[config], measurement.peak_memory_bytes)
+        racing = [config for config in racing if config not in failures]
+        if round_index + 1 >= min_rounds and leader in racing:
+            racing = [leader] + [
+                config for config in racing[1:] if not _settled(samples[config], samples[leader], seed)
+            ]
+        if len(racing) < 2:
+            break
     return Interleaved({c: tuple(v) for c, v in samples.items() if v}, peaks, failures)
+
+
+def _settled(contender: list[float], leader: list[float], seed: int) -> bool:
+    """True when the contender's interval against the leader excludes 1 either way."""
+    _, low, high = bootstrap_ratio_interval(contender, leader, confidence=CONFIDENCE, seed=seed)
+    return low > 1.0 or high < 1.0

@@ -139,8 +139,14 @@ def run_workload(name: str, path: Path) -> dict:
             "ratio_to_grid_best": ratio,
             "interval": [low, high],
         }
+    measured = rows["tune-loader"]["batches_per_second"]
+    prediction_error = answer.predicted_batches_per_second / measured["median"] - 1.0 if measured else None
+    print(f"  analytic prediction for tune-loader's answer: {answer.predicted_batches_per_second:.1f} batches/s"
+          + (f", {prediction_error:+.0%} off the measured median" if measured else ""), flush=True)
     return {
         "workload": name,
+        "predicted_batches_per_second": answer.predicted_batches_per_second,
+        "prediction_error": prediction_error,
         "grid_seconds": grid_seconds,
         "tune_loader_seconds": tune_seconds,
         "tuning_time_ratio": tune_seconds / grid_seconds,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +35,9 @@ def probe_dataset(
     num_batches: int | None,
     usable_cores: int,
     get_batch: Callable[[int], Any] | None = None,
+    fresh_stream: Callable[[], Callable[[], Any]] | None = None,
     pickle_error: str | None = None,
+    name: str | None = None,
 ) -> DatasetProfile:
     """Times batches inline, tries them from threads, and checks pickling.
 
@@ -44,6 +47,11 @@ def probe_dataset(
     work (I/O, numpy that drops the GIL) or not (pure Python holding the GIL).
     ``pickle_error`` ("" for picklable), when given, replaces the pickling
     test: the caller judged it where the dataset was made.
+
+    A generator is a stream, not an index: ``fresh_stream()`` starts a new
+    one and returns its ``next``. The thread test then gives every thread its
+    own stream (how parallel the code is), and thread safety is judged by
+    sharing one stream between threads, as tf-keras's threads do.
     """
     get_batch = get_batch or dataset.__getitem__
     length = num_batches if num_batches else None
@@ -63,6 +71,7 @@ def probe_dataset(
     serial_batches, threaded_batches, walls, cpus = [], [], [], []
     serial_per_batch, threaded_per_batch = [], []
     halves = [indices[: len(indices) // 2], indices[len(indices) // 2 :]]
+    threaded_call = _per_thread(fresh_stream) if fresh_stream else (lambda i: _timed_call(get_batch, i))
     with ThreadPoolExecutor(max_workers=threads) as pool:
         for half in halves:
             started = time.perf_counter()
@@ -73,18 +82,21 @@ def probe_dataset(
                 cpus.append(cpu)
             serial_per_batch.append((time.perf_counter() - started) / len(half))
             started = time.perf_counter()
-            threaded_batches.extend(batch for batch, _, _ in pool.map(lambda i: _timed_call(get_batch, i), half))
+            threaded_batches.extend(batch for batch, _, _ in pool.map(threaded_call, half))
             threaded_per_batch.append((time.perf_counter() - started) / len(half))
     serial_seconds, threaded_seconds = min(serial_per_batch), min(threaded_per_batch)
 
-    thread_safe, safety_note = _judge_thread_safety(get_batch, indices[0], serial_batches, threaded_batches)
+    if fresh_stream:
+        thread_safe, safety_note = _judge_stream_thread_safety(fresh_stream(), threads, len(indices))
+    else:
+        thread_safe, safety_note = _judge_thread_safety(get_batch, indices[0], serial_batches, threaded_batches)
     if pickle_error is None:
         pickle_error = pickle_failure(dataset)
     wall_spread = summarize(walls)
     cpu_spread = summarize(cpus)
     return DatasetProfile(
         kind=kind,
-        class_name=type(dataset).__name__,
+        class_name=name or type(dataset).__name__,
         batches_per_epoch=num_batches,
         batch_bytes=batch_nbytes(first),
         samples_per_batch=_samples_in(first),
@@ -120,6 +132,28 @@ def pickle_failure(obj: Any) -> str:
     except Exception as error:  # any pickling failure is an answer, not a crash
         return f"{type(error).__name__}: {error}"
     return ""
+
+
+def _per_thread(fresh_stream: Callable[[], Callable[[], Any]]) -> Callable[[int], tuple[Any, float, float]]:
+    """A timed call that reads from the calling thread's own stream."""
+    local = threading.local()
+
+    def call(i: int):
+        if not hasattr(local, "next_batch"):
+            local.next_batch = fresh_stream()
+        return _timed_call(lambda _: local.next_batch(), i)
+
+    return call
+
+
+def _judge_stream_thread_safety(next_batch: Callable[[], Any], threads: int, calls: int) -> tuple[bool, str]:
+    """Reads one stream from ``threads`` threads at once, as tf-keras's thread workers do."""
+    try:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            list(pool.map(lambda _: next_batch(), range(max(calls, 4 * threads))))
+    except ValueError as error:  # "generator already executing"
+        return False, f"reading it from {threads} threads at once raised ValueError: {error}"
+    return True, f"{threads} threads read it at once without an error"
 
 
 def _judge_thread_safety(get_batch, index, serial_batches, threaded_batches) -> tuple[bool | None, str]:

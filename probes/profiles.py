@@ -92,6 +92,8 @@ class PipelinePoint:
     Keras's per-batch overhead (and, for processes, sending each batch
     between processes). ``parent_cpu_seconds_per_batch`` is the CPU the
     training process burns per batch, which workers cannot use.
+    ``epoch_end_seconds`` is what the pool costs after ``on_epoch_end``
+    beyond inline's (tf-keras's Sequence enqueuer stalls there for up to 5 s).
     """
 
     kind: str
@@ -99,6 +101,7 @@ class PipelinePoint:
     steady_batches_per_second: float
     fixed_seconds: float
     parent_cpu_seconds_per_batch: float
+    epoch_end_seconds: float = 0.0
 
 
 @dataclass(frozen=True)

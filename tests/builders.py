@@ -18,10 +18,10 @@ def machine(cores: int = 2) -> MachineProfile:
 
 def dataset(
     *, cpu_fraction=0.05, thread_speedup=1.9, picklable=True, class_name="ShardDataset", batch_ms=20.0,
-    thread_safe=True, pickle_error="",
+    thread_safe=True, pickle_error="", kind="pydataset",
 ) -> DatasetProfile:
     return DatasetProfile(
-        kind="pydataset", class_name=class_name, batches_per_epoch=200, batch_bytes=8320, samples_per_batch=32,
+        kind=kind, class_name=class_name, batches_per_epoch=200, batch_bytes=8320, samples_per_batch=32,
         batch_structure="(float32[32, 64], float32[32, 1])", wall_seconds=summarize([batch_ms / 1e3] * 5),
         cpu_seconds=summarize([cpu_fraction * batch_ms / 1e3] * 5), cpu_fraction=cpu_fraction,
         thread_speedup=thread_speedup, threads_tried=2, picklable=picklable, pickle_error=pickle_error,
@@ -55,7 +55,7 @@ def trial(number: int, config: LoaderConfig, rate: float, status: str = "ok", re
     )
 
 
-def recommendation(*, class_name="ShardDataset", reason_text="", **dataset_overrides) -> Recommendation:
+def recommendation(*, class_name="ShardDataset", reason_text="", engine="keras3", **dataset_overrides) -> Recommendation:
     best = LoaderConfig(8, False, 16)
     trials = (
         trial(0, KERAS_DEFAULTS, 45.0),
@@ -65,7 +65,7 @@ def recommendation(*, class_name="ShardDataset", reason_text="", **dataset_overr
     )
     confirmation = Confirmation((300.0, 305.0, 298.0), (45.0, 44.0, 46.0), 6.6, 6.3, 6.9, 0.95)
     return Recommendation(
-        config=best, dataset_name="make_dataset", machine=machine(), dataset=dataset(class_name=class_name, **dataset_overrides),
+        config=best, dataset_name="make_dataset", engine=engine, machine=machine(), dataset=dataset(class_name=class_name, **dataset_overrides),
         model=model(), epoch_batches=200, window_batches=50, best_tried=best,
         best_tried_batches_per_second=trials[2].epoch_batches_per_second,
         default_batches_per_second=trials[0].epoch_batches_per_second, confirmation=confirmation,

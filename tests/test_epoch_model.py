@@ -1,6 +1,7 @@
 import pytest
 
 from tuner.epoch_model import epoch_throughput, window_timing, with_fixed_cost
+from tuner.results import WindowTiming
 
 
 def clock(startup: float, rate: float, batches: int, teardown: float = 0.0):
@@ -44,3 +45,12 @@ def test_a_final_burst_does_not_fool_the_rate_when_the_fixed_cost_is_known():
     assert naive.steady_batches_per_second > 1.5 * fixed.steady_batches_per_second
     assert fixed.fixed_seconds == 0.2
     assert with_fixed_cost(naive, 5.0).fixed_seconds == pytest.approx(naive.epoch_seconds / 2)
+
+
+def test_a_cost_after_the_epoch_counts_per_epoch_but_leaves_the_rate_alone():
+    window = WindowTiming(batches=50, epoch_seconds=1.2, steady_batches_per_second=50.0, fixed_seconds=0.2)
+    plain, stalled = with_fixed_cost(window, 0.2), with_fixed_cost(window, 0.2, epoch_end_seconds=5.0)
+    assert stalled.steady_batches_per_second == plain.steady_batches_per_second == pytest.approx(50.0)
+    assert stalled.fixed_seconds == pytest.approx(5.2)
+    # tf-keras's 5 s Sequence stall makes a 100-batch epoch 3x longer: 7.2 s instead of 2.2 s.
+    assert epoch_throughput(stalled, 100) == pytest.approx(100 / 7.2)

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 
 import psutil
 import pytest
@@ -118,6 +119,7 @@ def test_recommend_takes_objects_and_returns_a_recommendation():
             return 24
 
         def __getitem__(self, index):
+            time.sleep(0.005)  # input-bound, so the study does not stop at the ceiling after one trial
             return np.ones((4, 3), dtype="float32") * index, np.zeros(4, dtype="float32")
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])

@@ -36,3 +36,13 @@ def test_plot_data_tracks_the_best_so_far_and_kinds():
     assert [p.kind for p in data.points] == ["inline", "processes", "threads", "processes"]
     assert data.best_so_far == ((0, 45.0), (1, 80.0), (2, 300.0), (3, 300.0))
     assert data.default_throughput == 45.0
+
+
+def test_a_legacy_generator_report_leads_with_tf_keras_and_shows_the_keras3_rewrite(tmp_path):
+    recommendation = builders.recommendation(engine="tf-keras", kind="generator", class_name="csv_batches")
+    write_reports(recommendation, tmp_path)
+    html = (tmp_path / "report.html").read_text()
+    assert html.index("tf-keras (Keras 2)") < html.index('id="migration"')
+    assert "model.fit_generator(make_dataset(), steps_per_epoch=..." in html
+    assert "class MyData(keras.utils.PyDataset)" in html and "must become a PyDataset" in html
+    assert 'id="duplicated"' not in html

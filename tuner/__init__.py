@@ -2,11 +2,12 @@
 
 from tuner.errors import TuneLoaderError
 from tuner.recommend import recommend
-from tuner.results import KERAS_DEFAULTS, Confirmation, LoaderConfig, Recommendation, TrialResult
+from tuner.results import KERAS_DEFAULTS, Confirmation, EngineComparison, LoaderConfig, Recommendation, TrialResult
 
 __all__ = [
     "KERAS_DEFAULTS",
     "Confirmation",
+    "EngineComparison",
     "LoaderConfig",
     "Recommendation",
     "TrialResult",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from probes.profiles import DatasetProfile
+from probes.profiles import DatasetProfile, ModelProfile
 from probes.stats import outlier_mask
 from tuner.epoch_model import epoch_throughput
-from tuner.results import KERAS_DEFAULTS, Ceiling, Confirmation, LoaderConfig, TrialResult
+from tuner.results import KERAS_DEFAULTS, Ceiling, Confirmation, EngineComparison, LoaderConfig, TrialResult
+from tuner.space import SearchSpace
 
 MEMORY_NEAR_BUDGET = 0.8
 
@@ -18,10 +19,15 @@ def explain(
     ceiling: Ceiling,
     tf_data: Confirmation | None,
     dataset: DatasetProfile,
+    model: ModelProfile,
     epoch_batches: int,
+    engine: str = "keras3",
+    rewrite: tuple[LoaderConfig, float] | None = None,
 ) -> tuple[str, ...]:
     """Why this configuration: the data code's nature, the model, the evidence."""
     reasons = [data_nature(dataset), f"Training is {ceiling.verdict}."]
+    if engine == "tf-keras":
+        reasons.append(legacy_costs(dataset, model, epoch_batches))
     if best.config == KERAS_DEFAULTS:
         reasons.append("The Keras defaults were the best configuration measured.")
     elif confirmation is None:
@@ -54,7 +60,53 @@ def explain(
                 f"A tf.data pipeline over the same __getitem__ ran {tf_data.speedup:.2f}x the best Keras setting "
                 f"{interval}: no reason to switch."
             )
+    if dataset.kind == "generator" and confirmation is not None and not best.config.use_multiprocessing:
+        reasons.append(
+            "Keras 3 cannot run a plain generator in parallel: its fit() makes the batches inline, like the "
+            f"defaults here. The best parallel setting measured {confirmation.speedup:.2f}x that "
+            f"[{confirmation.speedup_low:.2f}, {confirmation.speedup_high:.2f}], the gain a keras.utils.PyDataset "
+            "rewrite (batch i from __getitem__) can keep when you move to Keras 3."
+        )
+    if rewrite is not None:
+        config, gain = rewrite
+        reasons.append(
+            f"As a PyDataset (batch i from __getitem__, which threads and processes can share without a lock or "
+            f"duplicates), the analytic model predicts {gain:.2f}x the defaults with {config.label()}: a prediction "
+            "from the probes, not a measurement."
+        )
     return tuple(reasons)
+
+
+def legacy_costs(dataset: DatasetProfile, model: ModelProfile, epoch_batches: int) -> str:
+    """What tf-keras's pools cost per epoch beyond inline, from the free-data probe."""
+    inline, threads = model.pipeline_point("inline"), model.pipeline_point("threads")
+    extra = max(0.0, threads.fixed_seconds - inline.fixed_seconds) + threads.epoch_end_seconds
+    epoch_seconds = epoch_batches / threads.steady_batches_per_second
+    if dataset.kind == "generator":
+        return (
+            f"tf-keras with a generator starts its worker pool once per fit() call ({extra:.2f} s measured with "
+            "free data) and never stops it: the pool outlives fit(), so long-running programs should exit or "
+            "restart between fits."
+        )
+    return (
+        f"tf-keras pays {extra:.1f} s per epoch once workers > 1 (measured with free data; "
+        f"{threads.epoch_end_seconds:.1f} s of it after the epoch's last batch, where tf.data waits in its "
+        "OrderedEnqueuer's queue.get(timeout=5) for a batch that never comes). At the free-data rate that is "
+        f"{extra / (extra + epoch_seconds):.0%} of an epoch of {epoch_batches} batches, so the shorter the epoch, "
+        "the less a pool can win; Keras 3's PyDataset has no such stall."
+    )
+
+
+def migration(comparison: EngineComparison) -> str:
+    """What moving the Sequence to a Keras 3 PyDataset measured."""
+    if comparison.ratio is None:
+        return f"Under Keras 3 as a PyDataset, {comparison.config.label()} was recommended (no ratio: too few epochs)."
+    return (
+        f"The same code as a Keras 3 PyDataset, tuned separately ({comparison.config.label()}, "
+        f"{comparison.model_description}), ran {comparison.ratio:.2f}x this tf-keras answer "
+        f"[{comparison.ratio_low:.2f}, {comparison.ratio_high:.2f}] (two separate runs: the interval includes their "
+        "run-to-run noise)."
+    )
 
 
 def data_nature(dataset: DatasetProfile) -> str:
@@ -85,10 +137,17 @@ def warn(
     dataset: DatasetProfile,
     memory_budget_bytes: int | None,
     epoch_batches: int,
+    space: SearchSpace,
 ) -> tuple[str, ...]:
     """Risks of the chosen settings and doubts about the measurements."""
     warnings = []
-    if chosen.parallel:
+    if chosen.use_multiprocessing and dataset.kind == "generator":
+        warnings.append(
+            f"DUPLICATED DATA: with {chosen.workers} processes, every worker runs its own copy of your generator, "
+            f"so each batch reaches the model {chosen.workers} times per pass. You allowed this with "
+            "--allow-duplicated-data; the throughput above counts duplicated batches."
+        )
+    if chosen.parallel and dataset.kind != "generator":
         warnings.append(
             f"With {chosen.workers} workers, __getitem__ runs concurrently and not in index order. Batches still "
             "reach the model in order, but code that keeps state between calls (counters, caches, its own "
@@ -99,14 +158,19 @@ def warn(
             "Batches differ from call to call (random augmentation?) and the workers are forked processes: each "
             "starts with the same NumPy random state. Seed per worker or per index to avoid repeated augmentations."
         )
-    if not dataset.picklable:
-        warnings.append(
-            f"Processes were not tried: pickling {dataset.class_name} failed ({dataset.pickle_error}). "
-            "Make it picklable (no open files, locks or lambdas as attributes) to let tune-loader try processes."
+    if space.processes_excluded:
+        fix = (
+            "" if dataset.kind == "generator"
+            else " Make it picklable (no open files, locks or lambdas as attributes) to let tune-loader try processes."
         )
-    if dataset.thread_safe is False and chosen.parallel and not chosen.use_multiprocessing:
+        warnings.append(f"Processes were not tried: {space.processes_excluded}.{fix}")
+    unsafe = [t for t in trials if t.status == "infeasible" and t.reason == space.threads_infeasible]
+    if unsafe:
+        numbers = ", ".join(str(t.number) for t in unsafe)
+        warnings.append(f"Thread pools (trials {numbers}) were recorded as infeasible, not timed: {space.threads_infeasible}.")
+    if dataset.thread_safe is False and dataset.kind != "generator" and chosen.parallel and not chosen.use_multiprocessing:
         warnings.append(f"Threads returned different batches than inline calls: {dataset.thread_safety_note}.")
-    stopped = [t for t in trials if t.status in ("failed", "infeasible")]
+    stopped = [t for t in trials if t.status in ("failed", "infeasible") and t not in unsafe]
     for trial in stopped[:5]:
         warnings.append(f"Trial {trial.number} ({trial.config.label()}) {trial.status}: {trial.reason}")
     if len(stopped) > 5:

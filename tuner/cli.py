@@ -48,6 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue the study saved in FOLDER/study.db")
     parser.add_argument("--quick", action="store_true",
                         help="answer in seconds from the probes and the analytic model alone: a prediction, not a measurement")
+    parser.add_argument("--engine", choices=("keras3", "tf-keras"),
+                        help="Keras to tune under (default: what the dataset is: PyDataset -> keras3, "
+                        "tf_keras Sequence or generator -> tf-keras)")
+    parser.add_argument("--allow-duplicated-data", action="store_true",
+                        help="let a plain generator run in processes, each with its own copy (duplicates batches)")
+    parser.add_argument("--compare-keras3", action="store_true",
+                        help="for a tf-keras Sequence, also tune it as a Keras 3 PyDataset and compare")
     parser.add_argument("--seed", type=int, default=0, help="seed of the Optuna sampler (default 0)")
     parser.add_argument("--quiet", action="store_true", help="print only the final recommendation")
     parser.add_argument("--json", action="store_true", help="print results.json to stdout instead of tables")
@@ -103,6 +110,9 @@ def _run(args, console: Console) -> tuple[Recommendation, Path]:
             seed=args.seed,
             storage=f"sqlite:///{database.resolve()}",
             progress=progress,
+            engine=args.engine,
+            allow_duplicated_data=args.allow_duplicated_data,
+            compare_keras3=args.compare_keras3,
         )
     write_reports(recommendation, folder)
     return recommendation, folder
@@ -153,7 +163,9 @@ class _LiveProgress:
 
 
 def print_summary(console: Console, r: Recommendation, folder: Path) -> None:
-    title = f"tune-loader: {r.dataset.class_name}" + ("" if r.measured else " (PREDICTION, nothing timed: --quick)")
+    title = f"tune-loader: {r.dataset.class_name} ({r.engine}, {r.dataset.kind})" + (
+        "" if r.measured else " (PREDICTION, nothing timed: --quick)"
+    )
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
@@ -189,8 +201,18 @@ def print_summary(console: Console, r: Recommendation, folder: Path) -> None:
         console.print(f"• {reason}", highlight=False)
     for warning in r.warnings:
         console.print(f"[yellow]! {warning}[/]", highlight=False)
-    console.print("\nKeras 3:")
-    console.print(f"    {r.keras3_code()}", highlight=False, markup=False, soft_wrap=True)
+    if r.legacy:
+        console.print("\ntf-keras:")
+        console.print(r.tf_keras_code(), highlight=False, markup=False, soft_wrap=True)
+        console.print("\nMoving to Keras 3:")
+        console.print(r.keras3_code(), highlight=False, markup=False, soft_wrap=True)
+        if r.keras3:
+            k = r.keras3
+            gain = f", {k.ratio:.2f}x this answer [{k.ratio_low:.2f}, {k.ratio_high:.2f}]" if k.ratio else ""
+            console.print(f"    measured as a PyDataset: {k.config.label()}{gain}", highlight=False)
+    else:
+        console.print("\nKeras 3:")
+        console.print(r.keras3_code(), highlight=False, markup=False, soft_wrap=True)
     if r.tf_data_is_faster:
         console.print("\ntf.data (measured faster):")
         console.print(r.tf_data_code(), highlight=False, markup=False, soft_wrap=True)

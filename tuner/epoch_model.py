@@ -37,7 +37,7 @@ def window_timing(epoch_begin: float, batch_ends: Sequence[float], epoch_end: fl
     return WindowTiming(batches, epoch_seconds, rate, fixed)
 
 
-def with_fixed_cost(timing: WindowTiming, fixed_seconds: float) -> WindowTiming:
+def with_fixed_cost(timing: WindowTiming, fixed_seconds: float, epoch_end_seconds: float = 0.0) -> WindowTiming:
     """Re-reads a window with a known per-epoch fixed cost: rate = batches / (epoch - fixed).
 
     The spacing of batch arrivals can lie. With pure-Python data code on
@@ -47,9 +47,13 @@ def with_fixed_cost(timing: WindowTiming, fixed_seconds: float) -> WindowTiming:
     70. The epoch's total time does not lie, so with the fixed cost known
     (Keras's pool start-up and tear-down, measured with free data) the rate
     follows from it. The fixed cost is capped at half the epoch.
+
+    ``epoch_end_seconds`` is a per-epoch cost outside the timed epoch (see
+    ``PipelinePoint``): it does not touch the rate but is part of every epoch.
     """
     fixed = min(fixed_seconds, timing.epoch_seconds / 2)
-    return WindowTiming(timing.batches, timing.epoch_seconds, timing.batches / (timing.epoch_seconds - fixed), fixed)
+    rate = timing.batches / (timing.epoch_seconds - fixed)
+    return WindowTiming(timing.batches, timing.epoch_seconds, rate, fixed + epoch_end_seconds)
 
 
 def epoch_throughput(window: WindowTiming, epoch_batches: int) -> float:

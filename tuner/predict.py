@@ -9,7 +9,8 @@ consumer's period ``1 / R`` and the training process's CPU per batch ``P``.
 A configuration's batch period is the largest of:
 
 - inline (no pool): ``w + 1 / R``, making a batch and training on it in turn;
-- the producers: ``w / n`` for ``n`` batches in flight, ``n = min(workers, max_queue_size + 1)``;
+- the producers: ``w / n`` for ``n`` batches in flight, ``n = min(workers, max_queue_size + 1)``
+  (1 for threads sharing one plain generator);
 - the consumer: ``1 / R`` (model step plus Keras's per-batch work);
 - the GIL, for inline and thread producers: ``S + 1 / R``, plus a convoy
   term: a thread waiting for a GIL that a busy thread holds waits for the
@@ -20,7 +21,8 @@ A configuration's batch period is the largest of:
   transfer of every batch twice (pickled in the worker, unpickled here).
 
 An epoch then costs the pool's start-up and tear-down (measured with free
-data, plus a first batch) plus ``batches x period``. Measured on 2 cores:
+data, plus a first batch, plus any stall after the epoch's end) plus
+``batches x period``. Measured on 2 cores:
 I/O-bound and pure-Python examples within about 20%.
 """
 
@@ -42,7 +44,8 @@ WAITING_CPU_FRACTION = 0.3
 class Prediction:
     config: LoaderConfig
     batch_period_seconds: float
-    fixed_seconds: float
+    fixed_seconds: float  # per epoch, ``epoch_end_seconds`` included
+    epoch_end_seconds: float
     epoch_batches_per_second: float
     bound: str  # what sets the period: "data code", "GIL", "cores", "model and Keras" or "data code then model"
 
@@ -86,6 +89,8 @@ def predict(
     wall, cpu = dataset.wall_seconds.median, dataset.cpu_seconds.median
     gil_held = gil_seconds(dataset)
     in_flight = config.effective_parallelism
+    if dataset.kind == "generator" and kind == "threads":
+        in_flight = 1  # threads share one generator, and only one can be inside next() at a time
     limits = {"data code": wall / in_flight, "model and Keras": consumer_period}
     if kind == "inline":
         # One thread makes a batch, then trains on it: nothing overlaps.
@@ -102,16 +107,16 @@ def predict(
         # A thread that wants the GIL waits for the holder's stretch, at most
         # one switch interval, as often as the GIL is busy.
         period += min(gil_held, SWITCH_INTERVAL_SECONDS) * min(1.0, gil_held / period)
-    fixed = point.fixed_seconds + (wall if config.parallel else 0.0)
+    fixed = point.fixed_seconds + point.epoch_end_seconds + (wall if config.parallel else 0.0)
     if kind == "processes":
         threads = model.pipeline_point("threads")
         fork_per_worker = max(0.0, point.fixed_seconds - threads.fixed_seconds) / point.workers
         fixed += fork_per_worker * max(0, config.workers - point.workers)
-    return Prediction(config, period, fixed, epoch_batches / (fixed + epoch_batches * period), bound)
+    return Prediction(config, period, fixed, point.epoch_end_seconds, epoch_batches / (fixed + epoch_batches * period), bound)
 
 
-def candidates(max_workers: int, allow_processes: bool) -> list[LoaderConfig]:
-    kinds = (False, True) if allow_processes else (False,)
+def candidates(max_workers: int, allow_processes: bool, allow_threads: bool = True) -> list[LoaderConfig]:
+    kinds = ((False,) if allow_threads else ()) + ((True,) if allow_processes else ())
     configs = [LoaderConfig()]
     for processes in kinds:
         for workers in range(1 if processes else 2, max_workers + 1):
@@ -121,7 +126,7 @@ def candidates(max_workers: int, allow_processes: bool) -> list[LoaderConfig]:
 
 def best_predictions(
     machine: MachineProfile, dataset: DatasetProfile, model: ModelProfile, epoch_batches: int,
-    max_workers: int, allow_processes: bool, count: int = 3,
+    max_workers: int, allow_processes: bool, count: int = 3, allow_threads: bool = True,
 ) -> list[Prediction]:
     """The ``count`` best-predicted configurations; on ties fewer workers, then queues nearest Keras's 10.
 
@@ -129,7 +134,10 @@ def best_predictions(
     slower (no slack for uneven batches), so ties go to the middle.
     """
     ranked = sorted(
-        (predict(c, machine, dataset, model, epoch_batches) for c in candidates(max_workers, allow_processes)),
+        (
+            predict(c, machine, dataset, model, epoch_batches)
+            for c in candidates(max_workers, allow_processes, allow_threads)
+        ),
         key=lambda p: (
             -round(p.epoch_batches_per_second, 1), p.config.workers, abs(math.log(p.config.max_queue_size / 10))
         ),

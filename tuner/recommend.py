@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import pickle
 import time
@@ -13,9 +14,10 @@ from typing import Any, Protocol
 from probes import probe_machine
 from probes.dataset import pickle_failure
 from probes.profiles import DatasetProfile, ModelProfile
+from probes.stats import bootstrap_ratio_interval
 from tuner import advice
 from tuner.errors import TuneLoaderError
-from tuner.results import KERAS_DEFAULTS, LoaderConfig, Recommendation, TrialResult
+from tuner.results import KERAS_DEFAULTS, EngineComparison, LoaderConfig, Recommendation, TrialResult
 from tuner.runner import FileSource, PickledSource
 from tuner.space import SearchSpace, starting_configs
 from tuner.predict import best_predictions, ceiling, predict
@@ -64,6 +66,9 @@ def recommend(
     seed: int = 0,
     storage: str | None = None,
     progress: Progress | None = None,
+    engine: str | None = None,
+    allow_duplicated_data: bool = False,
+    compare_keras3: bool = False,
 ) -> Recommendation:
     """Measures real Keras epochs and recommends ``workers``, ``use_multiprocessing``, ``max_queue_size``.
 
@@ -77,12 +82,19 @@ def recommend(
     the search and answers from the probes and the analytic model alone
     (``measured`` is then False). ``storage`` is an Optuna storage URL for
     resumable studies; by default nothing is written.
+
+    ``engine`` ("keras3" or "tf-keras") overrides what the dataset implies: a
+    PyDataset runs under Keras 3, a tf-keras Sequence or a plain generator
+    under tf-keras (``fit_generator``). Processes are never tried for a plain
+    generator, since each would run its own copy and duplicate the data,
+    unless ``allow_duplicated_data``. ``compare_keras3`` also tunes a tf-keras
+    Sequence as a Keras 3 PyDataset and reports what migrating would gain.
     """
     progress = progress or _Silent()
     started = time.monotonic()
     machine = probe_machine()
     budget = max_memory if max_memory is not None else machine.memory_usable_bytes // 2
-    source = _source_for(dataset, model, dataset_name, model_name)
+    source = _source_for(dataset, model, dataset_name, model_name, engine)
     measurer = RunnerMeasurer(source, memory_budget_bytes=budget)
     try:
         progress.stage("Starting TensorFlow and loading your dataset")
@@ -92,9 +104,12 @@ def recommend(
         window_size = window_sizer(machine, dataset_profile, model_profile)
         window = window_size(KERAS_DEFAULTS)
         epoch = dataset_profile.batches_per_epoch or window
-        space = SearchSpace.for_profiles(machine, dataset_profile, model_profile)
+        space = SearchSpace.for_profiles(
+            machine, dataset_profile, model_profile, allow_duplicated_data=allow_duplicated_data
+        )
         guesses = best_predictions(
-            machine, dataset_profile, model_profile, epoch, space.max_workers, space.allow_processes
+            machine, dataset_profile, model_profile, epoch, space.max_workers, space.allow_processes,
+            allow_threads=not space.threads_infeasible,
         )
 
         def predicted(config) -> float:
@@ -102,7 +117,7 @@ def recommend(
 
         facts = dict(machine=machine, dataset=dataset_profile, model=model_profile, epoch_batches=epoch,
                      window_batches=window, predicted=predicted, memory_budget_bytes=budget, started=started,
-                     dataset_name=measurer.loaded["dataset_name"])
+                     dataset_name=measurer.loaded["dataset_name"], engine=measurer.loaded["engine"])
         if quick:
             return _predicted_answer(guesses[0].config, **facts)
         measurer.window_size, measurer.epoch_batches = window_size, dataset_profile.batches_per_epoch
@@ -134,9 +149,12 @@ def recommend(
                 "Every trial failed, so there is nothing to recommend. "
                 + "; ".join(f"{t.config.label()}: {t.reason}" for t in outcome.trials[:3])
             )
-        contenders = [best.config] + ([KERAS_DEFAULTS] if best.config != KERAS_DEFAULTS else []) + [TF_DATA]
+        with_tf_data = dataset_profile.kind != "generator"  # tf.data's parallel map needs batch i on demand
+        contenders = [best.config] + ([KERAS_DEFAULTS] if best.config != KERAS_DEFAULTS else [])
+        contenders += [TF_DATA] if with_tf_data else []
         progress.stage(
-            f"Confirming {best.config.label()} against the defaults and a tf.data pipeline, interleaved"
+            f"Confirming {best.config.label()} against the defaults"
+            + (" and a tf.data pipeline" if with_tf_data else "") + ", interleaved"
         )
         final = interleave(measurer, contenders, epoch_batches=epoch, min_rounds=CONFIRMATION_MIN_ROUNDS,
                            max_rounds=CONFIRMATION_MAX_ROUNDS, seed=seed)
@@ -154,10 +172,12 @@ def recommend(
         dataset=dataset_profile,
         memory_budget_bytes=budget,
         epoch_batches=epoch,
+        space=space,
     )
-    return Recommendation(
+    answer = Recommendation(
         config=chosen,
         dataset_name=measurer.loaded["dataset_name"],
+        engine=measurer.loaded["engine"],
         machine=machine,
         dataset=dataset_profile,
         model=model_profile,
@@ -176,7 +196,10 @@ def recommend(
             ceiling=limit,
             tf_data=tf_data,
             dataset=dataset_profile,
+            model=model_profile,
             epoch_batches=epoch,
+            engine=measurer.loaded["engine"],
+            rewrite=_predicted_rewrite(machine, dataset_profile, model_profile, epoch, space.max_workers),
         ),
         warnings=warnings + tuple(
             f"{config.label()} stopped during the final interleaved comparison: {reason}"
@@ -191,17 +214,75 @@ def recommend(
         memory_budget_bytes=budget,
         tuning_seconds=time.monotonic() - started,
         pruning_saved_seconds=outcome.pruning_saved_seconds,
+        duplicated_data_allowed=allow_duplicated_data and space.allow_processes,
     )
+    if compare_keras3 and answer.legacy:
+        answer = _with_keras3_comparison(answer, dataset, model, dataset_name, model_name, trials=trials,
+                                         time_budget=time_budget, max_memory=max_memory, seed=seed, progress=progress)
+    return answer
+
+
+def _with_keras3_comparison(answer: Recommendation, dataset, model, dataset_name, model_name, *, progress,
+                            **settings) -> Recommendation:
+    """Tunes the same Sequence as a Keras 3 PyDataset and records what migrating gains.
+
+    The two runs are separate, not interleaved, so the ratio's interval
+    (bootstrap over each run's confirmation epochs) includes run-to-run noise.
+    """
+    if answer.dataset.kind == "generator":
+        raise TuneLoaderError(
+            "--compare-keras3 needs batch i on demand (a Sequence); a plain generator has no Keras 3 equivalent "
+            "to time without a rewrite. Received: a generator"
+        )
+    progress.stage("Tuning the same Sequence as a Keras 3 PyDataset, for the migration comparison")
+    other = recommend(dataset, model, dataset_name=dataset_name, model_name=model_name, engine="keras3",
+                      progress=progress, **settings)
+    ratio = low = high = None
+    legacy_samples, keras3_samples = _confirmed_samples(answer), _confirmed_samples(other)
+    if legacy_samples and keras3_samples:
+        ratio, low, high = bootstrap_ratio_interval(keras3_samples, legacy_samples, seed=settings["seed"])
+    comparison = EngineComparison(
+        engine=other.engine,
+        config=other.config,
+        batches_per_second=other.recommended_batches_per_second,
+        model_description=other.model.description,
+        ratio=ratio,
+        ratio_low=low,
+        ratio_high=high,
+        tuning_seconds=other.tuning_seconds,
+    )
+    return dataclasses.replace(answer, keras3=comparison, reasons=answer.reasons + (advice.migration(comparison),))
+
+
+def _predicted_rewrite(machine, dataset: DatasetProfile, model: ModelProfile, epoch: int, max_workers: int):
+    """For a plain generator: the analytic model's best setting and gain over the defaults had it been a
+    PyDataset (batch i on demand: threads and processes without sharing or duplicating a generator)."""
+    if dataset.kind != "generator":
+        return None
+    as_dataset = dataclasses.replace(dataset, kind="pydataset", thread_safe=True)
+    top = best_predictions(machine, as_dataset, model, epoch, max_workers, allow_processes=True, count=1)[0]
+    defaults = predict(KERAS_DEFAULTS, machine, as_dataset, model, epoch).epoch_batches_per_second
+    return top.config, top.epoch_batches_per_second / defaults
+
+
+def _confirmed_samples(answer: Recommendation) -> tuple[float, ...]:
+    """Epoch throughputs of the recommended setting from the interleaved confirmation."""
+    if answer.confirmation is not None:
+        chosen_is_best = answer.config == answer.best_tried
+        return answer.confirmation.best_samples if chosen_is_best else answer.confirmation.default_samples
+    # The defaults were best: their epochs are the reference side of the tf.data comparison.
+    return answer.tf_data.default_samples if answer.tf_data is not None else ()
 
 
 def _predicted_answer(config, *, machine, dataset, model, epoch_batches, window_batches, predicted,
-                      memory_budget_bytes, started, dataset_name) -> Recommendation:
+                      memory_budget_bytes, started, dataset_name, engine) -> Recommendation:
     """The ``--quick`` answer: probes and the analytic model only, no epoch timed per configuration."""
     speedup = predicted(config) / predicted(KERAS_DEFAULTS)
     limit = ceiling(machine, dataset, model, epoch_batches)
     return Recommendation(
         config=config,
         dataset_name=dataset_name,
+        engine=engine,
         machine=machine,
         dataset=dataset,
         model=model,
@@ -250,9 +331,15 @@ def window_sizer(machine, dataset: DatasetProfile, model: ModelProfile) -> Calla
     return size
 
 
-def fixed_coster(machine, dataset: DatasetProfile, model: ModelProfile) -> Callable[[LoaderConfig], float]:
-    """Per-epoch fixed cost of each configuration, from the free-data pipeline probe (see ``with_fixed_cost``)."""
-    return lambda config: predict(config, machine, dataset, model, epoch_batches=1).fixed_seconds
+def fixed_coster(machine, dataset: DatasetProfile, model: ModelProfile) -> Callable[[LoaderConfig], tuple[float, float]]:
+    """Per-epoch fixed cost of each configuration inside and after the timed epoch, from the free-data
+    pipeline probe (see ``with_fixed_cost``)."""
+
+    def cost(config: LoaderConfig) -> tuple[float, float]:
+        prediction = predict(config, machine, dataset, model, epoch_batches=1)
+        return prediction.fixed_seconds - prediction.epoch_end_seconds, prediction.epoch_end_seconds
+
+    return cost
 
 
 def window_timer(dataset: DatasetProfile, model: ModelProfile) -> Callable[[int], float]:
@@ -261,7 +348,7 @@ def window_timer(dataset: DatasetProfile, model: ModelProfile) -> Callable[[int]
     return lambda batches: max(MIN_WINDOW_TIMEOUT_SECONDS, 10 * batches * per_batch)
 
 
-def _source_for(dataset, model, dataset_name, model_name) -> FileSource | PickledSource:
+def _source_for(dataset, model, dataset_name, model_name, engine) -> FileSource | PickledSource:
     if isinstance(dataset, (str, PathLike)):
         path = Path(dataset)
         if not path.is_file():
@@ -273,7 +360,7 @@ def _source_for(dataset, model, dataset_name, model_name) -> FileSource | Pickle
                 "With a file path, name the model inside the file (model_name=...), not as an object. "
                 f"Received: model={type(model).__name__}"
             )
-        return FileSource(str(path.resolve()), dataset_name, model_name)
+        return FileSource(str(path.resolve()), dataset_name, model_name, engine)
     import cloudpickle
 
     try:
@@ -284,7 +371,8 @@ def _source_for(dataset, model, dataset_name, model_name) -> FileSource | Pickle
             f"dataset and model over with cloudpickle, which failed: {error}. Fix: pass the path of a file that "
             f"builds them instead (recommend('my_gen.py')). Received: dataset={type(dataset).__name__}"
         ) from error
-    return PickledSource(payload, dataset_name or type(dataset).__name__, pickle_failure(dataset))
+    label = dataset_name or getattr(dataset, "__name__", None) or type(dataset).__name__
+    return PickledSource(payload, label, pickle_failure(dataset), engine)
 
 
 def _trial_for(trials: tuple[TrialResult, ...], config) -> TrialResult | None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from probes.profiles import DatasetProfile, MachineProfile, ModelProfile, Spread
 from probes.serde import from_dict, to_dict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True, order=True)
@@ -143,11 +143,31 @@ class Ceiling:
 
 
 @dataclass(frozen=True)
+class EngineComparison:
+    """The same data code tuned under another engine (tf-keras Sequence vs Keras 3 PyDataset).
+
+    Measured in a separate tuning run, not interleaved: ``ratio`` and its
+    interval compare the two runs' confirmation epochs and carry that
+    run-to-run noise.
+    """
+
+    engine: str
+    config: LoaderConfig
+    batches_per_second: Spread | None
+    model_description: str
+    ratio: float | None
+    ratio_low: float | None
+    ratio_high: float | None
+    tuning_seconds: float
+
+
+@dataclass(frozen=True)
 class Recommendation:
     """Everything tune-loader found: the answer, the evidence and the caveats."""
 
     config: LoaderConfig
     dataset_name: str
+    engine: str
     machine: MachineProfile
     dataset: DatasetProfile
     model: ModelProfile
@@ -170,6 +190,8 @@ class Recommendation:
     memory_budget_bytes: int | None
     tuning_seconds: float
     pruning_saved_seconds: float
+    duplicated_data_allowed: bool = False
+    keras3: EngineComparison | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -188,13 +210,44 @@ class Recommendation:
         """tf.data beat the best Keras setting side by side, with an interval above 1."""
         return self.tf_data is not None and self.tf_data.significant
 
+    @property
+    def legacy(self) -> bool:
+        """The data is a tf-keras Sequence or a plain generator: Keras 2 code."""
+        return self.engine == "tf-keras"
+
     def keras3_code(self) -> str:
-        return f"dataset = {self.dataset.class_name}(..., {self.config.as_kwargs()})"
+        """The settings in Keras 3; for legacy data, the PyDataset it would become."""
+        if not self.legacy:
+            return f"dataset = {self.dataset.class_name}(..., {self.config.as_kwargs()})\nmodel.fit(dataset, epochs=...)"
+        body = (
+            "        return ...  # your Sequence's __getitem__, unchanged"
+            if self.dataset.kind != "generator"
+            else "        return ...  # the batch your generator yields as its index-th (no shared iterator state)"
+        )
+        return (
+            "import keras\n\n"
+            "class MyData(keras.utils.PyDataset):\n"
+            "    def __init__(self, ..., **kwargs):\n"
+            "        super().__init__(**kwargs)  # workers, use_multiprocessing, max_queue_size\n"
+            "        ...\n\n"
+            "    def __len__(self):\n"
+            "        return ...  # batches per epoch\n\n"
+            "    def __getitem__(self, index):\n"
+            f"{body}\n\n"
+            f"dataset = MyData(..., {self.config.as_kwargs()})\n"
+            "model.fit(dataset, epochs=...)  # fit() itself no longer takes the three knobs"
+        )
 
     def tf_keras_code(self) -> str:
+        if self.dataset.kind == "generator":
+            return (
+                f"model.fit_generator({self.dataset_name}(), steps_per_epoch=..., epochs=..., {self.config.as_kwargs()})\n"
+                f"# or, not deprecated:\nmodel.fit({self.dataset_name}(), steps_per_epoch=..., epochs=..., "
+                f"{self.config.as_kwargs()})"
+            )
         return (
             f"model.fit(sequence, epochs=..., {self.config.as_kwargs()})\n"
-            f"# deprecated, forwards to fit:\nmodel.fit_generator(generator, steps_per_epoch=..., {self.config.as_kwargs()})"
+            f"# deprecated, forwards to fit:\nmodel.fit_generator(sequence, epochs=..., {self.config.as_kwargs()})"
         )
 
     def tf_data_code(self) -> str:

@@ -11,6 +11,7 @@ and starting a fresh runner: the study goes on.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import pickle
 import struct
@@ -42,6 +43,7 @@ class FileSource:
     path: str
     dataset_name: str | None = None
     model_name: str | None = None
+    engine: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class PickledSource:
     payload: bytes
     label: str
     pickle_error: str
+    engine: str | None = None
 
 
 def write_message(stream: BinaryIO, message: Any) -> None:
@@ -91,6 +94,7 @@ class Session:
 
     def __init__(self) -> None:
         self.engine = None
+        self.engine_name = ""
         self.dataset = None
         self.dataset_name = ""
         self.build_model = None
@@ -105,75 +109,100 @@ class Session:
         if isinstance(source, FileSource):
             module = userfile.import_user_file(source.path)
             found = userfile.find_dataset(
-                module,
-                source.dataset_name,
-                is_dataset=engines.is_keras3_dataset,
-                is_dataset_class=engines.is_keras3_dataset_class,
+                module, source.dataset_name, is_dataset=engines.is_dataset, is_dataset_class=engines.is_dataset_class
             )
-            dataset = _build(found.build, f"{found.name}()")
-            model_found = userfile.find_model(module, source.model_name, is_model=engines.is_keras3_model)
+            build = lambda: _build(found.build, f"{found.name}()")  # noqa: E731
+            model_found = userfile.find_model(module, source.model_name, is_model=engines.is_model)
             self.dataset_name = found.name
             self.build_model = model_found and (lambda: _build(model_found.build, f"{model_found.name}()"))
         else:
             import cloudpickle  # noqa: F401  (registers the by-value reducers)
 
             dataset, model = pickle.loads(source.payload)
+            build = dataset if inspect.isgeneratorfunction(dataset) else (lambda: dataset)
             self.dataset_name = source.label
             self.build_model = model and (lambda: model)
             self.pickle_error = source.pickle_error
-        if not engines.is_keras3_dataset(dataset):
-            raise TuneLoaderError(
-                f"Expected a keras.utils.PyDataset (Keras 3) to tune. "
-                f"Received: dataset={type(dataset).__name__} from {self.dataset_name}"
-            )
-        from tuner.engines import keras3
-
-        self.engine = keras3
-        self.dataset = dataset
-        return {"dataset_name": self.dataset_name, "kind": keras3.KIND, "class_name": type(dataset).__name__}
+        dataset = build()
+        if engines.is_generator(dataset):
+            dataset = engines.GeneratorData(build, self.dataset_name)
+            # tf-keras forks its workers, so a generator never needs to pickle;
+            # whether processes may run it is the data-duplication question.
+            self.pickle_error = ""
+        self.engine_name = engines.choose(dataset, source.engine)
+        self.engine = engines.load(self.engine_name)
+        self.dataset = self.engine.adopt(dataset)
+        return {
+            "dataset_name": self.dataset_name,
+            "kind": self.engine.kind(self.dataset),
+            "class_name": dataset.name if isinstance(dataset, engines.GeneratorData) else type(dataset).__name__,
+            "engine": self.engine_name,
+        }
 
     def prepare(self) -> None:
         """Builds the model and runs one untimed epoch: the first ``fit`` traces the graph."""
-        first = self.engine.standardize(self._batch(0))
-        if self.build_model:
-            self.model = self.build_model()
-            self.model_description = self.engine.describe_model(self.model)
+        from tuner import engines
+        from tuner.results import KERAS_DEFAULTS
+
+        first = engines.standardize(self._batch(0))
+        model = self.build_model() if self.build_model else None
+        if model is not None and self.engine.owns_model(model):
+            self.model = model
+            self.model_description = self.engine.describe_model(model)
             self.is_default_model = False
         else:
             self.model, self.model_description = self.engine.build_default_model(first)
             self.is_default_model = True
-        from tuner.results import KERAS_DEFAULTS
-
+            if model is not None:
+                self.model_description += (
+                    f" (your model is a {type(model).__module__.split('.')[0]} model, which the {self.engine_name} "
+                    "engine cannot train)"
+                )
         batches = self._clamp(WARMUP_BATCHES)
         self.engine.run_window(self.model, self.dataset, KERAS_DEFAULTS, batches, 0)
 
     def probe(self, usable_cores: int) -> tuple:
         from probes import probe_dataset, probe_model
 
+        from tuner import engines
+
+        stream = self.dataset if isinstance(self.dataset, engines.GeneratorData) else None
         dataset_profile = probe_dataset(
             self.dataset,
-            kind=self.engine.KIND,
+            kind=self.engine.kind(self.dataset),
             num_batches=self.engine.num_batches(self.dataset),
             usable_cores=usable_cores,
+            get_batch=self._batch,
+            fresh_stream=stream and (lambda: stream.fresh().__next__),
             pickle_error=self.pickle_error,
+            name=stream.name if stream else None,
         )
-        batch = self.engine.standardize(self._batch(0))
+        batch = engines.standardize(self._batch(0))
         model_profile = probe_model(
             self.model, batch, description=self.model_description, is_default_model=self.is_default_model
         )
-        pipeline = tuple(self._probe_pipeline(batch, kind, config) for kind, config in PIPELINE_PROBES)
+        points = [self._probe_pipeline(batch, kind, config) for kind, config in PIPELINE_PROBES]
+        inline_after = points[0].epoch_end_seconds
+        pipeline = tuple(
+            dataclasses.replace(point, epoch_end_seconds=max(0.0, point.epoch_end_seconds - inline_after))
+            for point in points
+        )
         return dataset_profile, dataclasses.replace(model_profile, pipeline=pipeline)
 
     def _probe_pipeline(self, batch, kind: str, config):
+        """Free data under ``config``; ``epoch_end_seconds`` here is the raw time from on_epoch_end to fit's return."""
         from probes.profiles import PipelinePoint
 
-        timing, cpu_seconds = self.engine.run_cached_window(self.model, batch, config, PIPELINE_PROBE_BATCHES)
+        timing, cpu_seconds, after_epoch = self.engine.run_cached_window(
+            self.model, batch, config, PIPELINE_PROBE_BATCHES, dataset=self.dataset
+        )
         return PipelinePoint(
             kind=kind,
             workers=config.workers,
             steady_batches_per_second=timing.steady_batches_per_second,
             fixed_seconds=timing.fixed_seconds,
             parent_cpu_seconds_per_batch=cpu_seconds / timing.batches,
+            epoch_end_seconds=after_epoch,
         )
 
     def window(self, config, batches: int, offset: int) -> tuple:
@@ -184,7 +213,7 @@ class Session:
         from probes import DataCodeError
 
         try:
-            return self.dataset[index]
+            return self.engine.batch(self.dataset, index)
         except Exception as error:
             raise DataCodeError(index, error) from error
 

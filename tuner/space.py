@@ -13,28 +13,68 @@ MAX_WORKERS = 64
 WORKERS_PER_CORE = 4
 
 
+DUPLICATED_DATA = (
+    "with processes, tf-keras gives every worker its own copy of the generator, so each batch is produced once "
+    "per worker and the model sees duplicated data"
+)
+
+
 @dataclass(frozen=True)
 class SearchSpace:
-    """workers in 1..max_workers, processes only where allowed, queue 1..64 (log)."""
+    """workers in 1..max_workers, processes only where allowed, queue 1..64 (log).
+
+    ``processes_excluded`` says why processes are not searched, and
+    ``threads_infeasible`` why thread pools cannot run this data ("" when
+    they can): such configurations are recorded as infeasible, not timed.
+    """
 
     max_workers: int
     allow_processes: bool
     max_queue_size: int = MAX_QUEUE
+    processes_excluded: str = ""
+    threads_infeasible: str = ""
 
     @classmethod
-    def for_profiles(cls, machine: MachineProfile, dataset: DatasetProfile, model: ModelProfile | None = None) -> SearchSpace:
+    def for_profiles(
+        cls,
+        machine: MachineProfile,
+        dataset: DatasetProfile,
+        model: ModelProfile | None = None,
+        *,
+        allow_duplicated_data: bool = False,
+    ) -> SearchSpace:
         """Workers up to 4 per usable core, or more for waiting code that needs more batches in flight.
 
         Data code that waits 20 ms per batch in front of a 2 ms model step
         needs about 10 batches in flight whatever the core count, so the cap
         rises to 1.5 times that (at most 64). Processes only for a dataset
-        that pickles (required by every start method but fork).
+        that pickles (required by every start method but fork), and for a
+        plain generator only when duplicated data is explicitly allowed.
         """
         cap = WORKERS_PER_CORE * machine.usable_cores
         if model is not None:
             in_flight = dataset.wall_seconds.median / model.step_seconds.median
             cap = max(cap, min(MAX_WORKERS, math.ceil(1.5 * in_flight)))
-        return cls(max_workers=cap, allow_processes=dataset.picklable)
+        if dataset.kind == "generator":
+            allow = allow_duplicated_data
+            excluded = "" if allow else DUPLICATED_DATA + " (pass --allow-duplicated-data to try them anyway)"
+        else:
+            allow = dataset.picklable
+            excluded = "" if allow else f"pickling {dataset.class_name} failed ({dataset.pickle_error})"
+        threads = ""
+        if dataset.kind == "generator" and dataset.thread_safe is False:
+            threads = (
+                f"the generator is not thread-safe ({dataset.thread_safety_note}); tf-keras's thread workers all "
+                "call next() on it and fail with 'Your generator is NOT thread-safe'. Fix: wrap it in an iterator whose "
+                "__next__ holds a threading.Lock, or rewrite it as a Sequence (batch i from __getitem__)"
+            )
+        return cls(cap, allow, processes_excluded=excluded, threads_infeasible=threads)
+
+    def infeasible(self, config: LoaderConfig) -> str:
+        """Why ``config`` cannot run this data, or "" when it can."""
+        if self.threads_infeasible and config.parallel and not config.use_multiprocessing:
+            return self.threads_infeasible
+        return ""
 
     def suggest(self, trial) -> LoaderConfig:
         """Asks an Optuna trial for one configuration."""
@@ -56,8 +96,11 @@ class SearchSpace:
 
 
 def rule_of_thumb(machine: MachineProfile, dataset: DatasetProfile) -> LoaderConfig:
-    """What people usually guess: one worker per core, processes if the code holds the GIL."""
-    processes = dataset.gil_bound and dataset.picklable
+    """What people usually guess: one worker per core, processes if the code holds the GIL.
+
+    Never processes for a plain generator: that would duplicate the data.
+    """
+    processes = dataset.gil_bound and dataset.picklable and dataset.kind != "generator"
     return LoaderConfig(workers=machine.usable_cores, use_multiprocessing=processes, max_queue_size=10)
 
 

@@ -130,8 +130,11 @@ def run_study(
                 break
             continue
         origin = trial.user_attrs.get(ORIGIN_ATTR, "sampler")
-        result, trial_saved = _run_trial(measurer, trial, config, origin, settings)
-        if predict:
+        if reason := space.infeasible(config):
+            result, trial_saved = _result(trial.number, config, "infeasible", origin, [], settings, 0, 0, [], reason), 0.0
+        else:
+            result, trial_saved = _run_trial(measurer, trial, config, origin, settings)
+        if predict and result.status != "infeasible":
             result = dataclasses.replace(result, predicted_batches_per_second=predict(config))
         saved += trial_saved
         trial.set_user_attr(RESULT_ATTR, json.dumps(to_dict(result)))

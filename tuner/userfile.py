@@ -5,7 +5,11 @@ The convention, in order of precedence:
 1. ``--dataset NAME`` / ``--model NAME`` name any attribute of the file.
 2. A function ``make_dataset()`` (and ``make_model()``) taking no arguments.
 3. A dataset instance at module level.
-4. A dataset class defined in the file that can be built with no arguments.
+4. A dataset class or generator function defined in the file that can be
+   called with no arguments.
+
+A dataset is a Keras 3 ``PyDataset``, a tf-keras ``Sequence`` or a plain
+generator (``tuner.engines`` decides which engine runs it).
 
 Several candidates at the first level that has any is an error naming them
 all, never a guess.
@@ -83,7 +87,8 @@ def find_dataset(
     classes = [
         name
         for name, value in public
-        if inspect.isclass(value) and value.__module__ == module.__name__ and is_dataset_class(value)
+        if getattr(value, "__module__", None) == module.__name__
+        and ((inspect.isclass(value) and is_dataset_class(value)) or inspect.isgeneratorfunction(value))
     ]
     buildable = [name for name in classes if _constructible(getattr(module, name))]
     if buildable:
@@ -96,7 +101,8 @@ def find_dataset(
     )
     raise TuneLoaderError(
         f"No dataset found in {_file_name(module)}.{hint} Expected a `{DATASET_FACTORY}()` function, "
-        "a keras.utils.PyDataset instance, or a PyDataset subclass that takes no arguments. "
+        "a keras.utils.PyDataset or tf_keras.utils.Sequence instance or subclass that takes no arguments, "
+        "or a generator function that takes none. "
         f"Fix: add `def {DATASET_FACTORY}(): return MyDataset(...)`, or pass --dataset NAME."
     )
 
@@ -140,7 +146,8 @@ def _only_one(names, module, value_of, what: str, flag: str = "--dataset") -> Fo
         )
     name = names[0]
     value = value_of(name)
-    return Found(name, value if inspect.isclass(value) else (lambda: value))
+    builds_itself = inspect.isclass(value) or inspect.isgeneratorfunction(value)
+    return Found(name, value if builds_itself else (lambda: value))
 
 
 def _constructible(cls: type) -> bool:

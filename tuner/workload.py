@@ -30,7 +30,7 @@ class RunnerMeasurer:
         self.runner = RunnerProcess(memory_budget_bytes)
         self.window_size: Callable[[LoaderConfig], int] = lambda config: MIN_WINDOW_BATCHES
         self.window_timeout: Callable[[int], float] = lambda batches: STARTUP_TIMEOUT_SECONDS
-        self.fixed_cost: Callable[[LoaderConfig], float] | None = None
+        self.fixed_cost: Callable[[LoaderConfig], tuple[float, float]] | None = None
         self.epoch_batches: int | None = None
         self.loaded: dict = {}
 
@@ -59,7 +59,7 @@ class RunnerMeasurer:
             "window", config, batches, offset, timeout=self.window_timeout(batches)
         )
         if self.fixed_cost is not None:
-            timing = with_fixed_cost(timing, self.fixed_cost(config))
+            timing = with_fixed_cost(timing, *self.fixed_cost(config))
         return Measurement(timing, peak, leftovers, time.perf_counter() - began)
 
     def close(self) -> None:

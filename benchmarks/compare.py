@@ -42,7 +42,7 @@ from tuner.isolation import TrialStopped  # noqa: E402
 from tuner.recommend import fixed_coster, window_sizer  # noqa: E402
 from tuner.results import KERAS_DEFAULTS, LoaderConfig  # noqa: E402
 from tuner.runner import FileSource  # noqa: E402
-from tuner.space import rule_of_thumb  # noqa: E402
+from tuner.space import SearchSpace, rule_of_thumb  # noqa: E402
 from tuner.workload import RunnerMeasurer  # noqa: E402
 
 WORKLOADS = {
@@ -50,6 +50,8 @@ WORKLOADS = {
     "gil_bound": ROOT / "examples" / "gil_bound.py",
     "numpy_augment": ROOT / "examples" / "numpy_augment.py",
     "model_bound": ROOT / "benchmarks" / "workloads" / "model_bound.py",
+    "legacy_sequence": ROOT / "examples" / "legacy_sequence.py",
+    "legacy_generator": ROOT / "examples" / "legacy_generator.py",
 }
 GRID_WORKERS = (1, 2, 4, 8, 16)
 GRID_QUEUES = (1, 4, 10, 32)
@@ -79,8 +81,11 @@ class Session:
 
 
 def grid(session: Session) -> dict:
-    kinds = (False, True) if session.dataset.picklable else (False,)
-    configs = [LoaderConfig(w, p, q) for p in kinds for w in GRID_WORKERS for q in GRID_QUEUES]
+    """Every grid setting tune-loader would allow for this data (no unpicklable processes, no duplicated data)."""
+    space = SearchSpace.for_profiles(session.machine, session.dataset, session.model)
+    kinds = (False, True) if space.allow_processes else (False,)
+    candidates = [LoaderConfig(w, p, q) for p in kinds for w in GRID_WORKERS for q in GRID_QUEUES]
+    configs = [c for c in candidates if not space.infeasible(c)]
     results = []
     for config in configs:
         try:
@@ -124,8 +129,9 @@ def run_workload(name: str, path: Path) -> dict:
         "rule of thumb": rule_of_thumb(session.machine, session.dataset),
         "tune-loader": answer.config,
         "grid best": grid_result["best"],
-        "tf.data AUTOTUNE": LoaderConfig.tf_data(),
     }
+    if session.dataset.kind != "generator":  # tf.data's parallel map needs batch i on demand
+        contenders["tf.data AUTOTUNE"] = LoaderConfig.tf_data()
     samples = final_rounds(session, contenders)
     session.close()
     reference = samples["grid best"]

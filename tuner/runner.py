@@ -205,6 +205,10 @@ class Session:
             epoch_end_seconds=after_epoch,
         )
 
+    def epoch(self, config) -> float:
+        """One real epoch of the whole dataset, timed end to end (benchmarks/epoch_prediction.py)."""
+        return self.engine.time_epoch(self.model, self.dataset, config)
+
     def window(self, config, batches: int, offset: int) -> tuple:
         timing = self.engine.run_window(self.model, self.dataset, config, self._clamp(batches), offset)
         return timing, _reap_leftover_workers()

@@ -62,5 +62,10 @@ class RunnerMeasurer:
             timing = with_fixed_cost(timing, *self.fixed_cost(config))
         return Measurement(timing, peak, leftovers, time.perf_counter() - began)
 
+    def full_epoch(self, config: LoaderConfig) -> float:
+        """Seconds of one real, whole epoch under ``config`` (the yardstick the epoch model is checked against)."""
+        seconds, _ = self.runner.call("epoch", config, timeout=STARTUP_TIMEOUT_SECONDS)
+        return seconds
+
     def close(self) -> None:
         self.runner.close()

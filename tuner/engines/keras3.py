@@ -139,6 +139,14 @@ def run_window(model: keras.Model, dataset: keras.utils.PyDataset, config: Loade
     return window_timing(clock.begin, clock.batch_ends, clock.end)
 
 
+def time_epoch(model: keras.Model, dataset: keras.utils.PyDataset, config: LoaderConfig) -> float:
+    """Seconds of one whole ``fit`` call over the real dataset: the yardstick for the epoch model."""
+    set_knobs(dataset, config)
+    began = time.perf_counter()
+    model.fit(dataset, epochs=1, verbose=0)
+    return time.perf_counter() - began
+
+
 def run_cached_window(
     model: keras.Model, batch, config: LoaderConfig, batches: int, dataset=None
 ) -> tuple[WindowTiming, float, float]:

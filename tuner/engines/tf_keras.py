@@ -182,6 +182,13 @@ def _run_tf_data(model, dataset, batches: int, offset: int) -> WindowTiming:
     return window_timing(clock.begin, clock.batch_ends, clock.end)
 
 
+def time_epoch(model, dataset, config: LoaderConfig) -> float:
+    """Seconds of one whole ``fit_generator`` call over the real Sequence, its epoch-end stall included."""
+    began = time.perf_counter()
+    _fit(model, dataset, config, None)
+    return time.perf_counter() - began
+
+
 def run_cached_window(model, batch, config: LoaderConfig, batches: int, dataset=None) -> tuple[WindowTiming, float, float]:
     """One epoch of free data under ``config``, fed the way ``dataset`` is: its timing, the parent's CPU
     seconds, and the seconds from ``on_epoch_end`` until ``fit_generator`` returned.

@@ -58,3 +58,15 @@ def test_sizes_parse_in_powers_of_1024():
     assert parse_size("1000") == 1000
     with pytest.raises(Exception, match="expected a size"):
         parse_size("lots")
+
+
+def test_a_generator_under_keras3_is_refused_with_what_to_do_instead(tmp_path):
+    (tmp_path / "rows.py").write_text("def rows():\n    while True:\n        yield [1.0], [2.0]\n")
+    result = run_cli(tmp_path / "rows.py", "--engine", "keras3", cwd=tmp_path)
+    assert_one_line_error(result, "Keras 3 cannot run a plain generator in parallel", "PyDataset", "Received: engine=")
+
+
+def test_a_generator_object_that_cannot_restart_is_refused(tmp_path):
+    (tmp_path / "once.py").write_text("def rows():\n    while True:\n        yield [1.0], [2.0]\n\nSTREAM = rows()\n")
+    result = run_cli(tmp_path / "once.py", "--dataset", "STREAM", cwd=tmp_path)
+    assert_one_line_error(result, "same generator object every time", "make_dataset()")

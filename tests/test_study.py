@@ -152,3 +152,15 @@ def test_the_search_stops_at_the_ceiling():
     assert len(outcome.trials) == 2
     uncapped = run_study(FakeMeasurer(), SPACE, starts, settings(max_trials=20, patience=20))
     assert len(uncapped.trials) > 2
+
+
+def test_a_trial_stops_after_two_windows_that_agree_and_takes_a_third_when_they_do_not():
+    steady = run_study(FakeMeasurer(), SPACE, STARTS[:1], settings(max_trials=1))
+    assert len(steady.trials[0].windows) == 2
+
+    class Jumpy(FakeMeasurer):
+        def rate(self, config):
+            return super().rate(config) * (1.0, 1.2, 1.0)[len(self.calls) % 3]
+
+    noisy = run_study(Jumpy(), SPACE, STARTS[:1], settings(max_trials=1))
+    assert len(noisy.trials[0].windows) == 3

@@ -51,7 +51,12 @@ class Measurer(Protocol):
 
 @dataclass(frozen=True)
 class StudySettings:
-    """Bounds of the search: it stops at ``max_trials`` measured trials, at the
+    """Bounds of the search and of each trial.
+
+    A trial times up to ``windows_per_trial`` windows, but stops after
+    ``min_windows_per_trial`` when they agree within ``window_agreement``
+    (a third adds little to two readings 3% apart, and costs a second).
+    The search stops at ``max_trials`` measured trials, at the
     time budget, when ``patience`` trials in a row (after the starting
     ones) did not beat the best by more than ``min_improvement``, or when the
     best is within ``ceiling_share`` of ``ceiling_batches_per_second`` (Keras
@@ -59,6 +64,8 @@ class StudySettings:
 
     epoch_batches: int
     windows_per_trial: int = 3
+    min_windows_per_trial: int = 2
+    window_agreement: float = 0.03
     max_trials: int = 24
     time_budget_seconds: float = 120.0
     patience: int = 3
@@ -96,7 +103,9 @@ def run_study(
         study_name=settings.study_name,
         storage=settings.storage,
         direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=settings.seed),
+        # TPE samples at random for its first 10 trials by default; the
+        # enqueued starts already cover that ground, so it models from them.
+        sampler=optuna.samplers.TPESampler(seed=settings.seed, n_startup_trials=max(1, len(starts))),
         # A trial must be in the top quarter after each window to go on: the
         # answer is the simplest within 5% of the fastest, so a setting that
         # is not near the top after one window cannot become it.
@@ -177,6 +186,8 @@ def _run_trial(measurer, trial, config, origin, settings) -> tuple[TrialResult, 
             walls.append(measurement.wall_seconds)
             spread = epoch_throughputs(windows, settings.epoch_batches)
             trial.report(spread.median, index)
+            if len(windows) >= settings.min_windows_per_trial and _agree(windows, settings):
+                break
             if index < settings.windows_per_trial - 1 and trial.should_prune():
                 remaining = settings.windows_per_trial - len(windows)
                 return (
@@ -188,6 +199,11 @@ def _run_trial(measurer, trial, config, origin, settings) -> tuple[TrialResult, 
     except TrialStopped as stop:
         return _result(number, config, stop.status, origin, windows, settings, peak, leftovers, walls, reason=stop.reason), 0.0
     return _result(number, config, "ok", origin, windows, settings, peak, leftovers, walls), 0.0
+
+
+def _agree(windows: list[WindowTiming], settings: StudySettings) -> bool:
+    rates = [epoch_throughput(w, settings.epoch_batches) for w in windows]
+    return (max(rates) - min(rates)) <= settings.window_agreement * (sum(rates) / len(rates))
 
 
 def _result(number, config, status, origin, windows, settings, peak, leftovers, walls, reason="") -> TrialResult:

@@ -22,7 +22,6 @@ from tuner.errors import TuneLoaderError
 from tuner.results import LoaderConfig, WindowTiming
 
 
-
 def adopt(dataset) -> keras.utils.PyDataset:
     """The dataset as a PyDataset: a tf-keras Sequence is wrapped (the migration comparison)."""
     return dataset if isinstance(dataset, keras.utils.PyDataset) else SequenceAsPyDataset(dataset)
@@ -39,10 +38,6 @@ def num_batches(dataset: keras.utils.PyDataset) -> int | None:
 
 def batch(dataset: keras.utils.PyDataset, index: int):
     return dataset[index]
-
-
-def supports_tf_data(dataset: keras.utils.PyDataset) -> bool:
-    return True
 
 
 def set_knobs(dataset: keras.utils.PyDataset, config: LoaderConfig) -> None:

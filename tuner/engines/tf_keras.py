@@ -76,11 +76,6 @@ def batch(dataset, index: int):
     return next(dataset.probe_iterator) if isinstance(dataset, GeneratorData) else dataset[index]
 
 
-def supports_tf_data(dataset) -> bool:
-    """tf.data's parallel map needs batch ``i`` on demand, which a generator cannot give."""
-    return not isinstance(dataset, GeneratorData)
-
-
 class SequenceWindow(tf_keras.utils.Sequence):
     """A full epoch of ``batches`` batches of the user's Sequence (see keras3.WindowView for why full)."""
 

@@ -1,7 +1,7 @@
 import pytest
 
 from tests import builders
-from tuner.predict import best_predictions, ceiling, parallel_share, predict
+from tuner.predict import best_predictions, ceiling, gil_seconds, parallel_share, predict
 from tuner.results import KERAS_DEFAULTS, LoaderConfig
 
 MACHINE = builders.machine(2)
@@ -58,3 +58,14 @@ def test_ceiling_bounds_every_prediction_and_names_the_bottleneck():
     assert limit.bound == "input-bound" and limit.input_bound_factor == pytest.approx(13.0, rel=0.01)
     cheap = builders.dataset(cpu_fraction=1.0, thread_speedup=1.0, batch_ms=0.5)
     assert ceiling(MACHINE, cheap, MODEL, EPOCH).bound == "model-bound"
+
+
+def test_noise_in_the_thread_test_does_not_move_waiting_code_predictions():
+    noisy = builders.dataset(cpu_fraction=0.03, thread_speedup=1.6, batch_ms=20.0)
+    eight = LoaderConfig(8, False, 10)
+    assert rate(eight, noisy) == pytest.approx(rate(eight, WAITING))
+
+
+def test_the_gil_share_never_exceeds_the_cpu_time():
+    half_waiting = builders.dataset(cpu_fraction=0.5, thread_speedup=1.0, batch_ms=20.0)
+    assert gil_seconds(half_waiting) == pytest.approx(0.010)

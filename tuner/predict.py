@@ -59,18 +59,20 @@ def parallel_share(dataset: DatasetProfile) -> float:
 
 
 def gil_seconds(dataset: DatasetProfile) -> float:
-    """GIL-held seconds per batch: ``(1 - p) w`` from the thread test.
+    """GIL-held seconds per batch: ``(1 - p) w`` from the thread test, at most ``c``.
 
-    Two threads cannot resolve a GIL share below their noise: 20 ms of waiting
-    with 0.6 ms of Python made them 2.0x faster either way. For waiting code
-    its CPU time is Python holding the GIL (file parsing, bookkeeping), so
-    ``c`` is the better estimate there; with 13 threads on the I/O example the
-    smaller estimate predicted 590 batches/s where 300 to 340 were measured.
+    A thread holds the GIL only while it runs, so its CPU time ``c`` bounds
+    the GIL share. For waiting code the thread test cannot resolve that share
+    at all: 20 ms of waiting with 0.6 ms of Python made two threads 2.0x
+    faster either way, and a reading of 1.6x instead of 2.0x (noise) turned
+    into 5 ms of "GIL" per batch and a prediction 45% low on the I/O
+    example. There ``c`` itself is the estimate (Python parsing and
+    bookkeeping between the waits).
     """
-    estimate = (1.0 - parallel_share(dataset)) * dataset.wall_seconds.median
+    cpu = dataset.cpu_seconds.median
     if dataset.cpu_fraction < WAITING_CPU_FRACTION:
-        return max(estimate, dataset.cpu_seconds.median)
-    return estimate
+        return cpu
+    return min(cpu, (1.0 - parallel_share(dataset)) * dataset.wall_seconds.median)
 
 
 def kind_of(config: LoaderConfig) -> str:

@@ -69,3 +69,15 @@ def test_noise_in_the_thread_test_does_not_move_waiting_code_predictions():
 def test_the_gil_share_never_exceeds_the_cpu_time():
     half_waiting = builders.dataset(cpu_fraction=0.5, thread_speedup=1.0, batch_ms=20.0)
     assert gil_seconds(half_waiting) == pytest.approx(0.010)
+
+
+def test_the_warm_start_adds_the_other_pool_kind_only_when_the_model_cannot_tell_them_apart():
+    from tuner.predict import Prediction
+    from tuner.recommend import warm_start
+
+    def guess(config, rate):
+        return Prediction(config, 1 / rate, 0.0, 0.0, rate, "data code")
+
+    threads, queue_variant, processes = LoaderConfig(8, False, 8), LoaderConfig(8, False, 16), LoaderConfig(2, True, 8)
+    assert warm_start([guess(threads, 100), guess(queue_variant, 100), guess(processes, 95)]) == (threads, processes)
+    assert warm_start([guess(threads, 100), guess(queue_variant, 100), guess(processes, 80)]) == (threads,)

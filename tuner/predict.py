@@ -128,9 +128,9 @@ def candidates(max_workers: int, allow_processes: bool, allow_threads: bool = Tr
 
 def best_predictions(
     machine: MachineProfile, dataset: DatasetProfile, model: ModelProfile, epoch_batches: int,
-    max_workers: int, allow_processes: bool, count: int = 3, allow_threads: bool = True,
+    max_workers: int, allow_processes: bool, count: int | None = 3, allow_threads: bool = True,
 ) -> list[Prediction]:
-    """The ``count`` best-predicted configurations; on ties fewer workers, then queues nearest Keras's 10.
+    """The ``count`` best-predicted configurations (all for None); on ties fewer workers, then queues nearest Keras's 10.
 
     Queues of 1 or 2 predict as well as longer ones but measured up to 20%
     slower (no slack for uneven batches), so ties go to the middle.
@@ -144,7 +144,7 @@ def best_predictions(
             -round(p.epoch_batches_per_second, 1), p.config.workers, abs(math.log(p.config.max_queue_size / 10))
         ),
     )
-    return ranked[:count]
+    return ranked if count is None else ranked[:count]
 
 
 def ceiling(machine: MachineProfile, dataset: DatasetProfile, model: ModelProfile, epoch_batches: int) -> Ceiling:

@@ -20,7 +20,7 @@ from tuner.errors import TuneLoaderError
 from tuner.results import KERAS_DEFAULTS, EngineComparison, LoaderConfig, Recommendation, TrialResult
 from tuner.runner import FileSource, PickledSource
 from tuner.space import SearchSpace, starting_configs
-from tuner.predict import best_predictions, ceiling, predict
+from tuner.predict import Prediction, best_predictions, ceiling, predict
 from tuner.study import StudySettings, best_trial, interleave, run_study
 from tuner.workload import MIN_WINDOW_BATCHES, RunnerMeasurer
 
@@ -29,6 +29,7 @@ CONFIRMATION_MIN_ROUNDS = 3
 CONFIRMATION_MAX_ROUNDS = 6
 TF_DATA = LoaderConfig.tf_data()
 MIN_WINDOW_TIMEOUT_SECONDS = 30.0
+WARM_START_MARGIN = 0.10
 
 
 class Progress(Protocol):
@@ -109,7 +110,7 @@ def recommend(
         )
         guesses = best_predictions(
             machine, dataset_profile, model_profile, epoch, space.max_workers, space.allow_processes,
-            allow_threads=not space.threads_infeasible,
+            allow_threads=not space.threads_infeasible, count=None,
         )
 
         def predicted(config) -> float:
@@ -141,7 +142,7 @@ def recommend(
             measured_so_far.append(result)
             progress.trial(result, count, best_trial(tuple(measured_so_far)))
 
-        starts = starting_configs(machine, dataset_profile, tuple(g.config for g in guesses[:2]))
+        starts = starting_configs(machine, dataset_profile, warm_start(guesses))
         outcome = run_study(measurer, space, starts, settings, on_trial, predict=predicted)
         best = best_trial(outcome.trials)
         if best is None:
@@ -312,6 +313,20 @@ def _predicted_answer(config, *, machine, dataset, model, epoch_batches, window_
         tuning_seconds=time.monotonic() - started,
         pruning_saved_seconds=0.0,
     )
+
+
+def warm_start(guesses: list[Prediction]) -> tuple[LoaderConfig, ...]:
+    """The analytic model's best guess, plus the best of the other pool kind when it predicts within 10%.
+
+    A second guess of the same kind is mostly a queue variant of the first
+    (9 threads, queue 8 or 16) and taught the study little for a trial's
+    cost; a close call between threads and processes is where the model is
+    unsure and a measurement decides.
+    """
+    first = guesses[0]
+    rival = next((g for g in guesses[1:] if g.config.use_multiprocessing != first.config.use_multiprocessing), None)
+    close = rival is not None and rival.epoch_batches_per_second >= (1 - WARM_START_MARGIN) * first.epoch_batches_per_second
+    return (first.config, rival.config) if close else (first.config,)
 
 
 def window_sizer(machine, dataset: DatasetProfile, model: ModelProfile) -> Callable[[LoaderConfig], int]:

@@ -10,7 +10,9 @@ pay seconds of import to find that out.
 from __future__ import annotations
 
 import collections.abc
+import math
 import sys
+import time
 import types
 from collections.abc import Callable, Iterator
 from types import ModuleType
@@ -67,6 +69,55 @@ def standardize(batch: Any) -> tuple:
         "A batch must be a tuple (inputs,), (inputs, targets) or (inputs, targets, sample_weights), or a dict. "
         f"Received: a {type(batch).__name__}"
     )
+
+
+class EpochClock:
+    """Callback body that reads the clock at an epoch's start, after every batch and at its end.
+
+    Each engine mixes it into its own Keras's ``Callback`` class.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.begin = time.perf_counter()
+        self.batch_ends = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batch_ends.append(time.perf_counter())
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.end = time.perf_counter()
+
+
+def build_default_model(keras_module: ModuleType, batch: tuple, flavour: str) -> tuple[Any, str]:
+    """A small MLP that regresses the targets: a cheap, honest consumer of batches.
+
+    ``keras_module`` is ``keras`` or ``tf_keras`` (same functional API). The
+    loss is mean squared error on whatever targets the batch has, so the
+    model needs no guess at class counts. Its step time is measured like any
+    model's and shown in the report.
+    """
+    if len(batch) < 2 or not all(isinstance(part, np.ndarray) for part in batch[:2]):
+        raise TuneLoaderError(
+            "tune-loader builds a default model only for batches of two numpy arrays (inputs, targets). "
+            f"Received: a batch of {len(batch)} part(s) of types {[type(p).__name__ for p in batch]}. "
+            f"Fix: define make_model() returning a compiled {flavour} model in your file."
+        )
+    x, y = batch[0], batch[1]
+    target_shape = y.shape[1:]
+    units = max(1, math.prod(target_shape))
+    inputs = keras_module.Input(shape=x.shape[1:], dtype="float32")
+    hidden = keras_module.layers.Flatten()(inputs)
+    hidden = keras_module.layers.Dense(32, activation="relu")(hidden)
+    outputs = keras_module.layers.Dense(units)(hidden)
+    if len(target_shape) > 1:
+        outputs = keras_module.layers.Reshape(target_shape)(outputs)
+    model = keras_module.Model(inputs, outputs, name="tune_loader_default")
+    model.compile(optimizer="adam", loss="mse")
+    description = (
+        f"tune-loader default ({flavour}): Flatten -> Dense(32, relu) -> Dense({units}), "
+        "mse loss (define make_model() to time your own model)"
+    )
+    return model, description
 
 
 def is_generator(obj: Any) -> bool:

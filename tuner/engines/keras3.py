@@ -11,14 +11,13 @@ the model step.
 
 from __future__ import annotations
 
-import math
 import time
-import keras
-import numpy as np
 
+import keras
+
+from tuner import engines
 from tuner.engines import tfdata
 from tuner.epoch_model import window_timing
-from tuner.errors import TuneLoaderError
 from tuner.results import LoaderConfig, WindowTiming
 
 
@@ -111,16 +110,8 @@ class CachedView(keras.utils.PyDataset):
         return self.batch
 
 
-class _EpochClock(keras.callbacks.Callback):
-    def on_epoch_begin(self, epoch, logs=None):
-        self.begin = time.perf_counter()
-        self.batch_ends = []
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.batch_ends.append(time.perf_counter())
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.end = time.perf_counter()
+class _EpochClock(engines.EpochClock, keras.callbacks.Callback):
+    pass
 
 
 def run_window(model: keras.Model, dataset: keras.utils.PyDataset, config: LoaderConfig, batches: int, offset: int) -> WindowTiming:
@@ -154,34 +145,8 @@ def run_cached_window(
     return window_timing(clock.begin, clock.batch_ends, clock.end), time.process_time() - cpu_start, after_epoch
 
 
-def build_default_model(batch: tuple) -> tuple[keras.Model, str]:
-    """A small MLP that regresses the targets: a cheap, honest consumer of batches.
-
-    The loss is mean squared error on whatever targets the batch has, so the
-    model needs no guess at class counts. Its step time is measured like any
-    model's and shown in the report.
-    """
-    if len(batch) < 2 or not all(isinstance(part, np.ndarray) for part in batch[:2]):
-        raise TuneLoaderError(
-            "tune-loader builds a default model only for batches of two numpy arrays (inputs, targets). "
-            f"Received: a batch of {len(batch)} part(s) of types {[type(p).__name__ for p in batch]}. "
-            "Fix: define make_model() returning a compiled Keras model in your file."
-        )
-    x, y = batch[0], batch[1]
-    target_shape = y.shape[1:]
-    inputs = keras.Input(shape=x.shape[1:], dtype="float32")
-    hidden = keras.layers.Flatten()(inputs)
-    hidden = keras.layers.Dense(32, activation="relu")(hidden)
-    outputs = keras.layers.Dense(max(1, math.prod(target_shape)))(hidden)
-    if len(target_shape) > 1:
-        outputs = keras.layers.Reshape(target_shape)(outputs)
-    model = keras.Model(inputs, outputs, name="tune_loader_default")
-    model.compile(optimizer="adam", loss="mse")
-    description = (
-        f"tune-loader default: Flatten -> Dense(32, relu) -> Dense({max(1, math.prod(target_shape))}), "
-        "mse loss (define make_model() to time your own model)"
-    )
-    return model, description
+def build_default_model(batch: tuple):
+    return engines.build_default_model(keras, batch, "Keras 3")
 
 
 def describe_model(model: keras.Model) -> str:

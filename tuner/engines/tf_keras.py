@@ -27,19 +27,16 @@ and ``utils/data_utils.py``):
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 import weakref
-from typing import Any
 
-import numpy as np
 import tf_keras
 from tf_keras.src.utils import data_utils
 
+from tuner import engines
 from tuner.engines import GeneratorData, tfdata
 from tuner.epoch_model import window_timing
-from tuner.errors import TuneLoaderError
 from tuner.results import LoaderConfig, WindowTiming
 
 ENQUEUER_STOP_SECONDS = 5.0
@@ -114,16 +111,8 @@ def _repeat(batch):
         yield batch
 
 
-class _EpochClock(tf_keras.callbacks.Callback):
-    def on_epoch_begin(self, epoch, logs=None):
-        self.begin = time.perf_counter()
-        self.batch_ends = []
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.batch_ends.append(time.perf_counter())
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.end = time.perf_counter()
+class _EpochClock(engines.EpochClock, tf_keras.callbacks.Callback):
+    pass
 
 
 def _fit(model, data, config: LoaderConfig, steps: int | None) -> tuple[_EpochClock, float]:
@@ -200,30 +189,8 @@ def run_cached_window(model, batch, config: LoaderConfig, batches: int, dataset=
     return timing, time.process_time() - cpu_start, ended - clock.end
 
 
-def build_default_model(batch: tuple) -> tuple[Any, str]:
-    """The same small MLP as the Keras 3 engine's, in tf-keras (see keras3.build_default_model)."""
-    if len(batch) < 2 or not all(isinstance(part, np.ndarray) for part in batch[:2]):
-        raise TuneLoaderError(
-            "tune-loader builds a default model only for batches of two numpy arrays (inputs, targets). "
-            f"Received: a batch of {len(batch)} part(s) of types {[type(p).__name__ for p in batch]}. "
-            "Fix: define make_model() returning a compiled tf-keras model in your file."
-        )
-    x, y = batch[0], batch[1]
-    target_shape = y.shape[1:]
-    units = max(1, math.prod(target_shape))
-    inputs = tf_keras.Input(shape=x.shape[1:], dtype="float32")
-    hidden = tf_keras.layers.Flatten()(inputs)
-    hidden = tf_keras.layers.Dense(32, activation="relu")(hidden)
-    outputs = tf_keras.layers.Dense(units)(hidden)
-    if len(target_shape) > 1:
-        outputs = tf_keras.layers.Reshape(target_shape)(outputs)
-    model = tf_keras.Model(inputs, outputs, name="tune_loader_default")
-    model.compile(optimizer="adam", loss="mse")
-    description = (
-        f"tune-loader default (tf-keras): Flatten -> Dense(32, relu) -> Dense({units}), "
-        "mse loss (define make_model() to time your own model)"
-    )
-    return model, description
+def build_default_model(batch: tuple):
+    return engines.build_default_model(tf_keras, batch, "tf-keras")
 
 
 def describe_model(model) -> str:

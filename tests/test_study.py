@@ -150,6 +150,10 @@ def test_the_search_stops_at_the_ceiling():
     starts = [("defaults", KERAS_DEFAULTS), ("guess", LoaderConfig(8, False, 16))]  # 387 batches/s a 200-batch epoch
     outcome = run_study(fake, SPACE, starts, settings(max_trials=20, patience=20, ceiling_batches_per_second=400.0))
     assert len(outcome.trials) == 2
+    # Even when the first start already reaches it, every start is measured.
+    reversed_starts = run_study(FakeMeasurer(), SPACE, starts[::-1],
+                                settings(max_trials=20, patience=20, ceiling_batches_per_second=400.0))
+    assert len(reversed_starts.trials) == 2
     uncapped = run_study(FakeMeasurer(), SPACE, starts, settings(max_trials=20, patience=20))
     assert len(uncapped.trials) > 2
 

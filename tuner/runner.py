@@ -125,7 +125,7 @@ class Session:
             self.pickle_error = source.pickle_error
         dataset = build()
         if engines.is_generator(dataset):
-            dataset = engines.GeneratorData(build, self.dataset_name)
+            dataset = engines.GeneratorData(build, self.dataset_name, first=dataset)
             # tf-keras forks its workers, so a generator never needs to pickle;
             # whether processes may run it is the data-duplication question.
             self.pickle_error = ""

@@ -35,11 +35,9 @@ class GeneratorData:
     generator object alone is not enough.
     """
 
-    kind = "generator"
-
-    def __init__(self, factory: Callable[[], Iterator], name: str):
+    def __init__(self, factory: Callable[[], Iterator], name: str, first: Iterator | None = None):
         self.factory = factory
-        first = factory()
+        first = first if first is not None else factory()
         # A generator object knows its function's name; other iterators go by the factory's.
         self.name = getattr(first, "__name__", None) or name
         second = factory()

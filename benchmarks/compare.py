@@ -3,8 +3,9 @@
 For each workload, in one run on one machine:
 
 1. the exhaustive grid (workers 1, 2, 4, 8, 16 x threads/processes x queue
-   1, 4, 10, 32), each configuration timed like a tune-loader trial (three
-   windows, median), and its wall time;
+   1, 4, 10, 32), each configuration timed like a tune-loader trial (two
+   windows, a third when they differ by more than 3%; median), and its wall
+   time;
 2. tune-loader itself (``recommend()`` with its defaults), and its wall time;
 3. a final round-robin in one trial process: the Keras defaults, the rule of
    thumb (workers = usable cores, processes if the data code holds the GIL),
@@ -43,6 +44,7 @@ from tuner.recommend import fixed_coster, window_sizer  # noqa: E402
 from tuner.results import KERAS_DEFAULTS, LoaderConfig  # noqa: E402
 from tuner.runner import FileSource  # noqa: E402
 from tuner.space import SearchSpace, rule_of_thumb  # noqa: E402
+from tuner.study import StudySettings, windows_agree  # noqa: E402
 from tuner.workload import RunnerMeasurer  # noqa: E402
 
 WORKLOADS = {
@@ -55,7 +57,6 @@ WORKLOADS = {
 }
 GRID_WORKERS = (1, 2, 4, 8, 16)
 GRID_QUEUES = (1, 4, 10, 32)
-WINDOWS_PER_CONFIG = 3
 FINAL_ROUNDS = 5
 
 
@@ -87,9 +88,14 @@ def grid(session: Session) -> dict:
     candidates = [LoaderConfig(w, p, q) for p in kinds for w in GRID_WORKERS for q in GRID_QUEUES]
     configs = [c for c in candidates if not space.infeasible(c)]
     results = []
+    trial = StudySettings(epoch_batches=session.epoch)  # windows per setting exactly as a tune-loader trial
     for config in configs:
         try:
-            windows = [session.measurer.measure(config, i).timing for i in range(WINDOWS_PER_CONFIG)]
+            windows = []
+            for index in range(trial.windows_per_trial):
+                windows.append(session.measurer.measure(config, index).timing)
+                if len(windows) >= trial.min_windows_per_trial and windows_agree(windows, trial):
+                    break
             results.append((config, epoch_throughputs(windows, session.epoch).median))
         except TrialStopped as stop:
             results.append((config, None))

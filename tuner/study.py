@@ -192,7 +192,7 @@ def _run_trial(measurer, trial, config, origin, settings) -> tuple[TrialResult, 
             walls.append(measurement.wall_seconds)
             spread = epoch_throughputs(windows, settings.epoch_batches)
             trial.report(spread.median, index)
-            if len(windows) >= settings.min_windows_per_trial and _agree(windows, settings):
+            if len(windows) >= settings.min_windows_per_trial and windows_agree(windows, settings):
                 break
             if index < settings.windows_per_trial - 1 and trial.should_prune():
                 remaining = settings.windows_per_trial - len(windows)
@@ -207,7 +207,8 @@ def _run_trial(measurer, trial, config, origin, settings) -> tuple[TrialResult, 
     return _result(number, config, "ok", origin, windows, settings, peak, leftovers, walls), 0.0
 
 
-def _agree(windows: list[WindowTiming], settings: StudySettings) -> bool:
+def windows_agree(windows: list[WindowTiming], settings: StudySettings) -> bool:
+    """True when the windows' epoch throughputs lie within ``window_agreement`` of their mean."""
     rates = [epoch_throughput(w, settings.epoch_batches) for w in windows]
     return (max(rates) - min(rates)) <= settings.window_agreement * (sum(rates) / len(rates))
 

@@ -1,7 +1,7 @@
 import pytest
 
 from tests import builders
-from tuner.predict import best_predictions, ceiling, gil_seconds, parallel_share, predict
+from tuner.predict import best_predictions, ceiling, ceiling_with_measured, gil_seconds, parallel_share, predict
 from tuner.results import KERAS_DEFAULTS, LoaderConfig
 
 MACHINE = builders.machine(2)
@@ -58,6 +58,16 @@ def test_ceiling_bounds_every_prediction_and_names_the_bottleneck():
     assert limit.bound == "input-bound" and limit.input_bound_factor == pytest.approx(13.0, rel=0.01)
     cheap = builders.dataset(cpu_fraction=1.0, thread_speedup=1.0, batch_ms=0.5)
     assert ceiling(MACHINE, cheap, MODEL, EPOCH).bound == "model-bound"
+
+
+def test_a_measured_setting_above_the_free_data_probe_raises_the_ceiling():
+    limit = ceiling(MACHINE, WAITING, MODEL, EPOCH)
+    below = builders.trial(0, LoaderConfig(2, False, 10), 0.5 * limit.batches_per_second)
+    assert ceiling_with_measured(limit, (below,)) == limit
+    above = builders.trial(1, LoaderConfig(16, True, 10), 1.08 * limit.batches_per_second)
+    raised = ceiling_with_measured(limit, (below, above))
+    assert raised.batches_per_second == pytest.approx(1.08 * limit.batches_per_second)
+    assert raised.raised_by.startswith("16 processes") and raised.verdict == limit.verdict
 
 
 def test_noise_in_the_thread_test_does_not_move_waiting_code_predictions():

@@ -7,7 +7,7 @@ from tests import builders
 from tests.fakes import FakeMeasurer
 from tuner.results import KERAS_DEFAULTS, LoaderConfig
 from tuner.space import SearchSpace, starting_configs
-from tuner.study import StudySettings, best_trial, interleave, run_study
+from tuner.study import StudySettings, best_trial, confirmed_best, interleave, race_rivals, run_study
 
 SPACE = SearchSpace(max_workers=8, allow_processes=True)
 STARTS = starting_configs(builders.machine(), builders.dataset())
@@ -49,6 +49,29 @@ def test_the_simplest_config_within_five_percent_of_the_fastest_wins():
     )
     assert best_trial(trials).config == LoaderConfig(9, False, 16)
     assert best_trial(trials, tolerance=0.0).config == LoaderConfig(16, False, 32)
+
+
+def test_the_fastest_trials_within_ten_percent_race_the_simplest():
+    trials = (
+        builders.trial(0, LoaderConfig(16, False, 32), 300.0),
+        builders.trial(1, LoaderConfig(6, False, 10), 290.0),
+        builders.trial(2, LoaderConfig(9, True, 16), 295.0),
+        builders.trial(3, LoaderConfig(8, False, 10), 280.0),
+        builders.trial(4, LoaderConfig(4, False, 10), 200.0),
+    )
+    chosen = best_trial(trials)
+    assert chosen.config == LoaderConfig(6, False, 10)
+    assert race_rivals(trials, chosen) == [LoaderConfig(16, False, 32), LoaderConfig(9, True, 16)]
+    assert race_rivals(trials, chosen, margin=0.01) == [LoaderConfig(16, False, 32)]
+
+
+def test_the_race_keeps_the_simplest_unless_a_rival_is_clearly_faster():
+    simple, rival = LoaderConfig(6, False, 10), LoaderConfig(16, False, 32)
+    close = {simple: (290.0, 300.0, 295.0), rival: (300.0, 302.0, 298.0)}
+    assert confirmed_best(close, [simple, rival]) == simple
+    apart = {simple: (250.0, 260.0, 255.0), rival: (300.0, 302.0, 298.0)}
+    assert confirmed_best(apart, [simple, rival]) == rival
+    assert confirmed_best({rival: (300.0,)}, [simple, rival]) == rival  # the simplest stopped: no samples
 
 
 def test_failed_trials_are_recorded_and_the_study_goes_on():

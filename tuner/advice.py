@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from probes.profiles import DatasetProfile, ModelProfile
-from probes.stats import outlier_mask
+from probes.stats import outlier_mask, summarize
 from tuner.epoch_model import epoch_throughput
 from tuner.results import KERAS_DEFAULTS, Ceiling, Confirmation, EngineComparison, LoaderConfig, TrialResult
 from tuner.space import SearchSpace
+from tuner.study import CONFIRMED_NEAR_BEST
 
 MEMORY_NEAR_BUDGET = 0.8
 
@@ -23,9 +24,16 @@ def explain(
     epoch_batches: int,
     engine: str = "keras3",
     rewrite: tuple[LoaderConfig, float] | None = None,
+    race: dict[LoaderConfig, tuple[float, ...]] | None = None,
 ) -> tuple[str, ...]:
-    """Why this configuration: the data code's nature, the model, the evidence."""
+    """Why this configuration: the data code's nature, the model, the evidence.
+
+    ``race`` holds the interleaved epoch throughputs of the study's choice
+    and its closest rivals, when there were rivals.
+    """
     reasons = [data_nature(dataset), f"Training is {ceiling.verdict}."]
+    if race and len(race) > 1:
+        reasons.append(race_summary(race, best.config))
     if engine == "tf-keras":
         reasons.append(legacy_costs(dataset, model, epoch_batches))
     if best.config == KERAS_DEFAULTS:
@@ -75,6 +83,18 @@ def explain(
             "from the probes, not a measurement."
         )
     return tuple(reasons)
+
+
+def race_summary(race: dict[LoaderConfig, tuple[float, ...]], winner: LoaderConfig) -> str:
+    """The confirmation race between the study's closest settings, in one sentence."""
+    ranked = sorted(race.items(), key=lambda item: -summarize(item[1]).median)
+    readings = "; ".join(
+        f"{config.label()} {summarize(values).median:.1f} batches/s (n={len(values)})" for config, values in ranked
+    )
+    return (
+        f"The study's closest settings were raced side by side, medians of interleaved epochs: {readings}. "
+        f"{winner.label()} is the simplest within {CONFIRMED_NEAR_BEST:.0%} of the fastest."
+    )
 
 
 def legacy_costs(dataset: DatasetProfile, model: ModelProfile, epoch_batches: int) -> str:

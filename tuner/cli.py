@@ -189,7 +189,8 @@ def print_summary(console: Console, r: Recommendation, folder: Path) -> None:
     if r.measured:
         table.add_row("Peak memory", _mib(r.peak_memory_bytes) + f" (defaults {_mib(r.default_peak_memory_bytes)}, PSS)")
     reached = f": {100 * rate.median / r.ceiling.batches_per_second:.0f}% reached" if rate else ""
-    table.add_row("Ceiling", f"{r.ceiling.batches_per_second:.1f} batches/s (Keras fed with free data){reached}")
+    raised = f", raised to what {r.ceiling.raised_by} measured" if r.ceiling.raised_by else ""
+    table.add_row("Ceiling", f"{r.ceiling.batches_per_second:.1f} batches/s (Keras fed with free data{raised}){reached}")
     table.add_row("Verdict", r.ceiling.verdict)
     if r.tf_data:
         table.add_row("tf.data", f"{r.tf_data.speedup:.2f}x the best Keras setting [{r.tf_data.speedup_low:.2f}, {r.tf_data.speedup_high:.2f}]")

@@ -20,8 +20,8 @@ from tuner.errors import TuneLoaderError
 from tuner.results import KERAS_DEFAULTS, EngineComparison, LoaderConfig, Recommendation, TrialResult
 from tuner.runner import FileSource, PickledSource
 from tuner.space import SearchSpace, starting_configs
-from tuner.predict import Prediction, best_predictions, ceiling, predict
-from tuner.study import StudySettings, best_trial, interleave, run_study
+from tuner.predict import Prediction, best_predictions, ceiling, ceiling_with_measured, predict
+from tuner.study import StudySettings, best_trial, confirmed_best, interleave, race_rivals, run_study
 from tuner.workload import MIN_WINDOW_BATCHES, RunnerMeasurer
 
 TARGET_WINDOW_SECONDS = 1.0
@@ -151,16 +151,20 @@ def recommend(
                 + "; ".join(f"{t.config.label()}: {t.reason}" for t in outcome.trials[:3])
             )
         with_tf_data = dataset_profile.kind != "generator"  # tf.data's parallel map needs batch i on demand
-        contenders = [best.config] + ([KERAS_DEFAULTS] if best.config != KERAS_DEFAULTS else [])
+        candidates = [best.config] + race_rivals(outcome.trials, best)
+        contenders = candidates + ([KERAS_DEFAULTS] if KERAS_DEFAULTS not in candidates else [])
         contenders += [TF_DATA] if with_tf_data else []
         progress.stage(
-            f"Confirming {best.config.label()} against the defaults"
-            + (" and a tf.data pipeline" if with_tf_data else "") + ", interleaved"
+            f"Confirming {best.config.label()}"
+            + (f" against its {len(candidates) - 1} closest rival(s)," if len(candidates) > 1 else "")
+            + " against the defaults" + (" and a tf.data pipeline" if with_tf_data else "") + ", interleaved"
         )
         final = interleave(measurer, contenders, epoch_batches=epoch, min_rounds=CONFIRMATION_MIN_ROUNDS,
                            max_rounds=CONFIRMATION_MAX_ROUNDS, seed=seed)
+        best = _trial_for(outcome.trials, confirmed_best(final.samples, candidates)) or best
     finally:
         measurer.close()
+    limit = ceiling_with_measured(limit, outcome.trials)
     confirmation = final.compare(best.config, KERAS_DEFAULTS, seed) if best.config != KERAS_DEFAULTS else None
     tf_data = final.compare(TF_DATA, best.config, seed)
     chosen = best.config if confirmation and confirmation.significant else KERAS_DEFAULTS
@@ -201,6 +205,7 @@ def recommend(
             epoch_batches=epoch,
             engine=measurer.loaded["engine"],
             rewrite=_predicted_rewrite(machine, dataset_profile, model_profile, epoch, space.max_workers),
+            race={config: final.samples[config] for config in candidates if config in final.samples},
         ),
         warnings=warnings + tuple(
             f"{config.label()} stopped during the final interleaved comparison: {reason}"

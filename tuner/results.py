@@ -133,13 +133,18 @@ class Confirmation:
 
 @dataclass(frozen=True)
 class Ceiling:
-    """What no loader setting can beat (Keras's pipeline fed with free data), and what reaching it takes."""
+    """What no loader setting can beat (Keras's pipeline fed with free data), and what reaching it takes.
+
+    ``raised_by`` names the measured setting that beat the free-data probe,
+    when one did: the ceiling is then that setting's measured median.
+    """
 
     batches_per_second: float
     input_bound_factor: float
     cores_to_feed: float
     bound: str
     verdict: str
+    raised_by: str | None = None
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,9 @@ ORIGIN_ATTR = "origin"
 MAX_REPEATS_PER_TRIAL = 5
 CONFIDENCE = 0.95
 NEAR_BEST = 0.05
+CONFIRMED_NEAR_BEST = 0.03
+RIVALS = 2
+RIVAL_MARGIN = 0.10
 
 
 @dataclass(frozen=True)
@@ -257,26 +260,66 @@ def _median(values: list[float]) -> float | None:
     return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
+def simplicity(config: LoaderConfig) -> tuple:
+    """Sort key, simplest first: fewest workers, threads before processes, the queue nearest Keras's 10.
+
+    A queue of 1 or 2 leaves no slack for uneven batches: 4 processes with
+    queue 1 measured 26% slower side by side.
+    """
+    return config.workers, config.use_multiprocessing, abs(math.log(config.max_queue_size / 10))
+
+
 def best_trial(trials: tuple[TrialResult, ...], tolerance: float = NEAR_BEST) -> TrialResult | None:
     """The simplest completed trial within ``tolerance`` of the fastest one.
 
-    Simplest means fewest workers, then threads before processes, then the
-    queue nearest Keras's 10 (a queue of 1 or 2 leaves no slack for uneven
-    batches: 4 processes with queue 1 measured 26% slower side by side). Trials this close are within this machine's noise (the
-    same setting measured 6% apart in back-to-back runs), and picking the
-    fastest among equals made repeated runs answer 10, 19 or 21 threads for the
-    same I/O-bound data; the simplest of them costs the least memory and
-    contention.
+    Trials this close are within this machine's noise (the same setting
+    measured 6% apart in back-to-back runs), and picking the fastest among
+    equals made repeated runs answer 10, 19 or 21 threads for the same
+    I/O-bound data; the simplest of them costs the least memory and
+    contention. The confirmation race then checks the choice against the
+    fastest trials (``race_rivals``, ``confirmed_best``).
     """
-    completed = [t for t in trials if t.status == "ok" and t.epoch_batches_per_second]
+    completed = _completed(trials)
     if not completed:
         return None
     fastest = max(t.epoch_batches_per_second.median for t in completed)
     near = [t for t in completed if t.epoch_batches_per_second.median >= fastest * (1.0 - tolerance)]
-    return min(
-        near,
-        key=lambda t: (t.config.workers, t.config.use_multiprocessing, abs(math.log(t.config.max_queue_size / 10))),
-    )
+    return min(near, key=lambda t: simplicity(t.config))
+
+
+def race_rivals(trials: tuple[TrialResult, ...], chosen: TrialResult, count: int = RIVALS,
+                margin: float = RIVAL_MARGIN) -> list[LoaderConfig]:
+    """The fastest other trials within ``margin`` of the fastest: the settings the confirmation races
+    against the study's choice.
+
+    Two or three windows per trial leave the study's ranking of near-equal
+    settings to chance (io_bound: the choice, 6 threads, measured 0.82 of the
+    grid's best side by side); more interleaved epochs settle it.
+    """
+    completed = sorted(_completed(trials), key=lambda t: -t.epoch_batches_per_second.median)
+    if not completed:
+        return []
+    floor = (1.0 - margin) * completed[0].epoch_batches_per_second.median
+    return [t.config for t in completed if t.config != chosen.config
+            and t.epoch_batches_per_second.median >= floor][:count]
+
+
+def confirmed_best(samples: dict[LoaderConfig, tuple[float, ...]], candidates: list[LoaderConfig],
+                   tolerance: float = CONFIRMED_NEAR_BEST) -> LoaderConfig:
+    """The simplest candidate whose median over the race's epochs is within ``tolerance`` of the fastest's.
+
+    The race gives each candidate three to six interleaved epochs, so a
+    tighter tolerance than the study's holds here.
+    """
+    medians = {c: _median(list(samples[c])) for c in candidates if samples.get(c)}
+    if not medians:
+        return candidates[0]
+    fastest = max(medians.values())
+    return min((c for c, m in medians.items() if m >= (1.0 - tolerance) * fastest), key=simplicity)
+
+
+def _completed(trials) -> list[TrialResult]:
+    return [t for t in trials if t.status == "ok" and t.epoch_batches_per_second]
 
 
 @dataclass(frozen=True)

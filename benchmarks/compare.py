@@ -9,7 +9,8 @@ For each workload, in one run on one machine:
 2. tune-loader itself (``recommend()`` with its defaults), and its wall time;
 3. a final round-robin in one trial process: the Keras defaults, the rule of
    thumb (workers = usable cores, processes if the data code holds the GIL),
-   tune-loader's answer, the grid's best and a tf.data pipeline over the same
+   tune-loader's answer (the tf.data pipeline when its report advises switching
+   to it), the grid's best and a tf.data pipeline over the same
    ``__getitem__``, one epoch each per round (A B C D E, A B C D E, ...).
    Ratios to the grid's best come with a bootstrap 95% interval.
 
@@ -127,13 +128,16 @@ def run_workload(name: str, path: Path) -> dict:
     began = time.monotonic()
     answer = recommend(str(path))
     tune_seconds = time.monotonic() - began
-    print(f"  tune-loader: {answer.config.label()} in {tune_seconds:.0f} s", flush=True)
+    print(f"  tune-loader: {answer.config.label()}" + (", and advises tf.data" if answer.tf_data_is_faster else "")
+          + f" in {tune_seconds:.0f} s", flush=True)
 
     session = Session(path)
+    # When tf.data beat the best Keras setting in its own confirmation, tune-loader's advice is tf.data (with code).
+    advised = LoaderConfig.tf_data() if answer.tf_data_is_faster else answer.config
     contenders = {
         "keras defaults": KERAS_DEFAULTS,
         "rule of thumb": rule_of_thumb(session.machine, session.dataset),
-        "tune-loader": answer.config,
+        "tune-loader": advised,
         "grid best": grid_result["best"],
     }
     if session.dataset.kind != "generator":  # tf.data's parallel map needs batch i on demand
@@ -152,9 +156,10 @@ def run_workload(name: str, path: Path) -> dict:
             "interval": [low, high],
         }
     measured = rows["tune-loader"]["batches_per_second"]
-    prediction_error = answer.predicted_batches_per_second / measured["median"] - 1.0 if measured else None
-    print(f"  analytic prediction for tune-loader's answer: {answer.predicted_batches_per_second:.1f} batches/s"
-          + (f", {prediction_error:+.0%} off the measured median" if measured else ""), flush=True)
+    prediction_error = (answer.predicted_batches_per_second / measured["median"] - 1.0
+                        if measured and advised == answer.config else None)  # the model does not predict tf.data
+    print(f"  analytic prediction for tune-loader's Keras setting: {answer.predicted_batches_per_second:.1f} batches/s"
+          + (f", {prediction_error:+.0%} off the measured median" if prediction_error is not None else ""), flush=True)
     return {
         "workload": name,
         "predicted_batches_per_second": answer.predicted_batches_per_second,
@@ -164,6 +169,8 @@ def run_workload(name: str, path: Path) -> dict:
         "tuning_time_ratio": tune_seconds / grid_seconds,
         "grid": grid_result | {"best": to_dict(grid_result["best"])},
         "tune_loader_trials": len(answer.trials),
+        "tune_loader_keras_setting": to_dict(answer.config),
+        "tune_loader_advises_tf_data": answer.tf_data_is_faster,
         "rows": rows,
     }
 

@@ -91,3 +91,18 @@ def test_the_warm_start_adds_the_other_pool_kind_only_when_the_model_cannot_tell
     threads, queue_variant, processes = LoaderConfig(8, False, 8), LoaderConfig(8, False, 16), LoaderConfig(2, True, 8)
     assert warm_start([guess(threads, 100), guess(queue_variant, 100), guess(processes, 95)]) == (threads, processes)
     assert warm_start([guess(threads, 100), guess(queue_variant, 100), guess(processes, 80)]) == (threads,)
+
+
+def test_the_warm_start_measures_above_the_knee_when_the_model_puts_it_on_the_plateau():
+    from tuner.predict import Prediction
+    from tuner.recommend import warm_start
+
+    def guess(config, rate):
+        return Prediction(config, 1 / rate, 0.0, 0.0, rate, "data code")
+
+    knee, plateau, beyond = LoaderConfig(8, False, 8), LoaderConfig(16, False, 8), LoaderConfig(17, False, 8)
+    slower = LoaderConfig(16, False, 8)
+    assert warm_start([guess(knee, 259), guess(beyond, 259), guess(plateau, 259)]) == (knee, plateau)
+    assert warm_start([guess(knee, 259), guess(slower, 200)]) == (knee,)  # the model sees a real loss above the knee
+    assert warm_start([guess(LoaderConfig(1, True, 10), 50), guess(LoaderConfig(2, True, 10), 50)]) == (
+        LoaderConfig(1, True, 10),)  # one worker is not a knee

@@ -154,11 +154,11 @@ def recommend(
         candidates = [best.config] + race_rivals(outcome.trials, best)
         contenders = candidates + ([KERAS_DEFAULTS] if KERAS_DEFAULTS not in candidates else [])
         contenders += [TF_DATA] if with_tf_data else []
-        progress.stage(
-            f"Confirming {best.config.label()}"
-            + (f" against its {len(candidates) - 1} closest rival(s)," if len(candidates) > 1 else "")
-            + " against the defaults" + (" and a tf.data pipeline" if with_tf_data else "") + ", interleaved"
-        )
+        others = [f"its {len(candidates) - 1} closest rival(s)"] if len(candidates) > 1 else []
+        others += ["the defaults"] if KERAS_DEFAULTS not in candidates else []
+        others += ["a tf.data pipeline"] if with_tf_data else []
+        progress.stage(f"Confirming {best.config.label()} against {', '.join(others)}, interleaved" if others
+                       else f"Re-timing {best.config.label()}: nothing to race it against")
         final = interleave(measurer, contenders, epoch_batches=epoch, min_rounds=CONFIRMATION_MIN_ROUNDS,
                            max_rounds=CONFIRMATION_MAX_ROUNDS, seed=seed)
         best = _trial_for(outcome.trials, confirmed_best(final.samples, candidates)) or best
@@ -322,17 +322,31 @@ def _predicted_answer(config, *, machine, dataset, model, epoch_batches, window_
 
 
 def warm_start(guesses: list[Prediction]) -> tuple[LoaderConfig, ...]:
-    """The analytic model's best guess, plus the best of the other pool kind when it predicts within 10%.
+    """The analytic model's best guess, a headroom guess above it, and the best of the other pool kind
+    when it predicts within 10%.
 
     A second guess of the same kind is mostly a queue variant of the first
     (9 threads, queue 8 or 16) and taught the study little for a trial's
     cost; a close call between threads and processes is where the model is
-    unsure and a measurement decides.
+    unsure and a measurement decides. So is the height of the plateau: the
+    best guess is the fewest workers that reach the predicted cap, and on
+    io_bound the model capped 8 threads at 259 batches/s where 9 threads
+    measured 318, so a run whose study never went past 6 threads chose them.
+    The headroom guess (twice the workers, same kind and queue, when the model
+    puts it on the plateau) measures above the knee.
     """
     first = guesses[0]
+    starts = [first.config]
+    headroom = [g for g in guesses if g.config.use_multiprocessing == first.config.use_multiprocessing
+                and g.config.max_queue_size == first.config.max_queue_size
+                and first.config.workers < g.config.workers <= 2 * first.config.workers
+                and g.epoch_batches_per_second >= first.epoch_batches_per_second * (1 - WARM_START_MARGIN)]
+    if first.config.workers > 1 and headroom:
+        starts.append(max(headroom, key=lambda g: g.config.workers).config)
     rival = next((g for g in guesses[1:] if g.config.use_multiprocessing != first.config.use_multiprocessing), None)
-    close = rival is not None and rival.epoch_batches_per_second >= (1 - WARM_START_MARGIN) * first.epoch_batches_per_second
-    return (first.config, rival.config) if close else (first.config,)
+    if rival is not None and rival.epoch_batches_per_second >= (1 - WARM_START_MARGIN) * first.epoch_batches_per_second:
+        starts.append(rival.config)
+    return tuple(starts)
 
 
 def window_sizer(machine, dataset: DatasetProfile, model: ModelProfile) -> Callable[[LoaderConfig], int]:

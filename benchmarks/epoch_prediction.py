@@ -1,10 +1,13 @@
 """Does the epoch model predict a real full epoch? Short windows against whole epochs.
 
-For each example with a length and a few configurations: three short
-windows (as a trial times them) give a predicted full-epoch time; then three
-real full epochs of the dataset's own length are timed end to end (a whole
-``fit`` call, so tf-keras's epoch-end stall is in it). Prints the relative
-error of the prediction against the measured median.
+For each example with a length and a few configurations, three rounds of: a
+short window (as a trial times it), which gives a predicted full-epoch time,
+then a real full epoch of the dataset's own length timed end to end (a whole
+``fit`` call, so tf-keras's epoch-end stall is in it). Alternating the two
+keeps slow drift of this shared machine out of the comparison (timed as
+three windows and then three epochs, gil_bound read +20% inline and -21%
+with processes in one run). Prints the relative error of the median
+prediction against the measured median.
 
     python benchmarks/epoch_prediction.py
 """
@@ -21,6 +24,7 @@ from benchmarks.compare import WORKLOADS, Session  # noqa: E402
 from probes.stats import summarize  # noqa: E402
 from tuner.results import KERAS_DEFAULTS, LoaderConfig  # noqa: E402
 
+ROUNDS = 3
 CONFIGS = (KERAS_DEFAULTS, LoaderConfig(4, False, 10), LoaderConfig(2, True, 10))
 
 
@@ -29,10 +33,11 @@ def main() -> None:
     for name in ("io_bound", "gil_bound", "numpy_augment", "legacy_sequence"):
         session = Session(WORKLOADS[name])
         for config in CONFIGS:
-            predicted = summarize(
-                [session.measurer.measure(config, i).timing.predicted_epoch_seconds(session.epoch) for i in range(3)]
-            ).median
-            measured = summarize([session.measurer.full_epoch(config) for _ in range(3)])
+            predictions, epochs = [], []
+            for index in range(ROUNDS):  # window, epoch, window, epoch...: drift hits both sides alike
+                predictions.append(session.measurer.measure(config, index).timing.predicted_epoch_seconds(session.epoch))
+                epochs.append(session.measurer.full_epoch(config))
+            predicted, measured = summarize(predictions).median, summarize(epochs)
             print(
                 f"{name:15} {config.label():26} {predicted:12.2f} "
                 f"{measured.median:14.2f} ± {measured.mad:.2f} (n=3) {predicted / measured.median - 1:+7.1%}",

@@ -176,18 +176,29 @@ def run_workload(name: str, path: Path) -> dict:
 
 
 def stability(name: str, path: Path, repeats: int) -> dict:
-    """Runs tune-loader ``repeats`` times, then times the answers side by side."""
+    """Runs tune-loader ``repeats`` times, then times the answers side by side.
+
+    Run 1's answer is timed twice, as two contenders: how far apart two
+    copies of one setting read is this measurement's noise floor, against
+    which the answers' spread is judged.
+    """
     answers = [recommend(str(path), seed=seed).config for seed in range(repeats)]
     print(f"\n== stability of {name}: " + "; ".join(a.label() for a in answers), flush=True)
     session = Session(path)
-    samples = final_rounds(session, {f"run {i + 1}: {a.label()}": a for i, a in enumerate(answers)})
+    contenders = {f"run {i + 1}: {a.label()}": a for i, a in enumerate(answers)}
+    control = f"run 1 again: {answers[0].label()}"
+    samples = final_rounds(session, contenders | {control: answers[0]})
     session.close()
     medians = {label: summarize(values).median for label, values in samples.items()}
-    spread = max(medians.values()) / min(medians.values()) - 1.0
+    answer_medians = [medians[label] for label in contenders]
+    spread = max(answer_medians) / min(answer_medians) - 1.0
+    floor = abs(medians[control] / medians[next(iter(contenders))] - 1.0)
     for label, median in medians.items():
         print(f"  {label:40} {median:8.1f} batches/s")
-    print(f"  fastest answer / slowest answer - 1 = {spread:.1%} (FINAL_ROUNDS={FINAL_ROUNDS} epochs each)")
-    return {"workload": name, "answers": [to_dict(a) for a in answers], "medians": medians, "spread": spread}
+    print(f"  fastest answer / slowest answer - 1 = {spread:.1%}; the same setting timed twice read {floor:.1%} "
+          f"apart (FINAL_ROUNDS={FINAL_ROUNDS} epochs each)")
+    return {"workload": name, "answers": [to_dict(a) for a in answers], "medians": medians, "spread": spread,
+            "same_setting_apart": floor}
 
 
 def print_table(results: list[dict]) -> None:

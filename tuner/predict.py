@@ -175,10 +175,10 @@ def ceiling(machine: MachineProfile, dataset: DatasetProfile, model: ModelProfil
 def ceiling_with_measured(limit: Ceiling, trials: tuple[TrialResult, ...]) -> Ceiling:
     """The ceiling, raised to the best measured median when a setting beat the free-data probe.
 
-    The probe feeds Keras free data with one or two workers; on the
-    model-bound benchmark 16 processes measured 8.5 batches/s against a
-    probe of 7.9 (its own noise, and a parent with fewer Python threads
-    busy). What a setting reached on this machine, the ceiling is at least.
+    The probe feeds Keras free data with one or two workers, a few dozen
+    batches once; on the model-bound benchmark 16 processes measured 8.5
+    batches/s against a probe of 7.9. What a setting reached on this
+    machine, the ceiling is at least.
     """
     measured = [t for t in trials if t.status == "ok" and t.epoch_batches_per_second]
     if not measured:

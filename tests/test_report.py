@@ -46,3 +46,20 @@ def test_a_legacy_generator_report_leads_with_tf_keras_and_shows_the_keras3_rewr
     assert "model.fit_generator(make_dataset(), steps_per_epoch=..." in html
     assert "class MyData(keras.utils.PyDataset)" in html and "must become a PyDataset" in html
     assert 'id="duplicated"' not in html
+
+
+def test_a_ceiling_raised_by_a_measurement_names_the_setting_and_round_trips(tmp_path):
+    import dataclasses
+    import json
+
+    from probes.serde import from_dict
+    from tuner.results import Recommendation
+
+    base = builders.recommendation()
+    raised = dataclasses.replace(base, ceiling=dataclasses.replace(base.ceiling, batches_per_second=600.0,
+                                                                     raised_by="16 processes, queue 10 (n=2 windows)"))
+    paths = write_reports(raised, tmp_path)
+    assert "raised to what 16 processes, queue 10 (n=2 windows) measured" in paths["html"].read_text()
+    assert "raised to what" not in write_reports(base, tmp_path / "plain")["html"].read_text()
+    loaded = from_dict(Recommendation, json.loads(paths["json"].read_text()))
+    assert loaded.ceiling.raised_by == "16 processes, queue 10 (n=2 windows)"

@@ -168,6 +168,15 @@ def test_the_race_goes_on_while_a_contender_is_too_close_to_call():
     assert not final.compare(close, best).significant
 
 
+def test_a_brief_rival_leaves_after_the_minimum_rounds_even_when_too_close_to_call():
+    fake = FakeMeasurer(noise=0.1)
+    best, rival = LoaderConfig(8, False, 16), LoaderConfig(8, False, 15)
+    final = interleave(fake, [best, rival, KERAS_DEFAULTS], epoch_batches=200, min_rounds=3, max_rounds=6,
+                       brief=[rival])
+    assert len(final.samples[rival]) == 3 and len(final.samples[KERAS_DEFAULTS]) == 3
+    assert len(final.samples[best]) == 3  # nothing left to race against
+
+
 def test_the_search_stops_at_the_ceiling():
     fake = FakeMeasurer()
     starts = [("defaults", KERAS_DEFAULTS), ("guess", LoaderConfig(8, False, 16))]  # 387 batches/s a 200-batch epoch

@@ -160,7 +160,7 @@ def recommend(
         progress.stage(f"Confirming {best.config.label()} against {', '.join(others)}, interleaved" if others
                        else f"Re-timing {best.config.label()}: nothing to race it against")
         final = interleave(measurer, contenders, epoch_batches=epoch, min_rounds=CONFIRMATION_MIN_ROUNDS,
-                           max_rounds=CONFIRMATION_MAX_ROUNDS, seed=seed)
+                           max_rounds=CONFIRMATION_MAX_ROUNDS, seed=seed, brief=candidates[1:])
         best = _trial_for(outcome.trials, confirmed_best(final.samples, candidates)) or best
     finally:
         measurer.close()

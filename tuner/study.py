@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -351,6 +351,7 @@ def interleave(
     min_rounds: int,
     max_rounds: int,
     seed: int = 0,
+    brief: Collection[LoaderConfig] = (),
 ) -> Interleaved:
     """Races ``configs`` round-robin, one epoch each per round; ``configs[0]`` is the leader.
 
@@ -358,6 +359,9 @@ def interleave(
     does). After ``min_rounds``, a contender whose interval against the
     leader excludes 1 is settled and leaves the race (racing, as in F-race):
     a 6x speed-up needs no more epochs, a 3% one gets up to ``max_rounds``.
+    Contenders in ``brief`` leave after ``min_rounds`` whatever their
+    interval: near-equal rivals of the leader never settle and would hold
+    the race to ``max_rounds`` for a difference that does not matter.
     A configuration that stops is dropped and its reason kept.
     """
     leader = configs[0]
@@ -377,7 +381,8 @@ def interleave(
         racing = [config for config in racing if config not in failures]
         if round_index + 1 >= min_rounds and leader in racing:
             racing = [leader] + [
-                config for config in racing[1:] if not _settled(samples[config], samples[leader], seed)
+                config for config in racing[1:]
+                if config not in brief and not _settled(samples[config], samples[leader], seed)
             ]
         if len(racing) < 2:
             break

@@ -100,9 +100,11 @@ def test_the_warm_start_measures_above_the_knee_when_the_model_puts_it_on_the_pl
     def guess(config, rate):
         return Prediction(config, 1 / rate, 0.0, 0.0, rate, "data code")
 
-    knee, plateau, beyond = LoaderConfig(8, False, 8), LoaderConfig(16, False, 8), LoaderConfig(17, False, 8)
-    slower = LoaderConfig(16, False, 8)
-    assert warm_start([guess(knee, 259), guess(beyond, 259), guess(plateau, 259)]) == (knee, plateau)
+    knee, plateau, beyond = LoaderConfig(8, False, 8), LoaderConfig(16, False, 16), LoaderConfig(17, False, 16)
+    same_in_flight = LoaderConfig(16, False, 8)  # queue 8: still 9 batches in flight
+    slower = LoaderConfig(16, False, 16)
+    assert warm_start([guess(knee, 259), guess(same_in_flight, 259), guess(beyond, 259), guess(plateau, 259)]) == (
+        knee, plateau)
     assert warm_start([guess(knee, 259), guess(slower, 200)]) == (knee,)  # the model sees a real loss above the knee
     assert warm_start([guess(LoaderConfig(1, True, 10), 50), guess(LoaderConfig(2, True, 10), 50)]) == (
         LoaderConfig(1, True, 10),)  # one worker is not a knee

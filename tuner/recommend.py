@@ -332,17 +332,22 @@ def warm_start(guesses: list[Prediction]) -> tuple[LoaderConfig, ...]:
     best guess is the fewest workers that reach the predicted cap, and on
     io_bound the model capped 8 threads at 259 batches/s where 9 threads
     measured 318, so a run whose study never went past 6 threads chose them.
-    The headroom guess (twice the workers, same kind and queue, when the model
-    puts it on the plateau) measures above the knee.
+    The headroom guess (twice the batches in flight, same kind, when the
+    model puts it on the plateau) measures above the knee. Twice the
+    batches in flight, not the workers: Keras keeps at most
+    ``max_queue_size + 1`` in flight, and 18 threads with queue 8 measured
+    like 9 threads with queue 8 (315 batches/s) where 20 threads with queue
+    16 measured 380.
     """
     first = guesses[0]
     starts = [first.config]
+    in_flight = first.config.effective_parallelism
     headroom = [g for g in guesses if g.config.use_multiprocessing == first.config.use_multiprocessing
-                and g.config.max_queue_size == first.config.max_queue_size
-                and first.config.workers < g.config.workers <= 2 * first.config.workers
+                and in_flight < g.config.effective_parallelism <= 2 * in_flight
                 and g.epoch_batches_per_second >= first.epoch_batches_per_second * (1 - WARM_START_MARGIN)]
-    if first.config.workers > 1 and headroom:
-        starts.append(max(headroom, key=lambda g: g.config.workers).config)
+    if in_flight > 1 and headroom:
+        starts.append(min(headroom, key=lambda g: (-g.config.effective_parallelism, g.config.workers,
+                                                   abs(math.log(g.config.max_queue_size / 10)))).config)
     rival = next((g for g in guesses[1:] if g.config.use_multiprocessing != first.config.use_multiprocessing), None)
     if rival is not None and rival.epoch_batches_per_second >= (1 - WARM_START_MARGIN) * first.epoch_batches_per_second:
         starts.append(rival.config)

@@ -232,11 +232,18 @@ def main() -> None:
     if args.repeat:
         results = [stability(name, WORKLOADS[name], args.repeat) for name in args.workloads]
     else:
-        results = [run_workload(name, WORKLOADS[name]) for name in args.workloads]
+        results = []
+        for name in args.workloads:  # written after each workload: a failure later keeps what was measured
+            results.append(run_workload(name, WORKLOADS[name]))
+            write(args.out, machine, results)
         print_table(results)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": to_dict(machine), "results": results}, indent=2, default=str))
+    write(args.out, machine, results)
     print(f"\nwrote {args.out}")
+
+
+def write(path: Path, machine, results: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"machine": to_dict(machine), "results": results}, indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -224,7 +224,7 @@ class Session:
                 parent_cpu_seconds_per_batch=cpu_seconds / timing.batches,
                 epoch_end_seconds=after_epoch,
             ))
-            if timing.epoch_seconds + after_epoch > PIPELINE_PROBE_REPEAT_BELOW_SECONDS:
+            if timing.epoch_seconds + (after_epoch or 0.0) > PIPELINE_PROBE_REPEAT_BELOW_SECONDS:
                 break
         return max(points, key=lambda point: point.steady_batches_per_second)
 

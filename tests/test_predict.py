@@ -56,6 +56,9 @@ def test_ceiling_bounds_every_prediction_and_names_the_bottleneck():
     best = best_predictions(MACHINE, WAITING, MODEL, EPOCH, 16, True)[0]
     assert limit.batches_per_second >= best.epoch_batches_per_second
     assert limit.bound == "input-bound" and limit.input_bound_factor == pytest.approx(13.0, rel=0.01)
+    assert "about 13 batches in flight" in limit.verdict
+    slightly_slow = builders.dataset(cpu_fraction=0.03, thread_speedup=2.0, batch_ms=20.0 * 1.5 / 13.0)
+    assert "about 2 batches in flight" in ceiling(MACHINE, slightly_slow, MODEL, EPOCH).verdict  # 1.5x: one is short
     cheap = builders.dataset(cpu_fraction=1.0, thread_speedup=1.0, batch_ms=0.5)
     assert ceiling(MACHINE, cheap, MODEL, EPOCH).bound == "model-bound"
 

@@ -160,7 +160,7 @@ def ceiling(machine: MachineProfile, dataset: DatasetProfile, model: ModelProfil
         bound = "input-bound"
         verdict = (
             f"input-bound: one producer makes batches {factor:.1f}x slower than the model takes them; "
-            f"feeding the model fully takes about {factor:.0f} batches in flight and {cores:.1f} cores "
+            f"feeding the model fully takes about {math.ceil(factor)} batches in flight and {cores:.1f} cores "
             f"(this process may use {machine.usable_cores})"
         )
     else:

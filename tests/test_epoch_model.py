@@ -54,3 +54,4 @@ def test_a_cost_after_the_epoch_counts_per_epoch_but_leaves_the_rate_alone():
     assert stalled.fixed_seconds == pytest.approx(5.2)
     # tf-keras's 5 s Sequence stall makes a 100-batch epoch 3x longer: 7.2 s instead of 2.2 s.
     assert epoch_throughput(stalled, 100) == pytest.approx(100 / 7.2)
+

@@ -95,12 +95,18 @@ def test_cli_tunes_a_real_dataset_and_writes_a_consistent_report(tmp_path):
     assert data["dataset"]["cpu_fraction"] < 0.5
     statuses = [t["status"] for t in data["trials"]]
     assert len(statuses) == 4 and statuses[0] == "ok"
-    assert data["trials"][0]["origin"] == "keras defaults"
+    # Waiting code: the model puts the inline defaults far below its guess, so the study skips
+    # them and only the confirmation race times them, side by side with the answer.
+    assert "keras defaults" not in [t["origin"] for t in data["trials"]]
+    assert len(data["confirmation"]["default_samples"]) >= 3
     ok = [t for t in data["trials"] if t["status"] == "ok"]
     assert all(t["peak_memory_bytes"] > 100 * 2**20 for t in ok)
-    # Waiting code: some threaded configuration must beat the inline defaults.
+    # Some threaded configuration must beat the inline defaults, and the reported rates are the
+    # race's, so their ratio is the reported speed-up.
     default_rate = data["default_batches_per_second"]["median"]
-    assert data["best_tried_batches_per_second"]["median"] > 1.3 * default_rate
+    best_rate = data["best_tried_batches_per_second"]["median"]
+    assert best_rate > 1.3 * default_rate
+    assert best_rate / default_rate == pytest.approx(data["confirmation"]["speedup"])
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 5
     assert (out / "trials.csv").read_text().count("\n") == 5

@@ -159,13 +159,28 @@ def test_the_race_stops_once_every_contender_is_settled():
     assert final.compare(best, KERAS_DEFAULTS).significant
 
 
-def test_the_race_goes_on_while_a_contender_is_too_close_to_call():
+def test_the_race_goes_on_while_the_leader_may_yet_prove_it_beats_a_close_contender():
     fake = FakeMeasurer(noise=0.1)
-    best, close = LoaderConfig(8, False, 16), LoaderConfig(8, False, 15)
+    best, close = LoaderConfig(8, False, 16), LoaderConfig(7, False, 16)  # 400 and 350 batches/s, 10% noise
     final = interleave(fake, [best, KERAS_DEFAULTS, close], epoch_batches=200, min_rounds=3, max_rounds=6)
     assert len(final.samples[KERAS_DEFAULTS]) == 3  # settled and left the race
     assert len(final.samples[close]) == 6
-    assert not final.compare(close, best).significant
+
+
+def test_more_rounds_go_only_to_a_question_that_can_still_be_answered_yes():
+    best, ahead, behind = LoaderConfig(8, False, 16), LoaderConfig(9, False, 16), LoaderConfig(7, False, 16)
+
+    def race(contender, **kwargs):
+        return interleave(FakeMeasurer(noise=0.1), [best, KERAS_DEFAULTS, contender], epoch_batches=200,
+                          min_rounds=3, max_rounds=6, **kwargs)
+
+    # Ahead of the leader: the leader has no speed-up over it to prove.
+    assert len(race(ahead).samples[ahead]) == 3
+    # A challenger behind the leader is no reason to switch; one ahead races on until its interval settles.
+    assert len(race(behind, challengers=[behind]).samples[behind]) == 3
+    challenger_ahead = race(ahead, challengers=[ahead])
+    assert len(challenger_ahead.samples[ahead]) == 4
+    assert challenger_ahead.compare(ahead, best).speedup_low > 1.0
 
 
 def test_a_brief_rival_leaves_after_the_minimum_rounds_even_when_too_close_to_call():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import os
 import pickle
 import struct
@@ -28,6 +29,8 @@ from tuner.results import LoaderConfig
 
 WARMUP_BATCHES = 8
 PIPELINE_PROBE_BATCHES = 60
+PIPELINE_PROBE_MIN_BATCHES = 16
+PIPELINE_PROBE_TARGET_SECONDS = 2.0
 PIPELINE_PROBE_RUNS = 3
 PIPELINE_PROBE_REPEAT_BELOW_SECONDS = 1.0
 PIPELINE_PROBES = (
@@ -183,7 +186,8 @@ class Session:
         model_profile = probe_model(
             self.model, batch, description=self.model_description, is_default_model=self.is_default_model
         )
-        points = {kind: self._probe_pipeline(batch, kind, config) for kind, config in PIPELINE_PROBES}
+        batches = pipeline_probe_batches(model_profile.step_seconds.median)
+        points = {kind: self._probe_pipeline(batch, kind, config, batches) for kind, config in PIPELINE_PROBES}
         # The epoch-end cost belongs to the enqueuer, the same for either pool
         # (tf-keras: 4.98 s measured for both), so the processes probe skips it.
         threads_after = points["threads"].epoch_end_seconds
@@ -198,7 +202,7 @@ class Session:
         )
         return dataset_profile, dataclasses.replace(model_profile, pipeline=pipeline)
 
-    def _probe_pipeline(self, batch, kind: str, config):
+    def _probe_pipeline(self, batch, kind: str, config, batches: int):
         """Free data under ``config``, the fastest of up to three runs; ``epoch_end_seconds`` here is the
         raw time from on_epoch_end to fit's return.
 
@@ -213,7 +217,7 @@ class Session:
         points = []
         for _ in range(PIPELINE_PROBE_RUNS):
             timing, cpu_seconds, after_epoch = self.engine.run_cached_window(
-                self.model, batch, config, PIPELINE_PROBE_BATCHES, dataset=self.dataset,
+                self.model, batch, config, batches, dataset=self.dataset,
                 measure_epoch_end=kind != "processes",
             )
             points.append(PipelinePoint(
@@ -247,6 +251,16 @@ class Session:
     def _clamp(self, batches: int) -> int:
         total = self.engine.num_batches(self.dataset)
         return min(batches, total) if total else batches
+
+
+def pipeline_probe_batches(step_seconds: float) -> int:
+    """Batches per free-data pipeline run: 60, or about 2 s of model steps for a slow model (at least 16).
+
+    60 batches of the model-bound benchmark's 0.12 s step made the three
+    runs 20 s of probing; the later half of 16 such batches still spans a
+    second, a thousand times the clock's jitter.
+    """
+    return min(PIPELINE_PROBE_BATCHES, max(PIPELINE_PROBE_MIN_BATCHES, math.ceil(PIPELINE_PROBE_TARGET_SECONDS / step_seconds)))
 
 
 def _build(factory, label: str):

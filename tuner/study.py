@@ -352,6 +352,7 @@ def interleave(
     max_rounds: int,
     seed: int = 0,
     brief: Collection[LoaderConfig] = (),
+    challengers: Collection[LoaderConfig] = (),
 ) -> Interleaved:
     """Races ``configs`` round-robin, one epoch each per round; ``configs[0]`` is the leader.
 
@@ -359,10 +360,17 @@ def interleave(
     does). After ``min_rounds``, a contender whose interval against the
     leader excludes 1 is settled and leaves the race (racing, as in F-race):
     a 6x speed-up needs no more epochs, a 3% one gets up to ``max_rounds``.
-    Contenders in ``brief`` leave after ``min_rounds`` whatever their
-    interval: near-equal rivals of the leader never settle and would hold
-    the race to ``max_rounds`` for a difference that does not matter.
-    A configuration that stops is dropped and its reason kept.
+
+    More epochs are spent only on a question they can still answer yes.
+    For a contender the leader should beat (the defaults: is there a
+    speed-up to claim?) that needs the leader ahead; for one of
+    ``challengers`` (tf.data: is switching worth it?) it needs the
+    challenger ahead. On the model-bound benchmark tf.data, level with the
+    leader, held the race to six rounds of 4-second epochs for a switch that
+    could at best gain a few percent. Contenders in ``brief`` leave after
+    ``min_rounds`` whatever their interval: near-equal rivals of the leader
+    never settle and would hold the race for a difference that does not
+    matter. A configuration that stops is dropped and its reason kept.
     """
     leader = configs[0]
     samples = {config: [] for config in configs}
@@ -382,11 +390,20 @@ def interleave(
         if round_index + 1 >= min_rounds and leader in racing:
             racing = [leader] + [
                 config for config in racing[1:]
-                if config not in brief and not _settled(samples[config], samples[leader], seed)
+                if config not in brief
+                and _open(samples[config], samples[leader], challenger=config in challengers)
+                and not _settled(samples[config], samples[leader], seed)
             ]
         if len(racing) < 2:
             break
     return Interleaved({c: tuple(v) for c, v in samples.items() if v}, peaks, failures)
+
+
+def _open(contender: list[float], leader: list[float], *, challenger: bool) -> bool:
+    """True while more epochs could still show the leader beating the contender (or, for a challenger,
+    the contender beating the leader): the side that would have to win is ahead."""
+    ahead = _median(contender) > _median(leader)
+    return ahead if challenger else not ahead
 
 
 def _settled(contender: list[float], leader: list[float], seed: int) -> bool:

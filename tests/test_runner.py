@@ -1,5 +1,8 @@
-"""The trial runner's own sizing decisions (no Keras)."""
+"""The trial runner's sizing and the epoch yardstick's arithmetic (no Keras)."""
 
+import pytest
+
+from tuner.engines import EpochClock, one_fit_and_one_epoch
 from tuner.runner import pipeline_probe_batches
 
 
@@ -7,3 +10,14 @@ def test_pipeline_probe_runs_about_two_seconds_of_a_slow_model_and_sixty_batches
     assert pipeline_probe_batches(0.002) == 60
     assert pipeline_probe_batches(0.12) == 17
     assert pipeline_probe_batches(1.5) == 16
+
+
+def test_a_two_epoch_fit_splits_into_a_one_epoch_call_and_one_epoch_of_a_longer_call():
+    clock = EpochClock()
+    clock.on_epoch_end(0)
+    clock.on_epoch_end(1)
+    assert len(clock.epoch_ends) == 2 and clock.epoch_ends[0] <= clock.epoch_ends[1]
+    clock.epoch_ends = [10.5, 12.0]  # the clock's readings, fixed for the arithmetic
+    one_call, one_epoch = one_fit_and_one_epoch(10.0, clock, 12.1)
+    assert one_epoch == pytest.approx(1.5)  # from the first epoch's end to the second's
+    assert one_call == pytest.approx(0.6)  # set-up and first epoch (0.5) plus the wind-down (0.1)

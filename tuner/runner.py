@@ -232,9 +232,10 @@ class Session:
                 break
         return max(points, key=lambda point: point.steady_batches_per_second)
 
-    def epoch(self, config) -> float:
-        """One real epoch of the whole dataset, timed end to end (benchmarks/epoch_prediction.py)."""
-        return self.engine.time_epoch(self.model, self.dataset, config)
+    def epochs(self, config) -> tuple[float, float]:
+        """A real two-epoch ``fit`` of the whole dataset: a one-epoch call's seconds and one epoch's inside
+        a longer call (benchmarks/epoch_prediction.py)."""
+        return self.engine.time_epochs(self.model, self.dataset, config)
 
     def window(self, config, batches: int, offset: int) -> tuple:
         timing = self.engine.run_window(self.model, self.dataset, config, self._clamp(batches), offset)

@@ -62,9 +62,10 @@ class RunnerMeasurer:
             timing = with_fixed_cost(timing, *self.fixed_cost(config))
         return Measurement(timing, peak, leftovers, time.perf_counter() - began)
 
-    def full_epoch(self, config: LoaderConfig) -> float:
-        """Seconds of one real, whole epoch under ``config`` (the yardstick the epoch model is checked against)."""
-        seconds, _ = self.runner.call("epoch", config, timeout=STARTUP_TIMEOUT_SECONDS)
+    def whole_epochs(self, config: LoaderConfig) -> tuple[float, float]:
+        """Real whole epochs under ``config``, the yardstick the epoch model is checked against: the seconds
+        of a one-epoch ``fit`` call and of one epoch inside a longer call."""
+        seconds, _ = self.runner.call("epochs", config, timeout=STARTUP_TIMEOUT_SECONDS)
         return seconds
 
     def close(self) -> None:

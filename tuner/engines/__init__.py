@@ -75,6 +75,10 @@ class EpochClock:
     Each engine mixes it into its own Keras's ``Callback`` class.
     """
 
+    def __init__(self):
+        super().__init__()
+        self.epoch_ends: list[float] = []
+
     def on_epoch_begin(self, epoch, logs=None):
         self.begin = time.perf_counter()
         self.batch_ends = []
@@ -84,6 +88,21 @@ class EpochClock:
 
     def on_epoch_end(self, epoch, logs=None):
         self.end = time.perf_counter()
+        self.epoch_ends.append(self.end)
+
+
+def one_fit_and_one_epoch(began: float, clock: EpochClock, returned: float) -> tuple[float, float]:
+    """From a two-epoch ``fit`` call: the seconds a one-epoch call takes, and one epoch inside a longer call.
+
+    The second epoch, from the first's ``on_epoch_end`` to its own, is what
+    each of a user's ``epochs=N`` costs: one pool tear-down and start-up and
+    one pass over the data. The rest of the call (``fit``'s set-up, which
+    reads two batches to learn their shapes, and its wind-down) is paid once
+    per call: 0.04 to 0.08 s on io_bound, 3 to 5% of a short epoch.
+    """
+    first, second = clock.epoch_ends
+    epoch = second - first
+    return returned - began - epoch, epoch
 
 
 def build_default_model(keras_module: ModuleType, batch: tuple, flavour: str) -> tuple[Any, str]:

@@ -115,15 +115,15 @@ class _EpochClock(engines.EpochClock, tf_keras.callbacks.Callback):
     pass
 
 
-def _fit(model, data, config: LoaderConfig, steps: int | None) -> tuple[_EpochClock, float]:
-    """Runs one ``fit_generator`` epoch; returns its clock and when the call returned."""
+def _fit(model, data, config: LoaderConfig, steps: int | None, epochs: int = 1) -> tuple[_EpochClock, float]:
+    """Runs ``fit_generator`` for ``epochs`` epochs; returns its clock and when the call returned."""
     clock = _EpochClock()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fit_generator's deprecation warning, once per window
         model.fit_generator(
             data,
             steps_per_epoch=steps,
-            epochs=1,
+            epochs=epochs,
             verbose=0,
             callbacks=[clock],
             max_queue_size=config.max_queue_size,
@@ -166,11 +166,12 @@ def _run_tf_data(model, dataset, batches: int, offset: int) -> WindowTiming:
     return window_timing(clock.begin, clock.batch_ends, clock.end)
 
 
-def time_epoch(model, dataset, config: LoaderConfig) -> float:
-    """Seconds of one whole ``fit_generator`` call over the real Sequence, its epoch-end stall included."""
+def time_epochs(model, dataset, config: LoaderConfig) -> tuple[float, float]:
+    """A two-epoch ``fit_generator`` over the real Sequence, its epoch-end stalls included: the yardstick
+    for the epoch model (see ``engines.one_fit_and_one_epoch``)."""
     began = time.perf_counter()
-    _fit(model, dataset, config, None)
-    return time.perf_counter() - began
+    clock, returned = _fit(model, dataset, config, None, epochs=2)
+    return engines.one_fit_and_one_epoch(began, clock, returned)
 
 
 def run_cached_window(

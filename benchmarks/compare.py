@@ -59,6 +59,7 @@ WORKLOADS = {
 GRID_WORKERS = (1, 2, 4, 8, 16)
 GRID_QUEUES = (1, 4, 10, 32)
 FINAL_ROUNDS = 5
+STABILITY_ROUNDS = 10
 
 
 class Session:
@@ -105,9 +106,9 @@ def grid(session: Session) -> dict:
     return {"configs": [(to_dict(c), v) for c, v in results], "best": best[0], "best_first_pass": best[1]}
 
 
-def final_rounds(session: Session, contenders: dict[str, LoaderConfig]) -> dict[str, list[float]]:
+def final_rounds(session: Session, contenders: dict[str, LoaderConfig], rounds: int = FINAL_ROUNDS) -> dict[str, list[float]]:
     samples = {name: [] for name in contenders}
-    for round_index in range(FINAL_ROUNDS):
+    for round_index in range(rounds):
         for name, config in contenders.items():
             try:
                 samples[name].append(session.throughput(config, 200 + round_index))
@@ -176,29 +177,36 @@ def run_workload(name: str, path: Path) -> dict:
 
 
 def stability(name: str, path: Path, repeats: int) -> dict:
-    """Runs tune-loader ``repeats`` times, then times the answers side by side.
+    """Runs tune-loader ``repeats`` times, then times the distinct answers side by side.
 
-    Run 1's answer is timed twice, as two contenders: how far apart two
-    copies of one setting read is this measurement's noise floor, against
-    which the answers' spread is judged.
+    Answers that are the same setting are timed once: two copies of one
+    setting differ only by the measurement's noise. Run 1's answer is also
+    timed a second time, as a control: how far apart the two copies read is
+    this measurement's noise floor, against which the answers' spread is
+    judged. ``STABILITY_ROUNDS`` epochs each, twice the final round-robin's:
+    with five, two copies of one io_bound setting read 10 to 11% apart.
     """
     answers = [recommend(str(path), seed=seed).config for seed in range(repeats)]
     print(f"\n== stability of {name}: " + "; ".join(a.label() for a in answers), flush=True)
+    distinct = list(dict.fromkeys(answers))
     session = Session(path)
-    contenders = {f"run {i + 1}: {a.label()}": a for i, a in enumerate(answers)}
-    control = f"run 1 again: {answers[0].label()}"
-    samples = final_rounds(session, contenders | {control: answers[0]})
+    contenders = {a.label(): a for a in distinct}
+    control = f"{distinct[0].label()} again (control)"
+    samples = final_rounds(session, contenders | {control: distinct[0]}, rounds=STABILITY_ROUNDS)
     session.close()
     medians = {label: summarize(values).median for label, values in samples.items()}
-    answer_medians = [medians[label] for label in contenders]
-    spread = max(answer_medians) / min(answer_medians) - 1.0
-    floor = abs(medians[control] / medians[next(iter(contenders))] - 1.0)
+    fastest = max(contenders, key=medians.get)
+    slowest = min(contenders, key=medians.get)
+    spread, low, high = bootstrap_ratio_interval(samples[fastest], samples[slowest])
+    floor, floor_low, floor_high = bootstrap_ratio_interval(samples[control], samples[distinct[0].label()])
     for label, median in medians.items():
         print(f"  {label:40} {median:8.1f} batches/s")
-    print(f"  fastest answer / slowest answer - 1 = {spread:.1%}; the same setting timed twice read {floor:.1%} "
-          f"apart (FINAL_ROUNDS={FINAL_ROUNDS} epochs each)")
-    return {"workload": name, "answers": [to_dict(a) for a in answers], "medians": medians, "spread": spread,
-            "same_setting_apart": floor}
+    print(f"  {len(distinct)} distinct answer(s) in {repeats} runs; fastest / slowest = {spread:.3f} "
+          f"[{low:.3f}, {high:.3f}]; the same setting timed twice: {floor:.3f} [{floor_low:.3f}, {floor_high:.3f}] "
+          f"({STABILITY_ROUNDS} interleaved epochs each, 95% bootstrap intervals)")
+    return {"workload": name, "answers": [to_dict(a) for a in answers], "medians": medians,
+            "spread": spread - 1.0, "spread_interval": [low - 1.0, high - 1.0],
+            "same_setting_ratio": floor, "same_setting_interval": [floor_low, floor_high]}
 
 
 def print_table(results: list[dict]) -> None:

@@ -7,8 +7,8 @@ from the first's ``on_epoch_end`` to its own (pool tear-down and start-up,
 tf-keras's epoch-end stall, the pass over the data), is what each epoch of
 a user's training costs, and is what the prediction is checked against. The
 rest of the call is paid once per ``fit``; the one-epoch call it adds up to
-is printed beside it (0.04 to 0.08 s longer on io_bound, which read 3 to 5%
-slower than the prediction). Alternating the two
+is printed beside it (0.05 to 0.16 s longer on io_bound, 2 to 5% of its
+epochs). Alternating the two
 keeps slow drift of this shared machine out of the comparison (timed as
 three windows and then three epochs, gil_bound read +20% inline and -21%
 with processes in one run). Five rounds, not three: pure-Python batches on

@@ -98,7 +98,7 @@ def one_fit_and_one_epoch(began: float, clock: EpochClock, returned: float) -> t
     each of a user's ``epochs=N`` costs: one pool tear-down and start-up and
     one pass over the data. The rest of the call (``fit``'s set-up, which
     reads two batches to learn their shapes, and its wind-down) is paid once
-    per call: 0.04 to 0.08 s on io_bound, 3 to 5% of a short epoch.
+    per call: 0.05 to 0.16 s on io_bound, 2 to 5% of its epochs.
     """
     first, second = clock.epoch_ends
     epoch = second - first

@@ -95,8 +95,8 @@ def test_cli_tunes_a_real_dataset_and_writes_a_consistent_report(tmp_path):
     assert data["dataset"]["cpu_fraction"] < 0.5
     statuses = [t["status"] for t in data["trials"]]
     assert len(statuses) == 4 and statuses[0] == "ok"
-    # Waiting code: the model puts the inline defaults far below its guess, so the study skips
-    # them and only the confirmation race times them, side by side with the answer.
+    # Waiting code: the defaults are not the model's guess, so the study skips them and only the
+    # confirmation race times them, side by side with the answer.
     assert "keras defaults" not in [t["origin"] for t in data["trials"]]
     assert len(data["confirmation"]["default_samples"]) >= 3
     ok = [t for t in data["trials"] if t["status"] == "ok"]

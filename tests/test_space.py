@@ -24,18 +24,21 @@ def test_single_core_rule_of_thumb_equal_to_defaults_is_not_enqueued_twice():
     assert starts == [("keras defaults", KERAS_DEFAULTS)]
 
 
-def test_baselines_the_model_puts_under_half_its_best_guess_are_not_started():
+def test_a_rule_of_thumb_under_half_the_best_guess_and_unguessed_defaults_are_not_started():
     guess = LoaderConfig(9, False, 8)
     rates = {KERAS_DEFAULTS: 45.0, LoaderConfig(2, False, 10): 160.0, guess: 320.0}
     starts = starting_configs(builders.machine(2), builders.dataset(), (guess,), predicted=rates.__getitem__)
     assert starts == [("rule of thumb", LoaderConfig(2, False, 10)), ("prediction", guess)]
-
-
-def test_baselines_near_the_best_guess_are_started_first():
-    guess = LoaderConfig(4, True, 10)
-    rates = {KERAS_DEFAULTS: 30.0, LoaderConfig(2, False, 10): 31.0, guess: 33.0}
+    rates[LoaderConfig(2, False, 10)] = 150.0
     starts = starting_configs(builders.machine(2), builders.dataset(), (guess,), predicted=rates.__getitem__)
-    assert [origin for origin, _ in starts] == ["keras defaults", "rule of thumb", "prediction"]
+    assert starts == [("prediction", guess)]
+
+
+def test_the_defaults_are_started_first_when_the_model_guesses_them():
+    guess = LoaderConfig(1, False, 4)  # no pool: the same setting as the defaults
+    rates = {KERAS_DEFAULTS: 33.0, guess: 33.0, LoaderConfig(2, False, 10): 31.0}
+    starts = starting_configs(builders.machine(2), builders.dataset(), (guess,), predicted=rates.__getitem__)
+    assert starts == [("keras defaults", KERAS_DEFAULTS), ("rule of thumb", LoaderConfig(2, False, 10))]
 
 
 def test_space_bounds_follow_usable_cores():

@@ -116,17 +116,23 @@ def starting_configs(
     thumb and the analytic model's best guesses (equivalent ones once).
 
     With ``predicted`` (the analytic model's epoch throughput), the defaults
-    and the rule of thumb are left out when it puts them under half of its
-    best guess: the study would spend two windows each on settings that
-    cannot win (the model's error at few workers was within 2% on io_bound:
-    defaults 44.7 predicted, 45.0 measured; 2 threads 90.8 and 91.3), and
-    the confirmation race times the defaults side by side with the answer
-    anyway.
+    are a start only when they are among the model's guesses: the
+    confirmation race times them beside the answer anyway, and recommends
+    them when the answer is not significantly faster, so a trial of them
+    decided nothing (it cost gil_bound and numpy_augment 2.4 and 3.3 s of
+    40 to 55). The rule of thumb, which nothing else times, stays unless the
+    model puts it under half of its best guess: it cannot win from there
+    (the model's error at few workers was within 2% on io_bound: 2 threads
+    predicted 90.8, measured 91.3).
     """
-    baselines = [("keras defaults", KERAS_DEFAULTS), ("rule of thumb", rule_of_thumb(machine, dataset))]
+    defaults = [("keras defaults", KERAS_DEFAULTS)]
+    rule = [("rule of thumb", rule_of_thumb(machine, dataset))]
     if predicted and predicted_best:
+        guessed = {config.equivalence_key() for config in predicted_best}
+        defaults = [d for d in defaults if d[1].equivalence_key() in guessed]
         floor = BASELINE_SHARE * predicted(predicted_best[0])
-        baselines = [(origin, config) for origin, config in baselines if predicted(config) >= floor]
+        rule = [r for r in rule if predicted(r[1]) >= floor]
+    baselines = defaults + rule
     starts = baselines + [("prediction", config) for config in predicted_best]
     unique, seen = [], set()
     for origin, config in starts:

@@ -178,7 +178,7 @@ def ceiling_with_measured(limit: Ceiling, trials: tuple[TrialResult, ...]) -> Ce
     """The ceiling, raised to the best measured median when a setting beat the free-data probe.
 
     The probe feeds Keras free data with one or two workers, a few dozen
-    batches once; on the model-bound benchmark 16 processes measured 8.5
+    batches at a time (the fastest of up to three runs); on the model-bound benchmark 16 processes measured 8.5
     batches/s against a probe of 7.9. What a setting reached on this
     machine, the ceiling is at least.
     """

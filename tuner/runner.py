@@ -257,8 +257,8 @@ class Session:
 def pipeline_probe_batches(step_seconds: float) -> int:
     """Batches per free-data pipeline run: 60, or about 2 s of model steps for a slow model (at least 16).
 
-    60 batches of the model-bound benchmark's 0.12 s step made the three
-    runs 20 s of probing; the later half of 16 such batches still spans a
+    60 batches of the model-bound benchmark's 0.12 s step made the probes
+    of the three pool kinds 20 s; the later half of 16 such batches still spans a
     second, a thousand times the clock's jitter.
     """
     return min(PIPELINE_PROBE_BATCHES, max(PIPELINE_PROBE_MIN_BATCHES, math.ceil(PIPELINE_PROBE_TARGET_SECONDS / step_seconds)))

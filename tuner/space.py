@@ -125,15 +125,13 @@ def starting_configs(
     (the model's error at few workers was within 2% on io_bound: 2 threads
     predicted 90.8, measured 91.3).
     """
-    defaults = [("keras defaults", KERAS_DEFAULTS)]
-    rule = [("rule of thumb", rule_of_thumb(machine, dataset))]
+    rule = rule_of_thumb(machine, dataset)
+    start_defaults = start_rule = True
     if predicted and predicted_best:
-        guessed = {config.equivalence_key() for config in predicted_best}
-        defaults = [d for d in defaults if d[1].equivalence_key() in guessed]
-        floor = BASELINE_SHARE * predicted(predicted_best[0])
-        rule = [r for r in rule if predicted(r[1]) >= floor]
-    baselines = defaults + rule
-    starts = baselines + [("prediction", config) for config in predicted_best]
+        start_defaults = any(c.equivalence_key() == KERAS_DEFAULTS.equivalence_key() for c in predicted_best)
+        start_rule = predicted(rule) >= BASELINE_SHARE * predicted(predicted_best[0])
+    starts = [("keras defaults", KERAS_DEFAULTS)] * start_defaults + [("rule of thumb", rule)] * start_rule
+    starts += [("prediction", config) for config in predicted_best]
     unique, seen = [], set()
     for origin, config in starts:
         if config.equivalence_key() not in seen:

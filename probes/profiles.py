@@ -109,6 +109,8 @@ class ModelProfile:
     """The model's training step on a batch already in memory: the ceiling.
 
     No loader setting can deliver batches faster than the model consumes them.
+    ``kernel_cpu_share`` (system over all CPU time) and ``page_faults_per_step``
+    (minor faults, the whole process) are None where they cannot be read.
     """
 
     description: str
@@ -117,6 +119,8 @@ class ModelProfile:
     cpu_seconds_per_step: float
     parameters: int
     pipeline: tuple[PipelinePoint, ...] = ()
+    kernel_cpu_share: float | None = None
+    page_faults_per_step: float | None = None
 
     def pipeline_point(self, kind: str) -> PipelinePoint | None:
         return next((point for point in self.pipeline if point.kind == kind), None)

@@ -179,6 +179,7 @@ def recommend(
         memory_budget_bytes=budget,
         epoch_batches=epoch,
         space=space,
+        model=model_profile,
     )
     answer = Recommendation(
         config=chosen,
@@ -309,7 +310,8 @@ def _predicted_answer(config, *, machine, dataset, model, epoch_batches, window_
             f"{predicted(config):.1f} batches/s, {speedup:.2f}x the defaults' predicted {predicted(KERAS_DEFAULTS):.1f}. "
             "Run without --quick to measure and confirm.",
         ),
-        warnings=("This is a prediction from the analytic model, not a measurement.",),
+        warnings=("This is a prediction from the analytic model, not a measurement.",)
+        + tuple(filter(None, [advice.allocator_churn(model)])),
         trials=(),
         ceiling=limit,
         tf_data=None,

@@ -231,5 +231,5 @@ def allocator_churn(model: ModelProfile) -> str | None:
         "taken again every step. TensorFlow's from_generator sets glibc's M_TRIM_THRESHOLD to 128 KiB, which does "
         "this to every tensor over 128 KiB; on tune-loader's model-bound benchmark, restoring the thresholds made "
         "training 1.31x [1.18, 1.79] faster. No loader setting changes it: see \"TensorFlow's malloc setting\" in "
-        "tune-loader's README for a callback that restores them, and benchmarks/allocator.py to measure it."
+        "tune-loader's README for a callback that restores them (benchmarks/allocator.py is how it was measured)."
     )

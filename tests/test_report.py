@@ -1,4 +1,5 @@
 import base64
+import dataclasses
 import re
 
 import pandas as pd
@@ -6,6 +7,7 @@ import pandas as pd
 from reports import write_reports
 from reports.plotdata import plot_data
 from tests import builders
+from tuner.results import KERAS_DEFAULTS
 
 EVIL = "<script>alert(1)</script>"
 
@@ -63,3 +65,28 @@ def test_a_ceiling_raised_by_a_measurement_names_the_setting_and_round_trips(tmp
     assert "raised to what" not in write_reports(base, tmp_path / "plain")["html"].read_text()
     loaded = from_dict(Recommendation, json.loads(paths["json"].read_text()))
     assert loaded.ceiling.raised_by == "16 processes, queue 10 (n=2 windows)"
+
+
+def test_the_speed_up_card_says_what_was_measured(tmp_path):
+    measured = builders.recommendation()
+    quick = dataclasses.replace(measured, measured=False, confirmation=None)
+    # the race could not time the best setting, so recommend() kept the defaults
+    unconfirmed = dataclasses.replace(measured, confirmation=None, config=KERAS_DEFAULTS)
+    defaults_best = dataclasses.replace(measured, confirmation=None, best_tried=KERAS_DEFAULTS, config=KERAS_DEFAULTS)
+    html = {name: write_reports(r, tmp_path / name)["html"].read_text()
+            for name, r in [("quick", quick), ("unconfirmed", unconfirmed), ("defaults", defaults_best)]}
+    assert "not measured (--quick" in html["quick"] and "the defaults were best" not in html["quick"]
+    assert "not confirmed side by side" in html["unconfirmed"] and "the defaults were best" not in html["unconfirmed"]
+    assert "1.00x (the defaults were best)" in html["defaults"]
+
+
+def test_the_terminal_summary_says_when_the_best_setting_was_not_confirmed(tmp_path):
+    from rich.console import Console
+
+    from tuner.cli import print_summary
+
+    console = Console(record=True, width=200)
+    unconfirmed = dataclasses.replace(builders.recommendation(), confirmation=None, config=KERAS_DEFAULTS)
+    print_summary(console, unconfirmed, tmp_path)
+    text = console.export_text()
+    assert "not confirmed side by side" in text and "defaults were the best" not in text

@@ -183,7 +183,8 @@ def print_summary(console: Console, r: Recommendation, folder: Path) -> None:
             f"{c.speedup:.2f}x [{c.speedup_low:.2f}, {c.speedup_high:.2f}] {c.confidence:.0%} CI, n={len(c.best_samples)}{verdict}",
         )
     elif r.measured:
-        table.add_row("Speed-up vs defaults", "1.00x: the defaults were the best measured")
+        table.add_row("Speed-up vs defaults", f"{r.best_tried.label()} not confirmed side by side (see the warnings): "
+                      "defaults kept" if r.best_tried.parallel else "1.00x: the defaults were the best measured")
     predicted_speedup = r.predicted_batches_per_second / r.predicted_default_batches_per_second
     table.add_row("Predicted", f"{r.predicted_batches_per_second:.1f} batches/s, {predicted_speedup:.2f}x the defaults (analytic model)")
     if r.measured:

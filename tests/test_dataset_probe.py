@@ -88,3 +88,14 @@ def test_deterministic_dataset_is_thread_safe():
 def test_failing_batch_code_names_the_index_and_error():
     with pytest.raises(DataCodeError, match=r"dataset\[0\] raised KeyError: 'missing.jpg'"):
         profile(Broken())
+
+
+def test_microsecond_batches_are_not_called_gil_bound():
+    from tests.builders import dataset
+    from tuner import advice
+
+    slices = dataset(cpu_fraction=1.0, thread_speedup=0.1, batch_ms=0.02)
+    text = advice.data_nature(slices)
+    assert "20 µs" in text and "too little for the thread test" in text and "holds the GIL, so" not in text
+    assert "holds the GIL, so only processes" in advice.data_nature(dataset(cpu_fraction=1.0, thread_speedup=1.0,
+                                                                             batch_ms=8.0))

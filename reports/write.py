@@ -68,11 +68,14 @@ def _records(frame: pd.DataFrame) -> list[dict]:
 
 
 def render_html(recommendation: Recommendation) -> str:
-    """One self-contained page: every figure inlined as a base64 PNG, every string escaped."""
+    """One self-contained page: every figure inlined as a base64 PNG, every string escaped.
+
+    A ``--quick`` answer timed nothing, so it has no figures (they would be empty axes).
+    """
     figures = {
         name: "data:image/png;base64," + base64.b64encode(png).decode("ascii")
         for name, png in draw_all(plot_data(recommendation)).items()
-    }
+    } if recommendation.measured else {}
     return _TEMPLATES.get_template("report.html.j2").render(
         r=recommendation,
         figures=figures,

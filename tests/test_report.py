@@ -76,6 +76,7 @@ def test_the_speed_up_card_says_what_was_measured(tmp_path):
     html = {name: write_reports(r, tmp_path / name)["html"].read_text()
             for name, r in [("quick", quick), ("unconfirmed", unconfirmed), ("defaults", defaults_best)]}
     assert "not measured (--quick" in html["quick"] and "the defaults were best" not in html["quick"]
+    assert "data:image/png" not in html["quick"] and "nothing to plot" in html["quick"]  # not five empty axes
     assert "not confirmed side by side" in html["unconfirmed"] and "the defaults were best" not in html["unconfirmed"]
     assert "1.00x (the defaults were best)" in html["defaults"]
 

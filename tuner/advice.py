@@ -15,6 +15,9 @@ MEMORY_NEAR_BUDGET = 0.8
 # per step; with the thresholds restored, 5 to 12% at 700 to 2,600.
 KERNEL_SHARE_WARNING = 0.25
 PAGE_FAULTS_WARNING = 4000
+# Below this a batch costs less than handing it to a thread: model_bound's array slices (4 µs a batch)
+# read 0.1x with 2 threads, which says nothing about the GIL.
+THREAD_TEST_FLOOR_SECONDS = 0.001
 
 
 def explain(
@@ -132,11 +135,6 @@ def migration(comparison: EngineComparison) -> str:
         f"[{comparison.ratio_low:.2f}, {comparison.ratio_high:.2f}] (two separate runs: the interval includes their "
         "run-to-run noise)."
     )
-
-
-# Below this a batch costs less than handing it to a thread: model_bound's array slices (4 µs a batch)
-# read 0.1x with 2 threads, which says nothing about the GIL.
-THREAD_TEST_FLOOR_SECONDS = 0.001
 
 
 def data_nature(dataset: DatasetProfile) -> str:

@@ -40,16 +40,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.compare import WORKLOADS  # noqa: E402
+from benchmarks.compare import KERAS3_WORKLOADS, keras3_workload  # noqa: E402
 from probes.stats import bootstrap_ratio_interval, summarize  # noqa: E402
-from tuner.userfile import import_user_file  # noqa: E402
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # from glibc's <malloc.h>
 STATES = {
     "as TensorFlow sets it": (128 << 10, 128 << 10),
     "large thresholds": (32 << 20, 64 << 20),
 }
-KERAS3_WORKLOADS = ("model_bound", "numpy_augment", "gil_bound", "io_bound")
 
 
 def set_allocator(libc, mmap_threshold: int, trim_threshold: int) -> None:
@@ -76,8 +74,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args()
     libc = ctypes.CDLL("libc.so.6")
-    module = import_user_file(WORKLOADS[args.workload])
-    dataset, model = module.make_dataset(), module.make_model()
+    module, model = keras3_workload(args.workload)
+    dataset = module.make_dataset()
     model.fit(dataset, epochs=1, verbose=0)  # traces the step, and TensorFlow applies its setting
     rates = {state: [] for state in STATES}
     print(f"{args.workload}: inline epochs of {len(dataset)} batches, allocator states alternated")

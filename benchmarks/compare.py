@@ -56,10 +56,24 @@ WORKLOADS = {
     "legacy_sequence": ROOT / "examples" / "legacy_sequence.py",
     "legacy_generator": ROOT / "examples" / "legacy_generator.py",
 }
+KERAS3_WORKLOADS = ("model_bound", "numpy_augment", "gil_bound", "io_bound")
 GRID_WORKERS = (1, 2, 4, 8, 16)
 GRID_QUEUES = (1, 4, 10, 32)
 FINAL_ROUNDS = 5
 STABILITY_ROUNDS = 10
+
+
+def keras3_workload(name: str):
+    """A Keras 3 workload's module and model, in this process: the file's ``make_model`` when it has one,
+    else the small model tune-loader trains by default (the examples define only the dataset)."""
+    from tuner.engines import keras3, standardize
+    from tuner.userfile import import_user_file
+
+    module = import_user_file(WORKLOADS[name])
+    if hasattr(module, "make_model"):
+        return module, module.make_model()
+    model, _ = keras3.build_default_model(standardize(module.make_dataset()[0]))
+    return module, model
 
 
 class Session:

@@ -26,11 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.compare import WORKLOADS  # noqa: E402
+from benchmarks.compare import KERAS3_WORKLOADS, keras3_workload  # noqa: E402
 from probes.stats import bootstrap_ratio_interval, summarize  # noqa: E402
-from tuner.userfile import import_user_file  # noqa: E402
 
-KERAS3_WORKLOADS = ("model_bound", "numpy_augment", "gil_bound", "io_bound")
 INLINE = "inline (Keras: prefetch AUTOTUNE)"
 INLINE_NO_AUTOTUNE = "inline, tf.data autotuning off"
 
@@ -60,9 +58,8 @@ def main() -> None:
     parser.add_argument("--workload", choices=KERAS3_WORKLOADS, default="model_bound")
     parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args()
-    module = import_user_file(WORKLOADS[args.workload])
     switch = autotune_switch()
-    model = module.make_model()
+    module, model = keras3_workload(args.workload)
     model.fit(module.make_dataset(), epochs=1, verbose=0)  # traces the step
     settings = {
         INLINE: (False, {}),

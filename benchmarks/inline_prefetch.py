@@ -1,4 +1,4 @@
-"""Keras 3's inline PyDataset path against its worker pools, on a model-bound workload, side by side.
+"""Keras 3's inline PyDataset path against its worker pools, side by side (model_bound by default).
 
 Keras 3 feeds a PyDataset to TensorFlow through ``from_generator``. Without
 a pool (``workers=1, use_multiprocessing=False``, the defaults) it adds
@@ -10,7 +10,7 @@ Whole epochs of one model in one process, round-robin over: inline as
 Keras builds it; inline with tf.data's autotuning turned off the way Keras
 turns it off for a pool (this patches Keras's private adapter for this
 benchmark only); 2 threads, queue 10; 16 processes, queue 32 (the grid's
-best on this workload in both compare runs). Prints every epoch, then each
+best on model_bound in every compare run). Prints every epoch, then each
 median over inline's with a 95% bootstrap interval.
 
     python benchmarks/inline_prefetch.py [--workload model_bound] [--rounds 6]

@@ -184,7 +184,7 @@ def print_summary(console: Console, r: Recommendation, folder: Path) -> None:
         )
     elif r.measured:
         table.add_row("Speed-up vs defaults", f"{r.best_tried.label()} not confirmed side by side (see the warnings): "
-                      "defaults kept" if r.best_tried.parallel else "1.00x: the defaults were the best measured")
+                      "defaults kept" if r.unconfirmed else "1.00x: the defaults were the best measured")
     predicted_speedup = r.predicted_batches_per_second / r.predicted_default_batches_per_second
     table.add_row("Predicted", f"{r.predicted_batches_per_second:.1f} batches/s, {predicted_speedup:.2f}x the defaults (analytic model)")
     if r.measured:

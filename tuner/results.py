@@ -211,6 +211,12 @@ class Recommendation:
         return self.best_tried_batches_per_second if self.config == self.best_tried else self.default_batches_per_second
 
     @property
+    def unconfirmed(self) -> bool:
+        """A pool was the best setting tried, but the race could not time it beside the defaults, so they
+        were kept (a measured answer without a confirmation whose best was not inline)."""
+        return self.measured and self.confirmation is None and self.best_tried.parallel
+
+    @property
     def tf_data_is_faster(self) -> bool:
         """tf.data beat the best Keras setting side by side, with an interval above 1."""
         return self.tf_data is not None and self.tf_data.significant

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from tuner.epoch_model import epoch_throughput, window_timing, with_fixed_cost
@@ -14,6 +16,7 @@ def test_window_timing_separates_startup_from_steady_rate():
     timing = window_timing(begin, ends, end)
     assert timing.steady_batches_per_second == pytest.approx(100.0)
     assert timing.fixed_seconds == pytest.approx(0.35)
+    assert timing.first_batch_seconds == pytest.approx(0.31)
 
 
 def test_first_batch_burst_does_not_inflate_the_rate():
@@ -44,7 +47,22 @@ def test_a_final_burst_does_not_fool_the_rate_when_the_fixed_cost_is_known():
     assert fixed.steady_batches_per_second == pytest.approx(84 / 1.01)
     assert naive.steady_batches_per_second > 1.5 * fixed.steady_batches_per_second
     assert fixed.fixed_seconds == 0.2
-    assert with_fixed_cost(naive, 5.0).fixed_seconds == pytest.approx(naive.epoch_seconds / 2)
+
+
+def test_a_known_fixed_cost_is_capped_at_half_the_epoch():
+    window = WindowTiming(batches=84, epoch_seconds=1.21, steady_batches_per_second=400.0, fixed_seconds=0.0)
+    assert with_fixed_cost(window, 5.0).fixed_seconds == pytest.approx(0.605)
+
+
+def test_a_known_fixed_cost_is_capped_at_the_windows_first_batch():
+    # The model-bound benchmark's 16 processes: 2.28 s extrapolated from the probe, first batch after 0.85 s.
+    begin, ends, end = clock(startup=0.73, rate=8.0, batches=32)
+    capped = with_fixed_cost(window_timing(begin, ends, end), 2.28)
+    assert capped.fixed_seconds == pytest.approx(0.855)
+    assert capped.steady_batches_per_second == pytest.approx(32 / (end - 0.855))
+    # Trusting the extrapolation would have read a third more batches per second than the window ran.
+    assert with_fixed_cost(dataclasses.replace(window_timing(begin, ends, end), first_batch_seconds=None),
+                           2.28).steady_batches_per_second > 1.3 * capped.steady_batches_per_second
 
 
 def test_a_cost_after_the_epoch_counts_per_epoch_but_leaves_the_rate_alone():

@@ -28,13 +28,14 @@ def window_timing(epoch_begin: float, batch_ends: Sequence[float], epoch_end: fl
     epoch_seconds = epoch_end - epoch_begin
     if batches == 0:
         raise ValueError("window_timing() needs at least one batch. Received: batch_ends=[]")
+    first_batch_seconds = batch_ends[0] - epoch_begin
     if batches < MIN_BATCHES_FOR_SLOPE:
-        return WindowTiming(batches, epoch_seconds, batches / epoch_seconds, 0.0)
+        return WindowTiming(batches, epoch_seconds, batches / epoch_seconds, 0.0, first_batch_seconds)
     first = batches // 2
     span = batch_ends[-1] - batch_ends[first - 1]
     rate = (batches - first) / span if span > 0 else batches / epoch_seconds
     fixed = max(0.0, epoch_seconds - batches / rate)
-    return WindowTiming(batches, epoch_seconds, rate, fixed)
+    return WindowTiming(batches, epoch_seconds, rate, fixed, first_batch_seconds)
 
 
 def with_fixed_cost(timing: WindowTiming, fixed_seconds: float, epoch_end_seconds: float = 0.0) -> WindowTiming:
@@ -46,14 +47,25 @@ def with_fixed_cost(timing: WindowTiming, fixed_seconds: float, epoch_end_second
     half of an 84-batch epoch arrived at 450 batches/s in an epoch that ran at
     70. The epoch's total time does not lie, so with the fixed cost known
     (Keras's pool start-up and tear-down, measured with free data) the rate
-    follows from it. The fixed cost is capped at half the epoch.
+    follows from it. The fixed cost is capped at half the epoch, and at the
+    window's own first batch: no start-up outlasts it.
+
+    That second cap matters where the known cost is an extrapolation. The
+    analytic model scales the probe's process start-up per worker, and put
+    16 processes on the model-bound benchmark at 2.28 s where their first
+    batch arrived after 0.82 to 0.92 s. Subtracted from a 4.6 s window, the
+    2.28 s made the rate 13.7 batches/s and the predicted epoch 9.6 s, and a
+    real epoch took 14.3 to 14.9 s, slower than inline's 11.6 s: 16
+    processes won every grid and round-robin on a number that was not there.
 
     ``epoch_end_seconds`` is a per-epoch cost outside the timed epoch (see
     ``PipelinePoint``): it does not touch the rate but is part of every epoch.
     """
     fixed = min(fixed_seconds, timing.epoch_seconds / 2)
+    if timing.first_batch_seconds is not None:
+        fixed = min(fixed, timing.first_batch_seconds)
     rate = timing.batches / (timing.epoch_seconds - fixed)
-    return WindowTiming(timing.batches, timing.epoch_seconds, rate, fixed + epoch_end_seconds)
+    return WindowTiming(timing.batches, timing.epoch_seconds, rate, fixed + epoch_end_seconds, timing.first_batch_seconds)
 
 
 def epoch_throughput(window: WindowTiming, epoch_batches: int) -> float:

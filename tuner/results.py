@@ -78,13 +78,16 @@ class WindowTiming:
     and so includes building and tearing down the worker pool;
     ``fixed_seconds`` is the per-epoch cost beyond ``batches / rate``: from the
     free-data pipeline probe when known (``epoch_model.with_fixed_cost``),
-    else from the spacing of the later batches.
+    else from the spacing of the later batches. ``first_batch_seconds`` runs
+    from ``on_epoch_begin`` to the end of the first batch's step: no start-up
+    cost can be longer (None in results written before it was recorded).
     """
 
     batches: int
     epoch_seconds: float
     steady_batches_per_second: float
     fixed_seconds: float
+    first_batch_seconds: float | None = None
 
     def predicted_epoch_seconds(self, epoch_batches: int) -> float:
         return self.fixed_seconds + epoch_batches / self.steady_batches_per_second

@@ -4,8 +4,8 @@ For each workload, in one run on one machine:
 
 1. the exhaustive grid (workers 1, 2, 4, 8, 16 x threads/processes x queue
    1, 4, 10, 32), each configuration timed like a tune-loader trial (two
-   windows, a third when they differ by more than 3%; median), and its wall
-   time;
+   windows, a third when they differ by more than 3%; median) in passes over
+   the whole grid, and its wall time;
 2. tune-loader itself (``recommend()`` with its defaults), and its wall time;
 3. a final round-robin in one trial process: the Keras defaults, the rule of
    thumb (workers = usable cores, processes if the data code holds the GIL),
@@ -97,10 +97,10 @@ class Session:
 
         The raw epoch, not a short window read through tune-loader's epoch
         model: the yardstick must not share the thing it checks. Read through
-        the model, the grid's best was 16 processes on model_bound in every
-        run, 1.1 to 1.3x the defaults, because the model overstated their
-        start-up and so their rate (``epoch_model.with_fixed_cost``); real
-        epochs ran them slower than the defaults. Only the cost after
+        the model, 16 processes beat the defaults 1.1 to 1.3x on model_bound
+        in every run, partly because the model overstated their start-up and
+        so their rate (``epoch_model.with_fixed_cost``); in whole epochs they
+        read 6.6 batches/s against the defaults' 8.8. Only the cost after
         ``on_epoch_end`` (tf-keras's Sequence stall) comes from the probes.
         For a generator without a length the "epoch" is one window.
         """
@@ -114,24 +114,34 @@ class Session:
 
 
 def grid(session: Session) -> dict:
-    """Every grid setting tune-loader would allow for this data (no unpicklable processes, no duplicated data)."""
+    """Every grid setting tune-loader would allow for this data (no unpicklable processes, no duplicated data).
+
+    Timed in passes over the whole grid (every setting's first window, then
+    every setting's second, then a third for those whose two disagree), so
+    the machine's slow drift hits every setting alike. Timed one setting
+    after another, model_bound's process settings, which came last, read 9.8
+    to 10.3 batches/s against about 7.5 for threads and inline; in whole
+    epochs side by side, 2 processes read 8.0 and the defaults 8.8.
+    """
     space = SearchSpace.for_profiles(session.machine, session.dataset, session.model)
     kinds = (False, True) if space.allow_processes else (False,)
     candidates = [LoaderConfig(w, p, q) for p in kinds for w in GRID_WORKERS for q in GRID_QUEUES]
     configs = [c for c in candidates if not space.infeasible(c)]
-    results = []
+    windows = {config: [] for config in configs}
+    stopped: set[LoaderConfig] = set()
     trial = StudySettings(epoch_batches=session.epoch)  # windows per setting exactly as a tune-loader trial
-    for config in configs:
-        try:
-            windows = []
-            for index in range(trial.windows_per_trial):
-                windows.append(session.measurer.measure(config, index).timing)
-                if len(windows) >= trial.min_windows_per_trial and windows_agree(windows, trial):
-                    break
-            results.append((config, epoch_throughputs(windows, session.epoch).median))
-        except TrialStopped as stop:
-            results.append((config, None))
-            print(f"    grid {config.label()}: {stop.reason}", flush=True)
+    for index in range(trial.windows_per_trial):
+        for config in configs:
+            done = len(windows[config]) >= trial.min_windows_per_trial and windows_agree(windows[config], trial)
+            if config in stopped or done:
+                continue
+            try:
+                windows[config].append(session.measurer.measure(config, index).timing)
+            except TrialStopped as stop:
+                stopped.add(config)
+                print(f"    grid {config.label()}: {stop.reason}", flush=True)
+    results = [(config, None if config in stopped else epoch_throughputs(windows[config], session.epoch).median)
+               for config in configs]
     best = max((r for r in results if r[1] is not None), key=lambda r: r[1])
     return {"configs": [(to_dict(c), v) for c, v in results], "best": best[0], "best_first_pass": best[1]}
 

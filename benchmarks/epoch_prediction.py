@@ -1,6 +1,8 @@
 """Does the epoch model predict a real full epoch? Short windows against whole epochs.
 
-For each example with a length and a few configurations, five rounds of: a
+For each example with a length, and the model-bound workload, and a few
+configurations (16 processes among them: the start-up furthest from the
+probe's pool of two), five rounds of: a
 short window (as a trial times it), which gives a predicted full-epoch time,
 then a real ``fit(epochs=2)`` over the dataset's own length. Its second epoch,
 from the first's ``on_epoch_end`` to its own (pool tear-down and start-up,
@@ -32,13 +34,14 @@ from probes.stats import summarize  # noqa: E402
 from tuner.results import KERAS_DEFAULTS, LoaderConfig  # noqa: E402
 
 ROUNDS = 5
-CONFIGS = (KERAS_DEFAULTS, LoaderConfig(4, False, 10), LoaderConfig(2, True, 10))
+# 16 processes: the grid's corner, where the start-up cost is furthest from the probe's pool of two.
+CONFIGS = (KERAS_DEFAULTS, LoaderConfig(4, False, 10), LoaderConfig(2, True, 10), LoaderConfig(16, True, 32))
 
 
 def main() -> None:
     print(f"{'workload':15} {'setting':24} {'predicted s':>11} {f'epoch of fit(epochs=2), n={ROUNDS}':>30} "
           f"{'error':>7} {'one-epoch fit() call':>21} {'error':>7}")
-    for name in ("io_bound", "gil_bound", "numpy_augment", "legacy_sequence"):
+    for name in ("io_bound", "gil_bound", "numpy_augment", "legacy_sequence", "model_bound"):
         session = Session(WORKLOADS[name])
         for config in CONFIGS:
             predictions, calls, epochs = [], [], []

@@ -178,9 +178,11 @@ def ceiling_with_measured(limit: Ceiling, trials: tuple[TrialResult, ...]) -> Ce
     """The ceiling, raised to the best measured median when a setting beat the free-data probe.
 
     The probe feeds Keras free data with one or two workers, a few dozen
-    batches at a time (the fastest of up to three runs); on the model-bound benchmark 16 processes measured 8.5
-    batches/s against a probe of 7.9. What a setting reached on this
-    machine, the ceiling is at least.
+    batches at a time (the fastest of up to three runs), and has its own
+    noise. What a setting reached on this machine, the ceiling is at least.
+    (16 processes once read 8% above it on the model-bound benchmark; that
+    was the epoch model overstating their start-up, since fixed: see
+    ``epoch_model.with_fixed_cost``.)
     """
     measured = [t for t in trials if t.status == "ok" and t.epoch_batches_per_second]
     if not measured:

@@ -169,9 +169,9 @@ def _out_of_patience(results: list[TrialResult], starts: int, settings: StudySet
 def _at_ceiling(results: list[TrialResult], starts: int, settings: StudySettings) -> bool:
     """True when the best is near the free-data ceiling, once every starting configuration is measured.
 
-    The ceiling is Keras fed with free data by 1 to 2 workers; on the
-    model-bound benchmark 16 processes measured 8% above it, so the starts
-    (rule of thumb, the model's guesses) always run before it can stop the search.
+    The ceiling is Keras fed with free data by 1 to 2 workers, a noisy probe
+    of its own, so the starts (rule of thumb, the model's guesses) always run
+    before it can stop the search.
     """
     if not settings.ceiling_batches_per_second or len(results) < starts:
         return False

@@ -96,7 +96,9 @@ def test_cli_tunes_a_real_dataset_and_writes_a_consistent_report(tmp_path):
     assert data["dataset"]["batches_per_epoch"] == 40
     assert data["dataset"]["cpu_fraction"] < 0.5
     statuses = [t["status"] for t in data["trials"]]
-    assert len(statuses) == 4 and statuses[0] == "ok"
+    # At most --trials; the search may stop sooner (time budget, patience, ceiling), as a CI run once
+    # did after 3.
+    assert 1 <= len(statuses) <= 4 and statuses[0] == "ok"
     # Waiting code: the defaults are not the model's guess, so the study skips them and only the
     # confirmation race times them, side by side with the answer.
     assert "keras defaults" not in [t["origin"] for t in data["trials"]]
@@ -111,7 +113,7 @@ def test_cli_tunes_a_real_dataset_and_writes_a_consistent_report(tmp_path):
     assert best_rate / default_rate == pytest.approx(data["confirmation"]["speedup"])
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 5
-    assert (out / "trials.csv").read_text().count("\n") == 5
+    assert (out / "trials.csv").read_text().count("\n") == len(statuses) + 1
     assert (out / "study.db").exists()
     assert no_descendants_left() == []
 

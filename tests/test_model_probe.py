@@ -65,4 +65,3 @@ def test_the_report_shows_the_kernel_share_and_page_faults_of_the_step(tmp_path)
     model = dataclasses.replace(recommendation.model, kernel_cpu_share=0.31, page_faults_per_step=11532.4)
     html = write_reports(dataclasses.replace(recommendation, model=model), tmp_path)["html"].read_text()
     assert "31% of it in the kernel, 11,532 page faults per step" in html
-

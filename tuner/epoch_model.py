@@ -55,8 +55,12 @@ def with_fixed_cost(timing: WindowTiming, fixed_seconds: float, epoch_end_second
     16 processes on the model-bound benchmark at 2.28 s where their first
     batch arrived after 0.82 to 0.92 s. Subtracted from a 4.6 s window, the
     2.28 s made the rate 13.7 batches/s and the predicted epoch 9.6 s, and a
-    real epoch took 14.3 to 14.9 s, slower than inline's 11.6 s: 16
-    processes won every grid and round-robin on a number that was not there.
+    real epoch took 14.3 to 14.9 s, slower than inline's 11.6 s, yet 16
+    processes had beaten the defaults in every benchmark round-robin.
+
+    The cap errs the other way where a big pool is still ramping up after
+    its first batch: 16 processes were predicted 18% and 26% slower than they
+    ran on gil_bound and numpy_augment (benchmarks/epoch_prediction.py).
 
     ``epoch_end_seconds`` is a per-epoch cost outside the timed epoch (see
     ``PipelinePoint``): it does not touch the rate but is part of every epoch.

@@ -75,4 +75,5 @@ def recommendation(*, class_name="ShardDataset", reason_text="", engine="keras3"
         tf_data=Confirmation((90.0, 88.0, 91.0), (300.0, 305.0, 298.0), 0.3, 0.29, 0.31, 0.95),
         predicted_batches_per_second=330.0, predicted_default_batches_per_second=48.0, measured=True,
         memory_budget_bytes=10 * 2**30, tuning_seconds=60.0, pruning_saved_seconds=4.0,
+        search_stopped_because="3 trials in a row after the starting ones did not beat the best by more than 2%",
     )

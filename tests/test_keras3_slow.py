@@ -90,6 +90,7 @@ def test_cli_tunes_a_real_dataset_and_writes_a_consistent_report(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     data = json.loads((out / "results.json").read_text())
+    html = (out / "report.html").read_text()
     config = data["config"]
     assert f"workers={config['workers']}, use_multiprocessing={config['use_multiprocessing']}" in result.stdout
     assert data["model"]["is_default_model"] is True
@@ -97,8 +98,11 @@ def test_cli_tunes_a_real_dataset_and_writes_a_consistent_report(tmp_path):
     assert data["dataset"]["cpu_fraction"] < 0.5
     statuses = [t["status"] for t in data["trials"]]
     # At most --trials; the search may stop sooner (time budget, patience, ceiling), as a CI run once
-    # did after 3.
+    # did after 3, and then says which rule ended it.
     assert 1 <= len(statuses) <= 4 and statuses[0] == "ok"
+    if len(statuses) == 4:
+        assert data["search_stopped_because"] == "it measured the 4 trials allowed (--trials)"
+    assert data["search_stopped_because"] in html
     # Waiting code: the defaults are not the model's guess, so the study skips them and only the
     # confirmation race times them, side by side with the answer.
     assert "keras defaults" not in [t["origin"] for t in data["trials"]]
@@ -111,7 +115,6 @@ def test_cli_tunes_a_real_dataset_and_writes_a_consistent_report(tmp_path):
     best_rate = data["best_tried_batches_per_second"]["median"]
     assert best_rate > 1.3 * default_rate
     assert best_rate / default_rate == pytest.approx(data["confirmation"]["speedup"])
-    html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 5
     assert (out / "trials.csv").read_text().count("\n") == len(statuses) + 1
     assert (out / "study.db").exists()

@@ -21,6 +21,7 @@ def test_report_files_are_written_and_self_contained(tmp_path):
     assert 'src="http' not in html and "<link" not in html
     assert "8 threads, queue 16" in html
     assert "6.60x" in html and "[6.30, 6.90]" in html
+    assert "The search stopped because 3 trials in a row after the starting ones did not beat the best" in html
     frame = pd.read_csv(paths["csv"])
     assert list(frame["status"]) == ["ok", "ok", "ok", "failed"]
     assert frame.loc[3, "reason"] == "timed out after 30 s"

@@ -26,3 +26,9 @@ def test_other_schema_versions_are_refused_with_advice():
     data["schema_version"] = 99
     with pytest.raises(ValueError, match="Re-run tune-loader"):
         Recommendation.from_json(json.dumps(data))
+
+
+def test_results_json_from_before_the_stop_reason_still_loads():
+    data = json.loads(builders.recommendation().to_json())
+    del data["search_stopped_because"]
+    assert Recommendation.from_json(json.dumps(data)).search_stopped_because is None

@@ -38,6 +38,7 @@ def test_the_search_stops_when_patience_runs_out():
     starts = STARTS + [("prediction", LoaderConfig(4, False, 10))]
     outcome = run_study(fake, SPACE, starts, settings(max_trials=20, patience=3))
     assert len(outcome.trials) == len(starts) + 3
+    assert outcome.stopped_because.startswith("3 trials in a row after the starting ones did not beat the best")
 
 
 def test_the_simplest_config_within_five_percent_of_the_fastest_wins():
@@ -61,8 +62,12 @@ def test_the_fastest_trials_within_ten_percent_race_the_simplest():
     )
     chosen = best_trial(trials)
     assert chosen.config == LoaderConfig(6, False, 10)
-    assert race_rivals(trials, chosen) == [LoaderConfig(16, False, 32), LoaderConfig(9, True, 16)]
-    assert race_rivals(trials, chosen, margin=0.01) == [LoaderConfig(16, False, 32)]
+    assert race_rivals(trials, chosen, settings()) == [LoaderConfig(16, False, 32), LoaderConfig(9, True, 16)]
+    assert race_rivals(trials, chosen, settings(), margin=0.01) == [LoaderConfig(16, False, 32)]
+    # At the free-data ceiling they are the model's own speed, equals: nothing to race.
+    assert race_rivals(trials, chosen, settings(ceiling_batches_per_second=310.0)) == []
+    assert race_rivals(trials, chosen, settings(ceiling_batches_per_second=330.0)) == [
+        LoaderConfig(16, False, 32), LoaderConfig(9, True, 16)]
 
 
 def test_the_race_keeps_the_simplest_unless_a_rival_is_clearly_faster():
@@ -197,6 +202,7 @@ def test_the_search_stops_at_the_ceiling():
     starts = [("defaults", KERAS_DEFAULTS), ("guess", LoaderConfig(8, False, 16))]  # 387 batches/s a 200-batch epoch
     outcome = run_study(fake, SPACE, starts, settings(max_trials=20, patience=20, ceiling_batches_per_second=400.0))
     assert len(outcome.trials) == 2
+    assert outcome.stopped_because.startswith("the best trial reached 95% of the free-data ceiling (400.0 batches/s)")
     # Even when the first start already reaches it, every start is measured.
     reversed_starts = run_study(FakeMeasurer(), SPACE, starts[::-1],
                                 settings(max_trials=20, patience=20, ceiling_batches_per_second=400.0))
@@ -215,3 +221,17 @@ def test_a_trial_stops_after_two_windows_that_agree_and_takes_a_third_when_they_
 
     noisy = run_study(Jumpy(), SPACE, STARTS[:1], settings(max_trials=1))
     assert len(noisy.trials[0].windows) == 3
+
+
+def test_the_outcome_says_which_limit_ended_the_search():
+    by_trials = run_study(FakeMeasurer(), SPACE, STARTS, settings(max_trials=3, patience=20))
+    assert len(by_trials.trials) == 3
+    assert by_trials.stopped_because == "it measured the 3 trials allowed (--trials)"
+    by_time = run_study(FakeMeasurer(), SPACE, STARTS, settings(time_budget_seconds=0.0))
+    assert by_time.trials == ()
+    assert by_time.stopped_because == "it used its time budget of 0 s (--time-budget)"
+    # One worker, threads only: the queue changes nothing without a pool, so every proposal repeats.
+    tiny = SearchSpace(max_workers=1, allow_processes=False)
+    exhausted = run_study(FakeMeasurer(), tiny, [("defaults", KERAS_DEFAULTS)], settings(max_trials=20, patience=20))
+    assert len(exhausted.trials) == 1
+    assert exhausted.stopped_because.endswith("the space is exhausted")

@@ -197,7 +197,8 @@ def print_summary(console: Console, r: Recommendation, folder: Path) -> None:
         table.add_row("tf.data", f"{r.tf_data.speedup:.2f}x the best Keras setting [{r.tf_data.speedup_low:.2f}, {r.tf_data.speedup_high:.2f}]")
     table.add_row("Model", r.model.description)
     if r.measured:
-        table.add_row("Trials", f"{len(r.trials)} in {r.tuning_seconds:.0f} s (pruning saved ~{r.pruning_saved_seconds:.0f} s)")
+        table.add_row("Trials", f"{len(r.trials)} in {r.tuning_seconds:.0f} s (pruning saved ~{r.pruning_saved_seconds:.0f} s)"
+                      + (f"; stopped because {r.search_stopped_because}" if r.search_stopped_because else ""))
     console.print(table)
     for reason in r.reasons:
         console.print(f"• {reason}", highlight=False)

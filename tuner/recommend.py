@@ -151,7 +151,7 @@ def recommend(
                 + "; ".join(f"{t.config.label()}: {t.reason}" for t in outcome.trials[:3])
             )
         with_tf_data = dataset_profile.kind != "generator"  # tf.data's parallel map needs batch i on demand
-        candidates = [best.config] + race_rivals(outcome.trials, best)
+        candidates = [best.config] + race_rivals(outcome.trials, best, settings)
         contenders = candidates + ([KERAS_DEFAULTS] if KERAS_DEFAULTS not in candidates else [])
         contenders += [TF_DATA] if with_tf_data else []
         others = [f"its {len(candidates) - 1} closest rival(s)"] if len(candidates) > 1 else []
@@ -222,6 +222,7 @@ def recommend(
         memory_budget_bytes=budget,
         tuning_seconds=time.monotonic() - started,
         pruning_saved_seconds=outcome.pruning_saved_seconds,
+        search_stopped_because=outcome.stopped_because,
         duplicated_data_allowed=allow_duplicated_data and space.allow_processes,
     )
     if compare_keras3 and answer.legacy:

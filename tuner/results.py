@@ -198,6 +198,7 @@ class Recommendation:
     memory_budget_bytes: int | None
     tuning_seconds: float
     pruning_saved_seconds: float
+    search_stopped_because: str | None = None  # None for --quick (no search) and results.json files before it
     duplicated_data_allowed: bool = False
     keras3: EngineComparison | None = None
     schema_version: int = SCHEMA_VERSION

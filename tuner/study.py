@@ -82,9 +82,13 @@ class StudySettings:
 
 @dataclass(frozen=True)
 class StudyOutcome:
+    """The measured trials, and why the search ended (a sentence for the report: without it, a run that
+    stopped after 3 of 4 trials could not say which rule fired)."""
+
     trials: tuple[TrialResult, ...]
     pruning_saved_seconds: float
     resumed_trials: int
+    stopped_because: str
 
 
 def run_study(
@@ -124,12 +128,7 @@ def run_study(
     saved = 0.0
     began = time.monotonic()
     repeats = 0
-    while (
-        len(results) < settings.max_trials
-        and time.monotonic() - began < settings.time_budget_seconds
-        and not _out_of_patience(results, len(starts), settings)
-        and not _at_ceiling(results, len(starts), settings)
-    ):
+    while not (stopped_because := _stop_reason(results, len(starts), settings, time.monotonic() - began)):
         trial = study.ask()
         config = space.suggest(trial)
         if config.equivalence_key() in known:
@@ -139,6 +138,7 @@ def run_study(
             _tell(study, trial, known[config.equivalence_key()])
             repeats += 1
             if repeats > MAX_REPEATS_PER_TRIAL * settings.max_trials:
+                stopped_because = "the sampler kept proposing settings already measured: the space is exhausted"
                 break
             continue
         origin = trial.user_attrs.get(ORIGIN_ATTR, "sampler")
@@ -155,7 +155,22 @@ def run_study(
         known[config.equivalence_key()] = result
         if on_trial:
             on_trial(result, len(results))
-    return StudyOutcome(tuple(results), saved, resumed)
+    return StudyOutcome(tuple(results), saved, resumed, stopped_because)
+
+
+def _stop_reason(results: list[TrialResult], starts: int, settings: StudySettings, elapsed: float) -> str | None:
+    """Why the search should stop now, as a sentence for the report, or None to go on."""
+    if len(results) >= settings.max_trials:
+        return f"it measured the {settings.max_trials} trials allowed (--trials)"
+    if elapsed >= settings.time_budget_seconds:
+        return f"it used its time budget of {settings.time_budget_seconds:.0f} s (--time-budget)"
+    if _out_of_patience(results, starts, settings):
+        return (f"{settings.patience} trials in a row after the starting ones did not beat the best by more "
+                f"than {settings.min_improvement:.0%}")
+    if len(results) >= starts and reached_ceiling(results, settings):
+        return (f"the best trial reached {settings.ceiling_share:.0%} of the free-data ceiling "
+                f"({settings.ceiling_batches_per_second:.1f} batches/s), which no setting can beat")
+    return None
 
 
 def _out_of_patience(results: list[TrialResult], starts: int, settings: StudySettings) -> bool:
@@ -166,16 +181,17 @@ def _out_of_patience(results: list[TrialResult], starts: int, settings: StudySet
     return _best_rate(results) <= before * (1.0 + settings.min_improvement)
 
 
-def _at_ceiling(results: list[TrialResult], starts: int, settings: StudySettings) -> bool:
-    """True when the best is near the free-data ceiling, once every starting configuration is measured.
+def reached_ceiling(trials: Collection[TrialResult], settings: StudySettings) -> bool:
+    """True when the best trial is within ``ceiling_share`` of the free-data ceiling: no Keras setting can
+    beat it by more than the probe's noise, so neither searching on nor racing rivals can gain.
 
     The ceiling is Keras fed with free data by 1 to 2 workers, a noisy probe
     of its own, so the starts (rule of thumb, the model's guesses) always run
     before it can stop the search.
     """
-    if not settings.ceiling_batches_per_second or len(results) < starts:
+    if not settings.ceiling_batches_per_second:
         return False
-    return _best_rate(results) >= settings.ceiling_share * settings.ceiling_batches_per_second
+    return _best_rate(list(trials)) >= settings.ceiling_share * settings.ceiling_batches_per_second
 
 
 def _best_rate(trials: list[TrialResult]) -> float:
@@ -287,17 +303,22 @@ def best_trial(trials: tuple[TrialResult, ...], tolerance: float = NEAR_BEST) ->
     return min(near, key=lambda t: simplicity(t.config))
 
 
-def race_rivals(trials: tuple[TrialResult, ...], chosen: TrialResult, count: int = RIVALS,
-                margin: float = RIVAL_MARGIN) -> list[LoaderConfig]:
+def race_rivals(trials: tuple[TrialResult, ...], chosen: TrialResult, settings: StudySettings,
+                count: int = RIVALS, margin: float = RIVAL_MARGIN) -> list[LoaderConfig]:
     """The fastest other trials within ``margin`` of the fastest: the settings the confirmation races
-    against the study's choice.
+    against the study's choice. None when the best trial reached the ceiling.
 
     Two or three windows per trial leave the study's ranking of near-equal
     settings to chance (io_bound: the choice, 6 threads, measured 0.82 of the
-    grid's best side by side); more interleaved epochs settle it.
+    grid's best side by side); more interleaved epochs settle it. At the
+    ceiling there is nothing to settle: every setting near the best is the
+    model's own speed, and racing two of them cost model_bound 25 s of 130
+    (4-second epochs) to choose among equals. tf.data still races the
+    choice there (``recommend``): it replaces the Keras data path the
+    ceiling was measured through, so the ceiling does not bound it.
     """
     completed = sorted(_completed(trials), key=lambda t: -t.epoch_batches_per_second.median)
-    if not completed:
+    if not completed or reached_ceiling(trials, settings):
         return []
     floor = (1.0 - margin) * completed[0].epoch_batches_per_second.median
     return [t.config for t in completed if t.config != chosen.config

@@ -19,10 +19,12 @@ readings lands on whichever state two of them hit. Prints the relative
 error of the median prediction against the measured median.
 
     python benchmarks/epoch_prediction.py
+    python benchmarks/epoch_prediction.py --workloads gil_bound numpy_augment
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -34,14 +36,18 @@ from probes.stats import summarize  # noqa: E402
 from tuner.results import KERAS_DEFAULTS, LoaderConfig  # noqa: E402
 
 ROUNDS = 5
+CHECKED = ("io_bound", "gil_bound", "numpy_augment", "legacy_sequence", "model_bound")
 # 16 processes: the grid's corner, where the start-up cost is furthest from the probe's pool of two.
 CONFIGS = (KERAS_DEFAULTS, LoaderConfig(4, False, 10), LoaderConfig(2, True, 10), LoaderConfig(16, True, 32))
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workloads", nargs="+", choices=CHECKED, default=list(CHECKED))
+    args = parser.parse_args()
     print(f"{'workload':15} {'setting':24} {'predicted s':>11} {f'epoch of fit(epochs=2), n={ROUNDS}':>30} "
           f"{'error':>7} {'one-epoch fit() call':>21} {'error':>7}")
-    for name in ("io_bound", "gil_bound", "numpy_augment", "legacy_sequence", "model_bound"):
+    for name in args.workloads:
         session = Session(WORKLOADS[name])
         for config in CONFIGS:
             predictions, calls, epochs = [], [], []

@@ -58,9 +58,11 @@ def with_fixed_cost(timing: WindowTiming, fixed_seconds: float, epoch_end_second
     real epoch took 14.3 to 14.9 s, slower than inline's 11.6 s, yet 16
     processes had beaten the defaults in every benchmark round-robin.
 
-    The cap errs the other way where a big pool is still ramping up after
-    its first batch: 16 processes were predicted 18% and 26% slower than they
-    ran on gil_bound and numpy_augment (benchmarks/epoch_prediction.py).
+    Where a big pool is still ramping up after its first batch, the window
+    is mostly ramp and its reading spreads: 16 processes' 32-batch windows
+    on numpy_augment predicted 4.0 to 6.4 s for epochs of 4.8 to 6.0 s
+    (120-batch windows: 5.3 to 5.7 s). The median of five came out -6% and
+    +26% in two runs (benchmarks/epoch_prediction.py), so no bias is shown.
 
     ``epoch_end_seconds`` is a per-epoch cost outside the timed epoch (see
     ``PipelinePoint``): it does not touch the rate but is part of every epoch.

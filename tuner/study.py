@@ -186,8 +186,9 @@ def reached_ceiling(trials: Collection[TrialResult], settings: StudySettings) ->
     beat it by more than the probe's noise, so neither searching on nor racing rivals can gain.
 
     The ceiling is Keras fed with free data by 1 to 2 workers, a noisy probe
-    of its own, so the starts (rule of thumb, the model's guesses) always run
-    before it can stop the search.
+    of its own (7.4 to 8.7 batches/s in three probes of model_bound), so the
+    starts (rule of thumb, the model's guesses) always run before it can
+    stop the search (``_stop_reason``).
     """
     if not settings.ceiling_batches_per_second:
         return False

@@ -210,6 +210,7 @@ def run_workload(name: str, path: Path) -> dict:
         "tuning_time_ratio": tune_seconds / grid_seconds,
         "grid": grid_result | {"best": to_dict(grid_result["best"])},
         "tune_loader_trials": len(answer.trials),
+        "tune_loader_search_stopped_because": answer.search_stopped_because,
         "tune_loader_keras_setting": to_dict(answer.config),
         "tune_loader_advises_tf_data": answer.tf_data_is_faster,
         "rows": rows,

@@ -211,6 +211,10 @@ def run_workload(name: str, path: Path) -> dict:
         "grid": grid_result | {"best": to_dict(grid_result["best"])},
         "tune_loader_trials": len(answer.trials),
         "tune_loader_search_stopped_because": answer.search_stopped_because,
+        # Its own race: what it chose before the confirmation, and the epochs behind the claim (None when that
+        # was the defaults). Without them a run that kept the defaults could not say what the race had timed.
+        "tune_loader_best_tried": to_dict(answer.best_tried),
+        "tune_loader_confirmation": to_dict(answer.confirmation),
         "tune_loader_keras_setting": to_dict(answer.config),
         "tune_loader_advises_tf_data": answer.tf_data_is_faster,
         "rows": rows,

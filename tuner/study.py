@@ -99,7 +99,8 @@ def run_study(
     on_trial: Callable[[TrialResult, int], None] | None = None,
     predict: Callable[[LoaderConfig], float] | None = None,
 ) -> StudyOutcome:
-    """Measures the starting configs, then lets TPE search until trials, time or patience run out.
+    """Measures the starting configs, then lets TPE search until trials, time, patience or the ceiling end it
+    (``StudyOutcome.stopped_because`` says which).
 
     ``on_trial(result, measured_so_far)`` is called after every measured
     trial; ``predict(config)``, when given, is stored beside each measurement

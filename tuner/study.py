@@ -193,10 +193,10 @@ def reached_ceiling(trials: Collection[TrialResult], settings: StudySettings) ->
     """
     if not settings.ceiling_batches_per_second:
         return False
-    return _best_rate(list(trials)) >= settings.ceiling_share * settings.ceiling_batches_per_second
+    return _best_rate(trials) >= settings.ceiling_share * settings.ceiling_batches_per_second
 
 
-def _best_rate(trials: list[TrialResult]) -> float:
+def _best_rate(trials: Collection[TrialResult]) -> float:
     rates = [t.epoch_batches_per_second.median for t in trials if t.status == "ok" and t.epoch_batches_per_second]
     return max(rates, default=0.0)
 
@@ -308,7 +308,7 @@ def best_trial(trials: tuple[TrialResult, ...], tolerance: float = NEAR_BEST) ->
 def race_rivals(trials: tuple[TrialResult, ...], chosen: TrialResult, settings: StudySettings,
                 count: int = RIVALS, margin: float = RIVAL_MARGIN) -> list[LoaderConfig]:
     """The fastest other trials within ``margin`` of the fastest: the settings the confirmation races
-    against the study's choice. None when the best trial reached the ceiling.
+    against the study's choice; an empty list once the best trial reached the ceiling.
 
     Two or three windows per trial leave the study's ranking of near-equal
     settings to chance (io_bound: the choice, 6 threads, measured 0.82 of the

@@ -10,6 +10,7 @@ and starting a fresh runner: the study goes on.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import inspect
 import math
@@ -310,6 +311,20 @@ def main() -> None:
     os.dup2(2, 1)  # the user's prints and C-level output must not corrupt the protocol
     sys.stdout = sys.stderr
     serve(sys.stdin.buffer, replies)
+    exit_without_finalizing()
+
+
+def exit_without_finalizing() -> None:
+    """Ends the runner once the parent has closed its pipe, skipping the interpreter's finalization.
+
+    With TensorFlow loaded, tearing its modules down took 1.1 s, paid at the
+    end of every run while the caller waited; this way the runner is gone in
+    0.06 s. The user's ``atexit`` handlers still run (the data file may
+    clean up after itself); nothing else is left to flush.
+    """
+    atexit._run_exitfuncs()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

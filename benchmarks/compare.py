@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from probes import probe_machine  # noqa: E402
 from probes.serde import to_dict  # noqa: E402
-from probes.stats import bootstrap_ratio_interval, summarize  # noqa: E402
+from probes.stats import bootstrap_ratio_interval, paired_ratio_interval, summarize  # noqa: E402
 from tuner import recommend  # noqa: E402
 from tuner.epoch_model import epoch_throughputs  # noqa: E402
 from tuner.isolation import TrialStopped  # noqa: E402
@@ -146,15 +146,27 @@ def grid(session: Session) -> dict:
     return {"configs": [(to_dict(c), v) for c, v in results], "best": best[0], "best_first_pass": best[1]}
 
 
-def final_rounds(session: Session, contenders: dict[str, LoaderConfig], rounds: int = FINAL_ROUNDS) -> dict[str, list[float]]:
-    samples = {name: [] for name in contenders}
+def final_rounds(session: Session, contenders: dict[str, LoaderConfig], rounds: int = FINAL_ROUNDS) -> list[dict[str, float]]:
+    """Each round's whole-epoch throughputs by contender (one that stopped is missing from its round)."""
+    timed = []
     for _ in range(rounds):
+        timed.append({})
         for name, config in contenders.items():
             try:
-                samples[name].append(session.whole_epoch(config))
+                timed[-1][name] = session.whole_epoch(config)
             except TrialStopped as stop:
                 print(f"    {name}: {stop.reason}", flush=True)
-    return samples
+    return timed
+
+
+def by_contender(timed: list[dict[str, float]], names) -> dict[str, list[float]]:
+    return {name: [epochs[name] for epochs in timed if name in epochs] for name in names}
+
+
+def paired(timed: list[dict[str, float]], numerator: str, denominator: str) -> tuple[float, float, float]:
+    """``numerator`` over ``denominator`` from the rounds that timed both (``paired_ratio_interval``)."""
+    both = [epochs for epochs in timed if numerator in epochs and denominator in epochs]
+    return paired_ratio_interval([e[numerator] for e in both], [e[denominator] for e in both])
 
 
 def run_workload(name: str, path: Path) -> dict:
@@ -183,8 +195,9 @@ def run_workload(name: str, path: Path) -> dict:
     }
     if session.dataset.kind != "generator":  # tf.data's parallel map needs batch i on demand
         contenders["tf.data AUTOTUNE"] = LoaderConfig.tf_data()
-    samples = final_rounds(session, contenders)
+    timed = final_rounds(session, contenders)
     session.close()
+    samples = by_contender(timed, contenders)
     reference = samples["grid best"]
     rows = {}
     for contender, values in samples.items():
@@ -218,6 +231,7 @@ def run_workload(name: str, path: Path) -> dict:
         "tune_loader_keras_setting": to_dict(answer.config),
         "tune_loader_advises_tf_data": answer.tf_data_is_faster,
         "rows": rows,
+        "rounds": timed,
     }
 
 
@@ -230,7 +244,9 @@ def stability(name: str, path: Path, repeats: int) -> dict:
     this measurement's noise floor, against which the answers' spread is
     judged. ``STABILITY_ROUNDS`` epochs each: with five, two copies of one
     io_bound setting read 10 to 11% apart, and with ten 8.5% apart
-    ([0.83, 1.26]), too coarse to judge a 5% goal.
+    ([0.83, 1.26]), too coarse to judge a 5% goal. Ratios are paired by
+    round (``paired_ratio_interval``): the machine's slow phases move every
+    setting in a round together.
     """
     answers = [recommend(str(path), seed=seed).config for seed in range(repeats)]
     print(f"\n== stability of {name}: " + "; ".join(a.label() for a in answers), flush=True)
@@ -238,19 +254,20 @@ def stability(name: str, path: Path, repeats: int) -> dict:
     session = Session(path)
     contenders = {a.label(): a for a in distinct}
     control = f"{distinct[0].label()} again (control)"
-    samples = final_rounds(session, contenders | {control: distinct[0]}, rounds=STABILITY_ROUNDS)
+    timed = final_rounds(session, contenders | {control: distinct[0]}, rounds=STABILITY_ROUNDS)
     session.close()
+    samples = by_contender(timed, [*contenders, control])
     medians = {label: summarize(values).median for label, values in samples.items()}
     fastest = max(contenders, key=medians.get)
     slowest = min(contenders, key=medians.get)
-    spread, low, high = bootstrap_ratio_interval(samples[fastest], samples[slowest])
-    floor, floor_low, floor_high = bootstrap_ratio_interval(samples[control], samples[distinct[0].label()])
+    spread, low, high = paired(timed, fastest, slowest)
+    floor, floor_low, floor_high = paired(timed, control, distinct[0].label())
     for label, median in medians.items():
         print(f"  {label:40} {median:8.1f} batches/s")
     print(f"  {len(distinct)} distinct answer(s) in {repeats} runs; fastest / slowest = {spread:.3f} "
           f"[{low:.3f}, {high:.3f}]; the same setting timed twice: {floor:.3f} [{floor_low:.3f}, {floor_high:.3f}] "
-          f"({STABILITY_ROUNDS} interleaved epochs each, 95% bootstrap intervals)")
-    return {"workload": name, "answers": [to_dict(a) for a in answers], "medians": medians, "samples": samples,
+          f"({STABILITY_ROUNDS} interleaved epochs each; median of per-round ratios, 95% bootstrap over rounds)")
+    return {"workload": name, "answers": [to_dict(a) for a in answers], "medians": medians, "rounds": timed,
             "spread": spread - 1.0, "spread_interval": [low - 1.0, high - 1.0],
             "same_setting_ratio": floor, "same_setting_interval": [floor_low, floor_high]}
 

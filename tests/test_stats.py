@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from probes.stats import bootstrap_ratio_interval, outlier_mask, summarize
+from probes.stats import bootstrap_ratio_interval, outlier_mask, paired_ratio_interval, summarize
 
 
 def test_summarize_reports_median_mad_and_count():
@@ -38,3 +38,20 @@ def test_bootstrap_interval_includes_one_for_equal_samples():
     a, b = rng.normal(100, 10, 5), rng.normal(100, 10, 5)
     _, low, high = bootstrap_ratio_interval(a, b)
     assert low < 1.0 < high
+
+
+def test_paired_interval_sees_through_a_drift_both_settings_share_where_the_unpaired_one_cannot():
+    rng = np.random.default_rng(3)
+    phase = rng.uniform(0.6, 1.4, 30)  # the machine's slow phases, shared by both settings in a round
+    faster = 105.0 * phase * rng.normal(1.0, 0.01, 30)
+    slower = 100.0 * phase * rng.normal(1.0, 0.01, 30)
+    _, unpaired_low, unpaired_high = bootstrap_ratio_interval(faster, slower)
+    ratio, low, high = paired_ratio_interval(faster, slower)
+    assert unpaired_low < 1.0 < unpaired_high
+    assert 1.0 < low <= ratio <= high < 1.1
+    assert ratio == pytest.approx(1.05, rel=0.01)
+
+
+def test_paired_interval_needs_one_value_per_round_on_each_side():
+    with pytest.raises(ValueError, match="Received: 3 numerator and 2 denominator values"):
+        paired_ratio_interval([1.0, 2.0, 3.0], [1.0, 2.0])

@@ -90,8 +90,8 @@ def paired_ratio_interval(
     were timed in the same round. This machine drifts slowly between fast
     and slow phases that every setting shares: over 30 rounds of io_bound,
     settings correlated 0.6 to 0.8 from round to round, and the same setting
-    timed twice read 0.94 [0.81, 1.15] with ``bootstrap_ratio_interval`` and
-    1.03 [0.98, 1.12] paired. With three rounds the interval is only the
+    timed twice read 0.94 [0.81, 1.15] of itself with
+    ``bootstrap_ratio_interval`` and 0.975 [0.894, 1.024] paired. With three rounds the interval is only the
     ratios' range, so the confirmation race, which settles after three,
     keeps the unpaired interval.
     """

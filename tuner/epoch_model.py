@@ -61,8 +61,10 @@ def with_fixed_cost(timing: WindowTiming, fixed_seconds: float, epoch_end_second
     Where a big pool is still ramping up after its first batch, the window
     is mostly ramp and its reading spreads: 16 processes' 32-batch windows
     on numpy_augment predicted 4.0 to 6.4 s for epochs of 4.8 to 6.0 s
-    (120-batch windows: 5.3 to 5.7 s). The median of five came out -6% and
-    +26% in two runs (benchmarks/epoch_prediction.py), so no bias is shown.
+    (120-batch windows: 5.3 to 5.7 s). The median of five came out +26%,
+    -6% and +27% in three runs (benchmarks/epoch_prediction.py): predicted
+    slower than it runs more often than not (README, "Epoch model against
+    real whole epochs").
 
     ``epoch_end_seconds`` is a per-epoch cost outside the timed epoch (see
     ``PipelinePoint``): it does not touch the rate but is part of every epoch.

@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from reports.plotdata import PlotData  # noqa: E402
 
@@ -40,6 +41,7 @@ def _history(data: PlotData):
         axes.step(numbers, values, where="post", color="black", linewidth=1, label="best so far")
     _reference_lines(axes, data)
     axes.set_xlabel("trial")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # trial numbers, never 0.5
     axes.set_ylabel("epoch throughput (batches/s)")
     axes.set_title("Throughput of every trial (median ± MAD over windows)")
     _legend(axes)
@@ -57,6 +59,7 @@ def _by_workers(data: PlotData):
             )
     _reference_lines(axes, data)
     axes.set_xlabel("workers")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("epoch throughput (batches/s)")
     axes.set_title("Throughput by workers: threads and processes")
     _legend(axes)
@@ -78,6 +81,7 @@ def _memory(data: PlotData):
     elif data.memory_budget_mib:
         axes.annotate(f"budget {data.memory_budget_mib:,.0f} MiB (off scale)", (0.01, 0.95), xycoords="axes fraction", fontsize=8)
     axes.set_xlabel("workers (marker size grows with max_queue_size)")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("peak PSS of process tree (MiB)")
     axes.set_title("Memory: training process and its workers, shared pages counted once")
     _legend(axes)

@@ -41,6 +41,20 @@ def test_plot_data_tracks_the_best_so_far_and_kinds():
     assert data.default_throughput == 45.0
 
 
+def test_trial_and_worker_axes_are_labelled_with_whole_numbers():
+    import matplotlib.pyplot as plt
+
+    from reports import plots
+
+    data = plot_data(builders.recommendation())
+    for draw in (plots._history, plots._by_workers, plots._memory):
+        figure = draw(data)
+        figure.canvas.draw()
+        ticks = figure.axes[0].get_xticks()
+        plt.close(figure)
+        assert all(float(tick).is_integer() for tick in ticks), (draw.__name__, ticks)
+
+
 def test_a_legacy_generator_report_leads_with_tf_keras_and_shows_the_keras3_rewrite(tmp_path):
     recommendation = builders.recommendation(engine="tf-keras", kind="generator", class_name="csv_batches")
     write_reports(recommendation, tmp_path)

@@ -160,6 +160,7 @@ def final_rounds(session: Session, contenders: dict[str, LoaderConfig], rounds: 
 
 
 def by_contender(timed: list[dict[str, float]], names) -> dict[str, list[float]]:
+    """Each contender's epochs across the rounds, for the unpaired statistics."""
     return {name: [epochs[name] for epochs in timed if name in epochs] for name in names}
 
 

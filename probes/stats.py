@@ -91,9 +91,10 @@ def paired_ratio_interval(
     and slow phases that every setting shares: over 30 rounds of io_bound,
     settings correlated 0.6 to 0.8 from round to round, and the same setting
     timed twice read 0.94 [0.81, 1.15] of itself with
-    ``bootstrap_ratio_interval`` and 0.975 [0.894, 1.024] paired. With three rounds the interval is only the
-    ratios' range, so the confirmation race, which settles after three,
-    keeps the unpaired interval.
+    ``bootstrap_ratio_interval`` and 0.975 [0.894, 1.024] paired. With
+    three rounds the interval is only the ratios' range, so the
+    confirmation race, which settles after three, keeps the unpaired
+    interval.
     """
     a = np.asarray(numerator, dtype=float)
     b = np.asarray(denominator, dtype=float)

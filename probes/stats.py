@@ -66,15 +66,8 @@ def bootstrap_ratio_interval(
             f"Received: {a.size} numerator and {b.size} denominator values"
         )
     rng = np.random.default_rng(seed)
-    a_medians = np.median(rng.choice(a, size=(resamples, a.size)), axis=1)
-    b_medians = np.median(rng.choice(b, size=(resamples, b.size)), axis=1)
-    ratios = a_medians / b_medians
-    tail = (1.0 - confidence) / 2.0
-    return (
-        float(np.median(a) / np.median(b)),
-        float(np.quantile(ratios, tail)),
-        float(np.quantile(ratios, 1.0 - tail)),
-    )
+    ratios = _resampled_medians(a, rng, resamples) / _resampled_medians(b, rng, resamples)
+    return _percentile_interval(float(np.median(a) / np.median(b)), ratios, confidence)
 
 
 def paired_ratio_interval(
@@ -104,7 +97,15 @@ def paired_ratio_interval(
             f"Received: {a.size} numerator and {b.size} denominator values"
         )
     ratios = a / b
-    rng = np.random.default_rng(seed)
-    medians = np.median(rng.choice(ratios, size=(resamples, ratios.size)), axis=1)
+    medians = _resampled_medians(ratios, np.random.default_rng(seed), resamples)
+    return _percentile_interval(float(np.median(ratios)), medians, confidence)
+
+
+def _resampled_medians(values: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
+    """Medians of ``resamples`` bootstrap resamples of ``values``."""
+    return np.median(rng.choice(values, size=(resamples, values.size)), axis=1)
+
+
+def _percentile_interval(point: float, draws: np.ndarray, confidence: float) -> tuple[float, float, float]:
     tail = (1.0 - confidence) / 2.0
-    return float(np.median(ratios)), float(np.quantile(medians, tail)), float(np.quantile(medians, 1.0 - tail))
+    return point, float(np.quantile(draws, tail)), float(np.quantile(draws, 1.0 - tail))

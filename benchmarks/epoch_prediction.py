@@ -18,13 +18,19 @@ this machine run at two speeds (8 and 13 ms), and a median of three
 readings lands on whichever state two of them hit. Prints the relative
 error of the median prediction against the measured median.
 
+With ``--out``, every round's raw window (its batches, seconds and first
+batch), the fixed cost the probes predicted for it and the two epochs are
+written as JSON too, so that another way of reading windows can be checked
+against the same run.
+
     python benchmarks/epoch_prediction.py
-    python benchmarks/epoch_prediction.py --workloads gil_bound numpy_augment
+    python benchmarks/epoch_prediction.py --workloads gil_bound numpy_augment --out rounds.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -33,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.compare import WORKLOADS, Session  # noqa: E402
 from probes.stats import summarize  # noqa: E402
+from tuner.predict import predict  # noqa: E402
 from tuner.results import KERAS_DEFAULTS, LoaderConfig  # noqa: E402
 
 ROUNDS = 5
@@ -44,7 +51,9 @@ CONFIGS = (KERAS_DEFAULTS, LoaderConfig(4, False, 10), LoaderConfig(2, True, 10)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", nargs="+", choices=CHECKED, default=list(CHECKED))
+    parser.add_argument("--out", type=Path, help="also write every round as JSON")
     args = parser.parse_args()
+    recorded = []
     print(f"{'workload':15} {'setting':24} {'predicted s':>11} {f'epoch of fit(epochs=2), n={ROUNDS}':>30} "
           f"{'error':>7} {'one-epoch fit() call':>21} {'error':>7}")
     for name in args.workloads:
@@ -52,10 +61,21 @@ def main() -> None:
         for config in CONFIGS:
             predictions, calls, epochs = [], [], []
             for index in range(ROUNDS):  # window, epochs, window, epochs...: drift hits both sides alike
-                predictions.append(session.measurer.measure(config, index).timing.predicted_epoch_seconds(session.epoch))
+                window = session.measurer.measure(config, index).timing
+                predictions.append(window.predicted_epoch_seconds(session.epoch))
                 call, epoch = session.measurer.whole_epochs(config)
                 calls.append(call)
                 epochs.append(epoch)
+                recorded.append({
+                    "workload": name, "config": config.label(), "round": index, "epoch_batches": session.epoch,
+                    "window_batches": window.batches, "window_seconds": window.epoch_seconds,
+                    "first_batch_seconds": window.first_batch_seconds,
+                    "predicted_fixed_seconds": session.measurer.fixed_cost(config),
+                    "predicted_period_seconds": predict(
+                        config, session.machine, session.dataset, session.model, session.epoch
+                    ).batch_period_seconds,
+                    "predicted_epoch_seconds": predictions[-1], "one_epoch_call_seconds": call, "epoch_seconds": epoch,
+                })
             predicted, epoch, call = summarize(predictions).median, summarize(epochs), summarize(calls)
             print(
                 f"{name:15} {config.label():24} {predicted:11.2f} {epoch.median:21.2f} ± {epoch.mad:.2f}      "
@@ -63,6 +83,8 @@ def main() -> None:
                 flush=True,
             )
         session.close()
+        if args.out:
+            args.out.write_text(json.dumps(recorded, indent=1))
 
 
 if __name__ == "__main__":

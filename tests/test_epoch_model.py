@@ -44,9 +44,22 @@ def test_a_final_burst_does_not_fool_the_rate_when_the_fixed_cost_is_known():
     ends = [0.2 + 1.0 * (i + 1) / 60 for i in range(60)] + [1.2 + 0.01 * (i + 1) / 24 for i in range(24)]
     naive = window_timing(0.0, ends, ends[-1])
     fixed = with_fixed_cost(naive, 0.2)
-    assert fixed.steady_batches_per_second == pytest.approx(84 / 1.01)
+    # The burst shortens the mean spacing that the first batch is compared with: 0.205 s of start-up, not 0.2.
+    assert fixed.fixed_seconds == pytest.approx(0.2, abs=0.01)
+    assert fixed.steady_batches_per_second == pytest.approx(84 / 1.01, rel=0.01)
     assert naive.steady_batches_per_second > 1.5 * fixed.steady_batches_per_second
-    assert fixed.fixed_seconds == 0.2
+
+
+def test_a_start_up_longer_than_the_known_cost_is_read_from_the_first_batch():
+    # numpy_augment's 16 processes: the probe extrapolated 0.15 s, the first batch came after 0.53 s.
+    begin, ends, end = clock(startup=0.5, rate=30.0, batches=32)
+    window = with_fixed_cost(window_timing(begin, ends, end), 0.15)
+    assert window.fixed_seconds == pytest.approx(0.5)
+    assert window.steady_batches_per_second == pytest.approx(30.0)
+    assert window.predicted_epoch_seconds(120) == pytest.approx(0.5 + 120 / 30.0)
+    # Taking the extrapolation at its word would have predicted that epoch 21% slower.
+    trusting = with_fixed_cost(dataclasses.replace(window_timing(begin, ends, end), first_batch_seconds=None), 0.15)
+    assert trusting.predicted_epoch_seconds(120) > 1.2 * window.predicted_epoch_seconds(120)
 
 
 def test_a_known_fixed_cost_is_capped_at_half_the_epoch():

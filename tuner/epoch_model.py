@@ -47,33 +47,40 @@ def with_fixed_cost(timing: WindowTiming, fixed_seconds: float, epoch_end_second
     half of an 84-batch epoch arrived at 450 batches/s in an epoch that ran at
     70. The epoch's total time does not lie, so with the fixed cost known
     (Keras's pool start-up and tear-down, measured with free data) the rate
-    follows from it. The fixed cost is capped at half the epoch, and at the
-    window's own first batch: no start-up outlasts it.
+    follows from it.
 
-    That second cap matters where the known cost is an extrapolation. The
-    analytic model scales the probe's process start-up per worker, and put
-    16 processes on the model-bound benchmark at 2.28 s where their first
-    batch arrived after 0.82 to 0.92 s. Subtracted from a 4.6 s window, the
-    2.28 s made the rate 13.7 batches/s and the predicted epoch 9.6 s, and a
-    real epoch took 14.3 to 14.9 s, slower than inline's 11.6 s, yet 16
-    processes had beaten the defaults in every benchmark round-robin.
+    The known cost is an extrapolation for pools bigger than the probe's two
+    workers, so the window's own first batch bounds it from both sides:
 
-    Where a big pool is still ramping up after its first batch, the window
-    is mostly ramp and its reading spreads: 16 processes' 32-batch windows
-    on numpy_augment predicted 4.0 to 6.4 s for epochs of 4.8 to 6.0 s
-    (120-batch windows: 5.3 to 5.7 s). The median of five came out +26%,
-    -6% and +27% in three runs (benchmarks/epoch_prediction.py): predicted
-    slower than it runs more often than not (README, "Epoch model against
-    real whole epochs").
+    - No start-up outlasts the first batch. The analytic model put 16
+      processes on the model-bound benchmark at 2.28 s where their first
+      batch arrived after 0.82 to 0.92 s; subtracted from a 4.6 s window, the
+      2.28 s predicted 9.6 s epochs that took 14.3 to 14.9 s.
+    - What the first batch took beyond the window's mean spacing of the
+      others was start-up, whatever the extrapolation said. One session's
+      probe put 16 processes on numpy_augment at 0.15 s (another's at
+      1.0 s) where their first batch took 0.5 to 0.7 s, and windows of 32
+      and 120 batches put the start-up at 0.4 to 0.6 s: read with 0.15 s,
+      32-batch windows predicted epochs 26% slower than they ran.
 
-    ``epoch_end_seconds`` is a per-epoch cost outside the timed epoch (see
-    ``PipelinePoint``): it does not touch the rate but is part of every epoch.
+    The fixed cost is also capped at half the epoch. ``epoch_end_seconds`` is
+    a per-epoch cost outside the timed epoch (see ``PipelinePoint``): it does
+    not touch the rate but is part of every epoch.
     """
-    fixed = min(fixed_seconds, timing.epoch_seconds / 2)
+    start_up = fixed_seconds
     if timing.first_batch_seconds is not None:
-        fixed = min(fixed, timing.first_batch_seconds)
+        start_up = min(max(start_up, _start_up_seen(timing)), timing.first_batch_seconds)
+    fixed = min(start_up, timing.epoch_seconds / 2)
     rate = timing.batches / (timing.epoch_seconds - fixed)
     return WindowTiming(timing.batches, timing.epoch_seconds, rate, fixed + epoch_end_seconds, timing.first_batch_seconds)
+
+
+def _start_up_seen(timing: WindowTiming) -> float:
+    """The first batch's seconds beyond the mean spacing of the window's other batches."""
+    if timing.batches < 2:
+        return 0.0
+    spacing = (timing.epoch_seconds - timing.first_batch_seconds) / (timing.batches - 1)
+    return max(0.0, timing.first_batch_seconds - spacing)
 
 
 def epoch_throughput(window: WindowTiming, epoch_batches: int) -> float:

@@ -15,6 +15,9 @@ MEMORY_NEAR_BUDGET = 0.8
 # per step; with the thresholds restored, 5 to 12% at 700 to 2,600.
 KERNEL_SHARE_WARNING = 0.25
 PAGE_FAULTS_WARNING = 4000
+# tf.data's autotuner optimizes 10 ms after an iterator starts and then at doubling periods; an inline
+# Keras 3 epoch that waits for it ends at one of these (benchmarks/inline_stall.py).
+AUTOTUNE_TICKS_SECONDS = tuple(0.01 * (2**k - 1) for k in range(1, 30))
 # Below this a batch costs less than handing it to a thread: model_bound's array slices (4 µs a batch)
 # read 0.1x with 2 threads, which says nothing about the GIL.
 THREAD_TEST_FLOOR_SECONDS = 0.001
@@ -173,11 +176,15 @@ def warn(
     epoch_batches: int,
     space: SearchSpace,
     model: ModelProfile | None = None,
+    engine: str = "keras3",
+    chosen_epoch_seconds: float | None = None,
 ) -> tuple[str, ...]:
     """Risks of the chosen settings and doubts about the measurements."""
     warnings = []
     if model is not None and (churn := allocator_churn(model)):
         warnings.append(churn)
+    if wait := autotune_wait(chosen, engine, chosen_epoch_seconds):
+        warnings.append(wait)
     if chosen.use_multiprocessing and dataset.kind == "generator":
         warnings.append(
             f"DUPLICATED DATA: with {chosen.workers} processes, every worker runs its own copy of your generator, "
@@ -227,6 +234,26 @@ def warn(
                 "may have competed for the CPU. Consider re-running on a quiet system."
             )
     return tuple(warnings)
+
+
+def autotune_wait(chosen: LoaderConfig, engine: str, epoch_seconds: float | None) -> str | None:
+    """A warning for inline Keras 3 training, whose epochs can wait for tf.data's autotuner, unseen by the timings.
+
+    Keras 3 makes a new tf.data iterator every epoch, and deleting the last
+    one sometimes blocks until the autotuner's next optimization: on the
+    model-bound benchmark 14 of 27 inline epochs did, 11 s epochs ending at
+    20.5 s. Windows and race epochs end at ``on_epoch_end``, before that.
+    """
+    if engine != "keras3" or chosen.parallel or not epoch_seconds:
+        return None
+    latest = next(tick for tick in AUTOTUNE_TICKS_SECONDS if tick >= epoch_seconds)
+    return (
+        "Without a pool, Keras 3 feeds your batches through tf.data with autotuning on, and an epoch can wait "
+        "before its first batch until the previous epoch's autotuner next optimizes (5.1, 10.2, 20.5 s, ... after "
+        f"that epoch began): an epoch of {epoch_seconds:.1f} s here may cost up to {latest:.1f} s. tune-loader's timings end before "
+        "that wait and cannot see it; on its model-bound benchmark 14 of 27 inline epochs waited "
+        "(benchmarks/inline_stall.py). Any pool turns that autotuning off: workers=2 with threads never waited there."
+    )
 
 
 def allocator_churn(model: ModelProfile) -> str | None:

@@ -171,6 +171,7 @@ def recommend(
     chosen = best.config if confirmation and confirmation.significant else KERAS_DEFAULTS
     chosen_trial = best if chosen == best.config else _trial_for(outcome.trials, KERAS_DEFAULTS)
     default_trial = _trial_for(outcome.trials, KERAS_DEFAULTS)
+    chosen_rate = _raced_rate(final, chosen, chosen_trial)
     warnings = advice.warn(
         chosen=chosen,
         chosen_trial=chosen_trial,
@@ -180,6 +181,8 @@ def recommend(
         epoch_batches=epoch,
         space=space,
         model=model_profile,
+        engine=measurer.loaded["engine"],
+        chosen_epoch_seconds=epoch / chosen_rate.median if chosen_rate else None,
     )
     answer = Recommendation(
         config=chosen,

@@ -1,0 +1,29 @@
+"""The inline autotune warning: when it is given and the bound it states."""
+
+import pytest
+
+from tests import builders
+from tuner import advice
+from tuner.results import KERAS_DEFAULTS, LoaderConfig
+from tuner.space import SearchSpace
+
+
+@pytest.mark.parametrize(("epoch_seconds", "latest"), [(11.0, "20.5"), (4.2, "5.1"), (0.9, "1.3"), (10.23, "10.2")])
+def test_inline_keras3_training_is_warned_of_the_autotuner_wait_up_to_its_next_optimization(epoch_seconds, latest):
+    warning = advice.autotune_wait(KERAS_DEFAULTS, "keras3", epoch_seconds)
+    assert f"an epoch of {epoch_seconds:.1f} s here may cost up to {latest} s" in warning
+    assert "workers=2 with threads" in warning
+
+
+def test_a_pool_another_keras_or_an_unknown_epoch_gets_no_autotune_warning():
+    assert advice.autotune_wait(LoaderConfig(2, False, 10), "keras3", 11.0) is None
+    assert advice.autotune_wait(KERAS_DEFAULTS, "tf-keras", 11.0) is None
+    assert advice.autotune_wait(KERAS_DEFAULTS, "keras3", None) is None
+
+
+
+def test_the_warnings_of_an_inline_keras3_answer_include_the_autotune_wait():
+    common = dict(chosen_trial=None, trials=(), dataset=builders.dataset(), memory_budget_bytes=None,
+                  epoch_batches=100, space=SearchSpace(max_workers=8, allow_processes=True), chosen_epoch_seconds=11.0)
+    assert any("may cost up to 20.5 s" in w for w in advice.warn(chosen=KERAS_DEFAULTS, engine="keras3", **common))
+    assert not any("autotun" in w for w in advice.warn(chosen=LoaderConfig(4, False, 10), engine="keras3", **common))

@@ -16,7 +16,10 @@ three windows and then three epochs, gil_bound read +20% inline and -21%
 with processes in one run). Five rounds, not three: pure-Python batches on
 this machine run at two speeds (8 and 13 ms), and a median of three
 readings lands on whichever state two of them hit. Prints the relative
-error of the median prediction against the measured median.
+error of the median prediction against the measured median, and the median
+of the per-round errors with a 95% bootstrap interval over rounds: a window
+and its epochs are timed back to back, so that one is not moved by the
+machine's slow drift, and its width says how much five rounds can tell.
 
 With ``--out``, every round's raw window (its batches, seconds and first
 batch), the fixed cost the probes predicted for it and the two epochs are
@@ -38,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.compare import WORKLOADS, Session  # noqa: E402
-from probes.stats import summarize  # noqa: E402
+from probes.stats import paired_ratio_interval, summarize  # noqa: E402
 from tuner.predict import predict  # noqa: E402
 from tuner.results import KERAS_DEFAULTS, LoaderConfig  # noqa: E402
 
@@ -53,9 +56,9 @@ def main() -> None:
     parser.add_argument("--workloads", nargs="+", choices=CHECKED, default=list(CHECKED))
     parser.add_argument("--out", type=Path, help="also write every round as JSON")
     args = parser.parse_args()
-    recorded = []
+    recorded, errors = [], []
     print(f"{'workload':15} {'setting':24} {'predicted s':>11} {f'epoch of fit(epochs=2), n={ROUNDS}':>30} "
-          f"{'error':>7} {'one-epoch fit() call':>21} {'error':>7}")
+          f"{'error':>7} {'per round, 95%':>24} {'one-epoch fit() call':>21} {'error':>7}")
     for name in args.workloads:
         session = Session(WORKLOADS[name])
         for config in CONFIGS:
@@ -77,14 +80,20 @@ def main() -> None:
                     "predicted_epoch_seconds": predictions[-1], "one_epoch_call_seconds": call, "epoch_seconds": epoch,
                 })
             predicted, epoch, call = summarize(predictions).median, summarize(epochs), summarize(calls)
+            paired, low, high = paired_ratio_interval(predictions, epochs)
+            errors.append((predicted / epoch.median - 1, low - 1, high - 1))
             print(
                 f"{name:15} {config.label():24} {predicted:11.2f} {epoch.median:21.2f} ± {epoch.mad:.2f}      "
-                f"{predicted / epoch.median - 1:+7.1%} {call.median:21.2f} {predicted / call.median - 1:+7.1%}",
+                f"{errors[-1][0]:+7.1%} {paired - 1:+7.1%} [{low - 1:+6.1%}, {high - 1:+6.1%}] "
+                f"{call.median:21.2f} {predicted / call.median - 1:+7.1%}",
                 flush=True,
             )
         session.close()
         if args.out:
             args.out.write_text(json.dumps(recorded, indent=1))
+    print(f"within 10%: {sum(abs(e) <= 0.10 for e, _, _ in errors)} of {len(errors)} medians; "
+          f"{sum(-0.10 <= low and high <= 0.10 for _, low, high in errors)} per-round intervals wholly inside ±10%, "
+          f"{sum(high < -0.10 or low > 0.10 for _, low, high in errors)} wholly outside")
 
 
 if __name__ == "__main__":

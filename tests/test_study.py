@@ -7,7 +7,7 @@ from tests import builders
 from tests.fakes import FakeMeasurer
 from tuner.results import KERAS_DEFAULTS, LoaderConfig
 from tuner.space import SearchSpace, starting_configs
-from tuner.study import StudySettings, best_trial, confirmed_best, interleave, race_rivals, run_study
+from tuner.study import StudySettings, best_trial, confirmed_best, interleave, next_climb, race_rivals, run_study
 
 SPACE = SearchSpace(max_workers=8, allow_processes=True)
 STARTS = starting_configs(builders.machine(), builders.dataset())
@@ -235,3 +235,26 @@ def test_the_outcome_says_which_limit_ended_the_search():
     exhausted = run_study(FakeMeasurer(), tiny, [("defaults", KERAS_DEFAULTS)], settings(max_trials=20, patience=20))
     assert len(exhausted.trials) == 1
     assert exhausted.stopped_because.endswith("the space is exhausted")
+
+
+def test_a_pool_that_beat_every_smaller_one_climbs_to_twice_its_batches_in_flight():
+    measured = [builders.trial(0, LoaderConfig(4, False, 10), 140.0), builders.trial(1, LoaderConfig(8, False, 10), 190.0)]
+    wide = SearchSpace(max_workers=32, allow_processes=True)
+    assert next_climb(measured, wide) == LoaderConfig(16, False, 15)
+    # Gaining under 5%, or not the biggest pool of its kind measured, or already at the space's edge: no climb.
+    assert next_climb([measured[0], builders.trial(1, LoaderConfig(8, False, 10), 145.0)], wide) is None
+    assert next_climb(measured + [builders.trial(2, LoaderConfig(6, False, 10), 200.0)], wide) is None
+    assert next_climb(measured, SearchSpace(max_workers=8, allow_processes=True)) is None
+    # Processes are not compared with threads.
+    assert next_climb([measured[0], builders.trial(1, LoaderConfig(8, True, 10), 190.0)], wide) is None
+
+
+def test_the_study_climbs_past_a_low_guess_while_doubling_pays():
+    # Waiting code, 20 ms a batch, a 2 ms model: the knee is at 10 batches in flight; the guess stopped at 4.
+    fake = FakeMeasurer(batch_seconds=0.02, model_seconds=0.002)
+    starts = STARTS + [("prediction", LoaderConfig(4, False, 10))]
+    outcome = run_study(fake, SearchSpace(max_workers=16, allow_processes=False), starts,
+                        settings(max_trials=len(starts) + 3, patience=3))
+    climbs = [t.config for t in outcome.trials if t.origin == "climb"]
+    assert climbs[:2] == [LoaderConfig(8, False, 10), LoaderConfig(16, False, 15)]
+    assert best_trial(outcome.trials).config.effective_parallelism >= 10

@@ -170,10 +170,12 @@ def next_climb(results: list[TrialResult], space: SearchSpace) -> LoaderConfig |
     The analytic model's plateau is its weakest estimate, and its starting
     guesses follow it. On io_bound a model probe that read the step at
     2.5 ms instead of 1.7 ms put the plateau at 4 threads; the headroom
-    guess, 8 threads, measured 10% above them, the search stopped three
-    trials later, and the answer read 0.86 to 0.92 of 16 threads side by
-    side. Three runs answered 6, 8 and 10 threads, 17% apart. Doubling
-    while it pays follows the measurement instead, one trial at a time.
+    guess, 8 threads, measured 10% above them and stayed the answer through
+    three trials that were no better. In a full benchmark the answer, 7
+    threads, read 0.85 to 0.92 of 16 threads in four rounds of five, and
+    three runs of the stability check answered 6, 8 and 10 threads, 17%
+    apart. Doubling while it pays follows the measurement instead, one
+    trial at a time.
     """
     latest = results[-1]
     if latest.status != "ok" or not latest.config.parallel or not latest.epoch_batches_per_second:

@@ -21,7 +21,6 @@ def test_a_pool_another_keras_or_an_unknown_epoch_gets_no_autotune_warning():
     assert advice.autotune_wait(KERAS_DEFAULTS, "keras3", None) is None
 
 
-
 def test_the_warnings_of_an_inline_keras3_answer_include_the_autotune_wait():
     common = dict(chosen_trial=None, trials=(), dataset=builders.dataset(), memory_budget_bytes=None,
                   epoch_batches=100, space=SearchSpace(max_workers=8, allow_processes=True), chosen_epoch_seconds=11.0)

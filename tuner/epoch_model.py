@@ -58,10 +58,11 @@ def with_fixed_cost(timing: WindowTiming, fixed_seconds: float, epoch_end_second
       2.28 s predicted 9.6 s epochs that took 14.3 to 14.9 s.
     - What the first batch took beyond the window's mean spacing of the
       others was start-up, whatever the extrapolation said. One session's
-      probe put 16 processes on numpy_augment at 0.15 s (another's at
-      1.0 s) where their first batch took 0.5 to 0.7 s, and windows of 32
-      and 120 batches put the start-up at 0.4 to 0.6 s: read with 0.15 s,
-      32-batch windows predicted epochs 26% slower than they ran.
+      probe put 16 processes on numpy_augment at 0.15 s (others' at 0.56
+      and 1.0 s) where their first batch took 0.5 to 0.7 s, and windows of
+      32 and 120 batches put the start-up at 0.4 to 0.6 s: read with
+      0.15 s, 32-batch windows predicted 6.0 to 7.8 s for epochs of 5.1 to
+      6.2 s.
 
     The fixed cost is also capped at half the epoch. ``epoch_end_seconds`` is
     a per-epoch cost outside the timed epoch (see ``PipelinePoint``): it does

@@ -53,14 +53,28 @@ def autotune_switch():
     return switch
 
 
+def traced_workload(name: str):
+    """The autotune switch, then the workload's module and model with its train step traced."""
+    switch = autotune_switch()
+    module, model = keras3_workload(name)
+    model.fit(module.make_dataset(), epochs=1, verbose=0)  # traces the step
+    return switch, module, model
+
+
+def dataset_with(module, knobs: dict):
+    """A fresh dataset with Keras's knobs set (PyDataset's knobs are properties with setters)."""
+    dataset = module.make_dataset()
+    for knob, value in knobs.items():
+        setattr(dataset, knob, value)
+    return dataset
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workload", choices=KERAS3_WORKLOADS, default="model_bound")
     parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args()
-    switch = autotune_switch()
-    module, model = keras3_workload(args.workload)
-    model.fit(module.make_dataset(), epochs=1, verbose=0)  # traces the step
+    switch, module, model = traced_workload(args.workload)
     settings = {
         INLINE: (False, {}),
         INLINE_NO_AUTOTUNE: (True, {}),
@@ -71,9 +85,7 @@ def main() -> None:
     for round_index in range(args.rounds):
         for name, (autotune_off, knobs) in settings.items():
             switch["off"] = autotune_off
-            dataset = module.make_dataset()
-            for knob, value in knobs.items():  # PyDataset's knobs are properties with setters
-                setattr(dataset, knob, value)
+            dataset = dataset_with(module, knobs)
             start = time.perf_counter()
             model.fit(dataset, epochs=1, verbose=0)
             rates[name].append(len(dataset) / (time.perf_counter() - start))

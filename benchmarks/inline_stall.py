@@ -31,8 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.compare import KERAS3_WORKLOADS, keras3_workload  # noqa: E402
-from benchmarks.inline_prefetch import INLINE, INLINE_NO_AUTOTUNE, autotune_switch  # noqa: E402
+from benchmarks.compare import KERAS3_WORKLOADS  # noqa: E402
+from benchmarks.inline_prefetch import INLINE, INLINE_NO_AUTOTUNE, dataset_with, traced_workload  # noqa: E402
 
 STALL_SECONDS = 0.5  # an epoch's first batch normally starts within 0.03 s of on_epoch_begin
 AUTOTUNE_TICKS = tuple(0.01 * (2**k - 1) for k in range(1, 14))
@@ -66,15 +66,11 @@ def main() -> None:
     parser.add_argument("--workload", choices=KERAS3_WORKLOADS, default="model_bound")
     parser.add_argument("--epochs", type=int, default=5)
     args = parser.parse_args()
-    switch = autotune_switch()
-    module, model = keras3_workload(args.workload)
-    model.fit(module.make_dataset(), epochs=1, verbose=0)  # traces the step
+    switch, module, model = traced_workload(args.workload)
     settings = {INLINE: (False, {}), INLINE_NO_AUTOTUNE: (True, {}), "2 threads, queue 10": (False, {"workers": 2})}
     for name, (autotune_off, knobs) in settings.items():
         switch["off"] = autotune_off
-        dataset = module.make_dataset()
-        for knob, value in knobs.items():  # PyDataset's knobs are properties with setters
-            setattr(dataset, knob, value)
+        dataset = dataset_with(module, knobs)
         clock = epoch_clock()
         model.fit(dataset, epochs=args.epochs, verbose=0, callbacks=[clock])
         stalls = 0

@@ -162,7 +162,7 @@ def recommend(
         final = interleave(measurer, contenders, epoch_batches=epoch, min_rounds=CONFIRMATION_MIN_ROUNDS,
                            max_rounds=CONFIRMATION_MAX_ROUNDS, seed=seed, brief=candidates[1:],
                            challengers=[TF_DATA])
-        best = _trial_for(outcome.trials, confirmed_best(final.samples, candidates)) or best
+        best = _trial_for(outcome.trials, confirmed_best(final, candidates)) or best
     finally:
         measurer.close()
     limit = ceiling_with_measured(limit, outcome.trials)
@@ -210,7 +210,7 @@ def recommend(
             epoch_batches=epoch,
             engine=measurer.loaded["engine"],
             rewrite=_predicted_rewrite(machine, dataset_profile, model_profile, epoch, space.max_workers),
-            race={config: final.samples[config] for config in candidates if config in final.samples},
+            race=final.shared_rounds(candidates),
         ),
         warnings=warnings + tuple(
             f"{config.label()} stopped during the final interleaved comparison: {reason}"

@@ -362,9 +362,10 @@ def race_rivals(trials: tuple[TrialResult, ...], chosen: TrialResult, settings: 
             and t.epoch_batches_per_second.median >= floor][:count]
 
 
-def confirmed_best(samples: dict[LoaderConfig, tuple[float, ...]], candidates: list[LoaderConfig],
+def confirmed_best(race: Interleaved, candidates: list[LoaderConfig],
                    tolerance: float = CONFIRMED_NEAR_BEST) -> LoaderConfig:
-    """The simplest candidate whose median over the race's epochs is within ``tolerance`` of the fastest's.
+    """The simplest candidate whose median over the rounds every candidate ran is within ``tolerance`` of
+    the fastest's.
 
     Close to the fastest, not merely near it: the candidates sit around the
     knee of the throughput curve, where a worker more or less moves
@@ -373,8 +374,8 @@ def confirmed_best(samples: dict[LoaderConfig, tuple[float, ...]], candidates: l
     apart side by side. Settings on the plateau are equal, so taking the
     race's fastest keeps repeated answers equal in throughput.
     """
-    medians = {c: _median(list(samples[c])) for c in candidates if samples.get(c)}
-    if not medians:
+    medians = {c: _median(list(epochs)) for c, epochs in race.shared_rounds(candidates).items()}
+    if not medians:  # every candidate stopped
         return candidates[0]
     fastest = max(medians.values())
     return min((c for c, m in medians.items() if m >= (1.0 - tolerance) * fastest), key=simplicity)
@@ -393,12 +394,29 @@ class Interleaved:
     failures: dict[LoaderConfig, str]
 
     def compare(self, faster: LoaderConfig, slower: LoaderConfig, seed: int = 0) -> Confirmation | None:
-        """``faster`` over ``slower`` with a bootstrap interval, or None if either has no samples."""
-        a, b = self.samples.get(faster), self.samples.get(slower)
-        if not a or not b:
+        """``faster`` over ``slower`` with a bootstrap interval over the rounds that timed both, or None
+        if either has no samples."""
+        shared = self.shared_rounds([faster, slower])
+        if len(shared) < 2:
             return None
+        a, b = shared[faster], shared[slower]
         speedup, low, high = bootstrap_ratio_interval(a, b, confidence=CONFIDENCE, seed=seed)
         return Confirmation(a, b, speedup, low, high, CONFIDENCE)
+
+    def shared_rounds(self, configs: Collection[LoaderConfig]) -> dict[LoaderConfig, tuple[float, ...]]:
+        """The epochs of those ``configs`` that were timed, from the rounds that timed all of them.
+
+        A contender leaves the race for good (settled, brief or stopped), so
+        every config's epochs are the race's first rounds, and the shared
+        rounds are the shortest one's. Comparing more than those undoes the
+        interleaving: on numpy_augment the defaults left after three rounds
+        level with 2 threads (0.999), the leader raced tf.data two more
+        rounds through a fast phase of the machine, and all of its five
+        epochs against the defaults' three read "1.20x".
+        """
+        timed = [config for config in configs if self.samples.get(config)]
+        kept = min((len(self.samples[config]) for config in timed), default=0)
+        return {config: self.samples[config][:kept] for config in timed}
 
 
 def interleave(

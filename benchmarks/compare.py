@@ -224,6 +224,12 @@ def run_workload(name: str, path: Path) -> dict:
         "tuning_time_ratio": tune_seconds / grid_seconds,
         "grid": grid_result | {"best": to_dict(grid_result["best"])},
         "tune_loader_trials": len(answer.trials),
+        # What the search tried and why (origin: prediction, headroom, rule of thumb, sampler, climb), in order.
+        "tune_loader_trial_log": [
+            {"config": t.config.label(), "origin": t.origin, "status": t.status, "wall_seconds": t.wall_seconds,
+             "batches_per_second": t.epoch_batches_per_second.median if t.epoch_batches_per_second else None}
+            for t in answer.trials
+        ],
         "tune_loader_search_stopped_because": answer.search_stopped_because,
         # Its own race: what it chose before the confirmation, and the epochs behind the claim (None when that
         # was the defaults). Without them a run that kept the defaults could not say what the race had timed.

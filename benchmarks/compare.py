@@ -186,7 +186,7 @@ def run_workload(name: str, path: Path) -> dict:
           + f" in {tune_seconds:.0f} s", flush=True)
 
     session = Session(path)
-    # When tf.data beat the best Keras setting in its own confirmation, tune-loader's advice is tf.data (with code).
+    # When tf.data beat the recommended Keras setting in its own race, tune-loader's advice is tf.data (with code).
     advised = LoaderConfig.tf_data() if answer.tf_data_is_faster else answer.config
     contenders = {
         "keras defaults": KERAS_DEFAULTS,

@@ -90,6 +90,18 @@ def test_the_race_compares_settings_over_the_rounds_that_timed_both():
     assert confirmed_best(final, [leader, rival]) == rival  # 31.5 against 30.4; over all five the leader read 36.6
 
 
+def test_tf_data_is_judged_against_what_is_recommended():
+    best, tf_data = LoaderConfig(2, False, 10), LoaderConfig.tf_data()
+    final = race({best: (30.0, 36.0, 39.0), KERAS_DEFAULTS: (28.0, 30.0, 33.0), tf_data: (35.0, 37.0, 40.0)})
+    chosen, confirmation, switch = final.verdict(best)
+    assert chosen == KERAS_DEFAULTS and not confirmation.significant  # 36 over 30, but the epochs overlap
+    assert switch.significant and switch.default_samples == (28.0, 30.0, 33.0)  # level with best, above the defaults
+    assert not final.compare(tf_data, best).significant
+
+    clear = race({best: (40.0, 41.0, 42.0), KERAS_DEFAULTS: (28.0, 30.0, 33.0), tf_data: (35.0, 37.0, 40.0)})
+    assert clear.verdict(best)[0] == best and not clear.verdict(best)[2].significant
+
+
 def race(samples):
     return Interleaved(samples, {}, {})
 

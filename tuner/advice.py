@@ -72,12 +72,12 @@ def explain(
         if tf_data.significant:
             reasons.append(
                 f"A tf.data pipeline over the same __getitem__ (map with AUTOTUNE, prefetch) ran {tf_data.speedup:.2f}x "
-                f"the best Keras setting {interval}: consider switching (code below)."
+                f"the recommended setting ({chosen.label()}) {interval}: consider switching (code below)."
             )
         else:
             reasons.append(
-                f"A tf.data pipeline over the same __getitem__ ran {tf_data.speedup:.2f}x the best Keras setting "
-                f"{interval}: no reason to switch."
+                f"A tf.data pipeline over the same __getitem__ ran {tf_data.speedup:.2f}x the recommended "
+                f"setting ({chosen.label()}) {interval}: no reason to switch."
             )
     if dataset.kind == "generator" and confirmation is not None and not best.config.use_multiprocessing:
         reasons.append(

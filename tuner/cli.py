@@ -194,7 +194,7 @@ def print_summary(console: Console, r: Recommendation, folder: Path) -> None:
     table.add_row("Ceiling", f"{r.ceiling.batches_per_second:.1f} batches/s (Keras fed with free data{raised}){reached}")
     table.add_row("Verdict", r.ceiling.verdict)
     if r.tf_data:
-        table.add_row("tf.data", f"{r.tf_data.speedup:.2f}x the best Keras setting [{r.tf_data.speedup_low:.2f}, {r.tf_data.speedup_high:.2f}]")
+        table.add_row("tf.data", f"{r.tf_data.speedup:.2f}x the recommended setting [{r.tf_data.speedup_low:.2f}, {r.tf_data.speedup_high:.2f}]")
     table.add_row("Model", r.model.description)
     if r.measured:
         table.add_row("Trials", f"{len(r.trials)} in {r.tuning_seconds:.0f} s (pruning saved ~{r.pruning_saved_seconds:.0f} s)"

@@ -166,9 +166,7 @@ def recommend(
     finally:
         measurer.close()
     limit = ceiling_with_measured(limit, outcome.trials)
-    confirmation = final.compare(best.config, KERAS_DEFAULTS, seed) if best.config != KERAS_DEFAULTS else None
-    tf_data = final.compare(TF_DATA, best.config, seed)
-    chosen = best.config if confirmation and confirmation.significant else KERAS_DEFAULTS
+    chosen, confirmation, tf_data = final.verdict(best.config, seed)
     chosen_trial = best if chosen == best.config else _trial_for(outcome.trials, KERAS_DEFAULTS)
     default_trial = _trial_for(outcome.trials, KERAS_DEFAULTS)
     chosen_rate = _raced_rate(final, chosen, chosen_trial)

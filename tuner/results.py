@@ -222,7 +222,7 @@ class Recommendation:
 
     @property
     def tf_data_is_faster(self) -> bool:
-        """tf.data beat the best Keras setting side by side, with an interval above 1."""
+        """tf.data beat the recommended Keras setting side by side, with an interval above 1."""
         return self.tf_data is not None and self.tf_data.significant
 
     @property

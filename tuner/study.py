@@ -23,7 +23,7 @@ from probes.serde import from_dict, to_dict
 from probes.stats import bootstrap_ratio_interval
 from tuner.epoch_model import epoch_throughput, epoch_throughputs
 from tuner.isolation import TrialStopped
-from tuner.results import Confirmation, LoaderConfig, TrialResult, WindowTiming
+from tuner.results import KERAS_DEFAULTS, Confirmation, LoaderConfig, TrialResult, WindowTiming
 from tuner.space import SearchSpace
 
 RESULT_ATTR = "tune_loader_result"
@@ -402,6 +402,18 @@ class Interleaved:
         a, b = shared[faster], shared[slower]
         speedup, low, high = bootstrap_ratio_interval(a, b, confidence=CONFIDENCE, seed=seed)
         return Confirmation(a, b, speedup, low, high, CONFIDENCE)
+
+    def verdict(self, best: LoaderConfig, seed: int = 0) -> tuple[LoaderConfig, Confirmation | None, Confirmation | None]:
+        """What to recommend: ``(chosen, best over the defaults, tf.data over chosen)``.
+
+        ``best`` is chosen when its interval over the defaults excludes 1,
+        else the defaults. tf.data is judged against what is recommended,
+        not against ``best``: when the defaults are kept, switching to
+        tf.data would replace them, not a setting the race could not confirm.
+        """
+        confirmation = self.compare(best, KERAS_DEFAULTS, seed) if best != KERAS_DEFAULTS else None
+        chosen = best if confirmation and confirmation.significant else KERAS_DEFAULTS
+        return chosen, confirmation, self.compare(LoaderConfig.tf_data(), chosen, seed)
 
     def shared_rounds(self, configs: Collection[LoaderConfig]) -> dict[LoaderConfig, tuple[float, ...]]:
         """The epochs of those ``configs`` that were timed, from the rounds that timed all of them.

@@ -22,6 +22,7 @@ maximum of 40 noisy measurements is biased upwards (the winner's curse).
     python benchmarks/compare.py                       # every workload
     python benchmarks/compare.py --workloads io_bound  # one
     python benchmarks/compare.py --repeat 3 --workloads gil_bound   # stability of the answer
+    python benchmarks/compare.py --repeat 3 --rounds 60 --workloads io_bound   # ... with narrower intervals
 
 Writes the table to stdout and everything to benchmarks/results/compare.json.
 """
@@ -170,7 +171,7 @@ def paired(timed: list[dict[str, float]], numerator: str, denominator: str) -> t
     return paired_ratio_interval([e[numerator] for e in both], [e[denominator] for e in both])
 
 
-def run_workload(name: str, path: Path) -> dict:
+def run_workload(name: str, path: Path, rounds: int = FINAL_ROUNDS) -> dict:
     print(f"\n== {name}", flush=True)
     began = time.monotonic()
     session = Session(path)
@@ -196,7 +197,7 @@ def run_workload(name: str, path: Path) -> dict:
     }
     if session.dataset.kind != "generator":  # tf.data's parallel map needs batch i on demand
         contenders["tf.data AUTOTUNE"] = LoaderConfig.tf_data()
-    timed = final_rounds(session, contenders)
+    timed = final_rounds(session, contenders, rounds)
     session.close()
     samples = by_contender(timed, contenders)
     reference = samples["grid best"]
@@ -242,7 +243,7 @@ def run_workload(name: str, path: Path) -> dict:
     }
 
 
-def stability(name: str, path: Path, repeats: int) -> dict:
+def stability(name: str, path: Path, repeats: int, rounds: int = STABILITY_ROUNDS) -> dict:
     """Runs tune-loader ``repeats`` times, then times the distinct answers side by side.
 
     Answers that are the same setting are timed once: two copies of one
@@ -261,7 +262,7 @@ def stability(name: str, path: Path, repeats: int) -> dict:
     session = Session(path)
     contenders = {a.label(): a for a in distinct}
     control = f"{distinct[0].label()} again (control)"
-    timed = final_rounds(session, contenders | {control: distinct[0]}, rounds=STABILITY_ROUNDS)
+    timed = final_rounds(session, contenders | {control: distinct[0]}, rounds=rounds)
     session.close()
     samples = by_contender(timed, [*contenders, control])
     medians = {label: summarize(values).median for label, values in samples.items()}
@@ -275,7 +276,7 @@ def stability(name: str, path: Path, repeats: int) -> dict:
         print(f"  {label:40} {median:8.1f} batches/s")
     widest = f"{faster} / {slower} = {spread:.3f} [{low:.3f}, {high:.3f}]" if faster else "one answer"
     print(f"  {len(distinct)} distinct answer(s) in {repeats} runs; widest gap: {widest}; the same setting timed "
-          f"twice: {floor:.3f} [{floor_low:.3f}, {floor_high:.3f}] ({STABILITY_ROUNDS} interleaved epochs each; "
+          f"twice: {floor:.3f} [{floor_low:.3f}, {floor_high:.3f}] ({rounds} interleaved epochs each; "
           "median of per-round ratios, 95% bootstrap over rounds)")
     return {"workload": name, "answers": [to_dict(a) for a in answers], "medians": medians, "rounds": timed,
             "widest_gap": [faster, slower], "spread": spread - 1.0, "spread_interval": [low - 1.0, high - 1.0],
@@ -307,15 +308,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workloads", nargs="+", choices=sorted(WORKLOADS), default=list(WORKLOADS))
     parser.add_argument("--repeat", type=int, default=0, help="instead: rerun tune-loader this many times per workload")
+    parser.add_argument("--rounds", type=int, help=f"rounds of the final round-robin (default {FINAL_ROUNDS}; "
+                        f"{STABILITY_ROUNDS} with --repeat); more rounds narrow the intervals, at one epoch per contender each")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "compare.json")
     args = parser.parse_args()
     machine = probe_machine()
     if args.repeat:
-        results = [stability(name, WORKLOADS[name], args.repeat) for name in args.workloads]
+        results = [stability(name, WORKLOADS[name], args.repeat, args.rounds or STABILITY_ROUNDS) for name in args.workloads]
     else:
         results = []
         for name in args.workloads:  # written after each workload: a failure later keeps what was measured
-            results.append(run_workload(name, WORKLOADS[name]))
+            results.append(run_workload(name, WORKLOADS[name], args.rounds or FINAL_ROUNDS))
             write(args.out, machine, results)
         print_table(results)
     write(args.out, machine, results)

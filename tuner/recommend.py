@@ -21,7 +21,7 @@ from tuner.results import KERAS_DEFAULTS, EngineComparison, LoaderConfig, Recomm
 from tuner.runner import FileSource, PickledSource
 from tuner.space import SearchSpace, starting_configs
 from tuner.predict import Prediction, best_predictions, ceiling, ceiling_with_measured, predict
-from tuner.study import Interleaved, StudySettings, best_trial, confirmed_best, interleave, race_rivals, run_study
+from tuner.study import StudySettings, best_trial, confirmed_best, interleave, race_rivals, run_study
 from tuner.workload import MIN_WINDOW_BATCHES, RunnerMeasurer
 
 TARGET_WINDOW_SECONDS = 1.0
@@ -169,7 +169,8 @@ def recommend(
     chosen, confirmation, tf_data = final.verdict(best.config, seed)
     chosen_trial = best if chosen == best.config else _trial_for(outcome.trials, KERAS_DEFAULTS)
     default_trial = _trial_for(outcome.trials, KERAS_DEFAULTS)
-    chosen_rate = _raced_rate(final, chosen, chosen_trial)
+    raced = final.shared_rounds([best.config, KERAS_DEFAULTS])  # the epochs the speed-up is computed from
+    chosen_rate = _raced_rate(raced, chosen, chosen_trial)
     warnings = advice.warn(
         chosen=chosen,
         chosen_trial=chosen_trial,
@@ -192,8 +193,8 @@ def recommend(
         epoch_batches=epoch,
         window_batches=window,
         best_tried=best.config,
-        best_tried_batches_per_second=_raced_rate(final, best.config, best),
-        default_batches_per_second=_raced_rate(final, KERAS_DEFAULTS, default_trial),
+        best_tried_batches_per_second=_raced_rate(raced, best.config, best),
+        default_batches_per_second=_raced_rate(raced, KERAS_DEFAULTS, default_trial),
         confirmation=confirmation,
         peak_memory_bytes=final.peak_memory_bytes.get(chosen) or (chosen_trial and chosen_trial.peak_memory_bytes),
         default_peak_memory_bytes=final.peak_memory_bytes.get(KERAS_DEFAULTS) or _default_peak(outcome.trials),
@@ -424,14 +425,16 @@ def _trial_for(trials: tuple[TrialResult, ...], config) -> TrialResult | None:
     return next((t for t in trials if t.config == config and t.status == "ok"), None)
 
 
-def _raced_rate(final: Interleaved, config: LoaderConfig, trial: TrialResult | None) -> Spread | None:
-    """``config``'s epochs in the confirmation race, else its trial's windows.
+def _raced_rate(raced: dict[LoaderConfig, tuple[float, ...]], config: LoaderConfig,
+                trial: TrialResult | None) -> Spread | None:
+    """``config``'s epochs in the confirmation race (``raced``: the rounds that timed both the best
+    setting and the defaults), else its trial's windows.
 
     The race's numbers are the ones the speed-up is computed from: the
     trial's read 313 batches/s for a setting the race timed at 359 beside a
     speed-up of 8.15x, and 313 over the defaults is not 8.15x.
     """
-    if samples := final.samples.get(config):
+    if samples := raced.get(config):
         return summarize(samples)
     return trial.epoch_batches_per_second if trial else None
 

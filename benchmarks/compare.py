@@ -225,12 +225,7 @@ def run_workload(name: str, path: Path, rounds: int = FINAL_ROUNDS) -> dict:
         "tuning_time_ratio": tune_seconds / grid_seconds,
         "grid": grid_result | {"best": to_dict(grid_result["best"])},
         "tune_loader_trials": len(answer.trials),
-        # What the search tried and why (origin: prediction, headroom, rule of thumb, sampler, climb), in order.
-        "tune_loader_trial_log": [
-            {"config": t.config.label(), "origin": t.origin, "status": t.status, "wall_seconds": t.wall_seconds,
-             "batches_per_second": t.epoch_batches_per_second.median if t.epoch_batches_per_second else None}
-            for t in answer.trials
-        ],
+        "tune_loader_trial_log": trial_log(answer),
         "tune_loader_search_stopped_because": answer.search_stopped_because,
         # Its own race: what it chose before the confirmation, and the epochs behind the claim (None when that
         # was the defaults). Without them a run that kept the defaults could not say what the race had timed.
@@ -241,6 +236,13 @@ def run_workload(name: str, path: Path, rounds: int = FINAL_ROUNDS) -> dict:
         "rows": rows,
         "rounds": timed,
     }
+
+
+def trial_log(answer) -> list[dict]:
+    """What the search tried and why (origin: prediction, headroom, rule of thumb, sampler, climb), in order."""
+    return [{"config": t.config.label(), "origin": t.origin, "status": t.status, "wall_seconds": t.wall_seconds,
+             "batches_per_second": t.epoch_batches_per_second.median if t.epoch_batches_per_second else None}
+            for t in answer.trials]
 
 
 def stability(name: str, path: Path, repeats: int, rounds: int = STABILITY_ROUNDS) -> dict:
@@ -256,7 +258,8 @@ def stability(name: str, path: Path, repeats: int, rounds: int = STABILITY_ROUND
     round (``paired_ratio_interval``): the machine's slow phases move every
     setting in a round together.
     """
-    answers = [recommend(str(path), seed=seed).config for seed in range(repeats)]
+    runs = [recommend(str(path), seed=seed) for seed in range(repeats)]
+    answers = [run.config for run in runs]
     print(f"\n== stability of {name}: " + "; ".join(a.label() for a in answers), flush=True)
     distinct = list(dict.fromkeys(answers))
     session = Session(path)
@@ -278,7 +281,10 @@ def stability(name: str, path: Path, repeats: int, rounds: int = STABILITY_ROUND
     print(f"  {len(distinct)} distinct answer(s) in {repeats} runs; widest gap: {widest}; the same setting timed "
           f"twice: {floor:.3f} [{floor_low:.3f}, {floor_high:.3f}] ({rounds} interleaved epochs each; "
           "median of per-round ratios, 95% bootstrap over rounds)")
-    return {"workload": name, "answers": [to_dict(a) for a in answers], "medians": medians, "rounds": timed,
+    # Each run's trials and reasons (the race's medians among them): why it answered what it did.
+    return {"workload": name, "answers": [to_dict(a) for a in answers],
+            "runs": [{"trials": trial_log(run), "reasons": run.reasons} for run in runs],
+            "medians": medians, "rounds": timed,
             "widest_gap": [faster, slower], "spread": spread - 1.0, "spread_interval": [low - 1.0, high - 1.0],
             "same_setting_ratio": floor, "same_setting_interval": [floor_low, floor_high]}
 

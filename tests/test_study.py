@@ -52,7 +52,7 @@ def test_the_simplest_config_within_five_percent_of_the_fastest_wins():
     assert best_trial(trials, tolerance=0.0).config == LoaderConfig(16, False, 32)
 
 
-def test_the_fastest_trials_within_twenty_percent_race_the_simplest():
+def test_the_fastest_trials_within_ten_percent_race_the_simplest():
     trials = (
         builders.trial(0, LoaderConfig(16, False, 32), 300.0),
         builders.trial(1, LoaderConfig(6, False, 10), 290.0),
@@ -64,9 +64,6 @@ def test_the_fastest_trials_within_twenty_percent_race_the_simplest():
     assert chosen.config == LoaderConfig(6, False, 10)
     assert race_rivals(trials, chosen, settings()) == [LoaderConfig(16, False, 32), LoaderConfig(9, True, 16)]
     assert race_rivals(trials, chosen, settings(), margin=0.01) == [LoaderConfig(16, False, 32)]
-    # Timed one after another, a setting can read 17% low in a slow phase of the machine: it still races.
-    drifted = (builders.trial(0, LoaderConfig(8, False, 10), 267.0), builders.trial(1, LoaderConfig(14, False, 16), 221.0))
-    assert race_rivals(drifted, drifted[0], settings()) == [LoaderConfig(14, False, 16)]
     # At the free-data ceiling they are the model's own speed, equals: nothing to race.
     assert race_rivals(trials, chosen, settings(ceiling_batches_per_second=310.0)) == []
     assert race_rivals(trials, chosen, settings(ceiling_batches_per_second=330.0)) == [

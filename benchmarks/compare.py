@@ -283,7 +283,8 @@ def stability(name: str, path: Path, repeats: int, rounds: int = STABILITY_ROUND
           "median of per-round ratios, 95% bootstrap over rounds)")
     # Each run's trials and reasons (the race's medians among them): why it answered what it did.
     return {"workload": name, "answers": [to_dict(a) for a in answers],
-            "runs": [{"trials": trial_log(run), "reasons": run.reasons} for run in runs],
+            "runs": [{"trials": trial_log(run), "reasons": run.reasons, "tuning_seconds": run.tuning_seconds}
+                     for run in runs],
             "medians": medians, "rounds": timed,
             "widest_gap": [faster, slower], "spread": spread - 1.0, "spread_interval": [low - 1.0, high - 1.0],
             "same_setting_ratio": floor, "same_setting_interval": [floor_low, floor_high]}

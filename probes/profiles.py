@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+WAITING_CPU_FRACTION = 0.3
+
 
 @dataclass(frozen=True)
 class MachineProfile:
@@ -75,6 +77,11 @@ class DatasetProfile:
     user_workers: int
     user_use_multiprocessing: bool
     user_max_queue_size: int
+
+    @property
+    def waits(self) -> bool:
+        """True when the batch code mostly waits (I/O, sleep): under 30% of its wall time on the CPU."""
+        return self.cpu_fraction < WAITING_CPU_FRACTION
 
     @property
     def gil_bound(self) -> bool:

@@ -1,4 +1,4 @@
-"""The inline autotune warning: when it is given and the bound it states."""
+"""Advice: the inline autotune warning (when it is given, the bound it states) and how the race chose."""
 
 import pytest
 
@@ -26,3 +26,12 @@ def test_the_warnings_of_an_inline_keras3_answer_include_the_autotune_wait():
                   epoch_batches=100, space=SearchSpace(max_workers=8, allow_processes=True), chosen_epoch_seconds=11.0)
     assert any("may cost up to 20.5 s" in w for w in advice.warn(chosen=KERAS_DEFAULTS, engine="keras3", **common))
     assert not any("autotun" in w for w in advice.warn(chosen=LoaderConfig(4, False, 10), engine="keras3", **common))
+
+
+def test_the_race_summary_names_the_rule_that_chose():
+    race = {LoaderConfig(12, False, 16): (191.3, 185.0, 199.0), LoaderConfig(6, False, 10): (194.1, 190.0, 197.0)}
+    waiting = advice.race_summary(race, LoaderConfig(12, False, 16), waiting=True)
+    assert "6 threads, queue 10 194.1 batches/s (n=3); 12 threads, queue 16 191.3 batches/s (n=3)" in waiting
+    assert "12 threads, queue 16 keeps the most batches in flight of those the race could not tell" in waiting
+    computing = advice.race_summary(race, LoaderConfig(6, False, 10), waiting=False)
+    assert computing.endswith("6 threads, queue 10 is the simplest within 1% of the fastest.")

@@ -7,7 +7,7 @@ from probes.stats import outlier_mask, summarize
 from tuner.epoch_model import epoch_throughput
 from tuner.results import KERAS_DEFAULTS, Ceiling, Confirmation, EngineComparison, LoaderConfig, TrialResult
 from tuner.space import SearchSpace
-from tuner.study import CONFIRMED_NEAR_BEST
+from tuner.study import CONFIDENCE, CONFIRMED_NEAR_BEST
 
 MEMORY_NEAR_BUDGET = 0.8
 # On the model-bound benchmark the model step under TensorFlow's malloc setting
@@ -44,7 +44,7 @@ def explain(
     """
     reasons = [data_nature(dataset), f"Training is {ceiling.verdict}."]
     if race and len(race) > 1:
-        reasons.append(race_summary(race, best.config))
+        reasons.append(race_summary(race, best.config, waiting=dataset.waits))
     if engine == "tf-keras":
         reasons.append(legacy_costs(dataset, model, epoch_batches))
     if best.config == KERAS_DEFAULTS:
@@ -96,16 +96,19 @@ def explain(
     return tuple(reasons)
 
 
-def race_summary(race: dict[LoaderConfig, tuple[float, ...]], winner: LoaderConfig) -> str:
-    """The confirmation race between the study's closest settings, in one sentence."""
+def race_summary(race: dict[LoaderConfig, tuple[float, ...]], winner: LoaderConfig, *, waiting: bool) -> str:
+    """The confirmation race between the study's closest settings, and how it chose (``confirmed_best``)."""
     ranked = sorted(race.items(), key=lambda item: -summarize(item[1]).median)
     readings = "; ".join(
         f"{config.label()} {summarize(values).median:.1f} batches/s (n={len(values)})" for config, values in ranked
     )
-    return (
-        f"The study's closest settings were raced side by side, medians of interleaved epochs: {readings}. "
-        f"{winner.label()} is the simplest within {CONFIRMED_NEAR_BEST:.0%} of the fastest."
+    rule = (
+        f"{winner.label()} keeps the most batches in flight of those the race could not tell from the fastest "
+        f"({CONFIDENCE:.0%} interval including 1): your code waits, so a thread more than needed costs little, "
+        "and one fewer loses throughput whenever the machine runs faster."
+        if waiting else f"{winner.label()} is the simplest within {CONFIRMED_NEAR_BEST:.0%} of the fastest."
     )
+    return f"The study's closest settings were raced side by side, medians of interleaved epochs: {readings}. {rule}"
 
 
 def legacy_costs(dataset: DatasetProfile, model: ModelProfile, epoch_batches: int) -> str:
@@ -150,7 +153,7 @@ def data_nature(dataset: DatasetProfile) -> str:
             f"thread test to tell whether it holds the GIL ({dataset.threads_tried} threads read {speedup:.1f}x, "
             "mostly the threads' own overhead)."
         )
-    if share < 0.3:
+    if dataset.waits:
         return (
             f"Your batches take {batch_ms:.1f} ms and spend only {share:.0%} of it on the CPU: the code mostly waits "
             f"(I/O, sleep), so threads overlap the waits ({dataset.threads_tried} threads made them {speedup:.1f}x faster)."

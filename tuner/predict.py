@@ -40,7 +40,6 @@ SWITCH_INTERVAL_SECONDS = sys.getswitchinterval()
 # Keras's default 10 among them: a guess that ties with the rule of thumb (2 processes, queue 8 against
 # queue 10 on gil_bound) is then the same setting, measured once rather than twice.
 QUEUE_SIZES = (1, 2, 4, 8, 10, 16, 32, 64)
-WAITING_CPU_FRACTION = 0.3
 
 
 @dataclass(frozen=True)
@@ -73,7 +72,7 @@ def gil_seconds(dataset: DatasetProfile) -> float:
     bookkeeping between the waits).
     """
     cpu = dataset.cpu_seconds.median
-    if dataset.cpu_fraction < WAITING_CPU_FRACTION:
+    if dataset.waits:
         return cpu
     return min(cpu, (1.0 - parallel_share(dataset)) * dataset.wall_seconds.median)
 

@@ -124,7 +124,7 @@ def grid(session: Session) -> dict:
     to 10.3 batches/s against about 7.5 for threads and inline; in whole
     epochs side by side, 2 processes read 8.0 and the defaults 8.8.
     """
-    space = SearchSpace.for_profiles(session.machine, session.dataset, session.model)
+    space = SearchSpace.for_profiles(session.machine, session.dataset)
     kinds = (False, True) if space.allow_processes else (False,)
     candidates = [LoaderConfig(w, p, q) for p in kinds for w in GRID_WORKERS for q in GRID_QUEUES]
     configs = [c for c in candidates if not space.infeasible(c)]

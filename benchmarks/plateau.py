@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.compare import KERAS3_WORKLOADS, WORKLOADS, Session  # noqa: E402
+from benchmarks.compare import WORKLOADS, Session  # noqa: E402
 from probes.serde import to_dict  # noqa: E402
 from probes.stats import paired_ratio_interval, summarize  # noqa: E402
 from tuner.results import LoaderConfig  # noqa: E402
@@ -33,7 +33,7 @@ def thread_pool(workers: int) -> LoaderConfig:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workload", choices=KERAS3_WORKLOADS, default="io_bound")
+    parser.add_argument("--workload", choices=sorted(set(WORKLOADS) - {"legacy_generator"}), default="io_bound")
     parser.add_argument("--threads", type=int, nargs="+", default=[8, 12, 16, 22, 32, 39])
     parser.add_argument("--reference", type=int, default=16, help="the thread count the others are compared to")
     parser.add_argument("--rounds", type=int, default=24)

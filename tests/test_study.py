@@ -191,7 +191,7 @@ def test_processes_are_searched_only_for_picklable_datasets(picklable):
     outcome = run_study(FakeMeasurer(), space, [], settings(max_trials=15, patience=15))
     used = {t.config.use_multiprocessing for t in outcome.trials}
     assert (True in used) == picklable
-    assert all(1 <= t.config.workers <= 8 and 1 <= t.config.max_queue_size <= 64 for t in outcome.trials)
+    assert all(1 <= t.config.workers <= space.max_workers and 1 <= t.config.max_queue_size <= 64 for t in outcome.trials)
 
 
 def test_the_race_stops_once_every_contender_is_settled():

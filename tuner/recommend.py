@@ -105,9 +105,7 @@ def recommend(
         window_size = window_sizer(machine, dataset_profile, model_profile)
         window = window_size(KERAS_DEFAULTS)
         epoch = dataset_profile.batches_per_epoch or window
-        space = SearchSpace.for_profiles(
-            machine, dataset_profile, model_profile, allow_duplicated_data=allow_duplicated_data
-        )
+        space = SearchSpace.for_profiles(machine, dataset_profile, allow_duplicated_data=allow_duplicated_data)
         guesses = best_predictions(
             machine, dataset_profile, model_profile, epoch, space.max_workers, space.allow_processes,
             allow_threads=not space.threads_infeasible, count=None,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from probes.profiles import DatasetProfile, MachineProfile, ModelProfile
+from probes.profiles import DatasetProfile, MachineProfile
 from tuner.results import KERAS_DEFAULTS, LoaderConfig
 
 MAX_QUEUE = 64
@@ -41,22 +40,27 @@ class SearchSpace:
         cls,
         machine: MachineProfile,
         dataset: DatasetProfile,
-        model: ModelProfile | None = None,
         *,
         allow_duplicated_data: bool = False,
     ) -> SearchSpace:
-        """Workers up to 4 per usable core, or more for waiting code that needs more batches in flight.
+        """Workers up to 4 per usable core; up to 64 for data code that waits (``DatasetProfile.waits``)
+        and gives batch i on demand.
 
-        Data code that waits 20 ms per batch in front of a 2 ms model step
-        needs about 10 batches in flight whatever the core count, so the cap
-        rises to 1.5 times that (at most 64). Processes only for a dataset
-        that pickles (required by every start method but fork), and for a
-        plain generator only when duplicated data is explicitly allowed.
+        Waiting code needs as many batches in flight as its throughput times
+        its batch latency under load, and the serial probe understates that
+        latency: legacy_sequence waits 20 ms per batch, yet under tf-keras 8
+        threads at 66 batches/s mean 121 ms per batch, and 16 threads read
+        1.09 of 8 side by side (``benchmarks/plateau.py``), where the old cap
+        from the model step (1.5 x wall / step) stopped the search at 8. A
+        waiting thread costs a queue slot, and the climb (``study.next_climb``)
+        stops where doubling no longer pays. A plain generator gains nothing:
+        its threads take turns in next(). Processes only for a dataset that
+        pickles (required by every start method but fork), and for a plain
+        generator only when duplicated data is explicitly allowed.
         """
         cap = WORKERS_PER_CORE * machine.usable_cores
-        if model is not None:
-            in_flight = dataset.wall_seconds.median / model.step_seconds.median
-            cap = max(cap, min(MAX_WORKERS, math.ceil(1.5 * in_flight)))
+        if dataset.waits and dataset.kind != "generator":
+            cap = MAX_WORKERS
         if dataset.kind == "generator":
             allow = allow_duplicated_data
             excluded = "" if allow else DUPLICATED_DATA + " (pass --allow-duplicated-data to try them anyway)"

@@ -47,7 +47,8 @@ def test_space_bounds_follow_usable_cores_except_for_waiting_code():
     # Waiting code needs its throughput times its latency under load in flight, whatever the cores.
     assert SearchSpace.for_profiles(builders.machine(3), builders.dataset(cpu_fraction=0.05)).max_workers == 64
     # A plain generator's threads take turns in next(): more of them cannot help.
-    assert SearchSpace.for_profiles(builders.machine(3), builders.dataset(cpu_fraction=0.05, kind="generator")).max_workers == 12
+    generator = builders.dataset(cpu_fraction=0.05, kind="generator")
+    assert SearchSpace.for_profiles(builders.machine(3), generator).max_workers == 12
     config = space.suggest(optuna.trial.FixedTrial({"workers": 12, "use_multiprocessing": True, "max_queue_size": 64}))
     assert config == LoaderConfig(12, True, 64)
 

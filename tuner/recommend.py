@@ -160,7 +160,8 @@ def recommend(
         final = interleave(measurer, contenders, epoch_batches=epoch, min_rounds=CONFIRMATION_MIN_ROUNDS,
                            max_rounds=CONFIRMATION_MAX_ROUNDS, seed=seed, brief=candidates[1:],
                            challengers=[TF_DATA])
-        best = _trial_for(outcome.trials, confirmed_best(final, candidates, waiting=dataset_profile.waits, seed=seed)) or best
+        chosen_in_race = confirmed_best(final, candidates, waiting=dataset_profile.waits, seed=seed)
+        best = _trial_for(outcome.trials, chosen_in_race) or best
     finally:
         measurer.close()
     limit = ceiling_with_measured(limit, outcome.trials)

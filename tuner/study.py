@@ -390,8 +390,8 @@ def confirmed_best(race: Interleaved, candidates: list[LoaderConfig], *, waiting
     medians = {config: _median(list(epochs)) for config, epochs in rounds.items()}
     fastest = max(medians, key=medians.get)
     if waiting:
-        level = [config for config in rounds if config == fastest
-                 or bootstrap_ratio_interval(rounds[config], rounds[fastest], confidence=CONFIDENCE, seed=seed)[2] >= 1.0]
+        level = [config for config in rounds if config == fastest or bootstrap_ratio_interval(
+            rounds[config], rounds[fastest], confidence=CONFIDENCE, seed=seed)[2] >= 1.0]
         return min(level, key=lambda c: (c.use_multiprocessing, -c.effective_parallelism, simplicity(c)))
     return min((c for c, m in medians.items() if m >= (1.0 - tolerance) * medians[fastest]), key=simplicity)
 

@@ -227,6 +227,9 @@ def run_workload(name: str, path: Path, rounds: int = FINAL_ROUNDS) -> dict:
         "tune_loader_trials": len(answer.trials),
         "tune_loader_trial_log": trial_log(answer),
         "tune_loader_search_stopped_because": answer.search_stopped_because,
+        # The race's medians and the rule that chose among them are in the reasons: a run at babf0a2 answered
+        # 14 threads beside a 28-thread trial, and without them could not say whether the two had raced.
+        "tune_loader_reasons": answer.reasons,
         # Its own race: what it chose before the confirmation, and the epochs behind the claim (None when that
         # was the defaults). Without them a run that kept the defaults could not say what the race had timed.
         "tune_loader_best_tried": to_dict(answer.best_tried),

@@ -15,9 +15,15 @@ def test_inline_keras3_training_is_warned_of_the_autotuner_wait_up_to_its_next_o
     assert "workers=2 with threads" in warning
 
 
-def test_a_pool_another_keras_or_an_unknown_epoch_gets_no_autotune_warning():
+def test_inline_tf_keras_training_is_warned_with_what_was_seen_there():
+    warning = advice.autotune_wait(KERAS_DEFAULTS, "tf-keras", 8.6)
+    assert warning.startswith("Without a pool, tf-keras feeds your batches through tf.data")
+    assert "an epoch of 8.6 s here may cost up to 10.2 s" in warning and "legacy_sequence" in warning
+
+
+def test_a_pool_or_an_unknown_epoch_gets_no_autotune_warning():
     assert advice.autotune_wait(LoaderConfig(2, False, 10), "keras3", 11.0) is None
-    assert advice.autotune_wait(KERAS_DEFAULTS, "tf-keras", 11.0) is None
+    assert advice.autotune_wait(LoaderConfig(4, False, 10), "tf-keras", 8.6) is None
     assert advice.autotune_wait(KERAS_DEFAULTS, "keras3", None) is None
 
 

@@ -16,8 +16,14 @@ MEMORY_NEAR_BUDGET = 0.8
 KERNEL_SHARE_WARNING = 0.25
 PAGE_FAULTS_WARNING = 4000
 # tf.data's autotuner optimizes 10 ms after an iterator starts and then at doubling periods; an inline
-# Keras 3 epoch that waits for it ends at one of these (benchmarks/inline_stall.py).
+# epoch that waits for it ends at one of these (benchmarks/inline_stall.py).
 AUTOTUNE_TICKS_SECONDS = tuple(0.01 * (2**k - 1) for k in range(1, 30))
+# Where inline epochs were seen waiting, by engine.
+AUTOTUNE_WAITS_SEEN = {
+    "keras3": "on its model-bound benchmark 14 of 27 inline epochs waited (benchmarks/inline_stall.py)",
+    "tf-keras": "on its legacy_sequence example 9 of 20 inline epochs waited, at the 10.2 s tick, in two runs of "
+                "benchmarks/epoch_prediction.py",
+}
 # Below this a batch costs less than handing it to a thread: model_bound's array slices (4 µs a batch)
 # read 0.1x with 2 threads, which says nothing about the GIL.
 THREAD_TEST_FLOOR_SECONDS = 0.001
@@ -240,22 +246,26 @@ def warn(
 
 
 def autotune_wait(chosen: LoaderConfig, engine: str, epoch_seconds: float | None) -> str | None:
-    """A warning for inline Keras 3 training, whose epochs can wait for tf.data's autotuner, unseen by the timings.
+    """A warning for inline training, whose epochs can wait for tf.data's autotuner, unseen by the timings.
 
     Keras 3 makes a new tf.data iterator every epoch, and deleting the last
     one sometimes blocks until the autotuner's next optimization: on the
     model-bound benchmark 14 of 27 inline epochs did, 11 s epochs ending at
-    20.5 s. Windows and race epochs end at ``on_epoch_end``, before that.
+    20.5 s. tf-keras's inline path waits too (its Sequence goes through
+    tf.data as well): legacy_sequence's 8.6 s epochs ended at 10.2 to 10.3 s
+    in 5 of 10, while its pools never did. Windows and race epochs end at
+    ``on_epoch_end``, before that.
     """
-    if engine != "keras3" or chosen.parallel or not epoch_seconds:
+    if engine not in AUTOTUNE_WAITS_SEEN or chosen.parallel or not epoch_seconds:
         return None
+    keras = "Keras 3" if engine == "keras3" else "tf-keras"
     latest = next(tick for tick in AUTOTUNE_TICKS_SECONDS if tick >= epoch_seconds)
     return (
-        "Without a pool, Keras 3 feeds your batches through tf.data with autotuning on, and an epoch can wait "
+        f"Without a pool, {keras} feeds your batches through tf.data with autotuning on, and an epoch can wait "
         "before its first batch until the previous epoch's autotuner next optimizes (5.1, 10.2, 20.5 s, ... after "
         f"that epoch began): an epoch of {epoch_seconds:.1f} s here may cost up to {latest:.1f} s. tune-loader's timings end before "
-        "that wait and cannot see it; on its model-bound benchmark 14 of 27 inline epochs waited "
-        "(benchmarks/inline_stall.py). Any pool turns that autotuning off: workers=2 with threads never waited there."
+        f"that wait and cannot see it; {AUTOTUNE_WAITS_SEEN[engine]}, and no pool did: a pool (workers=2 with "
+        "threads) avoids it."
     )
 
 

@@ -33,9 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.compare import KERAS3_WORKLOADS  # noqa: E402
 from benchmarks.inline_prefetch import INLINE, INLINE_NO_AUTOTUNE, dataset_with, traced_workload  # noqa: E402
+from tuner.advice import AUTOTUNE_TICKS_SECONDS  # noqa: E402
 
 STALL_SECONDS = 0.5  # an epoch's first batch normally starts within 0.03 s of on_epoch_begin
-AUTOTUNE_TICKS = tuple(0.01 * (2**k - 1) for k in range(1, 14))
 
 
 def epoch_clock():
@@ -81,7 +81,7 @@ def main() -> None:
             released = begin + waited - previous_first
             stalled = waited > STALL_SECONDS
             stalls += stalled
-            tick = min(AUTOTUNE_TICKS, key=lambda t: abs(t - released))
+            tick = min(AUTOTUNE_TICKS_SECONDS, key=lambda t: abs(t - released))
             print(f"  waited {waited:5.2f} s before its first batch; previous iterator let go {released:6.2f} s after "
                   f"its creation" + (f" (autotune tick {tick:.2f} s)" if stalled else ""), flush=True)
         print(f"  {stalls} of {len(clock.epochs) - 1} epochs stalled over {STALL_SECONDS} s", flush=True)

@@ -288,6 +288,17 @@ def test_a_pool_that_beat_every_smaller_one_climbs_to_twice_its_batches_in_fligh
     assert next_climb([measured[0], builders.trial(1, LoaderConfig(8, True, 10), 190.0)], wide) is None
 
 
+def test_no_climb_repeats_a_start_that_waits_with_as_many_batches_in_flight():
+    # 16 threads beat 2 and would climb to 32 threads, queue 31; the headroom start, 32 threads with
+    # queue 32, also keeps 32 batches in flight and has not run yet.
+    fake = FakeMeasurer(batch_seconds=0.02, model_seconds=0.001)
+    starts = STARTS + [("prediction", LoaderConfig(16, False, 16)), ("headroom", LoaderConfig(32, False, 32))]
+    outcome = run_study(fake, SearchSpace(max_workers=32, allow_processes=False), starts,
+                        settings(max_trials=len(starts) + 1, patience=20))
+    assert [t.origin for t in outcome.trials[: len(starts)]] == [origin for origin, _ in starts]
+    assert "climb" not in [t.origin for t in outcome.trials]
+
+
 def test_the_study_climbs_past_a_low_guess_while_doubling_pays():
     # Waiting code, 20 ms a batch, a 2 ms model: the knee is at 10 batches in flight; the guess stopped at 4.
     fake = FakeMeasurer(batch_seconds=0.02, model_seconds=0.002)

@@ -156,7 +156,8 @@ def run_study(
         _tell(study, trial, result)
         results.append(result)
         known[config.equivalence_key()] = result
-        if (climb := next_climb(results, space)) and climb.equivalence_key() not in known:
+        climb = next_climb(results, space)
+        if climb and not same_pool_planned(climb, [config for _, config in starts] + [r.config for r in results]):
             study.enqueue_trial(SearchSpace.params(climb), user_attrs={ORIGIN_ATTR: "climb"})
         if on_trial:
             on_trial(result, len(results))
@@ -192,6 +193,18 @@ def next_climb(results: list[TrialResult], space: SearchSpace) -> LoaderConfig |
     climb = LoaderConfig(workers, latest.config.use_multiprocessing,
                          min(max(latest.config.max_queue_size, workers - 1), space.max_queue_size))
     return climb if climb.effective_parallelism > in_flight else None
+
+
+def same_pool_planned(climb: LoaderConfig, planned: Collection[LoaderConfig]) -> bool:
+    """True when a start or a measured trial already runs ``climb``'s kind of pool with as many batches
+    in flight: the climb would measure that again.
+
+    On legacy_sequence 16 threads climbed to "32 threads, queue 31" while
+    the headroom start "32 threads, queue 32" still waited its turn; both
+    were timed, and raced, for one setting twice (about 4 s of 34).
+    """
+    return any(config.parallel and config.use_multiprocessing == climb.use_multiprocessing
+               and config.effective_parallelism == climb.effective_parallelism for config in planned)
 
 
 def _stop_reason(results: list[TrialResult], starts: int, settings: StudySettings, elapsed: float) -> str | None:

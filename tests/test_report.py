@@ -106,3 +106,17 @@ def test_the_terminal_summary_says_when_the_best_setting_was_not_confirmed(tmp_p
     print_summary(console, unconfirmed, tmp_path)
     text = console.export_text()
     assert "not confirmed side by side" in text and "defaults were the best" not in text
+
+
+def test_the_terminal_summary_prints_square_brackets_in_names_and_reasons_as_written(tmp_path):
+    from rich.console import Console
+
+    from tuner.cli import print_summary
+
+    failure = "KeyError: 7 (at shards.py, line 9, in __getitem__; _SHARED_SEQUENCES[uid][i] raised it)"
+    answer = builders.recommendation(class_name="Shards[bold]", reason_text=failure)
+    answer = dataclasses.replace(answer, warnings=answer.warnings + (failure,))
+    console = Console(record=True, width=400)
+    print_summary(console, answer, tmp_path)
+    text = console.export_text()
+    assert "_SHARED_SEQUENCES[uid][i]" in text and "Shards[bold]" in text

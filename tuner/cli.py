@@ -9,8 +9,10 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from tuner.errors import TuneLoaderError
 from tuner.results import Recommendation, TrialResult
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         recommendation, folder = _run(args, console)
     except TuneLoaderError as error:
-        Console(stderr=True).print(f"[bold red]error:[/] {error}", markup=True, highlight=False, soft_wrap=True)
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(error))}", markup=True, highlight=False, soft_wrap=True)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         Console(stderr=True).print("Interrupted. Measured trials are kept in study.db; rerun with --resume to continue.")
@@ -145,7 +147,7 @@ class _LiveProgress:
         return self.bar.__exit__(*exc)
 
     def stage(self, text: str) -> None:
-        self.console.print(f"[dim]•[/] {text}")
+        self.console.print(f"[dim]•[/] {escape(text)}")
 
     def searching(self, trials: int, time_budget: float) -> None:
         self.search_started, self.time_budget = time.monotonic(), time_budget
@@ -156,7 +158,7 @@ class _LiveProgress:
         value = f"{rate.median:.1f} batches/s" if rate else result.reason[:60]
         if rate and result.predicted_batches_per_second:
             value += f" (predicted {result.predicted_batches_per_second:.1f})"
-        self.console.print(f"  trial {result.number:>2} {result.config.label():<26} {result.status:<10} {value}", highlight=False, soft_wrap=True)
+        self.console.print(f"  trial {result.number:>2} {result.config.label():<26} {result.status:<10} {value}", highlight=False, markup=False, soft_wrap=True)
         leader = f"best {best.epoch_batches_per_second.median:.1f} b/s ({best.config.label()})" if best else ""
         left = max(0.0, self.time_budget - (time.monotonic() - self.search_started))
         self.bar.update(self.task, completed=measured, best=leader, budget=f"{left:.0f} s left")
@@ -166,44 +168,45 @@ def print_summary(console: Console, r: Recommendation, folder: Path) -> None:
     title = f"tune-loader: {r.dataset.class_name} ({r.engine}, {r.dataset.kind})" + (
         "" if r.measured else " (PREDICTION, nothing timed: --quick)"
     )
-    table = Table(title=title, show_header=False, title_justify="left")
+    table = Table(title=Text(title), show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("Recommended" if r.measured else "Predicted best", r.config.label())
-    table.add_row("Settings", r.config.as_kwargs())
+    _add_row(table, "Recommended" if r.measured else "Predicted best", r.config.label())
+    _add_row(table, "Settings", r.config.as_kwargs())
     rate = r.recommended_batches_per_second
     if rate:
         samples = f", {r.samples_per_second:,.0f} samples/s" if r.samples_per_second else ""
-        table.add_row("Throughput", f"{rate.median:.1f} ± {rate.mad:.1f} batches/s (median ± MAD, n={rate.count}){samples}")
+        _add_row(table, "Throughput", f"{rate.median:.1f} ± {rate.mad:.1f} batches/s (median ± MAD, n={rate.count}){samples}")
     if r.confirmation:
         c = r.confirmation
         verdict = "" if r.config == r.best_tried else f" for {r.best_tried.label()}: not significant, defaults kept"
-        table.add_row(
+        _add_row(
+            table,
             "Speed-up vs defaults",
             f"{c.speedup:.2f}x [{c.speedup_low:.2f}, {c.speedup_high:.2f}] {c.confidence:.0%} CI, n={len(c.best_samples)}{verdict}",
         )
     elif r.measured:
-        table.add_row("Speed-up vs defaults", f"{r.best_tried.label()} not confirmed side by side (see the warnings): "
-                      "defaults kept" if r.unconfirmed else "1.00x: the defaults were the best measured")
+        _add_row(table, "Speed-up vs defaults", f"{r.best_tried.label()} not confirmed side by side (see the warnings): "
+                 "defaults kept" if r.unconfirmed else "1.00x: the defaults were the best measured")
     predicted_speedup = r.predicted_batches_per_second / r.predicted_default_batches_per_second
-    table.add_row("Predicted", f"{r.predicted_batches_per_second:.1f} batches/s, {predicted_speedup:.2f}x the defaults (analytic model)")
+    _add_row(table, "Predicted", f"{r.predicted_batches_per_second:.1f} batches/s, {predicted_speedup:.2f}x the defaults (analytic model)")
     if r.measured:
-        table.add_row("Peak memory", _mib(r.peak_memory_bytes) + f" (defaults {_mib(r.default_peak_memory_bytes)}, PSS)")
+        _add_row(table, "Peak memory", _mib(r.peak_memory_bytes) + f" (defaults {_mib(r.default_peak_memory_bytes)}, PSS)")
     reached = f": {100 * rate.median / r.ceiling.batches_per_second:.0f}% reached" if rate else ""
     raised = f", raised to what {r.ceiling.raised_by} measured" if r.ceiling.raised_by else ""
-    table.add_row("Ceiling", f"{r.ceiling.batches_per_second:.1f} batches/s (Keras fed with free data{raised}){reached}")
-    table.add_row("Verdict", r.ceiling.verdict)
+    _add_row(table, "Ceiling", f"{r.ceiling.batches_per_second:.1f} batches/s (Keras fed with free data{raised}){reached}")
+    _add_row(table, "Verdict", r.ceiling.verdict)
     if r.tf_data:
-        table.add_row("tf.data", f"{r.tf_data.speedup:.2f}x the recommended setting [{r.tf_data.speedup_low:.2f}, {r.tf_data.speedup_high:.2f}]")
-    table.add_row("Model", r.model.description)
+        _add_row(table, "tf.data", f"{r.tf_data.speedup:.2f}x the recommended setting [{r.tf_data.speedup_low:.2f}, {r.tf_data.speedup_high:.2f}]")
+    _add_row(table, "Model", r.model.description)
     if r.measured:
-        table.add_row("Trials", f"{len(r.trials)} in {r.tuning_seconds:.0f} s (pruning saved ~{r.pruning_saved_seconds:.0f} s)"
+        _add_row(table, "Trials", f"{len(r.trials)} in {r.tuning_seconds:.0f} s (pruning saved ~{r.pruning_saved_seconds:.0f} s)"
                       + (f"; stopped because {r.search_stopped_because}" if r.search_stopped_because else ""))
     console.print(table)
     for reason in r.reasons:
-        console.print(f"• {reason}", highlight=False)
+        console.print(f"• {reason}", highlight=False, markup=False)
     for warning in r.warnings:
-        console.print(f"[yellow]! {warning}[/]", highlight=False)
+        console.print(Text(f"! {warning}", style="yellow"))
     if r.legacy:
         console.print("\ntf-keras:")
         console.print(r.tf_keras_code(), highlight=False, markup=False, soft_wrap=True)
@@ -212,7 +215,7 @@ def print_summary(console: Console, r: Recommendation, folder: Path) -> None:
         if r.keras3:
             k = r.keras3
             gain = f", {k.ratio:.2f}x this answer [{k.ratio_low:.2f}, {k.ratio_high:.2f}]" if k.ratio else ""
-            console.print(f"    measured as a PyDataset: {k.config.label()}{gain}", highlight=False)
+            console.print(f"    measured as a PyDataset: {k.config.label()}{gain}", highlight=False, markup=False)
     else:
         console.print("\nKeras 3:")
         console.print(r.keras3_code(), highlight=False, markup=False, soft_wrap=True)
@@ -220,6 +223,12 @@ def print_summary(console: Console, r: Recommendation, folder: Path) -> None:
         console.print("\ntf.data (measured faster):")
         console.print(r.tf_data_code(), highlight=False, markup=False, soft_wrap=True)
     console.print(f"\nReport: {folder / 'report.html'}  (results.json, trials.csv beside it)")
+
+
+def _add_row(table: Table, label: str, value: str) -> None:
+    """A summary row whose value is plain text: values carry the user's names, error messages and
+    [low, high] intervals, and rich would read "[uid]" in one as markup and drop it."""
+    table.add_row(label, Text(value))
 
 
 def _mib(value: int | None) -> str:

@@ -1,4 +1,5 @@
-"""Advice: the inline autotune warning (when it is given, the bound it states) and how the race chose."""
+"""Advice: the inline autotune warning (when it is given, the bound it states), how the race chose, and
+what stopped trials say."""
 
 import pytest
 
@@ -41,3 +42,18 @@ def test_the_race_summary_names_the_rule_that_chose():
     assert "12 threads, queue 16 keeps the most batches in flight of those the race could not tell" in waiting
     computing = advice.race_summary(race, LoaderConfig(6, False, 10), waiting=False)
     assert computing.endswith("6 threads, queue 10 is the simplest within 1% of the fastest.")
+
+
+def test_cpython_s_ast_race_is_explained_once_however_many_settings_it_stopped():
+    race = "SystemError: AST constructor recursion depth mismatch (before={}, after=32) (at io.py, line 9, in get)"
+    trials = (builders.trial(0, LoaderConfig(16, False, 16), 0.0, status="failed", reason=race.format(36)),
+              builders.trial(1, LoaderConfig(32, False, 32), 0.0, status="failed", reason=race.format(40)),
+              builders.trial(2, LoaderConfig(2, False, 10), 90.0))
+    common = dict(chosen=LoaderConfig(2, False, 10), chosen_trial=trials[2], dataset=builders.dataset(),
+                  memory_budget_bytes=None, epoch_batches=100, space=SearchSpace(max_workers=32, allow_processes=True))
+    warnings = advice.warn(trials=trials, race_failures={LoaderConfig(8, False, 8): race.format(33)}, **common)
+    assert sum("python/cpython#106905" in w for w in warnings) == 1
+    assert "8 threads, queue 8 stopped during the final interleaved comparison: " + race.format(33) in warnings
+    assert [w for w in warnings if w.startswith("Trial ")] == [
+        f"Trial 0 (16 threads, queue 16) failed: {race.format(36)}", f"Trial 1 (32 threads, queue 32) failed: {race.format(40)}"]
+    assert not any("cpython" in w for w in advice.warn(trials=trials[2:], **common))

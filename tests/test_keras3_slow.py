@@ -156,6 +156,31 @@ def test_recommend_takes_objects_and_returns_a_recommendation():
     assert no_descendants_left() == []
 
 
+def test_an_error_in_a_worker_thread_is_recorded_as_the_data_code_s_exception_and_line():
+    import keras
+    import numpy as np
+
+    from tuner.runner import describe_failure
+
+    class Corrupt(keras.utils.PyDataset):
+        def __len__(self):
+            return 16
+
+        def __getitem__(self, index):
+            if index == 5:
+                raise ValueError("shard 5 is corrupt")
+            return np.ones((4, 3), dtype="float32"), np.zeros(4, dtype="float32")
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(Exception) as caught:
+        model.fit(Corrupt(workers=2), epochs=1, verbose=0)
+    described = describe_failure(caught.value)
+    line = Corrupt.__getitem__.__code__.co_firstlineno + 2
+    assert described.startswith(f"ValueError: shard 5 is corrupt (at {__file__}, line {line}, in __getitem__; ")
+    assert "\n" not in described and len(str(caught.value)) > 5 * len(described)
+
+
 def test_a_worker_that_hangs_is_killed_recorded_and_the_study_finishes(tmp_path):
     from tuner import recommend
 

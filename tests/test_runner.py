@@ -1,9 +1,11 @@
 """The trial runner's sizing and the epoch yardstick's arithmetic (no Keras)."""
 
+import traceback
+
 import pytest
 
 from tuner.engines import EpochClock, one_fit_and_one_epoch
-from tuner.runner import pipeline_probe_batches
+from tuner.runner import describe_failure, pipeline_probe_batches
 
 
 def test_pipeline_probe_runs_about_two_seconds_of_a_slow_model_and_sixty_batches_of_a_fast_one():
@@ -21,3 +23,24 @@ def test_a_two_epoch_fit_splits_into_a_one_epoch_call_and_one_epoch_of_a_longer_
     one_call, one_epoch = one_fit_and_one_epoch(10.0, clock, 12.1)
     assert one_epoch == pytest.approx(1.5)  # from the first epoch's end to the second's
     assert one_call == pytest.approx(0.6)  # set-up and first epoch (0.5) plus the wind-down (0.1)
+
+
+def test_a_failure_without_a_wrapped_traceback_keeps_its_message():
+    assert describe_failure(ValueError("bad shape (4, 3)")) == "ValueError: bad shape (4, 3)"
+
+
+def read_npy_header():
+    raise SystemError("AST constructor recursion depth mismatch (before=36, after=32)")
+
+
+def test_a_wrapped_exception_is_described_by_itself_and_the_line_that_raised_it():
+    # TensorFlow's text around a py_function's error, with a real traceback inside.
+    try:
+        read_npy_header()
+    except SystemError:
+        wrapped = RuntimeError(f"Graph execution error:\n\n{traceback.format_exc()}\n\n\t [[{{{{node PyFunc}}}}]]")
+    line = read_npy_header.__code__.co_firstlineno + 1
+    assert describe_failure(wrapped) == (
+        "SystemError: AST constructor recursion depth mismatch (before=36, after=32) "
+        f"(at {__file__}, line {line}, in read_npy_header; RuntimeError from Keras's data pipeline)"
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import platform
+
 from probes.profiles import DatasetProfile, ModelProfile
 from probes.stats import outlier_mask, summarize
 from tuner.epoch_model import epoch_throughput
@@ -27,6 +29,11 @@ AUTOTUNE_WAITS_SEEN = {
 # Below this a batch costs less than handing it to a thread: model_bound's array slices (4 µs a batch)
 # read 0.1x with 2 threads, which says nothing about the GIL.
 THREAD_TEST_FLOOR_SECONDS = 0.001
+# CPython 3.11 before 3.11.8 (and 3.12 before 3.12.2) kept the AST constructor's recursion depth in state
+# that threads share; np.load parses every .npy header with ast.literal_eval. io_bound's example met the
+# error once in a side-by-side run of 12 to 32 threads on Python 3.11.7, and 11 of 64 threads calling
+# np.load 2,000 times each under frequent garbage collection met it there.
+AST_RACE = "AST constructor recursion depth mismatch"
 
 
 def explain(
@@ -187,8 +194,10 @@ def warn(
     model: ModelProfile | None = None,
     engine: str = "keras3",
     chosen_epoch_seconds: float | None = None,
+    race_failures: dict[LoaderConfig, str] | None = None,
 ) -> tuple[str, ...]:
-    """Risks of the chosen settings and doubts about the measurements."""
+    """Risks of the chosen settings and doubts about the measurements (``race_failures``: the settings
+    that stopped in the final interleaved comparison, with why)."""
     warnings = []
     if model is not None and (churn := allocator_churn(model)):
         warnings.append(churn)
@@ -228,6 +237,16 @@ def warn(
         warnings.append(f"Trial {trial.number} ({trial.config.label()}) {trial.status}: {trial.reason}")
     if len(stopped) > 5:
         warnings.append(f"... and {len(stopped) - 5} more trials failed or were infeasible (see the trials table).")
+    race_failures = race_failures or {}
+    for config, reason in race_failures.items():
+        warnings.append(f"{config.label()} stopped during the final interleaved comparison: {reason}")
+    if any(AST_RACE in reason for reason in [t.reason for t in stopped] + list(race_failures.values())):
+        warnings.append(
+            f"\"{AST_RACE}\" is a race in CPython's ast module, not a bug in your code: threads that call "
+            "ast.literal_eval at once (np.load does, for every .npy header) can fail this way before Python 3.11.8 "
+            f"and 3.12.2 (python/cpython#106905). You run Python {platform.python_version()}: upgrading removes it, "
+            "and processes avoid it. The settings it stopped are recorded as failed."
+        )
     if any(t.leftover_processes for t in trials):
         count = sum(t.leftover_processes for t in trials)
         warnings.append(f"{count} worker process(es) were still alive after their epoch ended; tune-loader killed them.")

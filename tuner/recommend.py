@@ -181,6 +181,7 @@ def recommend(
         model=model_profile,
         engine=measurer.loaded["engine"],
         chosen_epoch_seconds=epoch / chosen_rate.median if chosen_rate else None,
+        race_failures=final.failures,
     )
     answer = Recommendation(
         config=chosen,
@@ -210,10 +211,7 @@ def recommend(
             rewrite=_predicted_rewrite(machine, dataset_profile, model_profile, epoch, space.max_workers),
             race=final.shared_rounds(candidates),
         ),
-        warnings=warnings + tuple(
-            f"{config.label()} stopped during the final interleaved comparison: {reason}"
-            for config, reason in final.failures.items()
-        ),
+        warnings=warnings,
         trials=outcome.trials,
         ceiling=limit,
         tf_data=tf_data,

@@ -16,11 +16,13 @@ import inspect
 import math
 import os
 import pickle
+import re
 import struct
 import sys
+import sysconfig
 import time
-import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import psutil
@@ -40,6 +42,10 @@ PIPELINE_PROBES = (
     ("processes", LoaderConfig(2, True, 10)),
 )
 LEFTOVER_GRACE_SECONDS = 2.0
+WRAPPED_TRACEBACK = "Traceback (most recent call last):"
+TRACEBACK_FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d+), in (?P<function>\S+)')
+NOT_USER_CODE = (sysconfig.get_paths()["stdlib"], *(str(Path(__file__).resolve().parent.parent / package)
+                                                   for package in ("tuner", "probes")))
 
 
 @dataclass(frozen=True)
@@ -283,6 +289,35 @@ def _reap_leftover_workers() -> int:
     return len(alive)
 
 
+def describe_failure(error: BaseException) -> str:
+    """The reason a failed trial records: where TensorFlow wrapped the data code's exception, that
+    exception and the line of the user's code that raised it.
+
+    An exception in ``__getitem__`` under a worker pool reaches ``fit`` as
+    TensorFlow's "Graph execution error", whose text carries the worker's
+    whole traceback through Keras's enqueuer: 60 lines, printed whole among
+    the report's warnings.
+    """
+    text = f"{type(error).__name__}: {error}"
+    _, wrapped, inner = text.rpartition(WRAPPED_TRACEBACK)
+    lines = inner.splitlines()
+    frames = [(index, match) for index, line in enumerate(lines) if wrapped and (match := TRACEBACK_FRAME.match(line))]
+    if not frames:
+        return text
+    raised = next((line.strip() for line in lines[frames[-1][0] + 1:] if line.strip() and not line[0].isspace()), None)
+    if raised is None:
+        return text
+    where = next((match for _, match in reversed(frames) if _is_user_code(match["path"])), frames[-1][1])
+    return (f"{raised} (at {where['path']}, line {where['line']}, in {where['function']}; "
+            f"{type(error).__name__} from Keras's data pipeline)")
+
+
+def _is_user_code(path: str) -> bool:
+    """False for the standard library, installed packages (Keras, TensorFlow) and tune-loader itself."""
+    installed = "site-packages" in path or "dist-packages" in path
+    return not (installed or path.startswith("<") or path.startswith(NOT_USER_CODE))
+
+
 def serve(requests: BinaryIO, replies: BinaryIO) -> None:
     from probes import DataCodeError
 
@@ -296,12 +331,7 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
         except (TuneLoaderError, DataCodeError) as error:
             reply = {"ok": False, "user_error": True, "message": str(error)}
         except Exception as error:  # reported to the parent, which records the trial as failed
-            reply = {
-                "ok": False,
-                "user_error": False,
-                "message": f"{type(error).__name__}: {error}",
-                "traceback": traceback.format_exc(),
-            }
+            reply = {"ok": False, "user_error": False, "message": describe_failure(error)}
         reply["seconds"] = time.perf_counter() - started
         write_message(replies, reply)
 

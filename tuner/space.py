@@ -9,8 +9,8 @@ from probes.profiles import DatasetProfile, MachineProfile
 from tuner.results import KERAS_DEFAULTS, LoaderConfig
 
 MAX_QUEUE = 64
-MAX_WORKERS = 64
 WORKERS_PER_CORE = 4
+WAITING_WORKERS_PER_CORE = 16
 BASELINE_SHARE = 0.5
 
 
@@ -43,24 +43,29 @@ class SearchSpace:
         *,
         allow_duplicated_data: bool = False,
     ) -> SearchSpace:
-        """Workers up to 4 per usable core; up to 64 for data code that waits (``DatasetProfile.waits``)
-        and gives batch i on demand.
+        """Workers up to 4 per usable core; up to 16 per usable core for data code that waits
+        (``DatasetProfile.waits``) and gives batch i on demand.
 
         Waiting code needs as many batches in flight as its throughput times
         its batch latency under load, and the serial probe understates that
         latency: legacy_sequence waits 20 ms per batch, yet under tf-keras 8
         threads at 66 batches/s mean 121 ms per batch, and 16 threads read
         1.09 of 8 side by side (``benchmarks/plateau.py``), where the old cap
-        from the model step (1.5 x wall / step) stopped the search at 8. A
-        waiting thread costs a queue slot, and the climb (``study.next_climb``)
-        stops where doubling no longer pays. A plain generator gains nothing:
+        from the model step (1.5 x wall / step) stopped the search at 8. Not
+        without bound: every thread wakes to take the GIL on the same cores.
+        On 2 cores io_bound's plateau ran from 16 to 44 threads, and past it
+        48 threads read 0.979 and 64 threads 0.959 of 16 side by side; 52
+        threads read 0.976 of 28 over 60 rounds. A flat cap of 64 let the
+        climb (``study.next_climb``) and the race's rule for waiting code
+        (``study.confirmed_best``), which both lean to more threads, answer
+        64 threads, 0.93 of the grid's best. A plain generator gains nothing:
         its threads take turns in next(). Processes only for a dataset that
         pickles (required by every start method but fork), and for a plain
         generator only when duplicated data is explicitly allowed.
         """
         cap = WORKERS_PER_CORE * machine.usable_cores
         if dataset.waits and dataset.kind != "generator":
-            cap = MAX_WORKERS
+            cap = WAITING_WORKERS_PER_CORE * machine.usable_cores
         if dataset.kind == "generator":
             allow = allow_duplicated_data
             excluded = "" if allow else DUPLICATED_DATA + " (pass --allow-duplicated-data to try them anyway)"

@@ -201,7 +201,7 @@ def print_summary(console: Console, r: Recommendation, folder: Path) -> None:
     _add_row(table, "Model", r.model.description)
     if r.measured:
         _add_row(table, "Trials", f"{len(r.trials)} in {r.tuning_seconds:.0f} s (pruning saved ~{r.pruning_saved_seconds:.0f} s)"
-                      + (f"; stopped because {r.search_stopped_because}" if r.search_stopped_because else ""))
+                 + (f"; stopped because {r.search_stopped_because}" if r.search_stopped_because else ""))
     console.print(table)
     for reason in r.reasons:
         console.print(f"• {reason}", highlight=False, markup=False)

@@ -1,8 +1,11 @@
 """The trial runner's sizing and the epoch yardstick's arithmetic (no Keras)."""
 
 import traceback
+from pathlib import Path
 
 import pytest
+
+import tuner
 
 from tuner.engines import EpochClock, one_fit_and_one_epoch
 from tuner.runner import describe_failure, pipeline_probe_batches
@@ -43,4 +46,19 @@ def test_a_wrapped_exception_is_described_by_itself_and_the_line_that_raised_it(
     assert describe_failure(wrapped) == (
         "SystemError: AST constructor recursion depth mismatch (before=36, after=32) "
         f"(at {__file__}, line {line}, in read_npy_header; RuntimeError from Keras's data pipeline)"
+    )
+
+
+def test_the_line_named_is_the_last_one_outside_installed_packages_and_tune_loader():
+    root = Path(tuner.__file__).resolve().parent.parent
+    text = (
+        "Graph execution error:\n\nTraceback (most recent call last):\n"
+        f'  File "{root}/tuner/engines/keras3.py", line 88, in __getitem__\n    return self.inner[position]\n'
+        f'  File "{root}/tuner_examples/shards.py", line 7, in __getitem__\n    x = np.load(path)\n'
+        '  File "/venv/lib/python3.11/site-packages/numpy/lib/_npyio_impl.py", line 483, in load\n    return read()\n'
+        "ValueError: cannot read shard 7\n\n\t [[{{node PyFunc}}]]"
+    )
+    assert describe_failure(RuntimeError(text)) == (
+        f"ValueError: cannot read shard 7 (at {root}/tuner_examples/shards.py, line 7, in __getitem__; "
+        "RuntimeError from Keras's data pipeline)"
     )

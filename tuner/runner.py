@@ -44,8 +44,9 @@ PIPELINE_PROBES = (
 LEFTOVER_GRACE_SECONDS = 2.0
 WRAPPED_TRACEBACK = "Traceback (most recent call last):"
 TRACEBACK_FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d+), in (?P<function>\S+)')
-NOT_USER_CODE = (sysconfig.get_paths()["stdlib"], *(str(Path(__file__).resolve().parent.parent / package)
-                                                   for package in ("tuner", "probes")))
+# Folders, each ending in a separator so that "tuner_examples/" is not taken for "tuner/".
+NOT_USER_CODE = tuple(os.path.join(folder, "") for folder in (
+    sysconfig.get_paths()["stdlib"], *(str(Path(__file__).resolve().parent.parent / package) for package in ("tuner", "probes"))))
 
 
 @dataclass(frozen=True)

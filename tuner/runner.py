@@ -44,9 +44,10 @@ PIPELINE_PROBES = (
 LEFTOVER_GRACE_SECONDS = 2.0
 WRAPPED_TRACEBACK = "Traceback (most recent call last):"
 TRACEBACK_FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d+), in (?P<function>\S+)')
+_PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Folders, each ending in a separator so that "tuner_examples/" is not taken for "tuner/".
-NOT_USER_CODE = tuple(os.path.join(folder, "") for folder in (
-    sysconfig.get_paths()["stdlib"], *(str(Path(__file__).resolve().parent.parent / package) for package in ("tuner", "probes"))))
+NOT_USER_CODE = tuple(os.path.join(folder, "") for folder in
+                      (sysconfig.get_paths()["stdlib"], str(_PROJECT_ROOT / "tuner"), str(_PROJECT_ROOT / "probes")))
 
 
 @dataclass(frozen=True)
@@ -296,13 +297,15 @@ def describe_failure(error: BaseException) -> str:
 
     An exception in ``__getitem__`` under a worker pool reaches ``fit`` as
     TensorFlow's "Graph execution error", whose text carries the worker's
-    whole traceback through Keras's enqueuer: about 50 lines, 2 KB, printed whole among
-    the report's warnings.
+    whole traceback through Keras's enqueuer: about 50 lines, 2 KB, printed
+    whole among the report's warnings.
     """
     text = f"{type(error).__name__}: {error}"
     _, wrapped, inner = text.rpartition(WRAPPED_TRACEBACK)
+    if not wrapped:
+        return text
     lines = inner.splitlines()
-    frames = [(index, match) for index, line in enumerate(lines) if wrapped and (match := TRACEBACK_FRAME.match(line))]
+    frames = [(index, match) for index, line in enumerate(lines) if (match := TRACEBACK_FRAME.match(line))]
     if not frames:
         return text
     raised = next((line.strip() for line in lines[frames[-1][0] + 1:] if line.strip() and not line[0].isspace()), None)

@@ -1,8 +1,9 @@
 """Where the knee of a thread pool lies, and how flat the plateau above it is: whole epochs side by side.
 
 The race's rule for data code that waits (``study.confirmed_best``) rests on
-an asymmetry: a thread short of the knee loses throughput, a thread above it
-costs next to nothing. This times one workload's thread pools round-robin
+an asymmetry: a thread short of the knee loses up to a tenth of the
+throughput, one above it a few percent at most (``plateau_io_bound_top.txt``
+in benchmarks/results). This times one workload's thread pools round-robin
 (order reversed every other round, so no setting always follows the same
 one) and prints each as a paired ratio to a reference pool.
 

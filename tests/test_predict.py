@@ -1,7 +1,10 @@
+import dataclasses
+
 import pytest
 
 from tests import builders
-from tuner.predict import best_predictions, ceiling, ceiling_with_measured, gil_seconds, parallel_share, predict
+from tuner.predict import (attainable, best_predictions, candidates, ceiling, ceiling_with_measured, gil_seconds,
+                           parallel_share, predict)
 from tuner.results import KERAS_DEFAULTS, LoaderConfig
 
 MACHINE = builders.machine(2)
@@ -61,6 +64,45 @@ def test_ceiling_bounds_every_prediction_and_names_the_bottleneck():
     assert "about 2 batches in flight" in ceiling(MACHINE, slightly_slow, MODEL, EPOCH).verdict  # 1.5x: one is short
     cheap = builders.dataset(cpu_fraction=1.0, thread_speedup=1.0, batch_ms=0.5)
     assert ceiling(MACHINE, cheap, MODEL, EPOCH).bound == "model-bound"
+
+
+def test_a_pool_s_epoch_end_stall_caps_what_any_setting_can_reach_below_the_free_data_ceiling():
+    # tf-keras's Sequence: every pool waits 5 s after the epoch; inline pays the data code's 20 ms a batch.
+    stalled = tuple(dataclasses.replace(point, epoch_end_seconds=5.0 if point.kind != "inline" else 0.0)
+                    for point in builders.PIPELINE)
+    model = builders.model(pipeline=stalled)
+    epoch = 400
+    pool_cap = epoch / (0.14 + 5.0 + epoch / 650.0)  # the threads point: fastest of the pools with the stall
+    inline_cap = epoch / (0.04 + epoch * (1 / 600.0 + 0.020))
+    assert attainable(WAITING, model, epoch, pools=True) == pytest.approx(pool_cap)
+    assert attainable(WAITING, model, epoch, pools=False) == pytest.approx(inline_cap)
+    assert attainable(WAITING, model, epoch, pools=True) < 0.2 * ceiling(MACHINE, WAITING, model, epoch).batches_per_second
+    # A bound, not a guess: no prediction of any setting the space holds goes above it.
+    for dataset, pools in ((WAITING, True), (GIL_BOUND, True), (WAITING, False)):
+        configs = candidates(16, allow_processes=pools, allow_threads=pools)
+        for m in (model, MODEL):
+            bound = attainable(dataset, m, epoch, pools=pools)
+            assert max(predict(c, MACHINE, dataset, m, epoch).epoch_batches_per_second for c in configs) <= bound
+
+
+def test_the_search_stops_near_the_lower_of_the_ceiling_and_what_the_allowed_settings_can_reach():
+    from tuner.recommend import ATTAINABLE, search_ceiling
+    from tuner.space import SearchSpace
+
+    epoch = 400
+    stalled = builders.model(pipeline=tuple(dataclasses.replace(point, epoch_end_seconds=5.0 * (point.kind != "inline"))
+                                            for point in builders.PIPELINE))
+    space = SearchSpace.for_profiles(MACHINE, WAITING)
+    limit = ceiling(MACHINE, WAITING, stalled, epoch)
+    assert search_ceiling(limit, WAITING, stalled, epoch, space) == (
+        pytest.approx(attainable(WAITING, stalled, epoch, pools=True)), ATTAINABLE)
+    # No pool may run (threads infeasible, processes excluded): only inline's own bound counts.
+    inline_only = SearchSpace(max_workers=8, allow_processes=False, threads_infeasible="not thread-safe")
+    assert search_ceiling(limit, WAITING, stalled, epoch, inline_only)[0] == pytest.approx(
+        attainable(WAITING, stalled, epoch, pools=False))
+    # Without a stall the fastest pool with free data is the ceiling itself: the search's reason names it so.
+    free = ceiling(MACHINE, WAITING, MODEL, epoch)
+    assert search_ceiling(free, WAITING, MODEL, epoch, space) == (free.batches_per_second, "the free-data ceiling")
 
 
 def test_a_measured_setting_above_the_free_data_probe_raises_the_ceiling():

@@ -173,6 +173,31 @@ def ceiling(machine: MachineProfile, dataset: DatasetProfile, model: ModelProfil
     return Ceiling(ceiling_rate, factor, cores, bound, verdict)
 
 
+def attainable(dataset: DatasetProfile, model: ModelProfile, epoch_batches: int, *, pools: bool) -> float:
+    """The most any setting can reach, from measured parts only: a pool (``pools``: any kind allowed) at
+    Keras's free-data epoch rate, its start-up and epoch-end stall included; inline at the free-data rate
+    with the data code's own time added, since one thread makes a batch and then trains on it.
+
+    Tighter than the free-data ceiling (inline's, which pays neither)
+    where a pool pays a stall per epoch. Under tf-keras a Sequence's pool
+    waits 5 s after every epoch (README, "The 5 s epoch-end stall"): on
+    ``examples/legacy_sequence.py`` (400 batches of 20 ms) free data ran
+    958 batches/s through 2 threads, so every pool is capped at 73.6
+    batches/s an epoch and inline, by the data code, at 47, against a
+    ceiling of 1,003. Trials of 16 and 32 threads measured 71.8 and 72.5;
+    the search went on for three more trials and raced two rivals that
+    could differ by a few hundredths of a second of a 5.5 s epoch.
+    """
+    inline = model.pipeline_point("inline")
+    rates = [epoch_batches / (inline.fixed_seconds
+                              + epoch_batches * (1.0 / inline.steady_batches_per_second + dataset.wall_seconds.median))]
+    if pools:
+        rates += [epoch_batches / (point.fixed_seconds + point.epoch_end_seconds
+                                   + epoch_batches / point.steady_batches_per_second)
+                  for point in model.pipeline if point.kind != "inline"]
+    return max(rates)
+
+
 def ceiling_with_measured(limit: Ceiling, trials: tuple[TrialResult, ...]) -> Ceiling:
     """The ceiling, raised to the best measured median when a setting beat the free-data probe.
 

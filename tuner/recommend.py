@@ -17,10 +17,10 @@ from probes.profiles import DatasetProfile, ModelProfile, Spread
 from probes.stats import bootstrap_ratio_interval, summarize
 from tuner import advice
 from tuner.errors import TuneLoaderError
-from tuner.results import KERAS_DEFAULTS, EngineComparison, LoaderConfig, Recommendation, TrialResult
+from tuner.results import KERAS_DEFAULTS, Ceiling, EngineComparison, LoaderConfig, Recommendation, TrialResult
 from tuner.runner import FileSource, PickledSource
 from tuner.space import SearchSpace, starting_configs
-from tuner.predict import Prediction, best_predictions, ceiling, ceiling_with_measured, predict
+from tuner.predict import Prediction, attainable, best_predictions, ceiling, ceiling_with_measured, predict
 from tuner.study import StudySettings, best_trial, confirmed_best, interleave, race_rivals, run_study
 from tuner.workload import MIN_WINDOW_BATCHES, RunnerMeasurer
 
@@ -30,6 +30,8 @@ CONFIRMATION_MAX_ROUNDS = 6
 TF_DATA = LoaderConfig.tf_data()
 MIN_WINDOW_TIMEOUT_SECONDS = 30.0
 WARM_START_MARGIN = 0.10
+ATTAINABLE = ("the most any setting can reach here (free data through each kind of pool, its start-up and "
+              "epoch-end stall included; inline, with the data code's own time)")
 
 
 class Progress(Protocol):
@@ -123,9 +125,11 @@ def recommend(
         measurer.fixed_cost = fixed_coster(machine, dataset_profile, model_profile)
         measurer.window_timeout = (lambda batches: window_timeout) if window_timeout else window_timer(dataset_profile, model_profile)
         limit = ceiling(machine, dataset_profile, model_profile, epoch)
+        stop_at, stop_meaning = search_ceiling(limit, dataset_profile, model_profile, epoch, space)
         settings = StudySettings(
             epoch_batches=epoch,
-            ceiling_batches_per_second=limit.batches_per_second,
+            ceiling_batches_per_second=stop_at,
+            ceiling_meaning=stop_meaning,
             max_trials=trials,
             time_budget_seconds=time_budget,
             seed=seed,
@@ -355,6 +359,17 @@ def warm_start(guesses: list[Prediction]) -> tuple[LoaderConfig, ...]:
     if rival is not None and rival.epoch_batches_per_second >= (1 - WARM_START_MARGIN) * first.epoch_batches_per_second:
         starts.append(rival.config)
     return tuple(starts)
+
+
+def search_ceiling(limit: Ceiling, dataset: DatasetProfile, model: ModelProfile, epoch: int,
+                   space: SearchSpace) -> tuple[float, str]:
+    """What the search stops near, and its name for the reason it gives: the free-data ceiling, or what
+    any setting the space allows can reach (``predict.attainable``) where that is lower."""
+    pools = space.allow_processes or not space.threads_infeasible
+    reachable = attainable(dataset, model, epoch, pools=pools)
+    if reachable >= limit.batches_per_second or math.isclose(reachable, limit.batches_per_second):
+        return limit.batches_per_second, "the free-data ceiling"
+    return reachable, ATTAINABLE
 
 
 def window_sizer(machine, dataset: DatasetProfile, model: ModelProfile) -> Callable[[LoaderConfig], int]:

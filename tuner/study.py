@@ -64,8 +64,9 @@ class StudySettings:
     The search stops at ``max_trials`` measured trials, at the
     time budget, when ``patience`` trials in a row (after the starting
     ones) did not beat the best by more than ``min_improvement``, or when the
-    best is within ``ceiling_share`` of ``ceiling_batches_per_second`` (Keras
-    fed with free data: no setting can beat it, so searching on is waste)."""
+    best is within ``ceiling_share`` of ``ceiling_batches_per_second`` (what
+    no setting can beat, so searching on is waste; ``ceiling_meaning`` says
+    what it is in the reason the search gives for stopping)."""
 
     epoch_batches: int
     windows_per_trial: int = 3
@@ -77,6 +78,7 @@ class StudySettings:
     min_improvement: float = 0.02
     ceiling_batches_per_second: float | None = None
     ceiling_share: float = 0.95
+    ceiling_meaning: str = "the free-data ceiling"
     seed: int = 0
     storage: str | None = None
     study_name: str = "tune-loader"
@@ -217,7 +219,7 @@ def _stop_reason(results: list[TrialResult], starts: int, settings: StudySetting
         return (f"{settings.patience} trials in a row after the starting ones did not beat the best by more "
                 f"than {settings.min_improvement:.0%}")
     if len(results) >= starts and reached_ceiling(results, settings):
-        return (f"the best trial reached {settings.ceiling_share:.0%} of the free-data ceiling "
+        return (f"the best trial reached {settings.ceiling_share:.0%} of {settings.ceiling_meaning} "
                 f"({settings.ceiling_batches_per_second:.1f} batches/s), which no setting can beat")
     return None
 
@@ -231,13 +233,14 @@ def _out_of_patience(results: list[TrialResult], starts: int, settings: StudySet
 
 
 def reached_ceiling(trials: Collection[TrialResult], settings: StudySettings) -> bool:
-    """True when the best trial is within ``ceiling_share`` of the free-data ceiling: no Keras setting can
-    beat it by more than the probe's noise, so neither searching on nor racing rivals can gain.
+    """True when the best trial is within ``ceiling_share`` of the ceiling: no Keras setting can beat it by
+    more than the probe's noise, so neither searching on nor racing rivals can gain.
 
-    The ceiling is Keras fed with free data by 1 to 2 workers, a noisy probe
-    of its own (7.4 to 8.7 batches/s in three probes of model_bound), so the
-    starts (rule of thumb, the model's guesses) always run before it can
-    stop the search (``_stop_reason``).
+    The ceiling comes from Keras fed with free data by 1 to 2 workers
+    (``predict.attainable``), a noisy probe of its own (7.4 to 8.7
+    batches/s in three probes of model_bound), so the starts (rule of
+    thumb, the model's guesses) always run before it can stop the search
+    (``_stop_reason``).
     """
     if not settings.ceiling_batches_per_second:
         return False
@@ -361,8 +364,9 @@ def race_rivals(trials: tuple[TrialResult, ...], chosen: TrialResult, settings: 
     Two or three windows per trial leave the study's ranking of near-equal
     settings to chance (io_bound: the choice, 6 threads, measured 0.82 of the
     grid's best side by side); more interleaved epochs settle it. At the
-    ceiling there is nothing to settle: every setting near the best is the
-    model's own speed, and racing two of them cost model_bound 25 s of 130
+    ceiling there is nothing to settle: every setting near the best runs at
+    what Keras's own pipeline allows (the model's speed, or a pool's
+    epoch-end stall), and racing two of them cost model_bound 25 s of 130
     (4-second epochs) to choose among equals. tf.data still races the
     choice there (``recommend``): it replaces the Keras data path the
     ceiling was measured through, so the ceiling does not bound it.

@@ -241,7 +241,7 @@ def test_the_search_stops_at_the_ceiling():
     starts = [("defaults", KERAS_DEFAULTS), ("guess", LoaderConfig(8, False, 16))]  # 387 batches/s a 200-batch epoch
     outcome = run_study(fake, SPACE, starts, settings(max_trials=20, patience=20, ceiling_batches_per_second=400.0))
     assert len(outcome.trials) == 2
-    assert outcome.stopped_because.startswith("the best trial reached 95% of the free-data ceiling (400.0 batches/s)")
+    assert outcome.stopped_because.startswith("the best trial reached 95% of the free-data ceiling, 400.0 batches/s")
     # Even when the first start already reaches it, every start is measured.
     reversed_starts = run_study(FakeMeasurer(), SPACE, starts[::-1],
                                 settings(max_trials=20, patience=20, ceiling_batches_per_second=400.0))

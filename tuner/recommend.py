@@ -30,8 +30,8 @@ CONFIRMATION_MAX_ROUNDS = 6
 TF_DATA = LoaderConfig.tf_data()
 MIN_WINDOW_TIMEOUT_SECONDS = 30.0
 WARM_START_MARGIN = 0.10
-ATTAINABLE = ("the most any setting can reach here (free data through each kind of pool, its start-up and "
-              "epoch-end stall included; inline, with the data code's own time)")
+ATTAINABLE = ("the most any allowed setting can reach (each pool with free data, paying its start-up and "
+              "epoch-end stall; inline with the data code's own time)")
 
 
 class Progress(Protocol):

@@ -219,8 +219,8 @@ def _stop_reason(results: list[TrialResult], starts: int, settings: StudySetting
         return (f"{settings.patience} trials in a row after the starting ones did not beat the best by more "
                 f"than {settings.min_improvement:.0%}")
     if len(results) >= starts and reached_ceiling(results, settings):
-        return (f"the best trial reached {settings.ceiling_share:.0%} of {settings.ceiling_meaning} "
-                f"({settings.ceiling_batches_per_second:.1f} batches/s), which no setting can beat")
+        return (f"the best trial reached {settings.ceiling_share:.0%} of {settings.ceiling_meaning}, "
+                f"{settings.ceiling_batches_per_second:.1f} batches/s, which no setting can beat")
     return None
 
 

@@ -66,7 +66,13 @@ class StudySettings:
     ones) did not beat the best by more than ``min_improvement``, or when the
     best is within ``ceiling_share`` of ``ceiling_batches_per_second`` (what
     no setting can beat, so searching on is waste; ``ceiling_meaning`` says
-    what it is in the reason the search gives for stopping)."""
+    what it is in the reason the search gives for stopping).
+
+    Patience 2, not 3: in the 51 runs kept in ``benchmarks/results`` (six
+    workloads, 2026-11-24 to 26), a third trial without gain never found a
+    better setting; each cost 0.9 to 2.0 s, mostly a sampler's pruned
+    window, of runs of 20 to 40 s.
+    """
 
     epoch_batches: int
     windows_per_trial: int = 3
@@ -74,7 +80,7 @@ class StudySettings:
     window_agreement: float = 0.03
     max_trials: int = 24
     time_budget_seconds: float = 120.0
-    patience: int = 3
+    patience: int = 2
     min_improvement: float = 0.02
     ceiling_batches_per_second: float | None = None
     ceiling_share: float = 0.95

@@ -184,9 +184,10 @@ def attainable(dataset: DatasetProfile, model: ModelProfile, epoch_batches: int,
     ``examples/legacy_sequence.py`` (400 batches of 20 ms) free data ran
     958 batches/s through 2 threads, so every pool is capped at 73.6
     batches/s an epoch and inline, by the data code, at 47, against a
-    ceiling of 1,003. Trials of 16 and 32 threads measured 71.8 and 72.5;
-    the search went on for three more trials and raced two rivals that
-    could differ by a few hundredths of a second of a 5.5 s epoch.
+    ceiling of 1,003. The search went on for three more trials after 16
+    and 32 threads measured 72, and raced them and 11 processes (71.7, 71.8
+    and 66.7 batches/s): settings that differ only in the half second of a
+    5.5 s epoch that is not stall.
     """
     inline = model.pipeline_point("inline")
     rates = [epoch_batches / (inline.fixed_seconds

@@ -248,6 +248,10 @@ def test_the_search_stops_at_the_ceiling():
     assert len(reversed_starts.trials) == 2
     uncapped = run_study(FakeMeasurer(), SPACE, starts, settings(max_trials=20, patience=20))
     assert len(uncapped.trials) > 2
+    # A ceiling the probes put below what a trial then measured is not called unbeatable at its own value.
+    low = run_study(FakeMeasurer(), SPACE, starts, settings(max_trials=20, patience=20, ceiling_batches_per_second=380.0))
+    assert low.stopped_because.startswith("the best trial, 387.6 batches/s, measured above the free-data ceiling as "
+                                          "the probes put it (380.0 batches/s)")
 
 
 def test_a_trial_stops_after_two_windows_that_agree_and_takes_a_third_when_they_do_not():

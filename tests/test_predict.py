@@ -72,11 +72,16 @@ def test_a_pool_s_epoch_end_stall_caps_what_any_setting_can_reach_below_the_free
                     for point in builders.PIPELINE)
     model = builders.model(pipeline=stalled)
     epoch = 400
-    pool_cap = epoch / (0.14 + 5.0 + epoch / 650.0)  # the threads point: fastest of the pools with the stall
+    pool_cap = epoch / (5.0 + epoch / 650.0)  # the stall, at the fastest free-data rate of any probe (threads)
     inline_cap = epoch / (0.04 + epoch * (1 / 600.0 + 0.020))
     assert attainable(WAITING, model, epoch, pools=True) == pytest.approx(pool_cap)
     assert attainable(WAITING, model, epoch, pools=False) == pytest.approx(inline_cap)
     assert attainable(WAITING, model, epoch, pools=True) < 0.2 * ceiling(MACHINE, WAITING, model, epoch).batches_per_second
+    # A pool probe that read low does not lower the bound: only the stall tightens it.
+    low_threads = tuple(dataclasses.replace(point, steady_batches_per_second=300.0) if point.kind == "threads" else point
+                        for point in stalled)
+    assert attainable(WAITING, builders.model(pipeline=low_threads), epoch, pools=True) == pytest.approx(
+        epoch / (5.0 + epoch / 600.0))
     # A bound, not a guess: no prediction of any setting the space holds goes above it.
     for dataset, pools in ((WAITING, True), (GIL_BOUND, True), (WAITING, False)):
         configs = candidates(16, allow_processes=pools, allow_threads=pools)

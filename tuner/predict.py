@@ -174,27 +174,33 @@ def ceiling(machine: MachineProfile, dataset: DatasetProfile, model: ModelProfil
 
 
 def attainable(dataset: DatasetProfile, model: ModelProfile, epoch_batches: int, *, pools: bool) -> float:
-    """The most any setting can reach, from measured parts only: a pool (``pools``: any kind allowed) at
-    Keras's free-data epoch rate, its start-up and epoch-end stall included; inline at the free-data rate
-    with the data code's own time added, since one thread makes a batch and then trains on it.
+    """An upper bound on any setting's epoch throughput: a pool (``pools``: any kind allowed) at the
+    fastest free-data rate any probe read, plus its epoch-end stall; inline at its free-data rate with
+    the data code's own time added, since one thread makes a batch and then trains on it.
 
-    Tighter than the free-data ceiling (inline's, which pays neither)
-    where a pool pays a stall per epoch. Under tf-keras a Sequence's pool
-    waits 5 s after every epoch (README, "The 5 s epoch-end stall"): on
-    ``examples/legacy_sequence.py`` (400 batches of 20 ms) free data ran
-    958 batches/s through 2 threads, so every pool is capped at 73.6
-    batches/s an epoch and inline, by the data code, at 47, against a
-    ceiling of 1,003. The search went on for three more trials after 16
-    and 32 threads measured 72, and raced them and 11 processes (71.7, 71.8
-    and 66.7 batches/s): settings that differ only in the half second of a
-    5.5 s epoch that is not stall.
+    Tighter than the free-data ceiling where a pool pays a stall per
+    epoch. Under tf-keras a Sequence's pool waits 5 s after every epoch
+    (README, "The 5 s epoch-end stall"): on ``examples/legacy_sequence.py``
+    (400 batches of 20 ms) that caps every pool at about 74 batches/s an
+    epoch and inline, by the data code, at 47, against a ceiling of 1,003.
+    The search went on for three more trials after 16 and 32 threads
+    measured 72, and raced them and 11 processes (71.7, 71.8 and 66.7
+    batches/s): settings that differ only in the half second of a 5.5 s
+    epoch that is not stall.
+
+    Only the stall tightens a pool's bound. Its own free-data rate and
+    start-up would tighten it further, but they are noisy: the 2-thread
+    probe read 336 and 485 batches/s in two runs on io_bound (see
+    ``runner._probe_pipeline``), and a bound that read low would stop the
+    search, and keep rivals out of the race, while the answer is still
+    short of the knee.
     """
     inline = model.pipeline_point("inline")
     rates = [epoch_batches / (inline.fixed_seconds
                               + epoch_batches * (1.0 / inline.steady_batches_per_second + dataset.wall_seconds.median))]
     if pools:
-        rates += [epoch_batches / (point.fixed_seconds + point.epoch_end_seconds
-                                   + epoch_batches / point.steady_batches_per_second)
+        fastest = max(point.steady_batches_per_second for point in model.pipeline)
+        rates += [epoch_batches / (point.epoch_end_seconds + epoch_batches / fastest)
                   for point in model.pipeline if point.kind != "inline"]
     return max(rates)
 

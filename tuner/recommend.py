@@ -30,7 +30,7 @@ CONFIRMATION_MAX_ROUNDS = 6
 TF_DATA = LoaderConfig.tf_data()
 MIN_WINDOW_TIMEOUT_SECONDS = 30.0
 WARM_START_MARGIN = 0.10
-ATTAINABLE = ("the most any allowed setting can reach (each pool with free data, paying its start-up and "
+ATTAINABLE = ("the most any allowed setting can reach (each pool at the fastest free-data rate plus its "
               "epoch-end stall; inline with the data code's own time)")
 
 

@@ -105,7 +105,7 @@ def test_the_search_stops_near_the_lower_of_the_ceiling_and_what_the_allowed_set
     inline_only = SearchSpace(max_workers=8, allow_processes=False, threads_infeasible="not thread-safe")
     assert search_ceiling(limit, WAITING, stalled, epoch, inline_only)[0] == pytest.approx(
         attainable(WAITING, stalled, epoch, pools=False))
-    # Without a stall the fastest pool with free data is the ceiling itself: the search's reason names it so.
+    # Without a stall the pools' bound is above the ceiling: the ceiling stands, and the reason names it.
     free = ceiling(MACHINE, WAITING, MODEL, epoch)
     assert search_ceiling(free, WAITING, MODEL, epoch, space) == (free.batches_per_second, "the free-data ceiling")
 

@@ -69,7 +69,7 @@ class StudySettings:
     what it is in the reason the search gives for stopping).
 
     Patience 2, not 3: in the 51 runs kept in ``benchmarks/results`` (six
-    workloads, 2026-11-24 to 26), a third trial without gain never found a
+    workloads, two machines), a third trial without gain never found a
     better setting; each cost 0.9 to 2.0 s, mostly a sampler's pruned
     window, of runs of 20 to 40 s.
     """
@@ -128,8 +128,8 @@ def run_study(
         # answer is the simplest within 5% of the fastest, so a setting that
         # is not near the top after one window is unlikely to become it.
         # With two or three trials done the top quarter is close to the best
-        # first window, so a setting level with the best can go on one noisy
-        # window: at 155bca1 two of three io_bound runs pruned a climb to 32
+        # first window, so a setting level with the best can be stopped on one
+        # noisy window: at 155bca1 two of three io_bound runs pruned a climb to 32
         # threads that read 459 and 486 batches/s beside 26 threads' 457 and
         # 479. On that plateau it changed nothing (all three answered 26
         # threads); kept as a rival it would have cost about 4 s of 21.

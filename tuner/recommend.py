@@ -21,7 +21,8 @@ from tuner.results import KERAS_DEFAULTS, Ceiling, EngineComparison, LoaderConfi
 from tuner.runner import FileSource, PickledSource
 from tuner.space import SearchSpace, starting_configs
 from tuner.predict import Prediction, attainable, best_predictions, ceiling, ceiling_with_measured, predict
-from tuner.study import StudySettings, best_trial, confirmed_best, interleave, race_rivals, run_study
+from tuner.study import (FREE_DATA_CEILING, StudySettings, best_trial, confirmed_best, interleave, race_rivals,
+                         run_study)
 from tuner.workload import MIN_WINDOW_BATCHES, RunnerMeasurer
 
 TARGET_WINDOW_SECONDS = 1.0
@@ -368,7 +369,7 @@ def search_ceiling(limit: Ceiling, dataset: DatasetProfile, model: ModelProfile,
     pools = space.allow_processes or not space.threads_infeasible
     reachable = attainable(dataset, model, epoch, pools=pools)
     if reachable >= limit.batches_per_second or math.isclose(reachable, limit.batches_per_second):
-        return limit.batches_per_second, "the free-data ceiling"
+        return limit.batches_per_second, FREE_DATA_CEILING
     return reachable, ATTAINABLE
 
 

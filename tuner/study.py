@@ -36,6 +36,7 @@ RIVALS = 2
 RIVAL_MARGIN = 0.10
 # A pool that beat every smaller one of its kind by this much has not reached its knee (``next_climb``).
 CLIMB_GAIN = 0.05
+FREE_DATA_CEILING = "the free-data ceiling"
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class StudySettings:
     min_improvement: float = 0.02
     ceiling_batches_per_second: float | None = None
     ceiling_share: float = 0.95
-    ceiling_meaning: str = "the free-data ceiling"
+    ceiling_meaning: str = FREE_DATA_CEILING
     seed: int = 0
     storage: str | None = None
     study_name: str = "tune-loader"
@@ -253,7 +254,8 @@ def reached_ceiling(trials: Collection[TrialResult], settings: StudySettings) ->
     more than the probe's noise, so neither searching on nor racing rivals can gain.
 
     The ceiling comes from Keras fed with free data by 1 to 2 workers
-    (``predict.attainable``), a noisy probe of its own (7.4 to 8.7
+    (``predict.ceiling``, or ``predict.attainable`` where that is lower:
+    ``recommend.search_ceiling``), a noisy probe of its own (7.4 to 8.7
     batches/s in three probes of model_bound), so the starts (rule of
     thumb, the model's guesses) always run before it can stop the search
     (``_stop_reason``).

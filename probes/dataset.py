@@ -7,11 +7,12 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from probes.profiles import DatasetProfile
+from probes.profiles import DataKind, DatasetProfile
 from probes.stats import summarize
 
 TARGET_PROBE_SECONDS = 1.0
@@ -31,7 +32,7 @@ class DataCodeError(Exception):
 def probe_dataset(
     dataset: Any,
     *,
-    kind: str,
+    kind: DataKind,
     num_batches: int | None,
     usable_cores: int,
     get_batch: Callable[[int], Any] | None = None,
@@ -63,11 +64,51 @@ def probe_dataset(
     count = int(np.clip(TARGET_PROBE_SECONDS / 2 / max(first_wall, 1e-4), MIN_PROBE_BATCHES, MAX_PROBE_BATCHES))
     indices = [index(i) for i in range(1, count + 1)]
 
-    # Serial and threaded runs alternate twice over halves of the batches,
-    # and the faster run of each kind counts (as timeit takes the best of
-    # repeats): a burst of outside load during one run then cannot make
-    # pure-Python code look as if threads helped it.
     threads = max(2, usable_cores)
+    test = _thread_test(get_batch, indices, threads, fresh_stream)
+    if fresh_stream:
+        thread_safe, safety_note = _judge_stream_thread_safety(fresh_stream(), threads, len(indices))
+    else:
+        thread_safe, safety_note = _judge_thread_safety(get_batch, indices[0], test.serial_batches, test.threaded_batches)
+    if pickle_error is None:
+        pickle_error = pickle_failure(dataset)
+    return DatasetProfile(
+        kind=kind,
+        class_name=name or type(dataset).__name__,
+        batches_per_epoch=num_batches,
+        batch_bytes=batch_nbytes(first),
+        samples_per_batch=_samples_in(first),
+        batch_structure=describe_structure(first),
+        wall_seconds=summarize(test.walls),
+        cpu_seconds=summarize(test.cpus),
+        cpu_fraction=float(min(1.0, sum(test.cpus) / max(sum(test.walls), 1e-9))),
+        thread_speedup=test.speedup,
+        threads_tried=threads,
+        picklable=not pickle_error,
+        pickle_error=pickle_error,
+        thread_safe=thread_safe,
+        thread_safety_note=safety_note,
+        user_workers=int(getattr(dataset, "workers", 1) or 1),
+        user_use_multiprocessing=bool(getattr(dataset, "use_multiprocessing", False)),
+        user_max_queue_size=int(getattr(dataset, "max_queue_size", 10) or 10),
+    )
+
+
+@dataclass(frozen=True)
+class _ThreadTest:
+    """The same batches made one after another and from several threads at once."""
+
+    serial_batches: list
+    threaded_batches: list
+    walls: list[float]
+    cpus: list[float]
+    speedup: float | None
+
+
+def _thread_test(get_batch, indices: list[int], threads: int, fresh_stream) -> _ThreadTest:
+    """Serial and threaded runs alternate twice over halves of the batches, and the faster run of each
+    kind counts (as timeit takes the best of repeats): a burst of outside load during one run then cannot
+    make pure-Python code look as if threads helped it."""
     serial_batches, threaded_batches, walls, cpus = [], [], [], []
     serial_per_batch, threaded_per_batch = [], []
     halves = [indices[: len(indices) // 2], indices[len(indices) // 2 :]]
@@ -85,35 +126,8 @@ def probe_dataset(
             threaded_batches.extend(batch for batch, _, _ in pool.map(threaded_call, half))
             threaded_per_batch.append((time.perf_counter() - started) / len(half))
     serial_seconds, threaded_seconds = min(serial_per_batch), min(threaded_per_batch)
-
-    if fresh_stream:
-        thread_safe, safety_note = _judge_stream_thread_safety(fresh_stream(), threads, len(indices))
-    else:
-        thread_safe, safety_note = _judge_thread_safety(get_batch, indices[0], serial_batches, threaded_batches)
-    if pickle_error is None:
-        pickle_error = pickle_failure(dataset)
-    wall_spread = summarize(walls)
-    cpu_spread = summarize(cpus)
-    return DatasetProfile(
-        kind=kind,
-        class_name=name or type(dataset).__name__,
-        batches_per_epoch=num_batches,
-        batch_bytes=batch_nbytes(first),
-        samples_per_batch=_samples_in(first),
-        batch_structure=describe_structure(first),
-        wall_seconds=wall_spread,
-        cpu_seconds=cpu_spread,
-        cpu_fraction=float(min(1.0, sum(cpus) / max(sum(walls), 1e-9))),
-        thread_speedup=serial_seconds / threaded_seconds if threaded_seconds > 0 else None,
-        threads_tried=threads,
-        picklable=not pickle_error,
-        pickle_error=pickle_error,
-        thread_safe=thread_safe,
-        thread_safety_note=safety_note,
-        user_workers=int(getattr(dataset, "workers", 1) or 1),
-        user_use_multiprocessing=bool(getattr(dataset, "use_multiprocessing", False)),
-        user_max_queue_size=int(getattr(dataset, "max_queue_size", 10) or 10),
-    )
+    speedup = serial_seconds / threaded_seconds if threaded_seconds > 0 else None
+    return _ThreadTest(serial_batches, threaded_batches, walls, cpus, speedup)
 
 
 def _timed_call(get_batch: Callable[[int], Any], i: int) -> tuple[Any, float, float]:

@@ -3,8 +3,36 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 WAITING_CPU_FRACTION = 0.3
+
+
+class TextEnum(str, Enum):
+    """An enum whose members are their text: equal to it, printed as it, and stored as it in JSON."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+class DataKind(TextEnum):
+    """What the user's data code is, as Keras sees it."""
+
+    PYDATASET = "pydataset"
+    SEQUENCE = "sequence"
+    GENERATOR = "generator"
+    SEQUENCE_AS_PYDATASET = "sequence as pydataset"  # a tf-keras Sequence wrapped to run under Keras 3
+
+
+class PoolKind(TextEnum):
+    """How Keras makes the batches: in the training loop, or in a pool of threads or processes."""
+
+    INLINE = "inline"
+    THREADS = "threads"
+    PROCESSES = "processes"
 
 
 @dataclass(frozen=True)
@@ -59,7 +87,7 @@ class DatasetProfile:
     against one after another; about 1 means threads cannot help.
     """
 
-    kind: str
+    kind: DataKind
     class_name: str
     batches_per_epoch: int | None
     batch_bytes: int
@@ -103,7 +131,7 @@ class PipelinePoint:
     beyond inline's (tf-keras's Sequence enqueuer stalls there for up to 5 s).
     """
 
-    kind: str
+    kind: PoolKind
     workers: int
     steady_batches_per_second: float
     fixed_seconds: float
@@ -129,5 +157,5 @@ class ModelProfile:
     kernel_cpu_share: float | None = None
     page_faults_per_step: float | None = None
 
-    def pipeline_point(self, kind: str) -> PipelinePoint | None:
+    def pipeline_point(self, kind: PoolKind) -> PipelinePoint | None:
         return next((point for point in self.pipeline if point.kind == kind), None)

@@ -8,6 +8,7 @@ walk the type hints so no class has to hand-write its own conversion.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import types
 import typing
 from typing import Any, TypeVar
@@ -17,6 +18,8 @@ T = TypeVar("T")
 
 def to_dict(obj: Any) -> Any:
     """Converts a dataclass tree to JSON-ready dicts, lists and scalars."""
+    if isinstance(obj, enum.Enum):
+        return obj.value
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, (list, tuple)):
@@ -49,6 +52,8 @@ def _convert(hint: Any, value: Any) -> Any:
         hints = typing.get_type_hints(hint)
         known = {f.name for f in dataclasses.fields(hint) if f.init}
         return hint(**{k: _convert(hints[k], v) for k, v in value.items() if k in known})
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return hint(value)
     if hint is float and isinstance(value, int):
         return float(value)
     return value

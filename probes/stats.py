@@ -29,29 +29,28 @@ def summarize(values: Sequence[float]) -> Spread:
     )
 
 
-def outlier_mask(values: Sequence[float], threshold: float = 14.0) -> list[bool]:
-    """Marks values whose modified z-score ``0.6745 (x - median) / MAD`` exceeds ``threshold``.
+# hyperfine's threshold: 1.4826 turns the MAD into an estimate of the standard deviation, times 10 of them.
+OUTLIER_THRESHOLD = 1.4826 * 10.0
 
-    The rule and threshold hyperfine uses; with MAD == 0 no value is an
-    outlier, since the data gives no scale to judge by.
-    """
+
+def modified_z_scores(values: Sequence[float]) -> np.ndarray:
+    """``(x - median) / MAD`` for each value, as hyperfine computes them (MAD 0 becomes the float epsilon,
+    so any value off a constant sample scores huge)."""
     array = np.asarray(values, dtype=float)
-    if array.size < 3:
-        return [False] * int(array.size)
     median = np.median(array)
-    mad = np.median(np.abs(array - median))
-    if mad == 0:
-        return [False] * int(array.size)
-    return [bool(v) for v in 0.6745 * np.abs(array - median) / mad > threshold]
+    mad = float(np.median(np.abs(array - median)))
+    return (array - median) / (mad if mad > 0 else np.finfo(float).eps)
 
 
-def bootstrap_ratio_interval(
-    numerator: Sequence[float],
-    denominator: Sequence[float],
-    confidence: float = 0.95,
-    resamples: int = 4000,
-    seed: int = 0,
-) -> tuple[float, float, float]:
+def outlier_mask(values: Sequence[float], threshold: float = OUTLIER_THRESHOLD) -> list[bool]:
+    """Marks the values hyperfine calls outliers: modified z-score above ``threshold`` in absolute value."""
+    if len(values) == 0:
+        return []
+    return [bool(abs(score) > threshold) for score in modified_z_scores(values)]
+
+
+def bootstrap_ratio_interval(numerator: Sequence[float], denominator: Sequence[float], confidence: float = 0.95,
+                             resamples: int = 4000, seed: int = 0) -> tuple[float, float, float]:
     """Ratio of medians with a percentile bootstrap interval.
 
     Returns ``(ratio, low, high)``. The two samples are resampled
@@ -70,24 +69,16 @@ def bootstrap_ratio_interval(
     return _percentile_interval(float(np.median(a) / np.median(b)), ratios, confidence)
 
 
-def paired_ratio_interval(
-    numerator: Sequence[float],
-    denominator: Sequence[float],
-    confidence: float = 0.95,
-    resamples: int = 4000,
-    seed: int = 0,
-) -> tuple[float, float, float]:
+def paired_ratio_interval(numerator: Sequence[float], denominator: Sequence[float], confidence: float = 0.95,
+                          resamples: int = 4000, seed: int = 0) -> tuple[float, float, float]:
     """Median of per-round ratios with a percentile bootstrap over rounds: ``(ratio, low, high)``.
 
     For long interleaved runs, where ``numerator[i]`` and ``denominator[i]``
-    were timed in the same round. This machine drifts slowly between fast
-    and slow phases that every setting shares: over 30 rounds of io_bound,
-    settings correlated 0.6 to 0.8 from round to round, and the same setting
-    timed twice read 0.94 [0.81, 1.15] of itself with
-    ``bootstrap_ratio_interval`` and 0.975 [0.894, 1.024] paired. With
-    three rounds the interval is only the ratios' range, so the
-    confirmation race, which settles after three, keeps the unpaired
-    interval.
+    were timed in the same round: a machine that drifts between fast and
+    slow phases moves every setting of a round together, and pairing removes
+    that shared drift from the interval. With three rounds the interval is
+    only the ratios' range, so the final race, which can settle after
+    three, keeps the unpaired interval.
     """
     a = np.asarray(numerator, dtype=float)
     b = np.asarray(denominator, dtype=float)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tuner.results import Recommendation
+from probes.profiles import PoolKind
+from tuner.results import Recommendation, TrialStatus
 
 
 @dataclass(frozen=True)
 class TrialPoint:
     number: int
     workers: int
-    kind: str  # "inline", "threads" or "processes"
+    kind: PoolKind
     queue: int
-    status: str
+    status: TrialStatus
     throughput: float | None
     spread: float | None
     memory_mib: float | None
@@ -34,13 +35,12 @@ def plot_data(recommendation: Recommendation) -> PlotData:
     points = []
     for trial in recommendation.trials:
         config = trial.config
-        kind = "inline" if not config.parallel else ("processes" if config.use_multiprocessing else "threads")
         spread = trial.epoch_batches_per_second
         points.append(
             TrialPoint(
                 number=trial.number,
                 workers=config.workers,
-                kind=kind,
+                kind=config.kind,
                 queue=config.max_queue_size,
                 status=trial.status,
                 throughput=spread.median if spread else None,
@@ -51,7 +51,7 @@ def plot_data(recommendation: Recommendation) -> PlotData:
         )
     best, running = [], 0.0
     for point in points:
-        if point.status == "ok" and point.throughput is not None and point.throughput > running:
+        if point.status == TrialStatus.OK and point.throughput is not None and point.throughput > running:
             running = point.throughput
         if running:
             best.append((point.number, running))
@@ -70,7 +70,7 @@ def plot_data(recommendation: Recommendation) -> PlotData:
 def pareto_front(points) -> tuple[tuple[float, float], ...]:
     """(memory, throughput) of the trials no other trial beats on both: less memory and more speed."""
     measured = sorted(
-        ((p.memory_mib, p.throughput) for p in points if p.status == "ok" and p.memory_mib and p.throughput),
+        ((p.memory_mib, p.throughput) for p in points if p.status == TrialStatus.OK and p.memory_mib and p.throughput),
         key=lambda pair: (pair[0], -pair[1]),
     )
     front, best = [], 0.0

@@ -10,6 +10,7 @@ import pandas as pd
 
 from reports.plotdata import plot_data
 from reports.plots import draw_all
+from reports.summary import headline, mib, summary_rows
 from tuner.results import Recommendation
 
 _TEMPLATES = jinja2.Environment(
@@ -78,7 +79,9 @@ def render_html(recommendation: Recommendation) -> str:
     } if recommendation.measured else {}
     return _TEMPLATES.get_template("report.html.j2").render(
         r=recommendation,
+        headline=headline(recommendation),
+        rows=summary_rows(recommendation),
         figures=figures,
         trials=_records(trials_frame(recommendation)),
-        mib=lambda value: f"{value / 2**20:,.0f} MiB" if value else "n/a",
+        mib=mib,
     )

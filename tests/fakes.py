@@ -1,17 +1,21 @@
-"""A fake measurer whose timings come from a formula, for millisecond tests of study logic.
+"""Fakes, named as such: no Keras runs here. A measurer and an engine whose timings come from a formula,
+for millisecond tests of the search and of the trial process's session.
 
-It is a fake, named as one: no Keras runs here. The formula mimics the
-shape measured on real machines: threads scale for waiting code,
-processes pay a larger start-up, parallelism is capped by the queue.
+The fake measurer's formula mimics the shape measured on real machines:
+threads scale for waiting code, processes pay a larger start-up,
+parallelism is capped by the queue.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tuner.isolation import TrialStopped
-from tuner.results import LoaderConfig, WindowTiming
-from tuner.study import Measurement
+import numpy as np
+
+from probes.profiles import DataKind
+from tuner.analysis.epoch_model import window_timing
+from tuner.results import EngineName, LoaderConfig, TrialStatus, WindowTiming
+from tuner.search.measurer import Measurement, TrialStopped
 
 WINDOW_BATCHES = 50
 
@@ -31,10 +35,88 @@ class FakeMeasurer:
     def measure(self, config: LoaderConfig, window_index: int) -> Measurement:
         self.calls.append((config, window_index))
         if self.fail_when and self.fail_when(config):
-            raise TrialStopped("failed", "fake hang: timed out")
+            raise TrialStopped(TrialStatus.FAILED, "fake hang: timed out")
         wobble = 1.0 + self.noise * ((window_index * 7919 + len(self.calls)) % 5 - 2) / 2
         rate = self.rate(config) * wobble
         fixed = 0.05 * config.workers if config.use_multiprocessing else 0.002 * config.workers
         timing = WindowTiming(WINDOW_BATCHES, fixed + WINDOW_BATCHES / rate, rate, fixed)
         memory = (600 + (40 * config.workers if config.use_multiprocessing else 1)) * 2**20
         return Measurement(timing, memory, 0, timing.epoch_seconds)
+
+
+class FakeModel:
+    """Stands in for a compiled Keras model: the model probe calls these two methods."""
+
+    def __init__(self, step_seconds: float = 0.0):
+        self.step_seconds = step_seconds
+        self.steps = 0
+
+    def train_on_batch(self, x, y=None, sample_weight=None):
+        self.steps += 1
+
+    def count_params(self) -> int:
+        return 42
+
+
+class FakeEngine:
+    """A ``KerasEngine`` without Keras: windows are timed by a formula, batches come from the dataset.
+
+    Each window really calls the dataset for its batches (so offsets and
+    failures behave as under Keras) and reports ``batch_seconds`` per batch.
+    """
+
+    name = EngineName.KERAS3
+
+    def __init__(self, batch_seconds: float = 0.01):
+        self.batch_seconds = batch_seconds
+        self.windows: list[tuple[LoaderConfig, int, int]] = []
+
+    def adopt(self, dataset):
+        return dataset
+
+    def kind(self, dataset) -> DataKind:
+        return DataKind.PYDATASET
+
+    def num_batches(self, dataset) -> int | None:
+        return len(dataset)
+
+    def batch(self, dataset, index: int):
+        return dataset[index]
+
+    def run_window(self, model, dataset, config: LoaderConfig, batches: int, offset: int) -> WindowTiming:
+        self.windows.append((config, batches, offset))
+        for index in range(batches):
+            dataset[(offset + index) % len(dataset)]
+        period = self.batch_seconds / config.effective_parallelism
+        return window_timing(0.0, [(i + 1) * period for i in range(batches)], batches * period)
+
+    def run_cached_window(self, model, batch, config, batches, dataset=None, measure_epoch_end=True):
+        period = 0.001 * (1 + config.workers)
+        timing = window_timing(0.0, [(i + 1) * period for i in range(batches)], batches * period + 0.01)
+        return timing, 0.0005 * batches, 0.02 if measure_epoch_end else None
+
+    def build_default_model(self, batch):
+        return FakeModel(), "fake default model"
+
+    def describe_model(self, model) -> str:
+        return "a fake model"
+
+    def owns_model(self, model) -> bool:
+        return isinstance(model, FakeModel)
+
+
+class FakeDataset:
+    """Indexable batches of numpy arrays, ``fails_at`` raising: the data code a fake engine trains on."""
+
+    def __init__(self, batches: int = 20, fails_at: int | None = None):
+        self.batches = batches
+        self.fails_at = fails_at
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def __getitem__(self, index: int):
+        if index == self.fails_at:
+            raise ValueError(f"cannot read shard {index}")
+        x = np.full((4, 3), index, dtype="float32")
+        return x, x.sum(axis=1)

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args, console: Console) -> tuple[Recommendation, Path]:
     from reports import write_reports
-    from tuner.recommend import recommend
+    from tuner.api import recommend
 
     path = Path(args.file)
     if not path.is_file():
@@ -101,20 +101,10 @@ def _run(args, console: Console) -> tuple[Recommendation, Path]:
         database.unlink()
     with _LiveProgress(console) as progress:
         recommendation = recommend(
-            path,
-            dataset_name=args.dataset,
-            model_name=args.model,
-            trials=args.trials,
-            time_budget=args.time_budget,
-            max_memory=args.max_memory,
-            window_timeout=args.trial_timeout,
-            quick=args.quick,
-            seed=args.seed,
-            storage=f"sqlite:///{database.resolve()}",
-            progress=progress,
-            engine=args.engine,
-            allow_duplicated_data=args.allow_duplicated_data,
-            compare_keras3=args.compare_keras3,
+            path, dataset_name=args.dataset, model_name=args.model, trials=args.trials, time_budget=args.time_budget,
+            max_memory=args.max_memory, window_timeout=args.trial_timeout, quick=args.quick, seed=args.seed,
+            storage=f"sqlite:///{database.resolve()}", progress=progress, engine=args.engine,
+            allow_duplicated_data=args.allow_duplicated_data, compare_keras3=args.compare_keras3,
         )
     write_reports(recommendation, folder)
     return recommendation, folder
@@ -165,64 +155,40 @@ class _LiveProgress:
 
 
 def print_summary(console: Console, r: Recommendation, folder: Path) -> None:
+    from reports.summary import headline, summary_rows
+
     title = f"tune-loader: {r.dataset.class_name} ({r.engine}, {r.dataset.kind})" + (
         "" if r.measured else " (PREDICTION, nothing timed: --quick)"
     )
     table = Table(title=Text(title), show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
-    _add_row(table, "Recommended" if r.measured else "Predicted best", r.config.label())
-    _add_row(table, "Settings", r.config.as_kwargs())
-    rate = r.recommended_batches_per_second
-    if rate:
-        samples = f", {r.samples_per_second:,.0f} samples/s" if r.samples_per_second else ""
-        _add_row(table, "Throughput", f"{rate.median:.1f} ± {rate.mad:.1f} batches/s (median ± MAD, n={rate.count}){samples}")
-    if r.confirmation:
-        c = r.confirmation
-        verdict = "" if r.config == r.best_tried else f" for {r.best_tried.label()}: not significant, defaults kept"
-        _add_row(
-            table,
-            "Speed-up vs defaults",
-            f"{c.speedup:.2f}x [{c.speedup_low:.2f}, {c.speedup_high:.2f}] {c.confidence:.0%} CI, n={len(c.best_samples)}{verdict}",
-        )
-    elif r.measured:
-        _add_row(table, "Speed-up vs defaults", f"{r.best_tried.label()} not confirmed side by side (see the warnings): "
-                 "defaults kept" if r.unconfirmed else "1.00x: the defaults were the best measured")
-    predicted_speedup = r.predicted_batches_per_second / r.predicted_default_batches_per_second
-    _add_row(table, "Predicted", f"{r.predicted_batches_per_second:.1f} batches/s, {predicted_speedup:.2f}x the defaults (analytic model)")
-    if r.measured:
-        _add_row(table, "Peak memory", _mib(r.peak_memory_bytes) + f" (defaults {_mib(r.default_peak_memory_bytes)}, PSS)")
-    reached = f": {100 * rate.median / r.ceiling.batches_per_second:.0f}% reached" if rate else ""
-    raised = f", raised to what {r.ceiling.raised_by} measured" if r.ceiling.raised_by else ""
-    _add_row(table, "Ceiling", f"{r.ceiling.batches_per_second:.1f} batches/s (Keras fed with free data{raised}){reached}")
-    _add_row(table, "Verdict", r.ceiling.verdict)
-    if r.tf_data:
-        _add_row(table, "tf.data", f"{r.tf_data.speedup:.2f}x the recommended setting [{r.tf_data.speedup_low:.2f}, {r.tf_data.speedup_high:.2f}]")
-    _add_row(table, "Model", r.model.description)
-    if r.measured:
-        _add_row(table, "Trials", f"{len(r.trials)} in {r.tuning_seconds:.0f} s (pruning saved ~{r.pruning_saved_seconds:.0f} s)"
-                 + (f"; stopped because {r.search_stopped_because}" if r.search_stopped_because else ""))
+    label, _, setting = headline(r).partition(": ")
+    for row_label, value in [(label, setting)] + [(row.label, row.value) for row in summary_rows(r)]:
+        _add_row(table, row_label, value)
     console.print(table)
     for reason in r.reasons:
         console.print(f"• {reason}", highlight=False, markup=False)
     for warning in r.warnings:
         console.print(Text(f"! {warning}", style="yellow"))
+    _print_code(console, r)
+    console.print(f"\nReport: {folder / 'report.html'}  (results.json, trials.csv beside it)")
+
+
+def _print_code(console: Console, r: Recommendation) -> None:
+    """The settings as code to paste, for the Keras the data is written for, and tf.data when it won."""
+    blocks = [("Keras 3", r.keras3_code())]
     if r.legacy:
-        console.print("\ntf-keras:")
-        console.print(r.tf_keras_code(), highlight=False, markup=False, soft_wrap=True)
-        console.print("\nMoving to Keras 3:")
-        console.print(r.keras3_code(), highlight=False, markup=False, soft_wrap=True)
-        if r.keras3:
+        blocks = [("tf-keras", r.tf_keras_code()), ("Moving to Keras 3", r.keras3_code())]
+    if r.tf_data_is_faster:
+        blocks.append(("tf.data (measured faster)", r.tf_data_code()))
+    for title, code in blocks:
+        console.print(f"\n{title}:")
+        console.print(code, highlight=False, markup=False, soft_wrap=True)
+        if title == "Moving to Keras 3" and r.keras3:
             k = r.keras3
             gain = f", {k.ratio:.2f}x this answer [{k.ratio_low:.2f}, {k.ratio_high:.2f}]" if k.ratio else ""
             console.print(f"    measured as a PyDataset: {k.config.label()}{gain}", highlight=False, markup=False)
-    else:
-        console.print("\nKeras 3:")
-        console.print(r.keras3_code(), highlight=False, markup=False, soft_wrap=True)
-    if r.tf_data_is_faster:
-        console.print("\ntf.data (measured faster):")
-        console.print(r.tf_data_code(), highlight=False, markup=False, soft_wrap=True)
-    console.print(f"\nReport: {folder / 'report.html'}  (results.json, trials.csv beside it)")
 
 
 def _add_row(table: Table, label: str, value: str) -> None:
@@ -231,8 +197,6 @@ def _add_row(table: Table, label: str, value: str) -> None:
     table.add_row(label, Text(value))
 
 
-def _mib(value: int | None) -> str:
-    return f"{value / 2**20:,.0f} MiB" if value else "n/a"
 
 
 if __name__ == "__main__":

@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import json
+import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from probes.profiles import DatasetProfile, MachineProfile, ModelProfile, Spread
+from probes.profiles import DataKind, DatasetProfile, MachineProfile, ModelProfile, PoolKind, Spread, TextEnum
 from probes.serde import from_dict, to_dict
 
 SCHEMA_VERSION = 2
+
+
+class TrialStatus(TextEnum):
+    """How a trial ended: measured, stopped early as clearly losing, crashed or hung, or not allowed."""
+
+    OK = "ok"
+    PRUNED = "pruned"
+    FAILED = "failed"
+    INFEASIBLE = "infeasible"
+
+
+class EngineName(TextEnum):
+    """The Keras a dataset is tuned under."""
+
+    KERAS3 = "keras3"
+    TF_KERAS = "tf-keras"
 
 
 @dataclass(frozen=True, order=True)
@@ -35,6 +53,21 @@ class LoaderConfig:
     def parallel(self) -> bool:
         """Whether Keras builds a worker pool at all (else batches are made inline)."""
         return self.workers > 1 or (self.workers > 0 and self.use_multiprocessing)
+
+    @property
+    def kind(self) -> PoolKind:
+        if not self.parallel:
+            return PoolKind.INLINE
+        return PoolKind.PROCESSES if self.use_multiprocessing else PoolKind.THREADS
+
+    @property
+    def simplicity(self) -> tuple:
+        """Sort key, simplest first: fewest workers, threads before processes, the queue nearest Keras's 10.
+
+        Among settings that measure alike the simplest costs the least memory
+        and contention; a queue of 1 or 2 leaves no slack for uneven batches.
+        """
+        return self.workers, self.use_multiprocessing, abs(math.log(max(self.max_queue_size, 1) / 10))
 
     @property
     def effective_parallelism(self) -> int:
@@ -95,16 +128,14 @@ class WindowTiming:
 
 @dataclass(frozen=True)
 class TrialResult:
-    """One configuration's measurement, or why it has none.
+    """One configuration's measurement, or why it has none (``reason``).
 
-    ``status`` is ``ok``, ``pruned`` (stopped early as clearly losing),
-    ``failed`` (crash, hang, dead worker) or ``infeasible`` (over the memory
-    budget, or not allowed for this data code).
+    ``infeasible`` means over the memory budget, or not allowed for this data code.
     """
 
     number: int
     config: LoaderConfig
-    status: str
+    status: TrialStatus
     origin: str
     windows: tuple[WindowTiming, ...] = ()
     epoch_batches_per_second: Spread | None = None
@@ -115,6 +146,16 @@ class TrialResult:
     wall_seconds: float = 0.0
     leftover_processes: int = 0
     predicted_batches_per_second: float | None = None
+
+
+def completed(trials: Iterable[TrialResult]) -> list[TrialResult]:
+    """The trials that measured a throughput."""
+    return [t for t in trials if t.status == TrialStatus.OK and t.epoch_batches_per_second]
+
+
+def best_rate(trials: Iterable[TrialResult]) -> float:
+    """The highest median epoch throughput among ``trials`` (0 when none measured one)."""
+    return max((t.epoch_batches_per_second.median for t in completed(trials)), default=0.0)
 
 
 @dataclass(frozen=True)
@@ -159,7 +200,7 @@ class EngineComparison:
     run-to-run noise.
     """
 
-    engine: str
+    engine: EngineName
     config: LoaderConfig
     batches_per_second: Spread | None
     model_description: str
@@ -175,7 +216,7 @@ class Recommendation:
 
     config: LoaderConfig
     dataset_name: str
-    engine: str
+    engine: EngineName
     machine: MachineProfile
     dataset: DatasetProfile
     model: ModelProfile
@@ -228,7 +269,7 @@ class Recommendation:
     @property
     def legacy(self) -> bool:
         """The data is a tf-keras Sequence or a plain generator: Keras 2 code."""
-        return self.engine == "tf-keras"
+        return self.engine == EngineName.TF_KERAS
 
     def keras3_code(self) -> str:
         """The settings in Keras 3; for legacy data, the PyDataset it would become."""
@@ -236,7 +277,7 @@ class Recommendation:
             return f"dataset = {self.dataset.class_name}(..., {self.config.as_kwargs()})\nmodel.fit(dataset, epochs=...)"
         body = (
             "        return ...  # your Sequence's __getitem__, unchanged"
-            if self.dataset.kind != "generator"
+            if self.dataset.kind != DataKind.GENERATOR
             else "        return ...  # the batch your generator yields as its index-th (no shared iterator state)"
         )
         return (
@@ -254,7 +295,7 @@ class Recommendation:
         )
 
     def tf_keras_code(self) -> str:
-        if self.dataset.kind == "generator":
+        if self.dataset.kind == DataKind.GENERATOR:
             return (
                 f"model.fit_generator({self.dataset_name}(), steps_per_epoch=..., epochs=..., {self.config.as_kwargs()})\n"
                 f"# or, not deprecated:\nmodel.fit({self.dataset_name}(), steps_per_epoch=..., epochs=..., "

@@ -15,28 +15,9 @@ import time
 
 import keras
 
-from tuner import engines
-from tuner.engines import tfdata
-from tuner.epoch_model import window_timing
-from tuner.results import LoaderConfig, WindowTiming
-
-
-def adopt(dataset) -> keras.utils.PyDataset:
-    """The dataset as a PyDataset: a tf-keras Sequence is wrapped (the migration comparison)."""
-    return dataset if isinstance(dataset, keras.utils.PyDataset) else SequenceAsPyDataset(dataset)
-
-
-def kind(dataset: keras.utils.PyDataset) -> str:
-    return "sequence as pydataset" if isinstance(dataset, SequenceAsPyDataset) else "pydataset"
-
-
-def num_batches(dataset: keras.utils.PyDataset) -> int | None:
-    """Batches per epoch, or None for an infinite dataset."""
-    return dataset.num_batches
-
-
-def batch(dataset: keras.utils.PyDataset, index: int):
-    return dataset[index]
+from probes.profiles import DataKind
+from tuner.engines import common
+from tuner.results import EngineName, LoaderConfig, WindowTiming
 
 
 def set_knobs(dataset: keras.utils.PyDataset, config: LoaderConfig) -> None:
@@ -64,7 +45,7 @@ class SequenceAsPyDataset(keras.utils.PyDataset):
 
 
 class WindowView(keras.utils.PyDataset):
-    """A full epoch of ``batches`` batches taken from the user's dataset.
+    """A full epoch of ``batches`` batches taken from ``inner`` from ``offset`` on, under ``config``.
 
     Keras stops a pool cleanly only at the end of a real epoch; cutting an
     epoch short with ``steps_per_epoch`` drains the pending queue instead,
@@ -72,7 +53,7 @@ class WindowView(keras.utils.PyDataset):
     view keeps every window faithful to a real epoch's start and end.
     """
 
-    def __init__(self, inner: keras.utils.PyDataset, batches: int, offset: int, config: LoaderConfig):
+    def __init__(self, inner, batches: int, offset: int, config: LoaderConfig):
         super().__init__()
         set_knobs(self, config)
         self.inner = inner
@@ -94,67 +75,50 @@ class WindowView(keras.utils.PyDataset):
         self.inner.on_epoch_end()
 
 
-class CachedView(keras.utils.PyDataset):
-    """The same batch, ``batches`` times: Keras's pipeline with data that costs nothing."""
-
-    def __init__(self, batch, batches: int, config: LoaderConfig):
-        super().__init__()
-        set_knobs(self, config)
-        self.batch = batch
-        self.batches = batches
-
-    def __len__(self) -> int:
-        return self.batches
-
-    def __getitem__(self, index: int):
-        return self.batch
-
-
-class _EpochClock(engines.EpochClock, keras.callbacks.Callback):
+class _EpochClock(common.EpochClock, keras.callbacks.Callback):
     pass
 
 
-def run_window(model: keras.Model, dataset: keras.utils.PyDataset, config: LoaderConfig, batches: int, offset: int) -> WindowTiming:
-    """Times one real ``fit`` epoch of ``batches`` batches under ``config`` (or through tf.data)."""
-    clock = _EpochClock()
-    if config.is_tf_data:
-        data = tfdata.pipeline(dataset.__getitem__, dataset.num_batches, batches, offset)
-    else:
-        data = WindowView(dataset, batches, offset, config)
-    model.fit(data, epochs=1, verbose=0, callbacks=[clock])
-    return window_timing(clock.begin, clock.batch_ends, clock.end)
+class Keras3Engine:
+    """``keras.utils.PyDataset`` under Keras 3's ``fit`` (implements ``engines.KerasEngine``)."""
 
+    name = EngineName.KERAS3
 
-def time_epochs(model: keras.Model, dataset: keras.utils.PyDataset, config: LoaderConfig) -> tuple[float, float]:
-    """A two-epoch ``fit`` over the real dataset: the yardstick for the epoch model (see
-    ``engines.one_fit_and_one_epoch``)."""
-    set_knobs(dataset, config)
-    clock = _EpochClock()
-    began = time.perf_counter()
-    model.fit(dataset, epochs=2, verbose=0, callbacks=[clock])
-    return engines.one_fit_and_one_epoch(began, clock, time.perf_counter())
+    def adopt(self, dataset) -> keras.utils.PyDataset:
+        """The dataset as a PyDataset: a tf-keras Sequence is wrapped (the migration comparison)."""
+        return dataset if isinstance(dataset, keras.utils.PyDataset) else SequenceAsPyDataset(dataset)
 
+    def kind(self, dataset: keras.utils.PyDataset) -> DataKind:
+        return DataKind.SEQUENCE_AS_PYDATASET if isinstance(dataset, SequenceAsPyDataset) else DataKind.PYDATASET
 
-def run_cached_window(
-    model: keras.Model, batch, config: LoaderConfig, batches: int, dataset=None, measure_epoch_end: bool = True
-) -> tuple[WindowTiming, float, float]:
-    """One epoch of free data under ``config``: its timing, the parent's CPU seconds, and the seconds
-    from ``on_epoch_end`` until ``fit`` returned (about 0.04 s with or without a pool here, so it is
-    always measured: it costs nothing)."""
-    clock = _EpochClock()
-    cpu_start = time.process_time()
-    model.fit(CachedView(batch, batches, config), epochs=1, verbose=0, callbacks=[clock])
-    after_epoch = time.perf_counter() - clock.end
-    return window_timing(clock.begin, clock.batch_ends, clock.end), time.process_time() - cpu_start, after_epoch
+    def num_batches(self, dataset: keras.utils.PyDataset) -> int | None:
+        return dataset.num_batches
 
+    def batch(self, dataset: keras.utils.PyDataset, index: int):
+        return dataset[index]
 
-def build_default_model(batch: tuple):
-    return engines.build_default_model(keras, batch, "Keras 3")
+    def fit_epoch(self, model: keras.Model, data) -> WindowTiming:
+        clock = _EpochClock()
+        model.fit(data, epochs=1, verbose=0, callbacks=[clock])
+        return clock.timing()
 
+    def run_window(self, model: keras.Model, dataset, config: LoaderConfig, batches: int, offset: int) -> WindowTiming:
+        return self.fit_epoch(model, WindowView(dataset, batches, offset, config))
 
-def describe_model(model: keras.Model) -> str:
-    return f"{model.name}: {len(model.layers)} layers, {model.count_params():,} parameters"
+    def run_cached_window(self, model: keras.Model, batch, config: LoaderConfig, batches: int, dataset=None,
+                          measure_epoch_end: bool = True) -> tuple[WindowTiming, float, float]:
+        """The seconds after ``on_epoch_end`` are always measured here: Keras 3 has no stall there."""
+        clock = _EpochClock()
+        cpu_start = time.process_time()
+        model.fit(WindowView(common.RepeatedBatch(batch), batches, 0, config), epochs=1, verbose=0, callbacks=[clock])
+        after_epoch = time.perf_counter() - clock.end
+        return clock.timing(), time.process_time() - cpu_start, after_epoch
 
+    def build_default_model(self, batch: tuple):
+        return common.build_default_model(keras, batch, "Keras 3")
 
-def owns_model(model) -> bool:
-    return isinstance(model, keras.Model)
+    def describe_model(self, model: keras.Model) -> str:
+        return f"{model.name}: {len(model.layers)} layers, {model.count_params():,} parameters"
+
+    def owns_model(self, model) -> bool:
+        return isinstance(model, keras.Model)

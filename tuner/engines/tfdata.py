@@ -1,4 +1,4 @@
-"""tf.data over the user's per-batch function: the alternative both engines measure.
+"""tf.data over the user's per-batch function: the alternative both Keras engines measure.
 
 ``map(num_parallel_calls=AUTOTUNE)`` and ``prefetch(AUTOTUNE)`` over
 ``get_item(i)`` through ``tf.py_function``: exactly what the report's
@@ -13,7 +13,21 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tuner.engines import standardize
+from tuner.engines import KerasEngine
+from tuner.engines.common import standardize
+from tuner.results import LoaderConfig, WindowTiming
+
+
+class TfDataEngine:
+    """Times the tf.data pipeline under the host engine's ``fit`` (implements ``engines.Engine``)."""
+
+    def __init__(self, host: KerasEngine):
+        self.host = host
+
+    def run_window(self, model, dataset, config: LoaderConfig, batches: int, offset: int) -> WindowTiming:
+        """``config`` is ``LoaderConfig.tf_data()``: tf.data's autotuner sets the parallelism itself."""
+        get_item = lambda index: self.host.batch(dataset, index)  # noqa: E731
+        return self.host.fit_epoch(model, pipeline(get_item, self.host.num_batches(dataset), batches, offset))
 
 
 def pipeline(get_item: Callable[[int], Any], length: int | None, batches: int, offset: int) -> tf.data.Dataset:

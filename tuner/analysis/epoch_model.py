@@ -41,32 +41,19 @@ def window_timing(epoch_begin: float, batch_ends: Sequence[float], epoch_end: fl
 def with_fixed_cost(timing: WindowTiming, fixed_seconds: float, epoch_end_seconds: float = 0.0) -> WindowTiming:
     """Re-reads a window with a known per-epoch fixed cost: rate = batches / (epoch - fixed).
 
-    The spacing of batch arrivals can lie. With pure-Python data code on
-    threads and a long queue, the training loop starves for the GIL while the
-    producers fill the queue, then drains it in a burst at the end: the later
-    half of an 84-batch epoch arrived at 450 batches/s in an epoch that ran at
-    70. The epoch's total time does not lie, so with the fixed cost known
-    (Keras's pool start-up and tear-down, measured with free data) the rate
-    follows from it.
+    The spacing of batch arrivals can lie: with pure-Python data code on
+    threads and a long queue, the training loop starves for the GIL while
+    the producers fill the queue, then drains it in a burst at the end. The
+    epoch's total time does not lie, so with the fixed cost known (Keras's
+    pool start-up and tear-down, measured with free data) the rate follows.
 
     The known cost is an extrapolation for pools bigger than the probe's two
-    workers, so the window's own first batch bounds it from both sides:
-
-    - No start-up outlasts the first batch. The analytic model put 16
-      processes on the model-bound benchmark at 2.28 s where their first
-      batch arrived after 0.82 to 0.92 s; subtracted from a 4.6 s window, the
-      2.28 s predicted 9.6 s epochs that took 14.3 to 14.9 s.
-    - What the first batch took beyond the window's mean spacing of the
-      others was start-up, whatever the extrapolation said. One session's
-      probe put 16 processes on numpy_augment at 0.15 s (others' at 0.56
-      and 1.0 s) where their first batch took 0.5 to 0.7 s, and windows of
-      32 and 120 batches put the start-up at 0.4 to 0.6 s: read with
-      0.15 s, 32-batch windows predicted 6.0 to 7.8 s for epochs of 5.1 to
-      6.2 s.
-
-    The fixed cost is also capped at half the epoch. ``epoch_end_seconds`` is
-    a per-epoch cost outside the timed epoch (see ``PipelinePoint``): it does
-    not touch the rate but is part of every epoch.
+    workers, so the window's own first batch bounds it from both sides: no
+    start-up outlasts the first batch, and what the first batch took beyond
+    the mean spacing of the others was start-up. The fixed cost is also
+    capped at half the epoch. ``epoch_end_seconds`` is a per-epoch cost
+    outside the timed epoch (see ``PipelinePoint``): it does not touch the
+    rate but is part of every epoch.
     """
     start_up = fixed_seconds
     if timing.first_batch_seconds is not None:

@@ -4,35 +4,27 @@ from __future__ import annotations
 
 import platform
 
-from probes.profiles import DatasetProfile, ModelProfile
+from probes.profiles import DataKind, DatasetProfile, ModelProfile, PoolKind
 from probes.stats import outlier_mask, summarize
-from tuner.epoch_model import epoch_throughput
-from tuner.results import KERAS_DEFAULTS, Ceiling, Confirmation, EngineComparison, LoaderConfig, TrialResult
-from tuner.space import SearchSpace
-from tuner.study import CONFIDENCE, CONFIRMED_NEAR_BEST
+from tuner.results import (KERAS_DEFAULTS, Ceiling, Confirmation, EngineComparison, EngineName, LoaderConfig,
+                           TrialResult, TrialStatus)
+from tuner.search.race import CONFIDENCE, CONFIRMED_NEAR_BEST
+from tuner.search.space import SearchSpace
 
 MEMORY_NEAR_BUDGET = 0.8
-# On the model-bound benchmark the model step under TensorFlow's malloc setting
-# spent 22 to 52% of its CPU time in the kernel at 6,800 to 30,500 page faults
-# per step; with the thresholds restored, 5 to 12% at 700 to 2,600.
+OUTLIER_MIN_EPOCHS = 5
+# A model step with more kernel CPU and page faults than these is paying for fresh memory every step
+# (docs/keras-behaviours.md, "TensorFlow's malloc setting"); with glibc's thresholds restored the same
+# step stays well below both.
 KERNEL_SHARE_WARNING = 0.25
 PAGE_FAULTS_WARNING = 4000
 # tf.data's autotuner optimizes 10 ms after an iterator starts and then at doubling periods; an inline
-# epoch that waits for it ends at one of these (benchmarks/inline_stall.py).
+# epoch that waits for it ends at one of these (docs/keras-behaviours.md).
 AUTOTUNE_TICKS_SECONDS = tuple(0.01 * (2**k - 1) for k in range(1, 30))
-# Where inline epochs were seen waiting, by engine.
-AUTOTUNE_WAITS_SEEN = {
-    "keras3": "on its model-bound benchmark 14 of 27 inline epochs waited (benchmarks/inline_stall.py)",
-    "tf-keras": "on its legacy_sequence example 9 of 20 inline epochs waited, at the 10.2 s tick, in two runs of "
-                "benchmarks/epoch_prediction.py",
-}
-# Below this a batch costs less than handing it to a thread: model_bound's array slices (4 µs a batch)
-# read 0.1x with 2 threads, which says nothing about the GIL.
+# Below this a batch costs less than handing it to a thread, so the thread test says nothing about the GIL.
 THREAD_TEST_FLOOR_SECONDS = 0.001
 # CPython 3.11 before 3.11.8 (and 3.12 before 3.12.2) kept the AST constructor's recursion depth in state
-# that threads share; np.load parses every .npy header with ast.literal_eval. io_bound's example met the
-# error once in a side-by-side run of 12 to 32 threads on Python 3.11.7, and 11 of 64 threads calling
-# np.load 2,000 times each under frequent garbage collection met it there.
+# that threads share; np.load parses every .npy header with ast.literal_eval, so threads calling it can fail.
 AST_RACE = "AST constructor recursion depth mismatch"
 
 
@@ -46,7 +38,7 @@ def explain(
     dataset: DatasetProfile,
     model: ModelProfile,
     epoch_batches: int,
-    engine: str = "keras3",
+    engine: EngineName = EngineName.KERAS3,
     rewrite: tuple[LoaderConfig, float] | None = None,
     race: dict[LoaderConfig, tuple[float, ...]] | None = None,
 ) -> tuple[str, ...]:
@@ -58,7 +50,7 @@ def explain(
     reasons = [data_nature(dataset), f"Training is {ceiling.verdict}."]
     if race and len(race) > 1:
         reasons.append(race_summary(race, best.config, waiting=dataset.waits))
-    if engine == "tf-keras":
+    if engine == EngineName.TF_KERAS:
         reasons.append(legacy_costs(dataset, model, epoch_batches))
     if best.config == KERAS_DEFAULTS:
         reasons.append("The Keras defaults were the best configuration measured.")
@@ -92,7 +84,7 @@ def explain(
                 f"A tf.data pipeline over the same __getitem__ ran {tf_data.speedup:.2f}x the recommended "
                 f"setting ({chosen.label()}) {interval}: no reason to switch."
             )
-    if dataset.kind == "generator" and confirmation is not None and not best.config.use_multiprocessing:
+    if dataset.kind == DataKind.GENERATOR and confirmation is not None and not best.config.use_multiprocessing:
         reasons.append(
             "Keras 3 cannot run a plain generator in parallel: its fit() makes the batches inline, like the "
             f"defaults here. The best parallel setting measured {confirmation.speedup:.2f}x that "
@@ -126,10 +118,10 @@ def race_summary(race: dict[LoaderConfig, tuple[float, ...]], winner: LoaderConf
 
 def legacy_costs(dataset: DatasetProfile, model: ModelProfile, epoch_batches: int) -> str:
     """What tf-keras's pools cost per epoch beyond inline, from the free-data probe."""
-    inline, threads = model.pipeline_point("inline"), model.pipeline_point("threads")
+    inline, threads = model.pipeline_point(PoolKind.INLINE), model.pipeline_point(PoolKind.THREADS)
     extra = max(0.0, threads.fixed_seconds - inline.fixed_seconds) + threads.epoch_end_seconds
     epoch_seconds = epoch_batches / threads.steady_batches_per_second
-    if dataset.kind == "generator":
+    if dataset.kind == DataKind.GENERATOR:
         return (
             f"tf-keras with a generator starts its worker pool once per fit() call ({extra:.2f} s measured with "
             "free data) and never stops it: the pool outlives fit(), so long-running programs should exit or "
@@ -189,27 +181,46 @@ def warn(
     trials: tuple[TrialResult, ...],
     dataset: DatasetProfile,
     memory_budget_bytes: int | None,
-    epoch_batches: int,
     space: SearchSpace,
     model: ModelProfile | None = None,
-    engine: str = "keras3",
+    engine: EngineName = EngineName.KERAS3,
     chosen_epoch_seconds: float | None = None,
     race_failures: dict[LoaderConfig, str] | None = None,
+    confirmation: Confirmation | None = None,
 ) -> tuple[str, ...]:
     """Risks of the chosen settings and doubts about the measurements (``race_failures``: the settings
-    that stopped in the final interleaved comparison, with why)."""
+    that stopped in the final race, with why; ``confirmation``: the race epochs the claim rests on)."""
+    warnings = [w for w in (allocator_churn(model) if model else None,
+                            autotune_wait(chosen, engine, chosen_epoch_seconds)) if w]
+    warnings += _setting_risks(chosen, dataset, space)
+    warnings += _stopped_settings(trials, space, race_failures or {})
+    if any(t.leftover_processes for t in trials):
+        count = sum(t.leftover_processes for t in trials)
+        warnings.append(f"{count} worker process(es) were still alive after their epoch ended; tune-loader killed them.")
+    if chosen_trial and chosen_trial.peak_memory_bytes and memory_budget_bytes:
+        share = chosen_trial.peak_memory_bytes / memory_budget_bytes
+        if share > MEMORY_NEAR_BUDGET:
+            warnings.append(f"The recommended settings used {share:.0%} of the memory budget at peak.")
+    if confirmation and (outliers := _outlier_epochs(confirmation)):
+        warnings.append(
+            f"{outliers} of the race's epochs were statistical outliers (modified z-score above 14.8, as "
+            "hyperfine flags them): another process may have competed for the CPU. Consider re-running on a "
+            "quiet system."
+        )
+    return tuple(warnings)
+
+
+def _setting_risks(chosen: LoaderConfig, dataset: DatasetProfile, space: SearchSpace) -> list[str]:
+    """What the chosen setting may change in the user's training, and what was not tried."""
     warnings = []
-    if model is not None and (churn := allocator_churn(model)):
-        warnings.append(churn)
-    if wait := autotune_wait(chosen, engine, chosen_epoch_seconds):
-        warnings.append(wait)
-    if chosen.use_multiprocessing and dataset.kind == "generator":
+    generator = dataset.kind == DataKind.GENERATOR
+    if chosen.use_multiprocessing and generator:
         warnings.append(
             f"DUPLICATED DATA: with {chosen.workers} processes, every worker runs its own copy of your generator, "
             f"so each batch reaches the model {chosen.workers} times per pass. You allowed this with "
             "--allow-duplicated-data; the throughput above counts duplicated batches."
         )
-    if chosen.parallel and dataset.kind != "generator":
+    if chosen.parallel and not generator:
         warnings.append(
             f"With {chosen.workers} workers, __getitem__ runs concurrently and not in index order. Batches still "
             "reach the model in order, but code that keeps state between calls (counters, caches, its own "
@@ -221,23 +232,27 @@ def warn(
             "starts with the same NumPy random state. Seed per worker or per index to avoid repeated augmentations."
         )
     if space.processes_excluded:
-        fix = (
-            "" if dataset.kind == "generator"
-            else " Make it picklable (no open files, locks or lambdas as attributes) to let tune-loader try processes."
-        )
+        fix = ("" if generator else " Make it picklable (no open files, locks or lambdas as attributes) to let "
+               "tune-loader try processes.")
         warnings.append(f"Processes were not tried: {space.processes_excluded}.{fix}")
-    unsafe = [t for t in trials if t.status == "infeasible" and t.reason == space.threads_infeasible]
+    if dataset.thread_safe is False and not generator and chosen.kind == PoolKind.THREADS:
+        warnings.append(f"Threads returned different batches than inline calls: {dataset.thread_safety_note}.")
+    return warnings
+
+
+def _stopped_settings(trials: tuple[TrialResult, ...], space: SearchSpace,
+                      race_failures: dict[LoaderConfig, str]) -> list[str]:
+    """Settings recorded as infeasible, or that failed in the search or the race, with their reasons."""
+    warnings = []
+    unsafe = [t for t in trials if t.status == TrialStatus.INFEASIBLE and t.reason == space.threads_infeasible]
     if unsafe:
         numbers = ", ".join(str(t.number) for t in unsafe)
         warnings.append(f"Thread pools (trials {numbers}) were recorded as infeasible, not timed: {space.threads_infeasible}.")
-    if dataset.thread_safe is False and dataset.kind != "generator" and chosen.parallel and not chosen.use_multiprocessing:
-        warnings.append(f"Threads returned different batches than inline calls: {dataset.thread_safety_note}.")
-    stopped = [t for t in trials if t.status in ("failed", "infeasible") and t not in unsafe]
+    stopped = [t for t in trials if t.status in (TrialStatus.FAILED, TrialStatus.INFEASIBLE) and t not in unsafe]
     for trial in stopped[:5]:
         warnings.append(f"Trial {trial.number} ({trial.config.label()}) {trial.status}: {trial.reason}")
     if len(stopped) > 5:
         warnings.append(f"... and {len(stopped) - 5} more trials failed or were infeasible (see the trials table).")
-    race_failures = race_failures or {}
     for config, reason in race_failures.items():
         warnings.append(f"{config.label()} stopped during the final interleaved comparison: {reason}")
     if any(AST_RACE in reason for reason in [t.reason for t in stopped] + list(race_failures.values())):
@@ -247,44 +262,36 @@ def warn(
             f"and 3.12.2 (python/cpython#106905). You run Python {platform.python_version()}: upgrading removes it, "
             "and processes avoid it. The settings it stopped are recorded as failed."
         )
-    if any(t.leftover_processes for t in trials):
-        count = sum(t.leftover_processes for t in trials)
-        warnings.append(f"{count} worker process(es) were still alive after their epoch ended; tune-loader killed them.")
-    if chosen_trial and chosen_trial.peak_memory_bytes and memory_budget_bytes:
-        share = chosen_trial.peak_memory_bytes / memory_budget_bytes
-        if share > MEMORY_NEAR_BUDGET:
-            warnings.append(f"The recommended settings used {share:.0%} of the memory budget at peak.")
-    if chosen_trial and chosen_trial.windows:
-        samples = [epoch_throughput(w, epoch_batches) for w in chosen_trial.windows]
-        if any(outlier_mask(samples)):
-            warnings.append(
-                "Some timing windows of the recommended configuration were statistical outliers: another process "
-                "may have competed for the CPU. Consider re-running on a quiet system."
-            )
-    return tuple(warnings)
+    return warnings
 
 
-def autotune_wait(chosen: LoaderConfig, engine: str, epoch_seconds: float | None) -> str | None:
+def _outlier_epochs(confirmation: Confirmation) -> int:
+    """How many of the race's epochs, on either side of the claim, hyperfine's rule flags.
+
+    A side needs ``OUTLIER_MIN_EPOCHS``: with three or four epochs the MAD is
+    the gap between the two closest, and an epoch 3% off them scores over 100.
+    """
+    sides = (confirmation.best_samples, confirmation.default_samples)
+    return sum(sum(outlier_mask(side)) for side in sides if len(side) >= OUTLIER_MIN_EPOCHS)
+
+
+def autotune_wait(chosen: LoaderConfig, engine: EngineName, epoch_seconds: float | None) -> str | None:
     """A warning for inline training, whose epochs can wait for tf.data's autotuner, unseen by the timings.
 
-    Keras 3 makes a new tf.data iterator every epoch, and deleting the last
-    one sometimes blocks until the autotuner's next optimization: on the
-    model-bound benchmark 14 of 27 inline epochs did, 11 s epochs ending at
-    20.5 s. tf-keras's inline path waits too (its Sequence goes through
-    tf.data as well): legacy_sequence's 8.6 s epochs ended at 10.2 to 10.3 s
-    in 5 of 10, while its pools never did. Windows and race epochs end at
-    ``on_epoch_end``, before that.
+    Keras makes a new tf.data iterator every epoch, and deleting the last
+    one sometimes blocks until the autotuner's next optimization. Both
+    engines' inline paths go through tf.data; no pool does. Windows and race
+    epochs end at ``on_epoch_end``, before that wait.
     """
-    if engine not in AUTOTUNE_WAITS_SEEN or chosen.parallel or not epoch_seconds:
+    if chosen.parallel or not epoch_seconds:
         return None
-    keras = "Keras 3" if engine == "keras3" else "tf-keras"
+    keras = "Keras 3" if engine == EngineName.KERAS3 else "tf-keras"
     latest = next(tick for tick in AUTOTUNE_TICKS_SECONDS if tick >= epoch_seconds)
     return (
         f"Without a pool, {keras} feeds your batches through tf.data with autotuning on, and an epoch can wait "
         "before its first batch until the previous epoch's autotuner next optimizes (5.1, 10.2, 20.5 s, ... after "
-        f"that epoch began): an epoch of {epoch_seconds:.1f} s here may cost up to {latest:.1f} s. tune-loader's timings end before "
-        f"that wait and cannot see it; {AUTOTUNE_WAITS_SEEN[engine]}, and no pool did: a pool (workers=2 with "
-        "threads) avoids it."
+        f"that epoch began): an epoch of {epoch_seconds:.1f} s here may cost up to {latest:.1f} s. tune-loader's "
+        "timings end before that wait and cannot see it; a pool (workers=2 with threads) avoids it."
     )
 
 
@@ -297,7 +304,6 @@ def allocator_churn(model: ModelProfile) -> str | None:
         f"The model step spent {share:.0%} of its CPU time in the kernel, at {faults:,.0f} page faults per step "
         f"({model.step_seconds.count} steps of the model probe): memory goes back to the operating system and is "
         "taken again every step. TensorFlow's from_generator sets glibc's M_TRIM_THRESHOLD to 128 KiB, which does "
-        "this to every tensor over 128 KiB; on tune-loader's model-bound benchmark, restoring the thresholds made "
-        "training 1.31x [1.18, 1.79] faster. No loader setting changes it: see \"TensorFlow's malloc setting\" in "
-        "tune-loader's README for a callback that restores them (benchmarks/allocator.py is how it was measured)."
+        "this to every tensor over 128 KiB. No loader setting changes it: see \"TensorFlow's malloc setting\" in "
+        "tune-loader's README for a callback that restores the thresholds."
     )

@@ -1,12 +1,14 @@
 """Advice: the inline autotune warning (when it is given, the bound it states), how the race chose, and
 what stopped trials say."""
 
+import dataclasses
+
 import pytest
 
 from tests import builders
-from tuner import advice
-from tuner.results import KERAS_DEFAULTS, LoaderConfig
-from tuner.space import SearchSpace
+from tuner.analysis import advice
+from tuner.results import KERAS_DEFAULTS, Confirmation, LoaderConfig
+from tuner.search.space import SearchSpace
 
 
 @pytest.mark.parametrize(("epoch_seconds", "latest"), [(11.0, "20.5"), (4.2, "5.1"), (0.9, "1.3"), (10.23, "10.2")])
@@ -16,10 +18,11 @@ def test_inline_keras3_training_is_warned_of_the_autotuner_wait_up_to_its_next_o
     assert "workers=2 with threads" in warning
 
 
-def test_inline_tf_keras_training_is_warned_with_what_was_seen_there():
+def test_inline_tf_keras_training_is_warned_in_terms_of_the_users_own_epoch():
     warning = advice.autotune_wait(KERAS_DEFAULTS, "tf-keras", 8.6)
     assert warning.startswith("Without a pool, tf-keras feeds your batches through tf.data")
-    assert "an epoch of 8.6 s here may cost up to 10.2 s" in warning and "legacy_sequence" in warning
+    assert "an epoch of 8.6 s here may cost up to 10.2 s" in warning
+    assert "benchmark" not in warning and "legacy_sequence" not in warning  # the user's numbers, not ours
 
 
 def test_a_pool_or_an_unknown_epoch_gets_no_autotune_warning():
@@ -30,7 +33,7 @@ def test_a_pool_or_an_unknown_epoch_gets_no_autotune_warning():
 
 def test_the_warnings_of_an_inline_keras3_answer_include_the_autotune_wait():
     common = dict(chosen_trial=None, trials=(), dataset=builders.dataset(), memory_budget_bytes=None,
-                  epoch_batches=100, space=SearchSpace(max_workers=8, allow_processes=True), chosen_epoch_seconds=11.0)
+                  space=SearchSpace(max_workers=8, allow_processes=True), chosen_epoch_seconds=11.0)
     assert any("may cost up to 20.5 s" in w for w in advice.warn(chosen=KERAS_DEFAULTS, engine="keras3", **common))
     assert not any("autotun" in w for w in advice.warn(chosen=LoaderConfig(4, False, 10), engine="keras3", **common))
 
@@ -50,10 +53,29 @@ def test_cpython_s_ast_race_is_explained_once_however_many_settings_it_stopped()
               builders.trial(1, LoaderConfig(32, False, 32), 0.0, status="failed", reason=race.format(40)),
               builders.trial(2, LoaderConfig(2, False, 10), 90.0))
     common = dict(chosen=LoaderConfig(2, False, 10), chosen_trial=trials[2], dataset=builders.dataset(),
-                  memory_budget_bytes=None, epoch_batches=100, space=SearchSpace(max_workers=32, allow_processes=True))
+                  memory_budget_bytes=None, space=SearchSpace(max_workers=32, allow_processes=True))
     warnings = advice.warn(trials=trials, race_failures={LoaderConfig(8, False, 8): race.format(33)}, **common)
     assert sum("python/cpython#106905" in w for w in warnings) == 1
     assert "8 threads, queue 8 stopped during the final interleaved comparison: " + race.format(33) in warnings
     assert [w for w in warnings if w.startswith("Trial ")] == [
         f"Trial 0 (16 threads, queue 16) failed: {race.format(36)}", f"Trial 1 (32 threads, queue 32) failed: {race.format(40)}"]
     assert not any("cpython" in w for w in advice.warn(trials=trials[2:], **common))
+
+
+def test_race_epochs_that_hyperfine_would_flag_as_outliers_are_warned_of():
+    common = dict(chosen=LoaderConfig(8, False, 16), chosen_trial=None, trials=(), dataset=builders.dataset(),
+                  memory_budget_bytes=None, space=SearchSpace(max_workers=8, allow_processes=True))
+    steady = Confirmation((300.0, 302.0, 298.0, 301.0, 299.0), (45.0, 44.0, 46.0, 45.5, 44.5), 6.6, 6.3, 6.9, 0.95)
+    assert not any("outliers" in w for w in advice.warn(confirmation=steady, **common))
+    # One defaults epoch at a third of the others' speed: z = (15 - 45) / 0.5 = -60, far beyond 14.8.
+    disturbed = dataclasses.replace(steady, default_samples=(45.0, 44.0, 46.0, 15.0, 45.5))
+    warning = next(w for w in advice.warn(confirmation=disturbed, **common) if "outliers" in w)
+    assert warning.startswith("1 of the race's epochs were statistical outliers") and "quiet system" in warning
+
+
+def test_three_race_epochs_are_too_few_to_call_one_an_outlier():
+    # Two epochs 0.01 apart make the MAD 0.01: the third, 3% off, would score about 130.
+    common = dict(chosen=LoaderConfig(8, False, 16), chosen_trial=None, trials=(), dataset=builders.dataset(),
+                  memory_budget_bytes=None, space=SearchSpace(max_workers=8, allow_processes=True))
+    three = Confirmation((209.9, 227.4, 229.8), (41.63, 41.62, 42.94), 5.46, 4.89, 5.52, 0.95)
+    assert not any("outliers" in w for w in advice.warn(confirmation=three, **common))

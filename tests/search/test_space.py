@@ -2,7 +2,7 @@ import optuna
 
 from tests import builders
 from tuner.results import KERAS_DEFAULTS, LoaderConfig
-from tuner.space import SearchSpace, rule_of_thumb, starting_configs
+from tuner.search.space import SearchSpace, rule_of_thumb, starting_configs
 
 
 def test_rule_of_thumb_uses_processes_for_gil_bound_code():

@@ -8,7 +8,7 @@ import pytest
 from probes import probe_model
 from reports import write_reports
 from tests import builders
-from tuner import advice
+from tuner.analysis import advice
 
 PAGE = mmap.PAGESIZE
 FRESH_BYTES = 8 << 20

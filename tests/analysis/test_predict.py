@@ -3,9 +3,10 @@ import dataclasses
 import pytest
 
 from tests import builders
-from tuner.predict import (attainable, best_predictions, candidates, ceiling, ceiling_with_measured, gil_seconds,
+from tuner.analysis.predict import (ATTAINABLE, attainable, best_predictions, ceiling, search_bound, ceiling_with_measured, gil_seconds,
                            parallel_share, predict)
 from tuner.results import KERAS_DEFAULTS, LoaderConfig
+from tuner.search.space import SearchSpace
 
 MACHINE = builders.machine(2)
 MODEL = builders.model(step_ms=2.0)
@@ -48,15 +49,19 @@ def test_threads_do_not_help_gil_bound_code_but_processes_do():
     assert predicted.bound == "GIL"
 
 
+def grid(max_workers, allow_processes=True, threads_infeasible=""):
+    return SearchSpace(max_workers, allow_processes, threads_infeasible=threads_infeasible).grid()
+
+
 def test_best_predictions_pick_processes_for_gil_bound_code_and_threads_for_waiting_code():
-    assert best_predictions(MACHINE, GIL_BOUND, MODEL, EPOCH, 8, True)[0].config.use_multiprocessing
-    assert not best_predictions(MACHINE, WAITING, MODEL, EPOCH, 16, True)[0].config.use_multiprocessing
-    assert not best_predictions(MACHINE, GIL_BOUND, MODEL, EPOCH, 8, False)[0].config.use_multiprocessing
+    assert best_predictions(MACHINE, GIL_BOUND, MODEL, EPOCH, grid(8))[0].config.use_multiprocessing
+    assert not best_predictions(MACHINE, WAITING, MODEL, EPOCH, grid(16))[0].config.use_multiprocessing
+    assert not best_predictions(MACHINE, GIL_BOUND, MODEL, EPOCH, grid(8, False))[0].config.use_multiprocessing
 
 
 def test_ceiling_bounds_every_prediction_and_names_the_bottleneck():
     limit = ceiling(MACHINE, WAITING, MODEL, EPOCH)
-    best = best_predictions(MACHINE, WAITING, MODEL, EPOCH, 16, True)[0]
+    best = best_predictions(MACHINE, WAITING, MODEL, EPOCH, grid(16))[0]
     assert limit.batches_per_second >= best.epoch_batches_per_second
     assert limit.bound == "input-bound" and limit.input_bound_factor == pytest.approx(13.0, rel=0.01)
     assert "about 13 batches in flight" in limit.verdict
@@ -84,30 +89,27 @@ def test_a_pool_s_epoch_end_stall_caps_what_any_setting_can_reach_below_the_free
         epoch / (5.0 + epoch / 600.0))
     # A bound, not a guess: no prediction of any setting the space holds goes above it.
     for dataset, pools in ((WAITING, True), (GIL_BOUND, True), (WAITING, False)):
-        configs = candidates(16, allow_processes=pools, allow_threads=pools)
+        configs = grid(16, allow_processes=pools, threads_infeasible="" if pools else "not thread-safe")
         for m in (model, MODEL):
             bound = attainable(dataset, m, epoch, pools=pools)
             assert max(predict(c, MACHINE, dataset, m, epoch).epoch_batches_per_second for c in configs) <= bound
 
 
 def test_the_search_stops_near_the_lower_of_the_ceiling_and_what_the_allowed_settings_can_reach():
-    from tuner.recommend import ATTAINABLE, search_ceiling
-    from tuner.space import SearchSpace
-
     epoch = 400
     stalled = builders.model(pipeline=tuple(dataclasses.replace(point, epoch_end_seconds=5.0 * (point.kind != "inline"))
                                             for point in builders.PIPELINE))
     space = SearchSpace.for_profiles(MACHINE, WAITING)
     limit = ceiling(MACHINE, WAITING, stalled, epoch)
-    assert search_ceiling(limit, WAITING, stalled, epoch, space) == (
+    assert search_bound(limit, WAITING, stalled, epoch, pools=space.allows_pools) == (
         pytest.approx(attainable(WAITING, stalled, epoch, pools=True)), ATTAINABLE)
     # No pool may run (threads infeasible, processes excluded): only inline's own bound counts.
     inline_only = SearchSpace(max_workers=8, allow_processes=False, threads_infeasible="not thread-safe")
-    assert search_ceiling(limit, WAITING, stalled, epoch, inline_only)[0] == pytest.approx(
+    assert search_bound(limit, WAITING, stalled, epoch, pools=inline_only.allows_pools)[0] == pytest.approx(
         attainable(WAITING, stalled, epoch, pools=False))
     # Without a stall the pools' bound is above the ceiling: the ceiling stands, and the reason names it.
     free = ceiling(MACHINE, WAITING, MODEL, epoch)
-    assert search_ceiling(free, WAITING, MODEL, epoch, space) == (free.batches_per_second, "the free-data ceiling")
+    assert search_bound(free, WAITING, MODEL, epoch, pools=space.allows_pools) == (free.batches_per_second, "the free-data ceiling")
 
 
 def test_a_measured_setting_above_the_free_data_probe_raises_the_ceiling():
@@ -132,8 +134,8 @@ def test_the_gil_share_never_exceeds_the_cpu_time():
 
 
 def test_the_warm_start_adds_the_other_pool_kind_only_when_the_model_cannot_tell_them_apart():
-    from tuner.predict import Prediction
-    from tuner.recommend import warm_start
+    from tuner.analysis.predict import Prediction
+    from tuner.search.space import warm_start
 
     def guess(config, rate):
         return Prediction(config, 1 / rate, 0.0, 0.0, rate, "data code")
@@ -144,8 +146,8 @@ def test_the_warm_start_adds_the_other_pool_kind_only_when_the_model_cannot_tell
 
 
 def test_the_warm_start_measures_above_the_knee_when_the_model_puts_it_on_the_plateau():
-    from tuner.predict import Prediction
-    from tuner.recommend import warm_start
+    from tuner.analysis.predict import Prediction
+    from tuner.search.space import warm_start
 
     def guess(config, rate):
         return Prediction(config, 1 / rate, 0.0, 0.0, rate, "data code")

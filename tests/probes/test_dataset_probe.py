@@ -92,7 +92,7 @@ def test_failing_batch_code_names_the_index_and_error():
 
 def test_microsecond_batches_are_not_called_gil_bound():
     from tests.builders import dataset
-    from tuner import advice
+    from tuner.analysis import advice
 
     slices = dataset(cpu_fraction=1.0, thread_speedup=0.1, batch_ms=0.02)
     text = advice.data_nature(slices)

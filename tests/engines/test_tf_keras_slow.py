@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from tests.test_keras3_slow import no_descendants_left
+from tests.engines.test_keras3_slow import no_descendants_left
 
 pytestmark = pytest.mark.slow
 

@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from tuner.epoch_model import epoch_throughput, window_timing, with_fixed_cost
+from tuner.analysis.epoch_model import epoch_throughput, window_timing, with_fixed_cost
 from tuner.results import WindowTiming
 
 

@@ -90,10 +90,31 @@ def test_the_speed_up_card_says_what_was_measured(tmp_path):
     defaults_best = dataclasses.replace(measured, confirmation=None, best_tried=KERAS_DEFAULTS, config=KERAS_DEFAULTS)
     html = {name: write_reports(r, tmp_path / name)["html"].read_text()
             for name, r in [("quick", quick), ("unconfirmed", unconfirmed), ("defaults", defaults_best)]}
-    assert "not measured (--quick" in html["quick"] and "the defaults were best" not in html["quick"]
+    assert "not measured (--quick" in html["quick"] and "the defaults were the best" not in html["quick"]
     assert "data:image/png" not in html["quick"] and "nothing to plot" in html["quick"]  # not five empty axes
-    assert "not confirmed side by side" in html["unconfirmed"] and "the defaults were best" not in html["unconfirmed"]
-    assert "1.00x (the defaults were best)" in html["defaults"]
+    assert "not confirmed side by side" in html["unconfirmed"] and "the defaults were the best" not in html["unconfirmed"]
+    assert "1.00x: the defaults were the best measured" in html["defaults"]
+
+
+def test_the_terminal_and_the_html_render_the_same_summary(tmp_path):
+    from rich.console import Console
+
+    from reports.summary import summary_rows
+    from tuner.cli import print_summary
+
+    answer = builders.recommendation()
+    console = Console(record=True, width=400)
+    print_summary(console, answer, tmp_path)
+    text, html = console.export_text(), write_reports(answer, tmp_path)["html"].read_text()
+    for row in summary_rows(answer):
+        assert row.label in text and row.value in text
+        assert html_escape(row.value) in html, row.label
+
+
+def html_escape(text):
+    import html
+
+    return html.escape(text, quote=True).replace("&#x27;", "&#39;")
 
 
 def test_the_terminal_summary_says_when_the_best_setting_was_not_confirmed(tmp_path):

@@ -160,7 +160,7 @@ def test_an_error_in_a_worker_thread_is_recorded_as_the_data_code_s_exception_an
     import keras
     import numpy as np
 
-    from tuner.runner import describe_failure
+    from tuner.trial.child import describe_failure
 
     class Corrupt(keras.utils.PyDataset):
         def __len__(self):

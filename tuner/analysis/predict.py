@@ -22,8 +22,7 @@ A configuration's batch period is the largest of:
 
 An epoch then costs the pool's start-up and tear-down (measured with free
 data, plus a first batch, plus any stall after the epoch's end) plus
-``batches x period``. Measured on 2 cores:
-I/O-bound and pure-Python examples within about 20%.
+``batches x period``. docs/analytic-model.md says how close that comes.
 """
 
 from __future__ import annotations
@@ -31,15 +30,16 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from probes.profiles import DatasetProfile, MachineProfile, ModelProfile
-from tuner.results import Ceiling, LoaderConfig, TrialResult
+from probes.profiles import DataKind, DatasetProfile, MachineProfile, ModelProfile, PoolKind
+from tuner.results import Ceiling, LoaderConfig, TrialResult, completed
 
 SWITCH_INTERVAL_SECONDS = sys.getswitchinterval()
-# Keras's default 10 among them: a guess that ties with the rule of thumb (2 processes, queue 8 against
-# queue 10 on gil_bound) is then the same setting, measured once rather than twice.
-QUEUE_SIZES = (1, 2, 4, 8, 10, 16, 32, 64)
+FREE_DATA_CEILING = "the free-data ceiling"
+ATTAINABLE = ("the most any allowed setting can reach (each pool at the fastest free-data rate plus its "
+              "epoch-end stall; inline with the data code's own time)")
 
 
 @dataclass(frozen=True)
@@ -64,12 +64,9 @@ def gil_seconds(dataset: DatasetProfile) -> float:
     """GIL-held seconds per batch: ``(1 - p) w`` from the thread test, at most ``c``.
 
     A thread holds the GIL only while it runs, so its CPU time ``c`` bounds
-    the GIL share. For waiting code the thread test cannot resolve that share
-    at all: 20 ms of waiting with 0.6 ms of Python made two threads 2.0x
-    faster either way, and a reading of 1.6x instead of 2.0x (noise) turned
-    into 5 ms of "GIL" per batch and a prediction 45% low on the I/O
-    example. There ``c`` itself is the estimate (Python parsing and
-    bookkeeping between the waits).
+    the GIL share. For waiting code the thread test cannot resolve that
+    share (a little noise in a 2x speed-up reads as milliseconds of "GIL"),
+    so there ``c`` itself is the estimate.
     """
     cpu = dataset.cpu_seconds.median
     if dataset.waits:
@@ -77,29 +74,23 @@ def gil_seconds(dataset: DatasetProfile) -> float:
     return min(cpu, (1.0 - parallel_share(dataset)) * dataset.wall_seconds.median)
 
 
-def kind_of(config: LoaderConfig) -> str:
-    if not config.parallel:
-        return "inline"
-    return "processes" if config.use_multiprocessing else "threads"
-
-
 def predict(
     config: LoaderConfig, machine: MachineProfile, dataset: DatasetProfile, model: ModelProfile, epoch_batches: int
 ) -> Prediction:
-    kind = kind_of(config)
+    kind = config.kind
     point = model.pipeline_point(kind)
-    inline = model.pipeline_point("inline")
+    inline = model.pipeline_point(PoolKind.INLINE)
     consumer_period = 1.0 / point.steady_batches_per_second
     wall, cpu = dataset.wall_seconds.median, dataset.cpu_seconds.median
     gil_held = gil_seconds(dataset)
     in_flight = config.effective_parallelism
-    if dataset.kind == "generator" and kind == "threads":
+    if dataset.kind == DataKind.GENERATOR and kind == PoolKind.THREADS:
         in_flight = 1  # threads share one generator, and only one can be inside next() at a time
     limits = {"data code": wall / in_flight, "model and Keras": consumer_period}
-    if kind == "inline":
+    if kind == PoolKind.INLINE:
         # One thread makes a batch, then trains on it: nothing overlaps.
         limits["data code then model"] = wall + consumer_period
-    elif kind == "processes":
+    elif kind == PoolKind.PROCESSES:
         transfer_cpu = max(0.0, point.parent_cpu_seconds_per_batch - inline.parent_cpu_seconds_per_batch)
         limits["cores"] = (cpu + point.parent_cpu_seconds_per_batch + transfer_cpu) / machine.usable_cores
     else:
@@ -107,44 +98,30 @@ def predict(
         limits["cores"] = (cpu + point.parent_cpu_seconds_per_batch) / machine.usable_cores
     bound = max(limits, key=limits.get)
     period = limits[bound]
-    if kind != "processes":
+    if kind != PoolKind.PROCESSES:
         # A thread that wants the GIL waits for the holder's stretch, at most
         # one switch interval, as often as the GIL is busy.
         period += min(gil_held, SWITCH_INTERVAL_SECONDS) * min(1.0, gil_held / period)
     fixed = point.fixed_seconds + point.epoch_end_seconds + (wall if config.parallel else 0.0)
-    if kind == "processes":
-        threads = model.pipeline_point("threads")
+    if kind == PoolKind.PROCESSES:
+        threads = model.pipeline_point(PoolKind.THREADS)
         fork_per_worker = max(0.0, point.fixed_seconds - threads.fixed_seconds) / point.workers
         fixed += fork_per_worker * max(0, config.workers - point.workers)
     return Prediction(config, period, fixed, point.epoch_end_seconds, epoch_batches / (fixed + epoch_batches * period), bound)
 
 
-def candidates(max_workers: int, allow_processes: bool, allow_threads: bool = True) -> list[LoaderConfig]:
-    kinds = ((False,) if allow_threads else ()) + ((True,) if allow_processes else ())
-    configs = [LoaderConfig()]
-    for processes in kinds:
-        for workers in range(1 if processes else 2, max_workers + 1):
-            configs.extend(LoaderConfig(workers, processes, queue) for queue in QUEUE_SIZES)
-    return configs
-
-
 def best_predictions(
     machine: MachineProfile, dataset: DatasetProfile, model: ModelProfile, epoch_batches: int,
-    max_workers: int, allow_processes: bool, count: int | None = 3, allow_threads: bool = True,
+    configs: Iterable[LoaderConfig], count: int | None = 3,
 ) -> list[Prediction]:
-    """The ``count`` best-predicted configurations (all for None); on ties fewer workers, then queues nearest Keras's 10.
+    """The ``count`` best-predicted of ``configs`` (all for None); on ties the simplest first.
 
-    Queues of 1 or 2 predict as well as longer ones but measured up to 20%
-    slower (no slack for uneven batches), so ties go to the middle.
+    Queues of 1 or 2 predict as well as longer ones but leave no slack for
+    uneven batches, so ties go to the middle.
     """
     ranked = sorted(
-        (
-            predict(c, machine, dataset, model, epoch_batches)
-            for c in candidates(max_workers, allow_processes, allow_threads)
-        ),
-        key=lambda p: (
-            -round(p.epoch_batches_per_second, 1), p.config.workers, abs(math.log(p.config.max_queue_size / 10))
-        ),
+        (predict(c, machine, dataset, model, epoch_batches) for c in configs),
+        key=lambda p: (-round(p.epoch_batches_per_second, 1), p.config.simplicity),
     )
     return ranked if count is None else ranked[:count]
 
@@ -178,44 +155,39 @@ def attainable(dataset: DatasetProfile, model: ModelProfile, epoch_batches: int,
     fastest free-data rate any probe read, plus its epoch-end stall; inline at its free-data rate with
     the data code's own time added, since one thread makes a batch and then trains on it.
 
-    Tighter than the free-data ceiling where a pool pays a stall per
-    epoch. Under tf-keras a Sequence's pool waits 5 s after every epoch
-    (README, "The 5 s epoch-end stall"): on ``examples/legacy_sequence.py``
-    (400 batches of 20 ms) that caps every pool at about 74 batches/s an
-    epoch and inline, by the data code, at 47, against a ceiling of 1,003.
-    The search went on for three more trials after 16 and 32 threads
-    measured 72, and raced them and 11 processes (71.7, 71.8 and 66.7
-    batches/s): settings that differ only in the half second of a 5.5 s
-    epoch that is not stall.
-
-    Only the stall tightens a pool's bound. Its own free-data rate and
-    start-up would tighten it further, but they are noisy: the 2-thread
-    probe read 336 and 485 batches/s in two runs on io_bound (see
-    ``runner._probe_pipeline``), and a bound that read low would stop the
-    search, and keep rivals out of the race, while the answer is still
-    short of the knee.
+    Tighter than the free-data ceiling where a pool pays a stall per epoch
+    (tf-keras's 5 s Sequence stall caps every pool of a short epoch). Only
+    the stall tightens a pool's bound: its free-data rate and start-up are
+    noisy, and a bound that read low would stop the search short of the knee.
     """
-    inline = model.pipeline_point("inline")
+    inline = model.pipeline_point(PoolKind.INLINE)
     rates = [epoch_batches / (inline.fixed_seconds
                               + epoch_batches * (1.0 / inline.steady_batches_per_second + dataset.wall_seconds.median))]
     if pools:
         fastest = max(point.steady_batches_per_second for point in model.pipeline)
         rates += [epoch_batches / (point.epoch_end_seconds + epoch_batches / fastest)
-                  for point in model.pipeline if point.kind != "inline"]
+                  for point in model.pipeline if point.kind != PoolKind.INLINE]
     return max(rates)
+
+
+def search_bound(limit: Ceiling, dataset: DatasetProfile, model: ModelProfile, epoch_batches: int, *,
+                 pools: bool) -> tuple[float, str]:
+    """What the search stops near, and the name of that bound for the reason it gives: the free-data
+    ceiling, or what any allowed setting can reach (``attainable``) where that is lower."""
+    reachable = attainable(dataset, model, epoch_batches, pools=pools)
+    if reachable >= limit.batches_per_second or math.isclose(reachable, limit.batches_per_second):
+        return limit.batches_per_second, FREE_DATA_CEILING
+    return reachable, ATTAINABLE
 
 
 def ceiling_with_measured(limit: Ceiling, trials: tuple[TrialResult, ...]) -> Ceiling:
     """The ceiling, raised to the best measured median when a setting beat the free-data probe.
 
     The probe feeds Keras free data with one or two workers, a few dozen
-    batches at a time (the fastest of up to three runs), and has its own
-    noise. What a setting reached on this machine, the ceiling is at least.
-    (16 processes once read 8% above it on the model-bound benchmark; that
-    was the epoch model overstating their start-up, since fixed: see
-    ``epoch_model.with_fixed_cost``.)
+    batches at a time, and has its own noise: what a setting reached on this
+    machine, the ceiling is at least.
     """
-    measured = [t for t in trials if t.status == "ok" and t.epoch_batches_per_second]
+    measured = completed(trials)
     if not measured:
         return limit
     top = max(measured, key=lambda t: t.epoch_batches_per_second.median)

@@ -6,8 +6,9 @@ import pytest
 from tests import builders
 from tests.fakes import FakeMeasurer
 from tuner.results import KERAS_DEFAULTS, LoaderConfig
-from tuner.space import SearchSpace, starting_configs
-from tuner.study import Interleaved, StudySettings, best_trial, confirmed_best, interleave, next_climb, race_rivals, run_study
+from tuner.search.space import SearchSpace, starting_configs
+from tuner.search.race import Interleaved, confirmed_best, interleave, race_rivals
+from tuner.search.study import StudySettings, best_trial, next_climb, run_study
 
 SPACE = SearchSpace(max_workers=8, allow_processes=True)
 STARTS = starting_configs(builders.machine(), builders.dataset())
@@ -62,11 +63,11 @@ def test_the_fastest_trials_within_ten_percent_race_the_simplest():
     )
     chosen = best_trial(trials)
     assert chosen.config == LoaderConfig(6, False, 10)
-    assert race_rivals(trials, chosen, settings()) == [LoaderConfig(16, False, 32), LoaderConfig(9, True, 16)]
-    assert race_rivals(trials, chosen, settings(), margin=0.01) == [LoaderConfig(16, False, 32)]
+    assert race_rivals(trials, chosen, settings().ceiling) == [LoaderConfig(16, False, 32), LoaderConfig(9, True, 16)]
+    assert race_rivals(trials, chosen, settings().ceiling, margin=0.01) == [LoaderConfig(16, False, 32)]
     # At the free-data ceiling they are the model's own speed, equals: nothing to race.
-    assert race_rivals(trials, chosen, settings(ceiling_batches_per_second=310.0)) == []
-    assert race_rivals(trials, chosen, settings(ceiling_batches_per_second=330.0)) == [
+    assert race_rivals(trials, chosen, settings(ceiling_batches_per_second=310.0).ceiling) == []
+    assert race_rivals(trials, chosen, settings(ceiling_batches_per_second=330.0).ceiling) == [
         LoaderConfig(16, False, 32), LoaderConfig(9, True, 16)]
 
 

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from probes.stats import bootstrap_ratio_interval, outlier_mask, paired_ratio_interval, summarize
+from probes.stats import (OUTLIER_THRESHOLD, bootstrap_ratio_interval, modified_z_scores, outlier_mask,
+                          paired_ratio_interval, summarize)
 
 
 def test_summarize_reports_median_mad_and_count():
@@ -16,13 +17,24 @@ def test_summarize_rejects_empty_input_with_a_clear_message():
         summarize([])
 
 
-def test_outlier_mask_flags_only_the_far_value():
-    values = [10.0, 10.2, 9.9, 10.1, 10.0, 30.0]
-    assert outlier_mask(values) == [False, False, False, False, False, True]
+def test_modified_z_scores_are_deviations_from_the_median_over_the_unscaled_mad():
+    # hyperfine's worked example: median 0.1, deviations 0.3, 0.1, 0.1, 3.9, MAD 0.2.
+    assert modified_z_scores([-0.2, 0.0, 0.2, 4.0]) == pytest.approx([-1.5, -0.5, 0.5, 19.5])
+    assert OUTLIER_THRESHOLD == pytest.approx(14.826)
 
 
-def test_outlier_mask_with_zero_spread_flags_nothing():
-    assert outlier_mask([5.0, 5.0, 5.0, 9.0]) == [False] * 4
+def test_outlier_mask_follows_hyperfines_examples():
+    assert outlier_mask([]) == [] and outlier_mask([50.0]) == [False]
+    assert outlier_mask([1000.0, 0.0]) == [False, False]  # too few to tell
+    assert outlier_mask([-0.2, 0.0, 0.2]) == [False] * 3  # low variance
+    assert outlier_mask([-0.2, 0.0, 0.2, 4.0]) == [False, False, False, True]  # z = 19.5
+    assert outlier_mask([-0.2, 0.0, 0.2, 2.0]) == [False] * 4  # z = 9.5, under 14.8
+
+
+def test_outlier_mask_flags_any_departure_from_a_constant_sample():
+    # MAD 0 gives no scale, so hyperfine divides by the float epsilon: a value off the constant is flagged.
+    assert outlier_mask([5.0, 5.0, 5.0, 9.0]) == [False, False, False, True]
+    assert outlier_mask([5.0, 5.0, 5.0]) == [False] * 3
 
 
 def test_bootstrap_interval_excludes_one_for_a_real_speedup():

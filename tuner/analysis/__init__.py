@@ -1,0 +1,1 @@
+"""What the measurements mean: the analytic model, the epoch model, and the reasons and warnings."""

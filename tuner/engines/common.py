@@ -1,0 +1,142 @@
+"""What both Keras engines share: a generator's factory, the batch format, the epoch clock, the default model.
+
+Nothing here imports a Keras; each engine passes in its own module.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import types
+from collections.abc import Callable, Iterator
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from tuner.analysis.epoch_model import window_timing
+from tuner.errors import TuneLoaderError
+from tuner.results import WindowTiming
+
+
+class GeneratorData:
+    """A plain Python generator (or other iterator) as tune-loader holds it: the function that starts a fresh one.
+
+    Every timed epoch needs its own generator (one that ran out, or was
+    left half-read by the previous window, would distort the next), so a
+    generator object alone is not enough.
+    """
+
+    def __init__(self, factory: Callable[[], Iterator], name: str, first: Iterator | None = None):
+        self.factory = factory
+        first = first if first is not None else factory()
+        # A generator object knows its function's name; other iterators go by the factory's.
+        self.name = getattr(first, "__name__", None) or name
+        second = factory()
+        if first is second:
+            raise TuneLoaderError(
+                f"{name} gives the same generator object every time, but each timed epoch needs a fresh one. "
+                "Fix: pass the generator function itself, or define `def make_dataset(): return my_generator(...)`. "
+                f"Received: a {type(first).__name__} object"
+            )
+        self.probe_iterator = first
+        if isinstance(second, types.GeneratorType):
+            second.close()
+
+    def fresh(self) -> Iterator:
+        return self.factory()
+
+
+class RepeatedBatch:
+    """One batch at every index: data that costs nothing, for the free-data probe of Keras's own pipeline."""
+
+    num_batches = 1
+
+    def __init__(self, batch):
+        self.batch = batch
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __getitem__(self, index: int):
+        return self.batch
+
+    def on_epoch_begin(self) -> None:
+        pass
+
+    def on_epoch_end(self) -> None:
+        pass
+
+
+def standardize(batch: Any) -> tuple:
+    """A batch as the ``(inputs,)``, ``(inputs, targets)`` or ``(inputs, targets, weights)`` tuple Keras reads."""
+    if isinstance(batch, (dict, np.ndarray)):
+        return (batch,)
+    if isinstance(batch, list):
+        return tuple(batch)
+    if isinstance(batch, tuple) and len(batch) in (1, 2, 3):
+        return batch
+    raise TuneLoaderError(
+        "A batch must be a tuple (inputs,), (inputs, targets) or (inputs, targets, sample_weights), or a dict. "
+        f"Received: a {type(batch).__name__}"
+    )
+
+
+class EpochClock:
+    """Callback body that reads the clock at an epoch's start, after every batch and at its end.
+
+    Each engine mixes it into its own Keras's ``Callback`` class.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.epoch_ends: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.begin = time.perf_counter()
+        self.batch_ends = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batch_ends.append(time.perf_counter())
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.end = time.perf_counter()
+        self.epoch_ends.append(self.end)
+
+    def timing(self) -> WindowTiming:
+        """The last epoch's readings as a window: steady rate and fixed cost."""
+        return window_timing(self.begin, self.batch_ends, self.end)
+
+
+def build_default_model(keras_module: ModuleType, batch: tuple, flavour: str) -> tuple[Any, str]:
+    """A small MLP that regresses the targets: a cheap, honest consumer of batches.
+
+    ``keras_module`` is ``keras`` or ``tf_keras`` (same functional API). The
+    loss is mean squared error on whatever targets the batch has, so the
+    model needs no guess at class counts. Its step time is measured like any
+    model's and shown in the report.
+    """
+    if len(batch) < 2 or not all(isinstance(part, np.ndarray) for part in batch[:2]):
+        raise TuneLoaderError(
+            "tune-loader builds a default model only for batches of two numpy arrays (inputs, targets). "
+            f"Received: a batch of {len(batch)} part(s) of types {[type(p).__name__ for p in batch]}. "
+            f"Fix: define make_model() returning a compiled {flavour} model in your file."
+        )
+    x, y = batch[0], batch[1]
+    target_shape = y.shape[1:]
+    units = max(1, math.prod(target_shape))
+    inputs = keras_module.Input(shape=x.shape[1:], dtype="float32")
+    hidden = keras_module.layers.Flatten()(inputs)
+    hidden = keras_module.layers.Dense(32, activation="relu")(hidden)
+    outputs = keras_module.layers.Dense(units)(hidden)
+    if len(target_shape) > 1:
+        outputs = keras_module.layers.Reshape(target_shape)(outputs)
+    model = keras_module.Model(inputs, outputs, name="tune_loader_default")
+    model.compile(optimizer="adam", loss="mse")
+    description = (
+        f"tune-loader default ({flavour}): Flatten -> Dense(32, relu) -> Dense({units}), "
+        "mse loss (define make_model() to time your own model)"
+    )
+    return model, description
+
+

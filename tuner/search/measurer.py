@@ -1,0 +1,33 @@
+"""What the search needs from whoever times a setting: one window at a time, or a reason it stopped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from tuner.results import LoaderConfig, TrialStatus, WindowTiming
+
+
+class TrialStopped(Exception):
+    """A setting could not be timed: ``status`` is ``failed`` or ``infeasible``, ``reason`` says why."""
+
+    def __init__(self, status: TrialStatus, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One timed window as the search sees it."""
+
+    timing: WindowTiming
+    peak_memory_bytes: int
+    leftover_processes: int
+    wall_seconds: float
+
+
+class Measurer(Protocol):
+    """Runs one window of ``config``; raises ``TrialStopped`` when it cannot."""
+
+    def measure(self, config: LoaderConfig, window_index: int) -> Measurement: ...

@@ -1,0 +1,171 @@
+"""The search space for the three knobs, and the settings measured first."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from probes.profiles import DataKind, DatasetProfile, MachineProfile
+from tuner.analysis.predict import Prediction
+from tuner.results import KERAS_DEFAULTS, LoaderConfig
+
+# Keras's default 10 among them, so a guess that ties with the rule of thumb is the same setting.
+QUEUE_SIZES = (1, 2, 4, 8, 10, 16, 32, 64)
+MAX_QUEUE = QUEUE_SIZES[-1]
+WORKERS_PER_CORE = 4
+WAITING_WORKERS_PER_CORE = 16
+BASELINE_SHARE = 0.5
+WARM_START_MARGIN = 0.10
+
+DUPLICATED_DATA = (
+    "with processes, tf-keras gives every worker its own copy of the generator, so each batch is produced once "
+    "per worker and the model sees duplicated data"
+)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """workers in 1..max_workers, processes only where allowed, queue 1..64 (log).
+
+    ``processes_excluded`` says why processes are not searched, and
+    ``threads_infeasible`` why thread pools cannot run this data ("" when
+    they can): such settings are recorded as infeasible, not timed.
+    """
+
+    max_workers: int
+    allow_processes: bool
+    max_queue_size: int = MAX_QUEUE
+    processes_excluded: str = ""
+    threads_infeasible: str = ""
+
+    @classmethod
+    def for_profiles(cls, machine: MachineProfile, dataset: DatasetProfile, *,
+                     allow_duplicated_data: bool = False) -> SearchSpace:
+        """Workers up to 4 per usable core, or 16 per core for data code that waits and gives batch i on
+        demand.
+
+        Waiting code needs as many batches in flight as its throughput times
+        its batch latency under load, which the serial probe understates; but
+        every thread wakes to take the GIL on the same cores, so past a
+        plateau more threads lose a little (docs/search.md). A plain
+        generator gains nothing from more: its threads take turns in next().
+        Processes only for a dataset that pickles (every start method but
+        fork needs it), and for a plain generator only when duplicated data
+        is explicitly allowed.
+        """
+        generator = dataset.kind == DataKind.GENERATOR
+        per_core = WAITING_WORKERS_PER_CORE if dataset.waits and not generator else WORKERS_PER_CORE
+        if generator:
+            allow = allow_duplicated_data
+            excluded = "" if allow else DUPLICATED_DATA + " (pass --allow-duplicated-data to try them anyway)"
+        else:
+            allow = dataset.picklable
+            excluded = "" if allow else f"pickling {dataset.class_name} failed ({dataset.pickle_error})"
+        threads = ""
+        if generator and dataset.thread_safe is False:
+            threads = (
+                f"the generator is not thread-safe ({dataset.thread_safety_note}); tf-keras's thread workers all "
+                "call next() on it and fail with 'Your generator is NOT thread-safe'. Fix: wrap it in an iterator whose "
+                "__next__ holds a threading.Lock, or rewrite it as a Sequence (batch i from __getitem__)"
+            )
+        return cls(per_core * machine.usable_cores, allow, processes_excluded=excluded, threads_infeasible=threads)
+
+    @property
+    def allows_pools(self) -> bool:
+        return self.allow_processes or not self.threads_infeasible
+
+    def infeasible(self, config: LoaderConfig) -> str:
+        """Why ``config`` cannot run this data, or "" when it can."""
+        if self.threads_infeasible and config.parallel and not config.use_multiprocessing:
+            return self.threads_infeasible
+        return ""
+
+    def grid(self) -> list[LoaderConfig]:
+        """Every setting the analytic model ranks: inline, then each allowed pool kind by workers and queue."""
+        kinds = ((False,) if not self.threads_infeasible else ()) + ((True,) if self.allow_processes else ())
+        return [LoaderConfig()] + [
+            LoaderConfig(workers, processes, queue)
+            for processes in kinds
+            for workers in range(1 if processes else 2, self.max_workers + 1)
+            for queue in QUEUE_SIZES
+        ]
+
+    def suggest(self, trial) -> LoaderConfig:
+        """Asks an Optuna trial for one setting."""
+        return LoaderConfig(
+            workers=trial.suggest_int("workers", 1, self.max_workers),
+            use_multiprocessing=trial.suggest_categorical(
+                "use_multiprocessing", [False, True] if self.allow_processes else [False]
+            ),
+            max_queue_size=trial.suggest_int("max_queue_size", 1, self.max_queue_size, log=True),
+        )
+
+    @staticmethod
+    def params(config: LoaderConfig) -> dict:
+        return {
+            "workers": config.workers,
+            "use_multiprocessing": config.use_multiprocessing,
+            "max_queue_size": config.max_queue_size,
+        }
+
+
+def rule_of_thumb(machine: MachineProfile, dataset: DatasetProfile) -> LoaderConfig:
+    """What people usually guess: one worker per core, processes if the code holds the GIL.
+
+    Never processes for a plain generator: that would duplicate the data.
+    """
+    processes = dataset.gil_bound and dataset.picklable and dataset.kind != DataKind.GENERATOR
+    return LoaderConfig(workers=machine.usable_cores, use_multiprocessing=processes, max_queue_size=10)
+
+
+def warm_start(guesses: Sequence[Prediction]) -> tuple[LoaderConfig, ...]:
+    """The analytic model's best guess, a headroom guess above it, and the best of the other pool kind
+    when it predicts within 10%.
+
+    A close call between threads and processes is where the model is unsure
+    and a measurement decides. So is the height of the plateau, the model's
+    weakest estimate: the headroom guess keeps twice the batches in flight
+    (not twice the workers: Keras keeps at most ``max_queue_size + 1`` in
+    flight) when the model puts it on the plateau.
+    """
+    first = guesses[0]
+    starts = [first.config]
+    in_flight = first.config.effective_parallelism
+    headroom = [g for g in guesses if g.config.kind == first.config.kind
+                and in_flight < g.config.effective_parallelism <= 2 * in_flight
+                and g.epoch_batches_per_second >= first.epoch_batches_per_second * (1 - WARM_START_MARGIN)]
+    if in_flight > 1 and headroom:
+        starts.append(min(headroom, key=lambda g: (-g.config.effective_parallelism, g.config.simplicity)).config)
+    rival = next((g for g in guesses[1:] if g.config.use_multiprocessing != first.config.use_multiprocessing), None)
+    if rival is not None and rival.epoch_batches_per_second >= (1 - WARM_START_MARGIN) * first.epoch_batches_per_second:
+        starts.append(rival.config)
+    return tuple(starts)
+
+
+def starting_configs(
+    machine: MachineProfile,
+    dataset: DatasetProfile,
+    predicted_best: tuple[LoaderConfig, ...] = (),
+    predicted: Callable[[LoaderConfig], float] | None = None,
+) -> list[tuple[str, LoaderConfig]]:
+    """Measured before the sampler takes over: the Keras defaults, the rule of thumb and the analytic
+    model's best guesses (equivalent ones once).
+
+    With ``predicted`` (the analytic model's epoch throughput) the defaults
+    start only when they are among the model's guesses: the final race times
+    them beside the answer anyway. The rule of thumb, which nothing else
+    times, starts unless the model puts it under half of its best guess.
+    """
+    rule = rule_of_thumb(machine, dataset)
+    start_defaults = start_rule = True
+    if predicted and predicted_best:
+        start_defaults = any(c.equivalence_key() == KERAS_DEFAULTS.equivalence_key() for c in predicted_best)
+        start_rule = predicted(rule) >= BASELINE_SHARE * predicted(predicted_best[0])
+    starts = [("keras defaults", KERAS_DEFAULTS)] * start_defaults + [("rule of thumb", rule)] * start_rule
+    starts += [("prediction", config) for config in predicted_best]
+    unique, seen = [], set()
+    for origin, config in starts:
+        if config.equivalence_key() not in seen:
+            seen.add(config.equivalence_key())
+            unique.append((origin, config))
+    return unique

@@ -40,6 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import record  # noqa: E402
 from benchmarks.compare import KERAS3_WORKLOADS, keras3_workload  # noqa: E402
 from probes.stats import bootstrap_ratio_interval, summarize  # noqa: E402
 
@@ -92,6 +93,8 @@ def main() -> None:
               f"n={spread.count})")
     ratio, low, high = bootstrap_ratio_interval(rates["large thresholds"], rates["as TensorFlow sets it"])
     print(f"large thresholds / as TensorFlow sets it = {ratio:.2f} [{low:.2f}, {high:.2f}] (95% bootstrap interval)")
+    saved = record.save(record.run_file("allocator"), "allocator", {"workload": args.workload, "rates": rates})
+    print(f"wrote {saved.relative_to(record.ROOT)}")
 
 
 if __name__ == "__main__":

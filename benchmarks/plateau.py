@@ -1,9 +1,9 @@
 """Where the knee of a thread pool lies, and how flat the plateau above it is: whole epochs side by side.
 
-The race's rule for data code that waits (``study.confirmed_best``) rests on
-an asymmetry: a thread short of the knee loses up to a tenth of the
-throughput, one above it a few percent at most (``plateau_io_bound_top.txt``
-in benchmarks/results). This times one workload's thread pools round-robin
+The race's rule for data code that waits (``race.confirmed_best``) and the
+cap on waiting workers (``SearchSpace.for_profiles``) rest on an asymmetry:
+a thread short of the knee loses throughput, one above it a few percent at
+most (docs/search.md). This times one workload's thread pools round-robin
 (order reversed every other round, so no setting always follows the same
 one) and prints each as a paired ratio to a reference pool.
 
@@ -14,15 +14,14 @@ one) and prints each as a paired ratio to a reference pool.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import record  # noqa: E402
 from benchmarks.compare import WORKLOADS, Session  # noqa: E402
-from probes.serde import to_dict  # noqa: E402
 from probes.stats import paired_ratio_interval, summarize  # noqa: E402
 from tuner.results import LoaderConfig  # noqa: E402
 
@@ -38,7 +37,6 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[8, 12, 16, 22, 32, 39])
     parser.add_argument("--reference", type=int, default=16, help="the thread count the others are compared to")
     parser.add_argument("--rounds", type=int, default=24)
-    parser.add_argument("--out", type=Path, help="also write every round as JSON")
     args = parser.parse_args()
     configs = [thread_pool(workers) for workers in sorted(set(args.threads) | {args.reference})]
     session = Session(WORKLOADS[args.workload])
@@ -54,9 +52,8 @@ def main() -> None:
         rates = [r[config.label()] for r in rounds]
         ratio, low, high = paired_ratio_interval(rates, [r[reference] for r in rounds])
         print(f"  {config.label():24s} {summarize(rates).median:7.1f} batches/s   {ratio:.3f} [{low:.3f}, {high:.3f}]")
-    if args.out:
-        args.out.write_text(json.dumps({"workload": args.workload, "machine": to_dict(session.machine),
-                                        "rounds": rounds}, indent=1))
+    saved = record.save(record.run_file("plateau"), "plateau", {"workload": args.workload, "rounds": rounds})
+    print(f"wrote {saved.relative_to(record.ROOT)}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Memory of a process tree without double-counting pages shared after fork.
 
-Summing RSS over a parent and its forked Keras workers overstated real use
-about 7x on this kind of machine (the workers share the ~600 MB TensorFlow
-parent's pages). PSS splits each shared page among its sharers, so the sum
-over the tree is what the tree really costs.
+Summing RSS over a parent and its forked Keras workers counts the pages the
+workers share with the TensorFlow parent (hundreds of MB) once per worker.
+PSS splits each shared page among its sharers, so the sum over the tree is
+what the tree really costs.
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ def probe_model(model: Any, batch: tuple, *, description: str, is_default_model:
     threads keep cores busy beyond the step's wall time, and that CPU is not
     available to workers making batches. The kernel's share of that CPU time
     and the page faults per step show an allocator that hands memory back to
-    the operating system and takes it again every step (README,
-    "TensorFlow's malloc setting").
+    the operating system and takes it again every step
+    (docs/keras-behaviours.md, "TensorFlow's malloc setting").
     """
     x, y, sample_weight = (tuple(batch) + (None, None))[:3]
     for _ in range(WARMUP_STEPS):

@@ -113,7 +113,7 @@ class WindowTiming:
     free-data pipeline probe when known (``epoch_model.with_fixed_cost``),
     else from the spacing of the later batches. ``first_batch_seconds`` runs
     from ``on_epoch_begin`` to the end of the first batch's step: no start-up
-    cost can be longer (None in results written before it was recorded).
+    cost can be longer (None when unknown).
     """
 
     batches: int
@@ -239,7 +239,7 @@ class Recommendation:
     memory_budget_bytes: int | None
     tuning_seconds: float
     pruning_saved_seconds: float
-    search_stopped_because: str | None = None  # None for --quick (no search) and results.json files before it
+    search_stopped_because: str | None = None  # None for --quick: nothing was searched
     duplicated_data_allowed: bool = False
     keras3: EngineComparison | None = None
     schema_version: int = SCHEMA_VERSION

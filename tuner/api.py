@@ -278,6 +278,7 @@ def _measured(facts: Facts, evidence: Evidence, limit: Ceiling, seed: int) -> di
         chosen=chosen, best=best, confirmation=confirmation, ceiling=limit, tf_data=tf_data, dataset=facts.dataset,
         model=facts.model, epoch_batches=facts.epoch_batches, engine=facts.engine, rewrite=_predicted_rewrite(facts),
         race=race.shared_rounds(evidence.candidates),
+        threads_measured=advice.thread_gain(trials, race.shared_rounds(list(race.samples))),
     )
     return dict(
         config=chosen, best_tried=best.config, best_tried_batches_per_second=_raced_rate(claimed, best.config, best),

@@ -79,3 +79,26 @@ def test_three_race_epochs_are_too_few_to_call_one_an_outlier():
                   memory_budget_bytes=None, space=SearchSpace(max_workers=8, allow_processes=True))
     three = Confirmation((209.9, 227.4, 229.8), (41.63, 41.62, 42.94), 5.46, 4.89, 5.52, 0.95)
     assert not any("outliers" in w for w in advice.warn(confirmation=three, **common))
+
+
+def test_the_gil_verdict_follows_the_measurements_when_a_thread_pool_beat_inline():
+    """Image code: the probe's 2 threads read 1.14x, the trials 1.36x: the text must not say the code holds the GIL."""
+    image_code = builders.dataset(cpu_fraction=0.9, thread_speedup=1.14, batch_ms=100.0)
+    assert image_code.gil_bound
+    four = LoaderConfig(4, False, 10)
+    race = {KERAS_DEFAULTS: (5.7, 5.8, 5.6), four: (7.8, 7.9, 7.7)}
+    gain = advice.thread_gain((), race)
+    assert gain[0] == four and gain[1] == pytest.approx(7.8 / 5.7)
+    text = advice.data_nature(image_code, gain)
+    assert "holds the GIL" not in text and "releases the GIL in part" in text
+    assert "4 threads, queue 10 ran 1.37x inline in the measurements" in text
+    # Without a measured gain, or with one inside the noise, the probe's verdict stands.
+    assert "holds the GIL" in advice.data_nature(image_code)
+    assert "holds the GIL" in advice.data_nature(image_code, (four, 1.04))
+
+
+def test_without_a_race_the_thread_gain_comes_from_the_trials():
+    trials = (builders.trial(0, KERAS_DEFAULTS, 50.0), builders.trial(1, LoaderConfig(2, False, 10), 60.0),
+              builders.trial(2, LoaderConfig(2, True, 10), 90.0))
+    assert advice.thread_gain(trials, {}) == (LoaderConfig(2, False, 10), pytest.approx(1.2))
+    assert advice.thread_gain(trials[1:], {}) is None  # no inline trial to compare with

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import platform
+import statistics
 
 from probes.profiles import DataKind, DatasetProfile, ModelProfile, PoolKind
 from probes.stats import outlier_mask, summarize
 from tuner.results import (KERAS_DEFAULTS, Ceiling, Confirmation, EngineComparison, EngineName, LoaderConfig,
-                           TrialResult, TrialStatus)
+                           TrialResult, TrialStatus, completed)
 from tuner.search.race import CONFIDENCE, CONFIRMED_NEAR_BEST
 from tuner.search.space import SearchSpace
 
 MEMORY_NEAR_BUDGET = 0.8
+# A thread pool measured this far above inline shows the code releases the GIL, whatever the probe read.
+PARTIAL_GIL_GAIN = 1.10
 OUTLIER_MIN_EPOCHS = 5
 # A model step with more kernel CPU and page faults than these is paying for fresh memory every step
 # (docs/keras-behaviours.md, "TensorFlow's malloc setting"); with glibc's thresholds restored the same
@@ -41,13 +44,15 @@ def explain(
     engine: EngineName = EngineName.KERAS3,
     rewrite: tuple[LoaderConfig, float] | None = None,
     race: dict[LoaderConfig, tuple[float, ...]] | None = None,
+    threads_measured: tuple[LoaderConfig, float] | None = None,
 ) -> tuple[str, ...]:
     """Why this configuration: the data code's nature, the model, the evidence.
 
     ``race`` holds the interleaved epoch throughputs of the study's choice
-    and its closest rivals, when there were rivals.
+    and its closest rivals, when there were rivals; ``threads_measured`` the
+    best thread pool's measured gain over inline (``thread_gain``).
     """
-    reasons = [data_nature(dataset), f"Training is {ceiling.verdict}."]
+    reasons = [data_nature(dataset, threads_measured), f"Training is {ceiling.verdict}."]
     if race and len(race) > 1:
         reasons.append(race_summary(race, best.config, waiting=dataset.waits))
     if engine == EngineName.TF_KERAS:
@@ -148,7 +153,27 @@ def migration(comparison: EngineComparison) -> str:
     )
 
 
-def data_nature(dataset: DatasetProfile) -> str:
+def thread_gain(trials: tuple[TrialResult, ...], race: dict[LoaderConfig, tuple[float, ...]]
+                ) -> tuple[LoaderConfig, float] | None:
+    """The best thread pool's throughput over inline, as measured: side by side in the race when it timed a
+    pool and the defaults, else between the trials."""
+    if KERAS_DEFAULTS in race:
+        raced = [(config, statistics.median(epochs) / statistics.median(race[KERAS_DEFAULTS]))
+                 for config, epochs in race.items() if config.kind == PoolKind.THREADS]
+        if raced:
+            return max(raced, key=lambda pair: pair[1])
+    measured = completed(trials)
+    inline = [t.epoch_batches_per_second.median for t in measured if t.config.kind == PoolKind.INLINE]
+    pools = [t for t in measured if t.config.kind == PoolKind.THREADS]
+    if not inline or not pools:
+        return None
+    best = max(pools, key=lambda t: t.epoch_batches_per_second.median)
+    return best.config, best.epoch_batches_per_second.median / max(inline)
+
+
+def data_nature(dataset: DatasetProfile, threads_measured: tuple[LoaderConfig, float] | None = None) -> str:
+    """What the data code is, from the probe's timings and thread test, corrected by what thread pools
+    measured: a probe of a few batches can miss a partial GIL release that the trials show."""
     share = dataset.cpu_fraction
     batch_ms = dataset.wall_seconds.median * 1e3
     speedup = dataset.thread_speedup or 1.0
@@ -162,6 +187,13 @@ def data_nature(dataset: DatasetProfile) -> str:
         return (
             f"Your batches take {batch_ms:.1f} ms and spend only {share:.0%} of it on the CPU: the code mostly waits "
             f"(I/O, sleep), so threads overlap the waits ({dataset.threads_tried} threads made them {speedup:.1f}x faster)."
+        )
+    if dataset.gil_bound and threads_measured and threads_measured[1] >= PARTIAL_GIL_GAIN:
+        config, gain = threads_measured
+        return (
+            f"Your batches take {batch_ms:.1f} ms, {share:.0%} of it computing. In the probe {dataset.threads_tried} "
+            f"threads made them only {speedup:.2f}x faster, but {config.label()} ran {gain:.2f}x inline in the "
+            "measurements: the code releases the GIL in part (image decoding and numpy do), so threads help."
         )
     if dataset.gil_bound:
         return (

@@ -7,7 +7,9 @@ answer.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -100,3 +102,48 @@ def _resampled_medians(values: np.ndarray, rng: np.random.Generator, resamples: 
 def _percentile_interval(point: float, draws: np.ndarray, confidence: float) -> tuple[float, float, float]:
     tail = (1.0 - confidence) / 2.0
     return point, float(np.quantile(draws, tail)), float(np.quantile(draws, 1.0 - tail))
+
+
+@dataclass(frozen=True)
+class RatioInterval:
+    """The median of per-round ratios and a distribution-free interval around it.
+
+    ``confidence`` is the interval's exact coverage. Below the coverage asked
+    for (too few rounds: 95% needs six), the interval is the range of the
+    ratios, and ``is_range`` says so.
+    """
+
+    ratio: float
+    low: float
+    high: float
+    confidence: float
+    rounds: int
+    is_range: bool
+
+
+def paired_median_interval(numerator: Sequence[float], denominator: Sequence[float],
+                           confidence: float = 0.95) -> RatioInterval:
+    """Median of the per-round ratios ``numerator[i] / denominator[i]`` with the sign test's interval.
+
+    Rounds of an interleaved race time both sides back to back, so each
+    round's ratio cancels the machine's drift; the ratios' order statistics
+    ``[r(k), r(n-k+1)]`` cover their median with probability
+    ``1 - 2 P(Binomial(n, 1/2) < k)`` whatever their distribution, so the
+    interval is valid at any number of rounds.
+    """
+    ratios = np.sort(np.asarray(numerator, dtype=float) / np.asarray(denominator, dtype=float))
+    n = ratios.size
+    if n == 0 or len(numerator) != len(denominator):
+        raise ValueError("paired_median_interval() needs one value per round on each side. "
+                         f"Received: {len(numerator)} numerator and {len(denominator)} denominator values")
+    median = float(np.median(ratios))
+    k = 1
+    while k < (n + 1) // 2 and _sign_test_coverage(n, k + 1) >= confidence:
+        k += 1
+    coverage = _sign_test_coverage(n, k)
+    return RatioInterval(median, float(ratios[k - 1]), float(ratios[n - k]), coverage, n, coverage < confidence)
+
+
+def _sign_test_coverage(n: int, k: int) -> float:
+    """Coverage of ``[r(k), r(n-k+1)]`` for the median of ``n`` ratios: 1 - 2 P(Binomial(n, 1/2) <= k - 1)."""
+    return 1.0 - 2.0 * sum(math.comb(n, i) for i in range(k)) / 2.0**n

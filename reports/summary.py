@@ -36,8 +36,7 @@ def summary_rows(r: Recommendation) -> tuple[SummaryRow, ...]:
     rows.append(("Verdict", r.ceiling.verdict))
     if r.tf_data:
         t = r.tf_data
-        rows.append(("tf.data", f"{t.speedup:.2f}x the recommended setting [{t.speedup_low:.2f}, {t.speedup_high:.2f}] "
-                                f"(n={len(t.best_samples)} interleaved epochs each)"))
+        rows.append(("tf.data", f"{t.speedup:.2f}x the recommended setting, {t.interval_text()}"))
     rows.append(("Model", r.model.description))
     rows.append(("Epoch modelled", f"{r.epoch_batches} batches; trials timed epochs of about 1 s "
                                    f"({r.window_batches} batches for the defaults)"))
@@ -51,9 +50,10 @@ def summary_rows(r: Recommendation) -> tuple[SummaryRow, ...]:
 def speedup_text(r: Recommendation) -> str:
     c = r.confirmation
     if c:
-        kept = "" if r.config == r.best_tried else f" for {r.best_tried.label()}: not significant, defaults kept"
-        return (f"{c.speedup:.2f}x [{c.speedup_low:.2f}, {c.speedup_high:.2f}] {c.confidence:.0%} interval, "
-                f"n={len(c.best_samples)} interleaved epochs each{kept}")
+        kept = "" if r.config == r.best_tried else f" for {r.best_tried.label()}: no speed-up shown, defaults kept"
+        undecided = "" if r.config == r.best_tried or not r.race_stopped_because else (
+            f" (undecided: {r.race_stopped_because})")
+        return f"{c.speedup:.2f}x, {c.interval_text()}{kept}{undecided}"
     if not r.measured:
         return "not measured (--quick: nothing was timed)"
     if r.unconfirmed:

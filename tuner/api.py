@@ -28,8 +28,9 @@ from tuner.trial.parent import MIN_WINDOW_BATCHES, TrialMeasurer
 from tuner.trial.protocol import FileSource, PickledSource
 
 TARGET_WINDOW_SECONDS = 1.0
-RACE_MIN_ROUNDS = 3
-RACE_MAX_ROUNDS = 6
+# The race picks among the candidates after 3 rounds, then runs until decided: a 95% interval needs 6.
+RACE_CHOICE_ROUNDS = 3
+RACE_MAX_ROUNDS = 30
 TF_DATA = LoaderConfig.tf_data()
 MIN_WINDOW_TIMEOUT_SECONDS = 30.0
 
@@ -155,8 +156,9 @@ def recommend(
         configure_measurer(measurer, facts, window_timeout)
         limit = facts.ceiling()
         settings = _study_settings(facts, limit, trials, time_budget, seed, storage)
+        deadline = time.monotonic() + time_budget  # the search and the race share the time budget
         study = _search(measurer, facts, settings, progress)
-        evidence = _race(measurer, facts, study, settings, seed, progress)
+        evidence = _race(measurer, facts, study, settings, seed, progress, deadline)
     finally:
         measurer.close()
     answer = assemble(facts, evidence, limit=ceiling_with_measured(limit, study.trials), seed=seed,
@@ -217,21 +219,22 @@ def _search(measurer: TrialMeasurer, facts: Facts, settings: StudySettings, prog
 
 
 def _race(measurer: TrialMeasurer, facts: Facts, study: StudyOutcome, settings: StudySettings, seed: int,
-          progress: Progress) -> Evidence:
+          progress: Progress, deadline: float) -> Evidence:
     """Races the study's choice against its closest rivals, the defaults and tf.data (which needs batch i
-    on demand, so not for a generator), interleaved; the race picks among the study's candidates."""
+    on demand, so not for a generator), interleaved: after the first rounds the race picks the answer among
+    the candidates, then times it against the defaults until decided or ``deadline``."""
     best = best_trial(study.trials)
     candidates = [best.config] + race_rivals(study.trials, best, settings.ceiling)
     with_tf_data = facts.dataset.kind != DataKind.GENERATOR
     contenders = candidates + [KERAS_DEFAULTS] * (KERAS_DEFAULTS not in candidates) + [TF_DATA] * with_tf_data
     others = [f"its {len(candidates) - 1} closest rival(s)"] * (len(candidates) > 1)
     others += ["the defaults"] * (KERAS_DEFAULTS not in candidates) + ["a tf.data pipeline"] * with_tf_data
-    progress.stage(f"Confirming {best.config.label()} against {', '.join(others)}, interleaved" if others
+    progress.stage(f"Racing {best.config.label()} against {', '.join(others)}, interleaved, until decided" if others
                    else f"Re-timing {best.config.label()}: nothing to race it against")
-    race = interleave(measurer, contenders, epoch_batches=facts.epoch_batches, min_rounds=RACE_MIN_ROUNDS,
-                      max_rounds=RACE_MAX_ROUNDS, seed=seed, brief=candidates[1:], challengers=[TF_DATA])
-    chosen = confirmed_best(race, candidates, waiting=facts.dataset.waits, seed=seed)
-    return Evidence(study, _trial_for(study.trials, chosen) or best, race, candidates)
+    choose = lambda so_far: confirmed_best(so_far, candidates, waiting=facts.dataset.waits, seed=seed)  # noqa: E731
+    race = interleave(measurer, contenders, epoch_batches=facts.epoch_batches, choice_rounds=RACE_CHOICE_ROUNDS,
+                      max_rounds=RACE_MAX_ROUNDS, deadline=deadline, choose=choose, challengers=[TF_DATA])
+    return Evidence(study, _trial_for(study.trials, race.leader) or best, race, candidates)
 
 
 def assemble(facts: Facts, evidence: Evidence | None, *, limit: Ceiling | None = None, seed: int = 0,
@@ -262,7 +265,7 @@ def assemble(facts: Facts, evidence: Evidence | None, *, limit: Ceiling | None =
 def _measured(facts: Facts, evidence: Evidence, limit: Ceiling, seed: int) -> dict[str, Any]:
     """The fields that come from the search and the race."""
     trials, best, race = evidence.study.trials, evidence.best, evidence.race
-    chosen, confirmation, tf_data = race.verdict(best.config, seed)
+    chosen, confirmation, tf_data = race.verdict(best.config)
     default_trial = _trial_for(trials, KERAS_DEFAULTS)
     chosen_trial = best if chosen == best.config else default_trial
     claimed = race.shared_rounds([best.config, KERAS_DEFAULTS])  # the epochs the speed-up is computed from
@@ -279,6 +282,7 @@ def _measured(facts: Facts, evidence: Evidence, limit: Ceiling, seed: int) -> di
         model=facts.model, epoch_batches=facts.epoch_batches, engine=facts.engine, rewrite=_predicted_rewrite(facts),
         race=race.shared_rounds(evidence.candidates),
         threads_measured=advice.thread_gain(trials, race.shared_rounds(list(race.samples))),
+        race_stopped_because=race.stopped_because,
     )
     return dict(
         config=chosen, best_tried=best.config, best_tried_batches_per_second=_raced_rate(claimed, best.config, best),
@@ -287,7 +291,7 @@ def _measured(facts: Facts, evidence: Evidence, limit: Ceiling, seed: int) -> di
         default_peak_memory_bytes=race.peak_memory_bytes.get(KERAS_DEFAULTS) or default_peak,
         reasons=reasons, warnings=warnings, trials=trials, tf_data=tf_data,
         pruning_saved_seconds=evidence.study.pruning_saved_seconds,
-        search_stopped_because=evidence.study.stopped_because,
+        search_stopped_because=evidence.study.stopped_because, race_stopped_because=race.stopped_because,
     )
 
 

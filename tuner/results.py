@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from probes.profiles import DataKind, DatasetProfile, MachineProfile, ModelProfile, PoolKind, Spread, TextEnum
 from probes.serde import from_dict, to_dict
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class TrialStatus(TextEnum):
@@ -160,7 +160,9 @@ def best_rate(trials: Iterable[TrialResult]) -> float:
 
 @dataclass(frozen=True)
 class Confirmation:
-    """The best configuration against the defaults, measured interleaved (A B A B ...)."""
+    """One setting against another, timed interleaved (A B A B ...): the median of per-round ratios and a
+    distribution-free interval with its exact ``confidence``; ``is_range`` when too few rounds gave the
+    coverage asked for and the interval is only the ratios' range."""
 
     best_samples: tuple[float, ...]
     default_samples: tuple[float, ...]
@@ -168,11 +170,24 @@ class Confirmation:
     speedup_low: float
     speedup_high: float
     confidence: float
+    is_range: bool = False
 
     @property
     def significant(self) -> bool:
-        """True when the interval excludes 1 on the side of a speed-up."""
-        return self.speedup_low > 1.0
+        """True when a real interval (not a range) excludes 1 on the side of a speed-up."""
+        return self.speedup_low > 1.0 and not self.is_range
+
+    @property
+    def half_width(self) -> float:
+        """How far the interval reaches from the ratio, relatively: 0.05 means within +-5%."""
+        return max(self.speedup_high / self.speedup - 1.0, 1.0 - self.speedup_low / self.speedup)
+
+    def interval_text(self) -> str:
+        """The interval as a reader should take it: a confidence interval, or a range when there is none."""
+        bounds = f"[{self.speedup_low:.2f}, {self.speedup_high:.2f}]"
+        if self.is_range:
+            return f"{bounds}, the range of {len(self.best_samples)} rounds (too few for a 95% interval)"
+        return f"{bounds} {self.confidence:.0%} interval, {len(self.best_samples)} interleaved rounds"
 
 
 @dataclass(frozen=True)
@@ -240,6 +255,7 @@ class Recommendation:
     tuning_seconds: float
     pruning_saved_seconds: float
     search_stopped_because: str | None = None  # None for --quick: nothing was searched
+    race_stopped_because: str | None = None
     duplicated_data_allowed: bool = False
     keras3: EngineComparison | None = None
     schema_version: int = SCHEMA_VERSION

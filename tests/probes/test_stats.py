@@ -67,3 +67,28 @@ def test_paired_interval_sees_through_a_drift_both_settings_share_where_the_unpa
 def test_paired_interval_needs_one_value_per_round_on_each_side():
     with pytest.raises(ValueError, match="Received: 3 numerator and 2 denominator values"):
         paired_ratio_interval([1.0, 2.0, 3.0], [1.0, 2.0])
+
+
+def test_the_paired_median_interval_uses_the_sign_tests_order_statistics():
+    from probes.stats import paired_median_interval
+
+    # Per-round ratios 1..n: below six rounds no pair of order statistics covers 95%, so it is the range.
+    five = paired_median_interval([1.0, 2.0, 3.0, 4.0, 5.0], [1.0] * 5)
+    assert (five.ratio, five.low, five.high, five.is_range) == (3.0, 1.0, 5.0, True)
+    assert five.confidence == pytest.approx(1 - 2 / 32)
+    six = paired_median_interval([6.0, 5.0, 4.0, 3.0, 2.0, 1.0], [1.0] * 6)
+    assert (six.low, six.high, six.is_range) == (1.0, 6.0, False) and six.confidence == pytest.approx(1 - 2 / 64)
+    # Twelve rounds: the third-smallest and third-largest ratios, 96.1% coverage.
+    twelve = paired_median_interval([float(i) for i in range(1, 13)], [1.0] * 12)
+    assert (twelve.low, twelve.high) == (3.0, 10.0) and twelve.confidence == pytest.approx(1 - 2 * 79 / 4096)
+
+
+def test_the_paired_median_interval_pairs_rounds_so_shared_drift_cancels():
+    from probes.stats import paired_median_interval
+
+    # The machine's speed halves and doubles from round to round; the setting is always 1.5x the other.
+    drift = [1.0, 0.5, 2.0, 1.0, 0.5, 2.0]
+    interval = paired_median_interval([150.0 * d for d in drift], [100.0 * d for d in drift])
+    assert interval.low == pytest.approx(1.5) and interval.high == pytest.approx(1.5)
+    with pytest.raises(ValueError, match="one value per round"):
+        paired_median_interval([1.0, 2.0], [1.0])

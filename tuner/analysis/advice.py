@@ -9,7 +9,7 @@ from probes.profiles import DataKind, DatasetProfile, ModelProfile, PoolKind
 from probes.stats import outlier_mask, summarize
 from tuner.results import (KERAS_DEFAULTS, Ceiling, Confirmation, EngineComparison, EngineName, LoaderConfig,
                            TrialResult, TrialStatus, completed)
-from tuner.search.race import CONFIDENCE, CONFIRMED_NEAR_BEST
+from tuner.search.race import CONFIDENCE, CONFIRMED_NEAR_BEST, DECIDED_WITHIN, EQUIVALENT_WITHIN, decided
 from tuner.search.space import SearchSpace
 
 MEMORY_NEAR_BUDGET = 0.8
@@ -45,6 +45,7 @@ def explain(
     rewrite: tuple[LoaderConfig, float] | None = None,
     race: dict[LoaderConfig, tuple[float, ...]] | None = None,
     threads_measured: tuple[LoaderConfig, float] | None = None,
+    race_stopped_because: str = "",
 ) -> tuple[str, ...]:
     """Why this configuration: the data code's nature, the model, the evidence.
 
@@ -59,26 +60,10 @@ def explain(
         reasons.append(legacy_costs(dataset, model, epoch_batches))
     if best.config == KERAS_DEFAULTS:
         reasons.append("The Keras defaults were the best configuration measured.")
-    elif confirmation is None:
-        reasons.append(
-            f"The best configuration tried ({best.config.label()}) could not be confirmed against the defaults "
-            "side by side (see the warnings): keep the defaults."
-        )
-    elif chosen == KERAS_DEFAULTS:
-        reasons.append(
-            f"The best configuration tried ({best.config.label()}) measured {confirmation.speedup:.2f}x the defaults "
-            f"side by side, but the {confirmation.confidence:.0%} interval [{confirmation.speedup_low:.2f}, "
-            f"{confirmation.speedup_high:.2f}] does not exclude 1 ({len(confirmation.best_samples)} epochs each): "
-            "keep the defaults."
-        )
     else:
-        reasons.append(
-            f"{chosen.label()} ran {confirmation.speedup:.2f}x the defaults' epoch throughput, "
-            f"{confirmation.confidence:.0%} interval [{confirmation.speedup_low:.2f}, {confirmation.speedup_high:.2f}] "
-            f"from {len(confirmation.best_samples)} interleaved epochs each (epochs of {epoch_batches} batches)."
-        )
+        reasons.append(claim(chosen, best.config, confirmation, epoch_batches, race_stopped_because))
     if tf_data is not None:
-        interval = f"[{tf_data.speedup_low:.2f}, {tf_data.speedup_high:.2f}], n={len(tf_data.best_samples)}"
+        interval = tf_data.interval_text()
         if tf_data.significant:
             reasons.append(
                 f"A tf.data pipeline over the same __getitem__ (map with AUTOTUNE, prefetch) ran {tf_data.speedup:.2f}x "
@@ -93,7 +78,7 @@ def explain(
         reasons.append(
             "Keras 3 cannot run a plain generator in parallel: its fit() makes the batches inline, like the "
             f"defaults here. The best parallel setting measured {confirmation.speedup:.2f}x that "
-            f"[{confirmation.speedup_low:.2f}, {confirmation.speedup_high:.2f}], the gain a keras.utils.PyDataset "
+            f"({confirmation.interval_text()}), the gain a keras.utils.PyDataset "
             "rewrite (batch i from __getitem__) can keep when you move to Keras 3."
         )
     if rewrite is not None:
@@ -104,6 +89,24 @@ def explain(
             "from the probes, not a measurement."
         )
     return tuple(reasons)
+
+
+def claim(chosen: LoaderConfig, best: LoaderConfig, confirmation: Confirmation | None, epoch_batches: int,
+          race_stopped_because: str) -> str:
+    """What the race showed about the answer against the defaults, and how sure that is."""
+    if confirmation is None:
+        return (f"The best configuration tried ({best.label()}) could not be confirmed against the defaults "
+                "side by side (see the warnings): keep the defaults.")
+    measured = f"{best.label()} ran {confirmation.speedup:.2f}x the defaults, {confirmation.interval_text()}"
+    stopped = f"; the race stopped because {race_stopped_because}" if race_stopped_because else ""
+    if chosen == KERAS_DEFAULTS and confirmation.speedup_high <= 1.0 + EQUIVALENT_WITHIN and not confirmation.is_range:
+        return f"{measured}: no real gain over the defaults, so keep them (the simpler setting){stopped}."
+    if chosen == KERAS_DEFAULTS:
+        return (f"{measured}. That does not show a speed-up, so keep the defaults; the answer is undecided, not "
+                f"equal{stopped}.")
+    width = (f" The interval reaches +-{confirmation.half_width:.0%}, wider than the +-{DECIDED_WITHIN:.0%} the race "
+             f"aims for{stopped}." if not decided(confirmation) else "")
+    return f"{measured} (epochs of {epoch_batches} batches).{width}"
 
 
 def race_summary(race: dict[LoaderConfig, tuple[float, ...]], winner: LoaderConfig, *, waiting: bool) -> str:

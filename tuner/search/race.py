@@ -7,11 +7,13 @@ interval excludes 1.
 
 from __future__ import annotations
 
+import math
 import statistics
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from probes.stats import bootstrap_ratio_interval
+from probes.stats import bootstrap_ratio_interval, paired_median_interval
 from tuner.analysis.epoch_model import epoch_throughput
 from tuner.results import KERAS_DEFAULTS, Confirmation, LoaderConfig, TrialResult, completed
 from tuner.search.measurer import Measurer, TrialStopped
@@ -21,38 +23,44 @@ CONFIDENCE = 0.95
 CONFIRMED_NEAR_BEST = 0.01
 RIVALS = 2
 RIVAL_MARGIN = 0.10
+# The race is decided when the answer's interval against the defaults excludes 1 within +-10%, or includes
+# 1 within +-5% (the two are equivalent, and the simpler wins).
+DECIDED_WITHIN = 0.10
+EQUIVALENT_WITHIN = 0.05
 # Window indices of race epochs start here, so they never reuse a trial window's offset into the data.
 RACE_WINDOW_OFFSET = 100
 
 
 @dataclass(frozen=True)
 class Interleaved:
-    """Epoch throughputs of several settings timed round-robin (A B C A B C ...)."""
+    """Epoch throughputs of several settings timed round-robin (A B C A B C ...), and the race's leader."""
 
     samples: dict[LoaderConfig, tuple[float, ...]]
     peak_memory_bytes: dict[LoaderConfig, int]
     failures: dict[LoaderConfig, str]
+    leader: LoaderConfig | None = None
+    stopped_because: str = ""
 
-    def compare(self, faster: LoaderConfig, slower: LoaderConfig, seed: int = 0) -> Confirmation | None:
-        """``faster`` over ``slower`` with a bootstrap interval over the rounds that timed both, or None
-        if either has no epochs."""
+    def compare(self, faster: LoaderConfig, slower: LoaderConfig) -> Confirmation | None:
+        """``faster`` over ``slower``: the median of their per-round ratios over the rounds that timed both,
+        with the sign test's interval (``paired_median_interval``); None if either has no epochs."""
         shared = self.shared_rounds([faster, slower])
         if len(shared) < 2:
             return None
         a, b = shared[faster], shared[slower]
-        speedup, low, high = bootstrap_ratio_interval(a, b, confidence=CONFIDENCE, seed=seed)
-        return Confirmation(a, b, speedup, low, high, CONFIDENCE)
+        interval = paired_median_interval(a, b, CONFIDENCE)
+        return Confirmation(a, b, interval.ratio, interval.low, interval.high, interval.confidence, interval.is_range)
 
-    def verdict(self, best: LoaderConfig, seed: int = 0) -> tuple[LoaderConfig, Confirmation | None, Confirmation | None]:
+    def verdict(self, best: LoaderConfig) -> tuple[LoaderConfig, Confirmation | None, Confirmation | None]:
         """What to recommend: ``(chosen, best over the defaults, tf.data over chosen)``.
 
         ``best`` is chosen when its interval over the defaults excludes 1,
         else the defaults. tf.data is judged against what is recommended:
         when the defaults are kept, switching to tf.data would replace them.
         """
-        confirmation = self.compare(best, KERAS_DEFAULTS, seed) if best != KERAS_DEFAULTS else None
+        confirmation = self.compare(best, KERAS_DEFAULTS) if best != KERAS_DEFAULTS else None
         chosen = best if confirmation and confirmation.significant else KERAS_DEFAULTS
-        return chosen, confirmation, self.compare(LoaderConfig.tf_data(), chosen, seed)
+        return chosen, confirmation, self.compare(LoaderConfig.tf_data(), chosen)
 
     def shared_rounds(self, configs: Collection[LoaderConfig]) -> dict[LoaderConfig, tuple[float, ...]]:
         """The epochs of those ``configs`` that were timed, from the rounds that timed all of them.
@@ -67,65 +75,87 @@ class Interleaved:
         return {config: self.samples[config][:kept] for config in timed}
 
 
+def decided(confirmation: Confirmation | None) -> bool:
+    """True when more rounds would not change the answer: the interval excludes 1 within +-10%, or includes
+    1 within +-5%."""
+    if confirmation is None or confirmation.is_range:
+        return False
+    excludes_one = confirmation.speedup_low > 1.0 or confirmation.speedup_high < 1.0
+    return confirmation.half_width <= (DECIDED_WITHIN if excludes_one else EQUIVALENT_WITHIN)
+
+
 def interleave(
     measurer: Measurer,
     configs: list[LoaderConfig],
     *,
     epoch_batches: int,
-    min_rounds: int,
+    choice_rounds: int,
     max_rounds: int,
-    seed: int = 0,
-    brief: Collection[LoaderConfig] = (),
+    deadline: float = math.inf,
+    choose: Callable[[Interleaved], LoaderConfig] | None = None,
     challengers: Collection[LoaderConfig] = (),
 ) -> Interleaved:
-    """Races ``configs`` round-robin, one epoch each per round; ``configs[0]`` is the leader.
+    """Races ``configs`` round-robin, one epoch each per round, until the race is decided.
 
-    After ``min_rounds`` a contender leaves once its interval against the
-    leader excludes 1 (racing, as in F-race), or once more epochs could no
-    longer answer its question yes: for the defaults, whether the leader
-    beats them (the leader must be ahead); for a challenger (tf.data),
-    whether it beats the leader (it must be ahead). Contenders in ``brief``
-    (near-equal rivals) leave after ``min_rounds`` whatever their interval.
-    A setting that stops is dropped and its reason kept.
+    For ``choice_rounds`` every setting runs; then ``choose`` (default: the
+    first setting) names the leader among them, and the settings that are
+    neither the leader, the defaults nor a challenger leave. From then on
+    the defaults race the leader until their comparison is ``decided``, and
+    a challenger (tf.data) races while it is ahead of the leader and
+    undecided: more rounds go only to a question they can still answer yes.
+    The race also ends at ``max_rounds`` or once ``deadline``
+    (``time.monotonic()``) has passed after the choice. A setting that stops
+    is dropped and its reason kept.
     """
-    leader = configs[0]
     samples = {config: [] for config in configs}
     peaks = {config: 0 for config in configs}
     failures: dict[LoaderConfig, str] = {}
-    racing = list(configs)
+    racing, leader, reason = list(configs), configs[0], f"it ran the {max_rounds} rounds allowed"
     for round_index in range(max_rounds):
-        for config in racing:
-            try:
-                measurement = measurer.measure(config, RACE_WINDOW_OFFSET + round_index)
-            except TrialStopped as stop:
-                failures[config] = stop.reason
-                continue
-            samples[config].append(epoch_throughput(measurement.timing, epoch_batches))
-            peaks[config] = max(peaks[config], measurement.peak_memory_bytes)
+        _run_round(measurer, racing, round_index, epoch_batches, samples, peaks, failures)
         racing = [config for config in racing if config not in failures]
-        if round_index + 1 >= min_rounds and leader in racing:
-            racing = [leader] + [
-                config for config in racing[1:]
-                if config not in brief
-                and _open(samples[config], samples[leader], challenger=config in challengers)
-                and not _settled(samples[config], samples[leader], seed)
-            ]
         if len(racing) < 2:
+            reason = "fewer than two settings were left to compare"
             break
-    return Interleaved({c: tuple(v) for c, v in samples.items() if v}, peaks, failures)
+        so_far = Interleaved({c: tuple(v) for c, v in samples.items() if v}, peaks, failures, leader)
+        if round_index + 1 == choice_rounds:
+            leader = choose(so_far) if choose and so_far.samples else leader
+            racing = [c for c in racing if c == leader or c == KERAS_DEFAULTS or c in challengers]
+        if round_index + 1 >= choice_rounds:
+            if leader not in racing:
+                reason = f"{leader.label()} stopped"
+                break
+            racing = [leader] + [c for c in racing if c != leader and _still_open(so_far, c, leader, challengers)]
+            if len(racing) < 2:
+                reason = "every comparison with the answer was decided"
+                break
+            if time.monotonic() > deadline:
+                reason = "it reached the time budget (--time-budget) undecided"
+                break
+    return Interleaved({c: tuple(v) for c, v in samples.items() if v}, peaks, failures, leader, reason)
 
 
-def _open(contender: list[float], leader: list[float], *, challenger: bool) -> bool:
-    """True while more epochs could still show the leader beating the contender (or, for a challenger,
-    the contender beating the leader): the side that would have to win is ahead."""
-    ahead = statistics.median(contender) > statistics.median(leader)
-    return ahead if challenger else not ahead
+def _run_round(measurer, racing, round_index, epoch_batches, samples, peaks, failures) -> None:
+    for config in racing:
+        try:
+            measurement = measurer.measure(config, RACE_WINDOW_OFFSET + round_index)
+        except TrialStopped as stop:
+            failures[config] = stop.reason
+            continue
+        samples[config].append(epoch_throughput(measurement.timing, epoch_batches))
+        peaks[config] = max(peaks[config], measurement.peak_memory_bytes)
 
 
-def _settled(contender: list[float], leader: list[float], seed: int) -> bool:
-    """True when the contender's interval against the leader excludes 1 either way."""
-    _, low, high = bootstrap_ratio_interval(contender, leader, confidence=CONFIDENCE, seed=seed)
-    return low > 1.0 or high < 1.0
+def _still_open(race: Interleaved, contender: LoaderConfig, leader: LoaderConfig,
+                challengers: Collection[LoaderConfig]) -> bool:
+    """True while more rounds could still change what is said about ``contender`` against the leader: for
+    the defaults, until the comparison is decided; for a challenger, while it is ahead and undecided."""
+    comparison = race.compare(leader, contender)
+    if comparison is None:
+        return False
+    if contender in challengers:
+        return comparison.speedup < 1.0 and not decided(comparison)
+    return not decided(comparison)
 
 
 def race_rivals(trials: tuple[TrialResult, ...], chosen: TrialResult, ceiling: CeilingReached,

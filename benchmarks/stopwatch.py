@@ -1,0 +1,54 @@
+"""A plain stopwatch around a user's training, in its own process: what a user would time by hand.
+
+    python benchmarks/stopwatch.py FILE WORKERS USE_MULTIPROCESSING MAX_QUEUE_SIZE EPOCHS
+
+Loads FILE's dataset and model as tune-loader does (its make_model, else the same small default model),
+sets the three knobs the way the user would (PyDataset properties under Keras 3, fit_generator arguments
+under tf-keras), runs one untimed epoch (tracing), then times one plain ``fit`` of EPOCHS epochs with
+``time.perf_counter`` around the call, and prints ``{"batches_per_second": ...}`` as JSON. It shares no
+timing code with tune-loader: no windows, no epoch model, no callbacks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def main() -> None:
+    path, workers, processes, queue, epochs = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "True", int(sys.argv[4]), int(sys.argv[5])
+    from tuner import engines
+    from tuner.engines.common import standardize
+    from tuner.userfile import find_dataset, find_model, import_user_file
+
+    module = import_user_file(path)
+    dataset = find_dataset(module, None, is_dataset=engines.is_dataset, is_dataset_class=engines.is_dataset_class).build()
+    model_found = find_model(module, None, is_model=engines.is_model)
+    engine = engines.resolve(dataset, None)
+    model = model_found.build() if model_found else engine.build_default_model(standardize(dataset[0]))[0]
+    knobs = {"workers": workers, "use_multiprocessing": processes, "max_queue_size": queue}
+    if engine.name == "keras3":
+        for knob, value in knobs.items():
+            setattr(dataset, knob, value)
+        fit = lambda count: model.fit(dataset, epochs=count, verbose=0)  # noqa: E731
+    else:
+        fit = lambda count: model.fit_generator(dataset, epochs=count, verbose=0, **knobs)  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit(1)
+        started = time.perf_counter()
+        fit(epochs)
+        seconds = time.perf_counter() - started
+    print(json.dumps({"batches_per_second": epochs * len(dataset) / seconds, "seconds": seconds}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""Does tune-loader's claim hold when you time your own training? The truth benchmark.
+
+For each example: run tune-loader, then time the defaults, its answer and the settings a user would try
+next to it (2 and 4 threads, 2 processes when the dataset pickles, the rule of thumb) with
+``benchmarks/stopwatch.py``: a fresh process per setting, a plain multi-epoch ``fit``, no code shared with
+tune-loader's timing. Settings are interleaved over rounds (A B C, A B C, ...), and each stopwatch
+speed-up is the median of the per-round ratios to the defaults.
+
+It prints, per example: the claimed speed-up with its interval, the stopwatch's, the claim error
+(claimed / stopwatch - 1), and the answer's ratio to the best stopwatch setting.
+
+    python benchmarks/truth.py                                   # every example
+    python benchmarks/truth.py --examples image_files io_bound --rounds 3
+
+Writes the raw results to benchmarks/results/ (git-ignored), its section of benchmarks/RESULTS.md, and the
+README's table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import record  # noqa: E402
+from probes import probe_machine  # noqa: E402
+from probes.profiles import DataKind  # noqa: E402
+from tuner import recommend  # noqa: E402
+from tuner.results import KERAS_DEFAULTS, LoaderConfig, Recommendation  # noqa: E402
+from tuner.search.space import rule_of_thumb  # noqa: E402
+
+EXAMPLES = ("io_bound", "gil_bound", "numpy_augment", "image_files", "flow_from_directory", "legacy_sequence")
+STOPWATCH = ROOT / "benchmarks" / "stopwatch.py"
+TIMED_SECONDS = 5.0  # the defaults' timed fit lasts about this long; every setting runs as many epochs
+README_BEGIN, README_END = "<!-- truth table: written by benchmarks/truth.py -->", "<!-- end of truth table -->"
+RESULTS_BEGIN, RESULTS_END = "<!-- truth: written by benchmarks/truth.py -->", "<!-- end of truth -->"
+
+
+def stopwatch(path: Path, config: LoaderConfig, epochs: int) -> float:
+    """Batches per second of one plain ``fit`` of ``epochs`` epochs under ``config``, in a fresh process."""
+    command = [sys.executable, str(STOPWATCH), str(path), str(config.workers), str(config.use_multiprocessing),
+               str(config.max_queue_size), str(epochs)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    if done.returncode != 0:
+        raise RuntimeError(f"stopwatch failed for {config.label()}: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])["batches_per_second"]
+
+
+def settings_to_time(answer: Recommendation) -> dict[str, LoaderConfig]:
+    """The defaults, the answer, and what a user would try by hand, each setting once."""
+    picklable = answer.dataset.picklable and answer.dataset.kind != DataKind.GENERATOR
+    candidates = {"defaults": KERAS_DEFAULTS, "tune-loader": answer.config, "2 threads": LoaderConfig(2, False, 10),
+                  "4 threads": LoaderConfig(4, False, 10), "rule of thumb": rule_of_thumb(answer.machine, answer.dataset)}
+    if picklable:
+        candidates["2 processes"] = LoaderConfig(2, True, 10)
+    unique, seen = {}, set()
+    for name, config in candidates.items():
+        if config.equivalence_key() not in seen:
+            seen.add(config.equivalence_key())
+            unique[name] = config
+    return unique
+
+
+def run_example(name: str, rounds: int) -> dict:
+    path = ROOT / "examples" / f"{name}.py"
+    print(f"\n== {name}", flush=True)
+    began = time.monotonic()
+    answer = recommend(str(path))
+    tuning_seconds = time.monotonic() - began
+    settings = settings_to_time(answer)
+    default_rate = answer.default_batches_per_second or answer.recommended_batches_per_second
+    epoch_seconds = answer.epoch_batches / default_rate.median
+    epochs = max(2, min(10, math.ceil(TIMED_SECONDS / epoch_seconds)))
+    print(f"  tune-loader: {answer.config.label()} in {tuning_seconds:.0f} s; stopwatch: {epochs} epochs a fit, "
+          f"{len(settings)} settings, {rounds} rounds", flush=True)
+    timed = {label: [] for label in settings}
+    for _ in range(rounds):
+        for label, config in settings.items():
+            timed[label].append(stopwatch(path, config, epochs))
+    return summarize(name, answer, tuning_seconds, timed, epochs)
+
+
+def summarize(name: str, answer: Recommendation, tuning_seconds: float, timed: dict[str, list[float]],
+              epochs: int) -> dict:
+    """Stopwatch speed-ups (median of per-round ratios to the defaults) beside tune-loader's claim."""
+    speedups = {label: statistics.median(a / b for a, b in zip(rates, timed["defaults"])) for label, rates in timed.items()}
+    best_label = max(speedups, key=speedups.get)
+    c = answer.confirmation
+    claimed = c.speedup if c and answer.config != KERAS_DEFAULTS else 1.0
+    answer_speedup = speedups["tune-loader" if "tune-loader" in speedups else "defaults"]
+    return {"example": name, "answer": answer.config.label(), "tuning_seconds": tuning_seconds, "epochs": epochs,
+            "claimed": claimed, "claimed_interval": [c.speedup_low, c.speedup_high] if c else None,
+            "claimed_is_range": c.is_range if c else None, "stopwatch": answer_speedup,
+            "claim_error": claimed / answer_speedup - 1.0, "best_setting": best_label,
+            "answer_over_best": answer_speedup / speedups[best_label], "speedups": speedups, "rates": timed,
+            "advises_tf_data": answer.tf_data_is_faster, "race_stopped_because": answer.race_stopped_because}
+
+
+def table(results: list[dict]) -> str:
+    lines = ["| example | answer | claimed speed-up [interval] | stopwatch speed-up | claim error | "
+             "answer / best stopwatch setting | time to answer |", "|---|---|---|---:|---:|---|---:|"]
+    for r in results:
+        interval = ("" if not r["claimed_interval"] else
+                    f" [{r['claimed_interval'][0]:.2f}, {r['claimed_interval'][1]:.2f}]"
+                    + (" (range)" if r["claimed_is_range"] else ""))
+        lines.append(f"| {r['example']} | {r['answer']} | {r['claimed']:.2f}x{interval} | {r['stopwatch']:.2f}x | "
+                     f"{r['claim_error']:+.0%} | {r['answer_over_best']:.2f} ({r['best_setting']}) | "
+                     f"{r['tuning_seconds']:.0f} s |")
+    return "\n".join(lines)
+
+
+def publish(results: list[dict], rounds: int, saved: Path) -> None:
+    """Replaces this benchmark's section of benchmarks/RESULTS.md and the README's table."""
+    machine = probe_machine()
+    context = (f"{machine.usable_cores} usable cores, Python {machine.python_version}; stopwatch: a fresh process "
+               f"per setting, {rounds} interleaved rounds, speed-ups as medians of per-round ratios to the defaults")
+    body = f"{context}.\n\n{table(results)}"
+    summary = ROOT / "benchmarks" / "RESULTS.md"
+    section = (f"{RESULTS_BEGIN}\n## Truth: claims against a stopwatch\n\nGenerated by "
+               f"`{' '.join(['python'] + sys.argv)}` at commit {record.commit()} on {time.strftime('%Y-%m-%d')}; raw "
+               f"results in `{saved.relative_to(ROOT)}` (not committed).\n\n{body}\n{RESULTS_END}")
+    text = summary.read_text() if summary.exists() else "# Benchmark results\n"
+    pattern = re.escape(RESULTS_BEGIN) + ".*?" + re.escape(RESULTS_END)
+    text = re.sub(pattern, lambda _: section, text, flags=re.DOTALL) if RESULTS_BEGIN in text else f"{text}\n{section}\n"
+    summary.write_text(text)
+    readme = ROOT / "README.md"
+    block = f"{README_BEGIN}\n{body}\n{README_END}"
+    readme.write_text(re.sub(re.escape(README_BEGIN) + ".*?" + re.escape(README_END), lambda _: block,
+                             readme.read_text(), flags=re.DOTALL))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--examples", nargs="+", choices=EXAMPLES, default=list(EXAMPLES))
+    parser.add_argument("--rounds", type=int, default=3, help="stopwatch rounds per setting (default 3)")
+    args = parser.parse_args()
+    results, saved = [], record.run_file("truth")
+    for name in args.examples:  # saved after each example: a failure later keeps what was measured
+        results.append(run_example(name, args.rounds))
+        record.save(saved, "truth", results)
+    print("\n" + table(results))
+    publish(results, args.rounds, saved)
+    print(f"\nwrote {saved.relative_to(ROOT)}, benchmarks/RESULTS.md and the README's table")
+
+
+if __name__ == "__main__":
+    main()

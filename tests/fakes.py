@@ -26,6 +26,7 @@ class FakeMeasurer:
     model_seconds: float = 0.002
     noise: float = 0.0
     fail_when: callable = None
+    busy_when: callable = None  # (config, window_index) -> cores other processes took during that window
     calls: list = field(default_factory=list)
 
     def rate(self, config: LoaderConfig) -> float:
@@ -41,7 +42,8 @@ class FakeMeasurer:
         fixed = 0.05 * config.workers if config.use_multiprocessing else 0.002 * config.workers
         timing = WindowTiming(WINDOW_BATCHES, fixed + WINDOW_BATCHES / rate, rate, fixed)
         memory = (600 + (40 * config.workers if config.use_multiprocessing else 1)) * 2**20
-        return Measurement(timing, memory, 0, timing.epoch_seconds)
+        busy = self.busy_when(config, window_index) if self.busy_when else 0.0
+        return Measurement(timing, memory, 0, timing.epoch_seconds, busy)
 
 
 class FakeModel:

@@ -275,7 +275,7 @@ def _measured(facts: Facts, evidence: Evidence, limit: Ceiling, seed: int) -> di
         chosen=chosen, chosen_trial=chosen_trial, trials=trials, dataset=facts.dataset,
         memory_budget_bytes=facts.memory_budget_bytes, space=facts.space, model=facts.model, engine=facts.engine,
         chosen_epoch_seconds=facts.epoch_batches / chosen_rate.median if chosen_rate else None,
-        race_failures=race.failures, confirmation=confirmation,
+        race_failures=race.failures, confirmation=confirmation, race_load=race.load,
     )
     reasons = advice.explain(
         chosen=chosen, best=best, confirmation=confirmation, ceiling=limit, tf_data=tf_data, dataset=facts.dataset,
@@ -292,6 +292,7 @@ def _measured(facts: Facts, evidence: Evidence, limit: Ceiling, seed: int) -> di
         reasons=reasons, warnings=warnings, trials=trials, tf_data=tf_data,
         pruning_saved_seconds=evidence.study.pruning_saved_seconds,
         search_stopped_because=evidence.study.stopped_because, race_stopped_because=race.stopped_because,
+        race_load=race.load,
     )
 
 

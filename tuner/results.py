@@ -191,6 +191,17 @@ class Confirmation:
 
 
 @dataclass(frozen=True)
+class RaceLoad:
+    """How much the machine was in use by others during the race: rounds dropped and rerun because other
+    processes (or the hypervisor's steal) took CPU, rounds kept under load when no more could be dropped,
+    and the most cores others took in any window (``probes.load``)."""
+
+    dropped_rounds: int = 0
+    loaded_rounds: int = 0
+    peak_foreign_cores: float = 0.0
+
+
+@dataclass(frozen=True)
 class Ceiling:
     """What no loader setting can beat (Keras's pipeline fed with free data), and what reaching it takes.
 
@@ -256,6 +267,7 @@ class Recommendation:
     pruning_saved_seconds: float
     search_stopped_because: str | None = None  # None for --quick: nothing was searched
     race_stopped_because: str | None = None
+    race_load: RaceLoad = RaceLoad()
     duplicated_data_allowed: bool = False
     keras3: EngineComparison | None = None
     schema_version: int = SCHEMA_VERSION

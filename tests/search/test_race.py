@@ -6,8 +6,8 @@ import pytest
 
 from tests import builders
 from tests.fakes import FakeMeasurer
-from tuner.results import KERAS_DEFAULTS, LoaderConfig
-from tuner.search.race import Interleaved, confirmed_best, interleave, race_rivals
+from tuner.results import KERAS_DEFAULTS, LoaderConfig, RaceLoad
+from tuner.search.race import RACE_WINDOW_OFFSET, Interleaved, confirmed_best, interleave, race_rivals
 from tuner.search.study import StudySettings, best_trial
 
 
@@ -171,3 +171,31 @@ def test_more_rounds_go_only_to_a_question_that_can_still_be_answered_yes():
     challenger_ahead = challenge(ahead, challengers=[ahead])
     assert len(challenger_ahead.samples[ahead]) > 3
     assert challenger_ahead.compare(ahead, best).speedup > 1.0
+
+
+def test_rounds_run_while_other_processes_take_the_cpu_are_dropped_and_run_again():
+    best = LoaderConfig(8, False, 16)
+    busy_round = RACE_WINDOW_OFFSET + 1  # the second round: another process took a whole core
+    fake = FakeMeasurer(noise=0.02, busy_when=lambda config, window: 1.0 if window == busy_round else 0.05)
+    final = run_race(fake, [best, KERAS_DEFAULTS])
+    assert final.load == RaceLoad(dropped_rounds=1, loaded_rounds=0, peak_foreign_cores=1.0)
+    assert len(final.samples[best]) == 6  # still six undisturbed rounds: the dropped one was run again
+    assert [window for _, window in fake.calls].count(busy_round) == 2  # timed, then thrown away
+
+
+def test_a_race_that_cannot_drop_any_more_rounds_says_its_claim_was_made_under_load():
+    best = LoaderConfig(8, False, 16)
+    always = FakeMeasurer(noise=0.02, busy_when=lambda config, window: 0.9)
+    final = run_race(always, [best, KERAS_DEFAULTS], max_rounds=12)
+    assert final.load.dropped_rounds == 6 and final.load.loaded_rounds == 6  # half of the rounds at most
+    confirmation = final.compare(best, KERAS_DEFAULTS)
+    from tests import builders
+    from tuner.analysis import advice
+    from tuner.search.space import SearchSpace
+
+    warnings = advice.warn(chosen=best, chosen_trial=None, trials=(), dataset=builders.dataset(),
+                           memory_budget_bytes=None, space=SearchSpace(8, True), confirmation=confirmation,
+                           race_load=final.load)
+    warning = next(w for w in warnings if w.startswith("The machine was busy"))
+    assert "6 of the race's rounds ran while other processes" in warning and "up to 0.9 cores" in warning
+    assert "made under load" in warning

@@ -8,7 +8,7 @@ import statistics
 from probes.profiles import DataKind, DatasetProfile, ModelProfile, PoolKind
 from probes.stats import outlier_mask, summarize
 from tuner.results import (KERAS_DEFAULTS, Ceiling, Confirmation, EngineComparison, EngineName, LoaderConfig,
-                           TrialResult, TrialStatus, completed)
+                           RaceLoad, TrialResult, TrialStatus, completed)
 from tuner.search.race import CONFIDENCE, CONFIRMED_NEAR_BEST, DECIDED_WITHIN, EQUIVALENT_WITHIN, decided
 from tuner.search.space import SearchSpace
 
@@ -222,6 +222,7 @@ def warn(
     chosen_epoch_seconds: float | None = None,
     race_failures: dict[LoaderConfig, str] | None = None,
     confirmation: Confirmation | None = None,
+    race_load: RaceLoad = RaceLoad(),
 ) -> tuple[str, ...]:
     """Risks of the chosen settings and doubts about the measurements (``race_failures``: the settings
     that stopped in the final race, with why; ``confirmation``: the race epochs the claim rests on)."""
@@ -236,6 +237,8 @@ def warn(
         share = chosen_trial.peak_memory_bytes / memory_budget_bytes
         if share > MEMORY_NEAR_BUDGET:
             warnings.append(f"The recommended settings used {share:.0%} of the memory budget at peak.")
+    if load := busy_machine(race_load, confirmation):
+        warnings.append(load)
     if confirmation and (outliers := _outlier_epochs(confirmation)):
         warnings.append(
             f"{outliers} of the race's epochs were statistical outliers (modified z-score above 14.8, as "
@@ -298,6 +301,21 @@ def _stopped_settings(trials: tuple[TrialResult, ...], space: SearchSpace,
             "and processes avoid it. The settings it stopped are recorded as failed."
         )
     return warnings
+
+
+def busy_machine(load: RaceLoad, confirmation: Confirmation | None) -> str | None:
+    """What other processes' CPU did to the race: rounds dropped and rerun, or a claim made under load."""
+    if not load.dropped_rounds and not load.loaded_rounds:
+        return None
+    rounds = len(confirmation.best_samples) if confirmation else 0
+    others = (f"other processes (or the hypervisor, as steal time) took up to {load.peak_foreign_cores:.1f} cores "
+              "of CPU while tune-loader timed them")
+    if not load.loaded_rounds:
+        return (f"The machine was busy: {load.dropped_rounds} race round(s) were dropped and run again because "
+                f"{others}. The claim rests on {rounds} rounds without that load.")
+    return (f"The machine was busy: {load.loaded_rounds} of the race's rounds ran while {others}, and no more "
+            f"could be dropped and run again ({load.dropped_rounds} were). The claim was made under load and may "
+            "not hold on a quiet machine: re-run tune-loader when the machine is quiet.")
 
 
 def _outlier_epochs(confirmation: Confirmation) -> int:

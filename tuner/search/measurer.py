@@ -19,12 +19,14 @@ class TrialStopped(Exception):
 
 @dataclass(frozen=True)
 class Measurement:
-    """One timed window as the search sees it."""
+    """One timed window as the search sees it; ``foreign_cores`` is the CPU other processes (and the
+    hypervisor's steal) took meanwhile, in cores (``probes.load``)."""
 
     timing: WindowTiming
     peak_memory_bytes: int
     leftover_processes: int
     wall_seconds: float
+    foreign_cores: float = 0.0
 
 
 class Measurer(Protocol):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from probes.stats import bootstrap_ratio_interval, paired_median_interval
 from tuner.analysis.epoch_model import epoch_throughput
-from tuner.results import KERAS_DEFAULTS, Confirmation, LoaderConfig, TrialResult, completed
+from tuner.results import KERAS_DEFAULTS, Confirmation, LoaderConfig, RaceLoad, TrialResult, completed
 from tuner.search.measurer import Measurer, TrialStopped
 from tuner.search.stop_rules import CeilingReached
 
@@ -27,6 +27,10 @@ RIVAL_MARGIN = 0.10
 # 1 within +-5% (the two are equivalent, and the simpler wins).
 DECIDED_WITHIN = 0.10
 EQUIVALENT_WITHIN = 0.05
+# A round during which other processes took more than this many cores of CPU is dropped and run again, as
+# long as dropped rounds stay under this share of the race's rounds.
+BUSY_CORES = 0.25
+MAX_DROPPED_SHARE = 0.5
 # Window indices of race epochs start here, so they never reuse a trial window's offset into the data.
 RACE_WINDOW_OFFSET = 100
 
@@ -40,6 +44,7 @@ class Interleaved:
     failures: dict[LoaderConfig, str]
     leader: LoaderConfig | None = None
     stopped_because: str = ""
+    load: RaceLoad = RaceLoad()
 
     def compare(self, faster: LoaderConfig, slower: LoaderConfig) -> Confirmation | None:
         """``faster`` over ``slower``: the median of their per-round ratios over the rounds that timed both,
@@ -103,47 +108,84 @@ def interleave(
     the defaults race the leader until their comparison is ``decided``, and
     a challenger (tf.data) races while it is ahead of the leader and
     undecided: more rounds go only to a question they can still answer yes.
-    The race also ends at ``max_rounds`` or once ``deadline``
+    A round during which other processes took more than ``BUSY_CORES`` of
+    CPU is dropped and run again, up to ``MAX_DROPPED_SHARE`` of the rounds;
+    later loaded rounds are kept and counted. The race also ends at
+    ``max_rounds`` (dropped ones included) or once ``deadline``
     (``time.monotonic()``) has passed after the choice. A setting that stops
     is dropped and its reason kept.
     """
-    samples = {config: [] for config in configs}
-    peaks = {config: 0 for config in configs}
-    failures: dict[LoaderConfig, str] = {}
-    racing, leader, reason = list(configs), configs[0], f"it ran the {max_rounds} rounds allowed"
+    state = _RaceState(configs)
+    reason = f"it ran the {max_rounds} rounds allowed"
     for round_index in range(max_rounds):
-        _run_round(measurer, racing, round_index, epoch_batches, samples, peaks, failures)
-        racing = [config for config in racing if config not in failures]
-        if len(racing) < 2:
+        load = _run_round(measurer, state, round_index, epoch_batches)
+        if load > BUSY_CORES:
+            state.peak_load = max(state.peak_load, load)
+            if state.dropped < MAX_DROPPED_SHARE * max_rounds:
+                state.drop_last_round()
+                continue
+            state.loaded += 1
+        if len(state.racing) < 2:
             reason = "fewer than two settings were left to compare"
             break
-        so_far = Interleaved({c: tuple(v) for c, v in samples.items() if v}, peaks, failures, leader)
-        if round_index + 1 == choice_rounds:
-            leader = choose(so_far) if choose and so_far.samples else leader
-            racing = [c for c in racing if c == leader or c == KERAS_DEFAULTS or c in challengers]
-        if round_index + 1 >= choice_rounds:
-            if leader not in racing:
-                reason = f"{leader.label()} stopped"
+        kept = len(state.samples[state.racing[0]])
+        if kept == choice_rounds and not state.chosen:
+            state.leader, state.chosen = choose(state.result()) if choose else state.leader, True
+            state.racing = [c for c in state.racing if c in (state.leader, KERAS_DEFAULTS) or c in challengers]
+        if kept >= choice_rounds:
+            if state.leader not in state.racing:
+                reason = f"{state.leader.label()} stopped"
                 break
-            racing = [leader] + [c for c in racing if c != leader and _still_open(so_far, c, leader, challengers)]
-            if len(racing) < 2:
+            so_far = state.result()
+            state.racing = [state.leader] + [c for c in state.racing if c != state.leader
+                                             and _still_open(so_far, c, state.leader, challengers)]
+            if len(state.racing) < 2:
                 reason = "every comparison with the answer was decided"
                 break
             if time.monotonic() > deadline:
                 reason = "it reached the time budget (--time-budget) undecided"
                 break
-    return Interleaved({c: tuple(v) for c, v in samples.items() if v}, peaks, failures, leader, reason)
+    return state.result(reason)
 
 
-def _run_round(measurer, racing, round_index, epoch_batches, samples, peaks, failures) -> None:
-    for config in racing:
+class _RaceState:
+    """What the race has timed so far, which settings still run, and how many rounds ran under load."""
+
+    def __init__(self, configs: list[LoaderConfig]):
+        self.samples = {config: [] for config in configs}
+        self.peaks = {config: 0 for config in configs}
+        self.failures: dict[LoaderConfig, str] = {}
+        self.racing, self.leader, self.chosen = list(configs), configs[0], False
+        self.dropped = self.loaded = 0
+        self.peak_load = 0.0
+        self.last_round: list[LoaderConfig] = []
+
+    def drop_last_round(self) -> None:
+        for config in self.last_round:
+            self.samples[config].pop()
+        self.dropped += 1
+
+    def result(self, stopped_because: str = "") -> Interleaved:
+        load = RaceLoad(self.dropped, self.loaded, self.peak_load)
+        return Interleaved({c: tuple(v) for c, v in self.samples.items() if v}, self.peaks, self.failures,
+                           self.leader, stopped_because, load)
+
+
+def _run_round(measurer: Measurer, state: _RaceState, round_index: int, epoch_batches: int) -> float:
+    """One epoch of every racing setting; returns the most CPU other processes took during any of them."""
+    state.last_round, load = [], 0.0
+    for config in state.racing:
         try:
             measurement = measurer.measure(config, RACE_WINDOW_OFFSET + round_index)
         except TrialStopped as stop:
-            failures[config] = stop.reason
+            state.failures[config] = stop.reason
             continue
-        samples[config].append(epoch_throughput(measurement.timing, epoch_batches))
-        peaks[config] = max(peaks[config], measurement.peak_memory_bytes)
+        state.samples[config].append(epoch_throughput(measurement.timing, epoch_batches))
+        state.peaks[config] = max(state.peaks[config], measurement.peak_memory_bytes)
+        state.last_round.append(config)
+        load = max(load, measurement.foreign_cores)
+    state.racing = [config for config in state.racing if config not in state.failures]
+    return load
 
 
 def _still_open(race: Interleaved, contender: LoaderConfig, leader: LoaderConfig,

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from probes.load import cpu_snapshot, foreign_cores
 from probes.memory import tree_pss_bytes
 from probes.profiles import DatasetProfile, ModelProfile
 from tuner.analysis.epoch_model import with_fixed_cost
@@ -43,6 +44,7 @@ class TrialProcess:
     def __init__(self, memory_budget_bytes: int | None = None):
         self.memory_budget_bytes = memory_budget_bytes
         self.process: subprocess.Popen | None = None
+        self.last_foreign_cores = 0.0  # what other processes used during the last request (probes.load)
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES_KEPT)
 
     def start(self) -> None:
@@ -68,12 +70,15 @@ class TrialProcess:
         """
         if self.process is None or self.process.poll() is not None:
             raise TrialStopped(TrialStatus.FAILED, "the trial process is not running")
+        pids = (os.getpid(), self.process.pid)
+        before, began = cpu_snapshot(pids), time.monotonic()
         write_message(self.process.stdin, request)
-        peak = self._wait_for_reply(time.monotonic() + timeout, timeout)
+        peak = self._wait_for_reply(began + timeout, timeout)
         try:
             reply = read_message(self.process.stdout)
         except EOFError:
             reply = None
+        self.last_foreign_cores = foreign_cores(before, cpu_snapshot(pids), time.monotonic() - began)
         if reply is None:
             self._fail(self._death_reason())
         peak = max(peak, tree_pss_bytes(self.process.pid))
@@ -180,7 +185,7 @@ class TrialMeasurer:
                                                       timeout=self.window_timeout(batches))
         if self.fixed_cost is not None:
             timing = with_fixed_cost(timing, *self.fixed_cost(config))
-        return Measurement(timing, peak, leftovers, time.perf_counter() - began)
+        return Measurement(timing, peak, leftovers, time.perf_counter() - began, self.process.last_foreign_cores)
 
     def close(self) -> None:
         self.process.close()

@@ -45,3 +45,13 @@ def save(path: Path, name: str, data: object) -> Path:
               "command": " ".join(sys.argv), "machine": to_dict(probe_machine()), "results": data}
     path.write_text(json.dumps(record, indent=1, default=str))
     return path
+
+
+def write_summary_section(begin: str, end: str, section: str) -> None:
+    """Replaces one benchmark's section of benchmarks/RESULTS.md (the one generated summary), or adds it."""
+    summary = ROOT / "benchmarks" / "RESULTS.md"
+    text = summary.read_text() if summary.exists() else "# Benchmark results\n"
+    block = f"{begin}\n{section}\n{end}"
+    pattern = re.escape(begin) + ".*?" + re.escape(end)
+    text = re.sub(pattern, lambda _: block, text, flags=re.DOTALL) if begin in text else f"{text}\n{block}\n"
+    summary.write_text(text)

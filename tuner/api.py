@@ -6,7 +6,6 @@ import dataclasses
 import math
 import pickle
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -161,7 +160,7 @@ def recommend(
         evidence = _race(measurer, facts, study, settings, seed, progress, deadline)
     finally:
         measurer.close()
-    answer = assemble(facts, evidence, limit=ceiling_with_measured(limit, study.trials), seed=seed,
+    answer = assemble(facts, evidence, limit=ceiling_with_measured(limit, study.trials),
                       allow_duplicated_data=allow_duplicated_data)
     if compare_keras3 and answer.legacy:
         answer = _with_keras3_comparison(answer, dataset, model, dataset_name, model_name, trials=trials,
@@ -237,12 +236,12 @@ def _race(measurer: TrialMeasurer, facts: Facts, study: StudyOutcome, settings: 
     return Evidence(study, _trial_for(study.trials, race.leader) or best, race, candidates)
 
 
-def assemble(facts: Facts, evidence: Evidence | None, *, limit: Ceiling | None = None, seed: int = 0,
+def assemble(facts: Facts, evidence: Evidence | None, *, limit: Ceiling | None = None,
              allow_duplicated_data: bool = False) -> Recommendation:
     """The one place a ``Recommendation`` is built: from the race's evidence, or (``--quick``, no evidence)
     from the analytic model alone."""
     limit = limit or facts.ceiling()
-    fields = _measured(facts, evidence, limit, seed) if evidence else _predicted(facts, limit)
+    fields = _measured(facts, evidence, limit) if evidence else _predicted(facts, limit)
     return Recommendation(
         dataset_name=facts.dataset_name,
         engine=facts.engine,
@@ -262,7 +261,7 @@ def assemble(facts: Facts, evidence: Evidence | None, *, limit: Ceiling | None =
     )
 
 
-def _measured(facts: Facts, evidence: Evidence, limit: Ceiling, seed: int) -> dict[str, Any]:
+def _measured(facts: Facts, evidence: Evidence, limit: Ceiling) -> dict[str, Any]:
     """The fields that come from the search and the race."""
     trials, best, race = evidence.study.trials, evidence.best, evidence.race
     chosen, confirmation, tf_data = race.verdict(best.config)

@@ -12,7 +12,7 @@ from tests import builders
 from tests.fakes import FakeMeasurer
 from tuner import engines
 from tuner.errors import TuneLoaderError
-from tuner.results import KERAS_DEFAULTS, LoaderConfig
+from tuner.results import KERAS_DEFAULTS
 from tuner.search.space import SearchSpace, rule_of_thumb, starting_configs
 from tuner.search.study import StudySettings, run_study
 from tuner.userfile import find_dataset, import_user_file

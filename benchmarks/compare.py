@@ -224,10 +224,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=FINAL_ROUNDS, help="whole epochs per contender in the final "
                         f"round-robin (default {FINAL_ROUNDS}); more rounds narrow the intervals")
     args = parser.parse_args()
-    results, saved = [], record.run_file("compare")
-    for name in args.workloads:  # saved after each workload: a failure later keeps what was measured
-        results.append(run_workload(name, WORKLOADS[name], args.rounds))
-        record.save(saved, "compare", results)
+    results, saved = record.run_and_save("compare", args.workloads,
+                                         lambda name: run_workload(name, WORKLOADS[name], args.rounds))
     print("\n" + table(results))
     publish(results, args.rounds, saved)
     print(f"\nwrote {saved.relative_to(ROOT)} and benchmarks/RESULTS.md")

@@ -9,11 +9,14 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 from probes import probe_machine
 from probes.serde import to_dict
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -45,6 +48,16 @@ def save(path: Path, name: str, data: object) -> Path:
               "command": " ".join(sys.argv), "machine": to_dict(probe_machine()), "results": data}
     path.write_text(json.dumps(record, indent=1, default=str))
     return path
+
+
+def run_and_save(name: str, items: Iterable[T], run: Callable[[T], dict]) -> tuple[list[dict], Path]:
+    """Runs benchmark ``name`` on each item, saving the results after each one, so that a failure later in
+    the run keeps what was measured."""
+    results, path = [], run_file(name)
+    for item in items:
+        results.append(run(item))
+        save(path, name, results)
+    return results, path
 
 
 def write_summary_section(begin: str, end: str, section: str) -> None:

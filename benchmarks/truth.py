@@ -154,10 +154,7 @@ def main() -> None:
         publish(results, len(results[0]["rates"]["defaults"]), saved)
         print(table(results))
         return
-    results, saved = [], record.run_file("truth")
-    for name in args.examples:  # saved after each example: a failure later keeps what was measured
-        results.append(run_example(name, args.rounds))
-        record.save(saved, "truth", results)
+    results, saved = record.run_and_save("truth", args.examples, lambda name: run_example(name, args.rounds))
     print("\n" + table(results))
     publish(results, args.rounds, saved)
     print(f"\nwrote {saved.relative_to(ROOT)}, benchmarks/RESULTS.md and the README's table")

@@ -15,12 +15,11 @@ import sys
 from typing import Any, Protocol
 
 from probes.profiles import DataKind
-from tuner.engines.common import EpochClock, GeneratorData, build_default_model, standardize
+from tuner.engines.common import GeneratorData
 from tuner.errors import TuneLoaderError
 from tuner.results import EngineName, LoaderConfig, WindowTiming
 
-__all__ = ["Engine", "EpochClock", "GeneratorData", "KerasEngine", "build_default_model", "choose", "load",
-           "resolve", "standardize"]
+__all__ = ["Engine", "GeneratorData", "KerasEngine", "choose", "load", "resolve"]
 
 
 class Engine(Protocol):

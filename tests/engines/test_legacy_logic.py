@@ -118,3 +118,17 @@ def test_threads_on_an_unsafe_generator_are_recorded_infeasible_without_running(
     timed = {config for config, _ in fake.calls}
     assert timed == {KERAS_DEFAULTS}  # only inline can run this data: processes would duplicate it
     assert all(not t.config.use_multiprocessing for t in outcome.trials)
+
+
+def test_sampled_unsafe_thread_pools_do_not_spend_the_patience_that_processes_need():
+    """Thread pools proposed by the sampler were recorded infeasible and spent the search's patience, so a
+    run with --allow-duplicated-data could end without timing a single process setting."""
+    space = SearchSpace.for_profiles(builders.machine(2), GENERATOR, allow_duplicated_data=True)
+    fake = FakeMeasurer()
+    starts = starting_configs(builders.machine(2), GENERATOR)
+    outcome = run_study(fake, space, starts, StudySettings(epoch_batches=200, max_trials=5, patience=2))
+    sampled = [t for t in outcome.trials if t.origin == "sampler"]
+    assert sampled and all(t.config.use_multiprocessing or not t.config.parallel for t in sampled)
+    assert any(t.config.use_multiprocessing and t.status == "ok" for t in outcome.trials)
+    infeasible = [t for t in outcome.trials if t.status == "infeasible"]
+    assert [t.origin for t in infeasible] == ["rule of thumb"]  # the start is still recorded with its reason

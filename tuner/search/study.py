@@ -126,10 +126,17 @@ def run_study(
     while not (stopped_because := first_reason(rules, SearchState(results, len(starts), time.monotonic() - began))):
         trial = study.ask()
         config = space.suggest(trial)
-        if config.equivalence_key() in known:
+        sampled_infeasible = ORIGIN_ATTR not in trial.user_attrs and bool(space.infeasible(config))
+        if config.equivalence_key() in known or sampled_infeasible:
             # TPE re-proposes settings in a small discrete space (and without a
-            # pool the queue size changes nothing): tell it the known answer.
-            _tell(study, trial, known[config.equivalence_key()])
+            # pool the queue size changes nothing): tell it the known answer. A
+            # sampled setting the data cannot run (threads on a generator that
+            # is not thread-safe) is no trial either: recorded, it would spend
+            # the patience that should go to settings that can run.
+            if sampled_infeasible:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            else:
+                _tell(study, trial, known[config.equivalence_key()])
             repeats += 1
             if repeats > MAX_REPEATS_PER_TRIAL * settings.max_trials:
                 stopped_because = "the sampler kept proposing settings already measured: the space is exhausted"

@@ -16,7 +16,7 @@ from probes.profiles import DataKind, DatasetProfile
 from probes.stats import summarize
 
 TARGET_PROBE_SECONDS = 1.0
-MIN_PROBE_BATCHES = 4
+PROBE_BATCHES_PER_THREAD = 4  # two for each thread in each half of the thread test
 MAX_PROBE_BATCHES = 24
 
 
@@ -61,10 +61,12 @@ def probe_dataset(
         return i % length if length else i
 
     first, first_wall, _ = _timed_call(get_batch, index(0))
-    count = int(np.clip(TARGET_PROBE_SECONDS / 2 / max(first_wall, 1e-4), MIN_PROBE_BATCHES, MAX_PROBE_BATCHES))
+    threads = max(2, usable_cores)
+    # With one batch for each thread, a thread's start and the slowest batch would decide the thread test.
+    fewest = PROBE_BATCHES_PER_THREAD * threads
+    count = int(np.clip(TARGET_PROBE_SECONDS / 2 / max(first_wall, 1e-4), fewest, max(fewest, MAX_PROBE_BATCHES)))
     indices = [index(i) for i in range(1, count + 1)]
 
-    threads = max(2, usable_cores)
     test = _thread_test(get_batch, indices, threads, fresh_stream)
     if fresh_stream:
         thread_safe, safety_note = _judge_stream_thread_safety(fresh_stream(), threads, len(indices))

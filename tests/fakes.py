@@ -28,13 +28,15 @@ class FakeMeasurer:
     fail_when: callable = None
     busy_when: callable = None  # (config, window_index) -> cores other processes took during that window
     calls: list = field(default_factory=list)
+    epochs_per_fit: list = field(default_factory=list)  # what each call asked for, in call order
 
     def rate(self, config: LoaderConfig) -> float:
         producer = config.effective_parallelism / self.batch_seconds
         return min(producer, 1.0 / self.model_seconds)
 
-    def measure(self, config: LoaderConfig, window_index: int) -> Measurement:
+    def measure(self, config: LoaderConfig, window_index: int, epochs: int = 1) -> Measurement:
         self.calls.append((config, window_index))
+        self.epochs_per_fit.append(epochs)
         if self.fail_when and self.fail_when(config):
             raise TrialStopped(TrialStatus.FAILED, "fake hang: timed out")
         wobble = 1.0 + self.noise * ((window_index * 7919 + len(self.calls)) % 5 - 2) / 2
@@ -85,7 +87,7 @@ class FakeEngine:
     def batch(self, dataset, index: int):
         return dataset[index]
 
-    def run_window(self, model, dataset, config: LoaderConfig, batches: int, offset: int) -> WindowTiming:
+    def run_window(self, model, dataset, config: LoaderConfig, batches: int, offset: int, epochs: int = 1) -> WindowTiming:
         self.windows.append((config, batches, offset))
         for index in range(batches):
             dataset[(offset + index) % len(dataset)]

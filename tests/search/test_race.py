@@ -7,7 +7,7 @@ import pytest
 from tests import builders
 from tests.fakes import FakeMeasurer
 from tuner.results import KERAS_DEFAULTS, LoaderConfig, RaceLoad
-from tuner.search.race import RACE_WINDOW_OFFSET, Interleaved, confirmed_best, interleave, race_rivals
+from tuner.search.race import FIT_EPOCHS, RACE_WINDOW_OFFSET, Interleaved, confirmed_best, interleave, race_rivals
 from tuner.search.study import StudySettings, best_trial
 
 
@@ -105,8 +105,9 @@ def test_the_race_claims_a_real_speedup_once_it_has_a_95_percent_interval():
     assert confirmation.significant and confirmation.speedup_low > 4
     assert len(confirmation.best_samples) >= 6  # no claim from fewer
     assert final.peak_memory_bytes[best] > 0 and final.peak_memory_bytes[KERAS_DEFAULTS] > 0
-    # Interleaved: A B A B ...
+    # Interleaved: A B A B ..., and each an epoch timed after another of the same fit.
     assert [config for config, _ in fake.calls[:4]] == [best, KERAS_DEFAULTS] * 2
+    assert set(fake.epochs_per_fit) == {FIT_EPOCHS} and FIT_EPOCHS > 1
 
 
 def test_the_race_does_not_claim_a_speedup_between_equals():

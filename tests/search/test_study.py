@@ -152,11 +152,15 @@ def test_a_pool_that_beat_every_smaller_one_climbs_to_twice_its_batches_in_fligh
     assert next_climb(measured, SearchSpace(max_workers=8, allow_processes=True)) is None
     # Processes are not compared with threads.
     assert next_climb([measured[0], builders.trial(1, LoaderConfig(8, True, 10), 190.0)], wide) is None
+    # Inline is the smallest pool of every kind: a first pool that beats the defaults climbs.
+    first_pool = [builders.trial(0, KERAS_DEFAULTS, 30.0), builders.trial(1, LoaderConfig(5, False, 10), 140.0)]
+    assert next_climb(first_pool, wide) == LoaderConfig(10, False, 10)
+    assert next_climb([first_pool[0], builders.trial(1, LoaderConfig(5, False, 10), 31.0)], wide) is None
 
 
-def test_no_climb_repeats_a_start_that_waits_with_as_many_batches_in_flight():
-    # 16 threads beat 2 and would climb to 32 threads, queue 31; the headroom start, 32 threads with
-    # queue 32, also keeps 32 batches in flight and has not run yet.
+def test_no_climb_runs_while_a_start_waits_with_at_least_as_many_batches_in_flight():
+    # 2 threads beat inline and would climb to 4, and 16 threads beat 2 and would climb to 32 threads,
+    # queue 31; the starts already hold 16 threads and the headroom start, 32 threads with queue 32.
     fake = FakeMeasurer(batch_seconds=0.02, model_seconds=0.001)
     starts = STARTS + [("prediction", LoaderConfig(16, False, 16)), ("headroom", LoaderConfig(32, False, 32))]
     outcome = run_study(fake, SearchSpace(max_workers=32, allow_processes=False), starts,

@@ -23,10 +23,13 @@ __all__ = ["Engine", "GeneratorData", "KerasEngine", "choose", "load", "resolve"
 
 
 class Engine(Protocol):
-    """Times real training: one ``fit`` epoch of ``batches`` batches of ``dataset`` under ``config``."""
+    """Times real training: one ``fit`` of ``epochs`` epochs of ``batches`` batches of ``dataset`` under
+    ``config``."""
 
-    def run_window(self, model: Any, dataset: Any, config: LoaderConfig, batches: int, offset: int) -> WindowTiming:
-        """``offset`` is where in the dataset the window's batches start."""
+    def run_window(self, model: Any, dataset: Any, config: LoaderConfig, batches: int, offset: int,
+                   epochs: int = 1) -> WindowTiming:
+        """The last epoch's timing (``EpochClock.timing``); ``offset`` is where in the dataset the window's
+        batches start."""
 
 
 class KerasEngine(Engine, Protocol):
@@ -45,8 +48,8 @@ class KerasEngine(Engine, Protocol):
     def batch(self, dataset: Any, index: int) -> Any:
         """Batch ``index`` (a generator's next batch: it has no indices)."""
 
-    def fit_epoch(self, model: Any, data: Any) -> WindowTiming:
-        """Times one ``fit`` epoch over ``data`` as it is (a tf.data pipeline, say)."""
+    def fit_epochs(self, model: Any, data: Any, epochs: int = 1) -> WindowTiming:
+        """Times the last epoch of one ``fit`` over ``data`` as it is (a tf.data pipeline, say)."""
 
     def run_cached_window(self, model: Any, batch: Any, config: LoaderConfig, batches: int, dataset: Any,
                           measure_epoch_end: bool) -> tuple[WindowTiming, float, float | None]:

@@ -104,8 +104,16 @@ class EpochClock:
         self.epoch_ends.append(self.end)
 
     def timing(self) -> WindowTiming:
-        """The last epoch's readings as a window: steady rate and fixed cost."""
-        return window_timing(self.begin, self.batch_ends, self.end)
+        """The last epoch as the ``fit`` paced it: steady rate and fixed cost.
+
+        After an earlier epoch of the same ``fit``, its clock starts at that
+        epoch's end, so what Keras does between epochs (stopping one pool,
+        starting the next, tf-keras's epoch-end stall, the next iterator's
+        prefetch) counts, as it does in the user's training. A lone epoch is
+        timed from its start.
+        """
+        start = self.epoch_ends[-2] if len(self.epoch_ends) > 1 else self.begin
+        return window_timing(start, self.batch_ends, self.end)
 
 
 def build_default_model(keras_module: ModuleType, batch: tuple, flavour: str) -> tuple[Any, str]:

@@ -97,13 +97,14 @@ class Keras3Engine:
     def batch(self, dataset: keras.utils.PyDataset, index: int):
         return dataset[index]
 
-    def fit_epoch(self, model: keras.Model, data) -> WindowTiming:
+    def fit_epochs(self, model: keras.Model, data, epochs: int = 1) -> WindowTiming:
         clock = _EpochClock()
-        model.fit(data, epochs=1, verbose=0, callbacks=[clock])
+        model.fit(data, epochs=epochs, verbose=0, callbacks=[clock])
         return clock.timing()
 
-    def run_window(self, model: keras.Model, dataset, config: LoaderConfig, batches: int, offset: int) -> WindowTiming:
-        return self.fit_epoch(model, WindowView(dataset, batches, offset, config))
+    def run_window(self, model: keras.Model, dataset, config: LoaderConfig, batches: int, offset: int,
+                   epochs: int = 1) -> WindowTiming:
+        return self.fit_epochs(model, WindowView(dataset, batches, offset, config), epochs)
 
     def run_cached_window(self, model: keras.Model, batch, config: LoaderConfig, batches: int, dataset=None,
                           measure_epoch_end: bool = True) -> tuple[WindowTiming, float, float]:

@@ -81,15 +81,15 @@ class _EpochClock(common.EpochClock, tf_keras.callbacks.Callback):
     pass
 
 
-def _fit(model, data, config: LoaderConfig, steps: int | None) -> tuple[_EpochClock, float]:
-    """Runs one ``fit_generator`` epoch; returns its clock and when the call returned."""
+def _fit(model, data, config: LoaderConfig, steps: int | None, epochs: int = 1) -> tuple[_EpochClock, float]:
+    """Runs one ``fit_generator`` call of ``epochs`` epochs; returns its clock and when the call returned."""
     clock = _EpochClock()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fit_generator's deprecation warning, once per window
         model.fit_generator(
             data,
             steps_per_epoch=steps,
-            epochs=1,
+            epochs=epochs,
             verbose=0,
             callbacks=[clock],
             max_queue_size=config.max_queue_size,
@@ -132,19 +132,24 @@ class TfKerasEngine:
         """Batch ``index`` of a Sequence; a generator's next batch (it has no indices)."""
         return next(dataset.probe_iterator) if isinstance(dataset, GeneratorData) else dataset[index]
 
-    def fit_epoch(self, model, data) -> WindowTiming:
+    def fit_epochs(self, model, data, epochs: int = 1) -> WindowTiming:
         clock = _EpochClock()
-        model.fit(data, epochs=1, verbose=0, callbacks=[clock])
+        model.fit(data, epochs=epochs, verbose=0, callbacks=[clock])
         return clock.timing()
 
-    def run_window(self, model, dataset, config: LoaderConfig, batches: int, offset: int) -> WindowTiming:
-        """A Sequence window is a view a few batches longer than the steps taken (``_spare``): the 5 s
+    def run_window(self, model, dataset, config: LoaderConfig, batches: int, offset: int,
+                   epochs: int = 1) -> WindowTiming:
+        """A lone Sequence epoch is a view a few batches longer than the steps taken (``_spare``): the 5 s
         epoch-end stall is measured once by the pipeline probe and added to every epoch by the epoch model
-        instead of to every window."""
+        instead of to every window. Consecutive epochs are full epochs of the view, as the user's are: the
+        stall between them is part of the last epoch's time. A generator's epochs run on from one fresh
+        generator, as the user's ``fit`` reads it."""
         if isinstance(dataset, GeneratorData):
-            clock, _ = _fit(model, dataset.fresh(), config, batches)
-        else:
+            clock, _ = _fit(model, dataset.fresh(), config, batches, epochs)
+        elif epochs == 1:
             clock, _ = _fit(model, SequenceWindow(dataset, batches + _spare(config), offset), config, batches)
+        else:
+            clock, _ = _fit(model, SequenceWindow(dataset, batches, offset), config, None, epochs)
         return clock.timing()
 
     def run_cached_window(self, model, batch, config: LoaderConfig, batches: int, dataset=None,

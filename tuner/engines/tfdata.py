@@ -24,10 +24,12 @@ class TfDataEngine:
     def __init__(self, host: KerasEngine):
         self.host = host
 
-    def run_window(self, model, dataset, config: LoaderConfig, batches: int, offset: int) -> WindowTiming:
+    def run_window(self, model, dataset, config: LoaderConfig, batches: int, offset: int,
+                   epochs: int = 1) -> WindowTiming:
         """``config`` is ``LoaderConfig.tf_data()``: tf.data's autotuner sets the parallelism itself."""
         get_item = lambda index: self.host.batch(dataset, index)  # noqa: E731
-        return self.host.fit_epoch(model, pipeline(get_item, self.host.num_batches(dataset), batches, offset))
+        data = pipeline(get_item, self.host.num_batches(dataset), batches, offset)
+        return self.host.fit_epochs(model, data, epochs)
 
 
 def pipeline(get_item: Callable[[int], Any], length: int | None, batches: int, offset: int) -> tf.data.Dataset:

@@ -32,4 +32,6 @@ class Measurement:
 class Measurer(Protocol):
     """Runs one window of ``config``; raises ``TrialStopped`` when it cannot."""
 
-    def measure(self, config: LoaderConfig, window_index: int) -> Measurement: ...
+    def measure(self, config: LoaderConfig, window_index: int, epochs: int = 1) -> Measurement:
+        """With ``epochs`` > 1, one ``fit`` of that many epochs, of which the last is timed from the end of
+        the one before: an epoch as the user's training runs it."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import optuna
 
+from probes.profiles import PoolKind
 from probes.serde import from_dict, to_dict
 from tuner.analysis.epoch_model import epoch_throughput, epoch_throughputs
 from tuner.results import LoaderConfig, TrialResult, TrialStatus, WindowTiming, completed
@@ -149,7 +150,7 @@ def run_study(
         results.append(result)
         known[config.equivalence_key()] = result
         climb = next_climb(results, space)
-        if climb and not same_pool_planned(climb, [config for _, config in starts] + [r.config for r in results]):
+        if climb and not bigger_pool_planned(climb, [config for _, config in starts] + [r.config for r in results]):
             study.enqueue_trial(SearchSpace.params(climb), user_attrs={ORIGIN_ATTR: "climb"})
         if on_trial:
             on_trial(result, len(results))
@@ -173,14 +174,18 @@ def next_climb(results: list[TrialResult], space: SearchSpace) -> LoaderConfig |
 
     The analytic model's plateau is its weakest estimate, and its starting
     guesses follow it; doubling while it pays follows the measurement
-    instead, one trial at a time.
+    instead, one trial at a time. Inline (one batch in flight) is the
+    smallest pool of every kind, so a first pool that beats the defaults
+    climbs too.
     """
     latest = results[-1]
     if latest.status != TrialStatus.OK or not latest.config.parallel or not latest.epoch_batches_per_second:
         return None
-    same_kind = [r for r in completed(results[:-1]) if r.config.kind == latest.config.kind]
+    earlier = completed(results[:-1])
+    same_kind = [r for r in earlier if r.config.kind == latest.config.kind]
     in_flight = latest.config.effective_parallelism
     smaller = [r for r in same_kind if r.config.effective_parallelism < in_flight]
+    smaller += [r for r in earlier if r.config.kind == PoolKind.INLINE]
     if not smaller or any(r.config.effective_parallelism >= in_flight for r in same_kind):
         return None
     if latest.epoch_batches_per_second.median < (1 + CLIMB_GAIN) * max(r.epoch_batches_per_second.median for r in smaller):
@@ -191,11 +196,12 @@ def next_climb(results: list[TrialResult], space: SearchSpace) -> LoaderConfig |
     return climb if climb.effective_parallelism > in_flight else None
 
 
-def same_pool_planned(climb: LoaderConfig, planned: Collection[LoaderConfig]) -> bool:
-    """True when a start or a measured trial already runs ``climb``'s kind of pool with as many batches in
-    flight (32 threads with queue 31 or 32, say): the climb would measure the same setting again."""
+def bigger_pool_planned(climb: LoaderConfig, planned: Collection[LoaderConfig]) -> bool:
+    """True when a start or a measured trial already runs ``climb``'s kind of pool with at least as many
+    batches in flight (32 threads with queue 31 or 32, say): that pool tells whether more pays, and the
+    climb would learn nothing from it."""
     return any(config.parallel and config.kind == climb.kind
-               and config.effective_parallelism == climb.effective_parallelism for config in planned)
+               and config.effective_parallelism >= climb.effective_parallelism for config in planned)
 
 
 def _run_trial(measurer, trial, config, origin, settings) -> tuple[TrialResult, float]:

@@ -84,8 +84,8 @@ class Session:
                 return self.prepare()
             case Probe(usable_cores):
                 return self.probe(usable_cores)
-            case Window(config, batches, offset):
-                return self.window(config, batches, offset)
+            case Window(config, batches, offset, epochs):
+                return self.window(config, batches, offset, epochs)
         raise TypeError(f"Unknown request. Expected Load, Prepare, Probe or Window. Received: {request!r}")
 
     def load(self, source: FileSource | PickledSource) -> Loaded:
@@ -202,13 +202,13 @@ class Session:
                 break
         return max(points, key=lambda point: point.steady_batches_per_second)
 
-    def window(self, config: LoaderConfig, batches: int, offset: int) -> tuple[WindowTiming, int]:
+    def window(self, config: LoaderConfig, batches: int, offset: int, epochs: int = 1) -> tuple[WindowTiming, int]:
         engine = self.engine
         if config.is_tf_data:
             from tuner.engines.tfdata import TfDataEngine
 
             engine = TfDataEngine(self.engine)
-        timing = engine.run_window(self.model, self.dataset, config, self._clamp(batches), offset)
+        timing = engine.run_window(self.model, self.dataset, config, self._clamp(batches), offset, epochs)
         return timing, _reap_leftover_workers()
 
     def _batch(self, index: int):

@@ -175,16 +175,19 @@ class TrialMeasurer:
             raise TuneLoaderError(f"Probing the data code and the model failed: {stop.reason}") from stop
         return profiles
 
-    def measure(self, config: LoaderConfig, window_index: int) -> Measurement:
+    def measure(self, config: LoaderConfig, window_index: int, epochs: int = 1) -> Measurement:
+        """A lone epoch misses what Keras spends after ``on_epoch_end``; the probe's estimate of it is added.
+        Consecutive epochs contain it, so nothing is added to them."""
         if self.process.process is None:
             self.start()
         batches = self.window_size(config)
         offset = (window_index * batches) % self.epoch_batches if self.epoch_batches else 0
         began = time.perf_counter()
-        (timing, leftovers), peak = self.process.call(Window(config, batches, offset),
-                                                      timeout=self.window_timeout(batches))
+        (timing, leftovers), peak = self.process.call(Window(config, batches, offset, epochs),
+                                                      timeout=self.window_timeout(batches * epochs))
         if self.fixed_cost is not None:
-            timing = with_fixed_cost(timing, *self.fixed_cost(config))
+            start_up, after_epoch = self.fixed_cost(config)
+            timing = with_fixed_cost(timing, start_up, after_epoch if epochs == 1 else 0.0)
         return Measurement(timing, peak, leftovers, time.perf_counter() - began, self.process.last_foreign_cores)
 
     def close(self) -> None:

@@ -62,12 +62,14 @@ class Probe:
 
 @dataclass(frozen=True)
 class Window:
-    """Time one epoch of ``batches`` batches from ``offset`` under ``config``. Replies ``(WindowTiming,
-    leftover worker processes)``."""
+    """Time one ``fit`` of ``epochs`` epochs of ``batches`` batches from ``offset`` under ``config``. Replies
+    ``(WindowTiming, leftover worker processes)``: the last epoch's timing, measured from the end of the one
+    before when there is one."""
 
     config: LoaderConfig
     batches: int
     offset: int
+    epochs: int = 1
 
 
 Request = Load | Prepare | Probe | Window

@@ -211,6 +211,32 @@ def describe_structure(batch: Any) -> str:
     return f"{array.dtype}[{', '.join(str(d) for d in array.shape)}]"
 
 
+def mismatched_batches(get_batch: Callable[[int], Any], length: int) -> str | None:
+    """How batches at the first, middle and last index differ, or None when they agree.
+
+    They must share structure, dtypes and shapes past the batch dimension
+    (a short last batch is fine): Keras traces one step for all of them,
+    and a mismatch otherwise fails deep inside TensorFlow with no index.
+    """
+    indices = sorted({0, length // 2, length - 1})
+    batches = {index: get_batch(index) for index in indices}
+    first = _signature(batches[0])
+    for index in indices[1:]:
+        if _signature(batches[index]) != first:
+            return (f"batch 0 is {describe_structure(batches[0])} but batch {index} is "
+                    f"{describe_structure(batches[index])}")
+    return None
+
+
+def _signature(batch: Any) -> Any:
+    if isinstance(batch, dict):
+        return tuple(sorted((key, _signature(value)) for key, value in batch.items()))
+    if isinstance(batch, (tuple, list)):
+        return tuple(_signature(value) for value in batch)
+    array = np.asarray(batch)
+    return str(array.dtype), array.shape[1:]
+
+
 def _samples_in(batch: Any) -> int | None:
     first = leaves(batch)[0] if leaves(batch) else None
     shape = getattr(first, "shape", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 from pathlib import Path
 
 import jinja2
@@ -21,7 +22,8 @@ _TEMPLATES = jinja2.Environment(
 
 
 def write_reports(recommendation: Recommendation, folder: str | Path) -> dict[str, Path]:
-    """Writes the three files into ``folder`` (created if needed) and returns their paths."""
+    """Writes the three files into ``folder`` (created if needed) and returns their paths. Each is written
+    whole or not at all: a run killed while writing leaves the previous file, never half of one."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -29,10 +31,17 @@ def write_reports(recommendation: Recommendation, folder: str | Path) -> dict[st
         "csv": folder / "trials.csv",
         "html": folder / "report.html",
     }
-    paths["json"].write_text(recommendation.to_json())
-    trials_frame(recommendation).to_csv(paths["csv"], index=False)
-    paths["html"].write_text(render_html(recommendation))
+    _write_atomically(paths["json"], recommendation.to_json())
+    _write_atomically(paths["csv"], trials_frame(recommendation).to_csv(index=False))
+    _write_atomically(paths["html"], render_html(recommendation))
     return paths
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Writes beside ``path`` and renames over it (a rename within a folder is atomic)."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)
 
 
 def trials_frame(recommendation: Recommendation) -> pd.DataFrame:

@@ -6,6 +6,7 @@ import dataclasses
 import math
 import pickle
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -23,7 +24,7 @@ from tuner.results import (KERAS_DEFAULTS, Ceiling, EngineComparison, EngineName
 from tuner.search.race import Interleaved, confirmed_best, interleave, race_rivals
 from tuner.search.space import SearchSpace, starting_configs, warm_start
 from tuner.search.study import StudyOutcome, StudySettings, best_trial, run_study
-from tuner.trial.parent import MIN_WINDOW_BATCHES, TrialMeasurer
+from tuner.trial.parent import LOAD_TIMEOUT_SECONDS, MIN_WINDOW_BATCHES, TrialMeasurer
 from tuner.trial.protocol import FileSource, PickledSource
 
 TARGET_WINDOW_SECONDS = 1.0
@@ -32,6 +33,8 @@ RACE_CHOICE_ROUNDS = 3
 RACE_MAX_ROUNDS = 30
 TF_DATA = LoaderConfig.tf_data()
 MIN_WINDOW_TIMEOUT_SECONDS = 30.0
+# The trial process holds TensorFlow, Keras and a small model before any data (docs/failures.md).
+MIN_MEMORY_BUDGET_BYTES = 2**30
 
 
 class Progress(Protocol):
@@ -118,9 +121,10 @@ def recommend(
     time_budget: float = 120.0,
     max_memory: int | None = None,
     window_timeout: float | None = None,
+    load_timeout: float = LOAD_TIMEOUT_SECONDS,
     quick: bool = False,
     seed: int = 0,
-    storage: str | None = None,
+    storage: str | Callable[[], str] | None = None,
     progress: Progress | None = None,
     engine: str | None = None,
     allow_duplicated_data: bool = False,
@@ -134,9 +138,16 @@ def recommend(
     several). Trials run in a separate process so a hung one can be stopped;
     objects are handed over with cloudpickle. ``trials`` and ``time_budget``
     (seconds) bound the search; ``max_memory`` (bytes, default half the
-    available RAM) makes settings above it infeasible. ``quick`` answers from
+    available RAM) makes settings above it infeasible. ``window_timeout``
+    stops a timed epoch (default ten times its expected length), and
+    ``load_timeout`` each step before the first trial: importing the file,
+    making the dataset, the warm-up and the probes. ``quick`` answers from
     the probes and the analytic model alone (``measured`` is then False).
-    ``storage`` is an Optuna storage URL for resumable studies.
+    ``storage`` is an Optuna storage URL for resumable studies, or a function
+    that returns one, called only once the dataset and model loaded and
+    were probed (the CLI keeps an earlier study until then). One run tunes
+    a study at a time: a trial an earlier run left running is recorded as
+    failed.
 
     ``engine`` ("keras3" or "tf-keras") overrides what the dataset implies.
     Processes are never tried for a plain generator, since each would run its
@@ -144,10 +155,13 @@ def recommend(
     a tf-keras Sequence as a Keras 3 PyDataset and reports what migrating
     would gain.
     """
+    check_limits(trials=trials, time_budget=time_budget, max_memory=max_memory, window_timeout=window_timeout,
+                 load_timeout=load_timeout)
     progress = progress or _Silent()
     started, machine = time.monotonic(), probe_machine()
     budget = max_memory if max_memory is not None else machine.memory_usable_bytes // 2
-    measurer = TrialMeasurer(_source_for(dataset, model, dataset_name, model_name, engine), memory_budget_bytes=budget)
+    measurer = TrialMeasurer(_source_for(dataset, model, dataset_name, model_name, engine), memory_budget_bytes=budget,
+                             load_timeout=load_timeout)
     try:
         facts = _probe(measurer, machine, budget, started, allow_duplicated_data, progress)
         if quick:
@@ -164,8 +178,28 @@ def recommend(
                       allow_duplicated_data=allow_duplicated_data)
     if compare_keras3 and answer.legacy:
         answer = _with_keras3_comparison(answer, dataset, model, dataset_name, model_name, trials=trials,
-                                         time_budget=time_budget, max_memory=max_memory, seed=seed, progress=progress)
+                                         time_budget=time_budget, max_memory=max_memory, seed=seed, progress=progress,
+                                         window_timeout=window_timeout, load_timeout=load_timeout)
     return answer
+
+
+def check_limits(*, trials: int, time_budget: float, max_memory: int | None, window_timeout: float | None,
+                 load_timeout: float = LOAD_TIMEOUT_SECONDS) -> None:
+    """Refuses a limit that cannot mean what it says, before anything starts (each names its CLI flag)."""
+    problems = [
+        (trials < 1, f"--trials (trials) must be at least 1. Received: {trials}"),
+        (time_budget < 1, f"--time-budget (time_budget) must be at least 1 second. Received: {time_budget}"),
+        (window_timeout is not None and not window_timeout > 0,
+         f"--trial-timeout (window_timeout) must be a positive number of seconds. Received: {window_timeout}"),
+        (not load_timeout > 0,
+         f"--load-timeout (load_timeout) must be a positive number of seconds. Received: {load_timeout}"),
+        (max_memory is not None and max_memory < MIN_MEMORY_BUDGET_BYTES,
+         f"--max-memory (max_memory) must be at least {MIN_MEMORY_BUDGET_BYTES / 2**30:g} GiB: the trial process "
+         f"needs about that for TensorFlow, Keras and a small model before any data. Received: {max_memory} bytes"),
+    ]
+    for failed, message in problems:
+        if failed:
+            raise TuneLoaderError(message)
 
 
 def _probe(measurer: TrialMeasurer, machine: MachineProfile, budget: int, started: float,
@@ -190,12 +224,12 @@ def configure_measurer(measurer: TrialMeasurer, facts: Facts, window_timeout: fl
 
 
 def _study_settings(facts: Facts, limit: Ceiling, trials: int, time_budget: float, seed: int,
-                    storage: str | None) -> StudySettings:
+                    storage: str | Callable[[], str] | None) -> StudySettings:
     stop_at, meaning = search_bound(limit, facts.dataset, facts.model, facts.epoch_batches,
                                     pools=facts.space.allows_pools)
     return StudySettings(epoch_batches=facts.epoch_batches, ceiling_batches_per_second=stop_at,
                          ceiling_meaning=meaning, max_trials=trials, time_budget_seconds=time_budget, seed=seed,
-                         storage=storage, study_name=f"tune-loader:{facts.dataset_name}:{facts.class_name}")
+                         storage=storage() if callable(storage) else storage, study_name=f"tune-loader:{facts.dataset_name}:{facts.class_name}")
 
 
 def _search(measurer: TrialMeasurer, facts: Facts, settings: StudySettings, progress: Progress) -> StudyOutcome:

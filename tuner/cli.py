@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import signal
 import sys
 import time
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from tuner.errors import TuneLoaderError
+from tuner.outdir import OutputFolder
 from tuner.results import Recommendation, TrialResult
 
 EXIT_USER_ERROR = 2
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # what timeout, systemd, Docker and a closed terminal send
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 
 
@@ -45,8 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="memory budget for the process tree, e.g. 4G (default: half the available RAM)")
     parser.add_argument("--trial-timeout", type=float, metavar="SECONDS",
                         help="stop a timed epoch after this long (default: 10x its expected length, at least 30 s)")
+    parser.add_argument("--load-timeout", type=float, default=300.0, metavar="SECONDS",
+                        help="stop any step before the first trial after this long: importing FILE, making the "
+                        "dataset, the warm-up epoch, the probes (default 300)")
     parser.add_argument("--out", type=Path, metavar="FOLDER",
-                        help="where report.html, results.json, trials.csv and study.db go (default tune-loader-out/FILE)")
+                        help="where report.html, results.json, trials.csv and study.db go (default tune-loader-out/FILE); "
+                        "one run at a time, and an earlier run's files move to FOLDER/previous/TIME/")
     parser.add_argument("--resume", action="store_true", help="continue the study saved in FOLDER/study.db")
     parser.add_argument("--quick", action="store_true",
                         help="answer in seconds from the probes and the analytic model alone: a prediction, not a measurement")
@@ -63,17 +71,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Stopped(BaseException):
+    """SIGTERM or SIGHUP, raised in the main thread as Ctrl-C raises KeyboardInterrupt: on the way out the
+    trial process group is killed, and the measured trials stay in study.db."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum, frame) -> None:
+    raise _Stopped(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console(stderr=args.json, quiet=args.quiet and not args.json)
+    previous = {signum: signal.signal(signum, _raise_stopped) for signum in STOP_SIGNALS}
+    resume_hint = "Measured trials are kept in study.db; rerun with --resume to continue."
     try:
         recommendation, folder = _run(args, console)
     except TuneLoaderError as error:
         Console(stderr=True).print(f"[bold red]error:[/] {escape(str(error))}", markup=True, highlight=False, soft_wrap=True)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        Console(stderr=True).print("Interrupted. Measured trials are kept in study.db; rerun with --resume to continue.")
+        Console(stderr=True).print(f"Interrupted. {resume_hint}")
         return 130
+    except _Stopped as stop:
+        Console(stderr=True).print(f"Stopped by {signal.Signals(stop.signum).name}. {resume_hint}")
+        return 128 + stop.signum
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if args.json:
         print(recommendation.to_json())
     else:
@@ -83,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args, console: Console) -> tuple[Recommendation, Path]:
     from reports import write_reports
-    from tuner.api import recommend
+    from tuner.api import check_limits, recommend
 
     path = Path(args.file)
     if not path.is_file():
@@ -91,43 +120,68 @@ def _run(args, console: Console) -> tuple[Recommendation, Path]:
             f"No such file: {path}. Expected a Python file that defines make_dataset() or a keras.utils.PyDataset. "
             f"Received: file={args.file}"
         )
-    for flag, value, least in (("--trials", args.trials, 1), ("--time-budget", args.time_budget, 1)):
-        if value < least:
-            raise TuneLoaderError(f"{flag} must be at least {least}. Received: {flag} {value}")
-    folder = args.out or Path("tune-loader-out") / path.stem
-    folder.mkdir(parents=True, exist_ok=True)
-    database = folder / "study.db"
-    if database.exists() and not args.resume:
-        database.unlink()
-    with _LiveProgress(console) as progress:
-        recommendation = recommend(
-            path, dataset_name=args.dataset, model_name=args.model, trials=args.trials, time_budget=args.time_budget,
-            max_memory=args.max_memory, window_timeout=args.trial_timeout, quick=args.quick, seed=args.seed,
-            storage=f"sqlite:///{database.resolve()}", progress=progress, engine=args.engine,
-            allow_duplicated_data=args.allow_duplicated_data, compare_keras3=args.compare_keras3,
-        )
-    write_reports(recommendation, folder)
-    return recommendation, folder
+    check_limits(trials=args.trials, time_budget=args.time_budget, max_memory=args.max_memory,
+                 window_timeout=args.trial_timeout, load_timeout=args.load_timeout)
+    with OutputFolder.claim(args.out or Path("tune-loader-out") / path.stem) as folder:
+        if folder.took_over_from:
+            console.print(f"[dim]•[/] {escape(str(folder.path))} was locked by a run that is gone "
+                          f"({escape(folder.took_over_from)}); this run takes it over.")
+        database = folder.path / "study.db"
+        if args.resume and database.exists() and not os.access(database, os.W_OK):
+            raise TuneLoaderError(f"--resume needs to write {database}, which is read-only. Fix: make it writable "
+                                  f"(chmod u+w), or drop --resume to start a new study. Received: --out {folder.path}")
+        fresh_start = _FreshStart(folder, console, keep=not args.resume)
+
+        def storage() -> str:
+            fresh_start()
+            return f"sqlite:///{database.resolve()}"
+
+        with _LiveProgress(console) as progress:
+            recommendation = recommend(
+                path, dataset_name=args.dataset, model_name=args.model, trials=args.trials,
+                time_budget=args.time_budget, max_memory=args.max_memory, window_timeout=args.trial_timeout,
+                load_timeout=args.load_timeout, quick=args.quick, seed=args.seed, storage=storage,
+                progress=progress, engine=args.engine, allow_duplicated_data=args.allow_duplicated_data,
+                compare_keras3=args.compare_keras3,
+            )
+        fresh_start()  # --quick never opens the study, but its report replaces the old one
+        write_reports(recommendation, folder.path)
+    return recommendation, folder.path
+
+
+class _FreshStart:
+    """Moves an earlier run's results aside, once, when this run is about to write its own: only after the
+    file, the dataset and the model proved good, so a run that fails early destroys nothing."""
+
+    def __init__(self, folder: OutputFolder, console: Console, keep: bool):
+        self.folder, self.console, self.pending = folder, console, keep
+
+    def __call__(self) -> None:
+        if self.pending and (kept := self.folder.keep_previous()):
+            self.console.print(f"[dim]•[/] The previous run's results were moved to {escape(str(kept))}")
+        self.pending = False
 
 
 class _LiveProgress:
-    """A rich progress bar: trial k of n, current best, elapsed time."""
+    """A rich progress line: during each stage its elapsed time, during the search trial k of n, the current
+    best and the budget left."""
 
     def __init__(self, console: Console):
         self.console = console
         self.bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            MofNCompleteColumn(),
+            TextColumn("{task.fields[count]}"),
             TextColumn("{task.fields[best]}"),
             TimeElapsedColumn(),
-            TextColumn("budget {task.fields[budget]}"),
+            TextColumn("{task.fields[budget]}"),
             console=console,
             transient=True,
         )
         self.task = None
         self.time_budget = 0.0
         self.search_started = 0.0
+        self.trials = 0
 
     def __enter__(self):
         self.bar.__enter__()
@@ -137,11 +191,18 @@ class _LiveProgress:
         return self.bar.__exit__(*exc)
 
     def stage(self, text: str) -> None:
+        """Prints the stage and shows it, with its elapsed time, until the next one starts."""
         self.console.print(f"[dim]•[/] {escape(text)}")
+        self._replace_task(escape(_shorten(text)), total=None)
 
     def searching(self, trials: int, time_budget: float) -> None:
-        self.search_started, self.time_budget = time.monotonic(), time_budget
-        self.task = self.bar.add_task("trials", total=trials, best="", budget=f"{time_budget:.0f} s")
+        self.search_started, self.time_budget, self.trials = time.monotonic(), time_budget, trials
+        self._replace_task("trials", total=trials, count=f"0/{trials}", budget=f"budget {time_budget:.0f} s")
+
+    def _replace_task(self, description: str, total: int | None, **fields) -> None:
+        if self.task is not None:
+            self.bar.remove_task(self.task)
+        self.task = self.bar.add_task(description, total=total, **{"count": "", "best": "", "budget": "", **fields})
 
     def trial(self, result: TrialResult, measured: int, best: TrialResult | None) -> None:
         rate = result.epoch_batches_per_second
@@ -151,7 +212,12 @@ class _LiveProgress:
         self.console.print(f"  trial {result.number:>2} {result.config.label():<26} {result.status:<10} {value}", highlight=False, markup=False, soft_wrap=True)
         leader = f"best {best.epoch_batches_per_second.median:.1f} b/s ({best.config.label()})" if best else ""
         left = max(0.0, self.time_budget - (time.monotonic() - self.search_started))
-        self.bar.update(self.task, completed=measured, best=leader, budget=f"{left:.0f} s left")
+        self.bar.update(self.task, completed=measured, count=f"{measured}/{self.trials}", best=leader,
+                        budget=f"budget {left:.0f} s left")
+
+
+def _shorten(text: str, width: int = 48) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def print_summary(console: Console, r: Recommendation, folder: Path) -> None:

@@ -58,13 +58,27 @@ def import_user_file(path: str | Path) -> ModuleType:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as error:
-        frame = traceback.extract_tb(error.__traceback__)[-1]
+    except SystemExit as error:
         raise TuneLoaderError(
-            f"Importing {path.name} failed at line {frame.lineno} with "
+            f"{path.name} called sys.exit({error.code!r}) while being imported (line {_user_line(error, path)}). "
+            f"tune-loader imports the file to find the dataset. Fix: put script code under "
+            f"`if __name__ == \"__main__\":`. Received: file={path}"
+        ) from None
+    except Exception as error:
+        raise TuneLoaderError(
+            f"Importing {path.name} failed at line {_user_line(error, path)} with "
             f"{type(error).__name__}: {error}. Fix the file so that `python {path.name}` runs."
         ) from error
     return module
+
+
+def _user_line(error: BaseException, path: Path) -> int | None:
+    """The line of ``path`` where ``error`` arose: a syntax error's own line, else the deepest frame in the
+    file (frames below it are the code it called, those above it Python's import machinery)."""
+    if isinstance(error, SyntaxError) and error.filename == str(path):
+        return error.lineno
+    in_file = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename == str(path)]
+    return in_file[-1].lineno if in_file else None
 
 
 def find_dataset(

@@ -5,9 +5,9 @@ import pytest
 
 from tests import builders
 from tests.fakes import FakeMeasurer
-from tuner.results import KERAS_DEFAULTS, LoaderConfig
+from tuner.results import KERAS_DEFAULTS, LoaderConfig, TrialStatus
 from tuner.search.space import SearchSpace, starting_configs
-from tuner.search.study import StudySettings, best_trial, next_climb, run_study
+from tuner.search.study import ABANDONED, FALLBACK_ORIGIN, StudySettings, best_trial, next_climb, run_study
 
 SPACE = SearchSpace(max_workers=8, allow_processes=True)
 STARTS = starting_configs(builders.machine(), builders.dataset())
@@ -178,3 +178,26 @@ def test_the_study_climbs_past_a_low_guess_while_doubling_pays():
     climbs = [t.config for t in outcome.trials if t.origin == "climb"]
     assert climbs[:2] == [LoaderConfig(8, False, 10), LoaderConfig(16, False, 15)]
     assert best_trial(outcome.trials).config.effective_parallelism >= 10
+
+
+def test_a_trial_left_running_by_a_killed_run_is_recorded_failed_on_resume(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    run_study(FakeMeasurer(), SPACE, STARTS, settings(max_trials=2, storage=storage, patience=10))
+    killed = optuna.load_study(study_name="tune-loader", storage=storage)
+    running = SPACE.suggest(killed.ask())  # asked and given its setting, then the run died
+    resumed = run_study(FakeMeasurer(), SPACE, STARTS, settings(max_trials=4, storage=storage, patience=10))
+    abandoned = [t for t in resumed.trials if t.reason == ABANDONED]
+    assert [(t.config, t.status) for t in abandoned] == [(running, TrialStatus.FAILED)]
+    states = {t.state for t in optuna.load_study(study_name="tune-loader", storage=storage).trials}
+    assert optuna.trial.TrialState.RUNNING not in states
+
+
+def test_when_every_setting_tried_fails_the_defaults_are_timed_as_the_floor():
+    # Code that breaks only inside a pool; the starts held no inline setting.
+    fake = FakeMeasurer(fail_when=lambda config: config.parallel)
+    starts = [("prediction", LoaderConfig(4, False, 10)), ("prediction", LoaderConfig(2, True, 10))]
+    outcome = run_study(fake, SPACE, starts, settings(max_trials=3, patience=2))
+    fallback = [t for t in outcome.trials if t.origin == FALLBACK_ORIGIN]
+    assert [t.config for t in fallback] == [KERAS_DEFAULTS]
+    assert best_trial(outcome.trials).config == KERAS_DEFAULTS
+    assert sum(t.status == TrialStatus.FAILED for t in outcome.trials) >= 2

@@ -28,9 +28,11 @@ RIVAL_MARGIN = 0.10
 DECIDED_WITHIN = 0.10
 EQUIVALENT_WITHIN = 0.05
 # A round during which other processes took more than this many cores of CPU is dropped and run again, as
-# long as dropped rounds stay under this share of the race's rounds.
+# long as dropped rounds stay under this share of the race's rounds, and until this many rounds in a row
+# were loaded: then the load is the machine's state, not a burst, and rerunning would only lengthen the race.
 BUSY_CORES = 0.25
 MAX_DROPPED_SHARE = 0.5
+STEADY_LOAD_ROUNDS = 3
 # Window indices of race epochs start here, so they never reuse a trial window's offset into the data.
 RACE_WINDOW_OFFSET = 100
 # Each race epoch is the second of a two-epoch fit, timed from the end of the first: an epoch as the user's
@@ -112,8 +114,9 @@ def interleave(
     a challenger (tf.data) races while it is ahead of the leader and
     undecided: more rounds go only to a question they can still answer yes.
     A round during which other processes took more than ``BUSY_CORES`` of
-    CPU is dropped and run again, up to ``MAX_DROPPED_SHARE`` of the rounds;
-    later loaded rounds are kept and counted. The race also ends at
+    CPU is dropped and run again, up to ``MAX_DROPPED_SHARE`` of the rounds
+    and ``STEADY_LOAD_ROUNDS`` in a row; later loaded rounds are kept and
+    counted. The race also ends at
     ``max_rounds`` (dropped ones included) or once ``deadline``
     (``time.monotonic()``) has passed after the choice. A setting that stops
     is dropped and its reason kept.
@@ -122,9 +125,10 @@ def interleave(
     reason = f"it ran the {max_rounds} rounds allowed"
     for round_index in range(max_rounds):
         load = _run_round(measurer, state, round_index, epoch_batches)
+        state.loaded_in_a_row = state.loaded_in_a_row + 1 if load > BUSY_CORES else 0
         if load > BUSY_CORES:
             state.peak_load = max(state.peak_load, load)
-            if state.dropped < MAX_DROPPED_SHARE * max_rounds:
+            if state.loaded_in_a_row <= STEADY_LOAD_ROUNDS and state.dropped < MAX_DROPPED_SHARE * max_rounds:
                 state.drop_last_round()
                 continue
             state.loaded += 1
@@ -159,7 +163,7 @@ class _RaceState:
         self.peaks = {config: 0 for config in configs}
         self.failures: dict[LoaderConfig, str] = {}
         self.racing, self.leader, self.chosen = list(configs), configs[0], False
-        self.dropped = self.loaded = 0
+        self.dropped = self.loaded = self.loaded_in_a_row = 0
         self.peak_load = 0.0
         self.last_round: list[LoaderConfig] = []
 

@@ -21,7 +21,7 @@ import optuna
 from probes.profiles import PoolKind
 from probes.serde import from_dict, to_dict
 from tuner.analysis.epoch_model import epoch_throughput, epoch_throughputs
-from tuner.results import LoaderConfig, TrialResult, TrialStatus, WindowTiming, completed
+from tuner.results import KERAS_DEFAULTS, LoaderConfig, TrialResult, TrialStatus, WindowTiming, completed
 from tuner.search.measurer import Measurer, TrialStopped
 from tuner.search.space import SearchSpace
 from tuner.analysis.predict import FREE_DATA_CEILING
@@ -31,6 +31,8 @@ RESULT_ATTR = "tune_loader_result"
 ORIGIN_ATTR = "origin"
 MAX_REPEATS_PER_TRIAL = 5
 NEAR_BEST = 0.05
+ABANDONED = "its run was killed before the trial finished"
+FALLBACK_ORIGIN = "keras defaults (every other setting failed)"
 # A pool that beat every smaller one of its kind by this much has not reached its knee (``next_climb``).
 CLIMB_GAIN = 0.05
 
@@ -116,6 +118,7 @@ def run_study(
     so the analytic model's error stays visible.
     """
     study = _create_study(settings, len(starts))
+    _fail_abandoned(study)
     results = _results_in(study)
     resumed = len(results)
     if not study.trials:
@@ -124,7 +127,15 @@ def run_study(
     known = {r.config.equivalence_key(): r for r in results}
     saved, repeats, began = 0.0, 0, time.monotonic()
     rules = settings.stop_rules()
-    while not (stopped_because := first_reason(rules, SearchState(results, len(starts), time.monotonic() - began))):
+    fallback_queued = False
+    while True:
+        if stopped_because := first_reason(rules, SearchState(results, len(starts), time.monotonic() - began)):
+            if not results or completed(results) or fallback_queued or KERAS_DEFAULTS.equivalence_key() in known:
+                break
+            # Every setting timed failed (code that breaks only in a pool, say) and the defaults were not
+            # among them: they passed the warm-up, so they are timed, and the answer is at worst what runs now.
+            study.enqueue_trial(SearchSpace.params(KERAS_DEFAULTS), user_attrs={ORIGIN_ATTR: FALLBACK_ORIGIN})
+            fallback_queued = True
         trial = study.ask()
         config = space.suggest(trial)
         sampled_infeasible = ORIGIN_ATTR not in trial.user_attrs and bool(space.infeasible(config))
@@ -260,6 +271,23 @@ def _tell(study: optuna.Study, trial: optuna.Trial, result: TrialResult) -> None
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     else:
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
+def _fail_abandoned(study: optuna.Study) -> None:
+    """Records the trials a killed run left running as failed, with that reason.
+
+    One run tunes a study at a time (the CLI locks its folder), so a
+    trial still running when a run starts belongs to a run that is gone.
+    Left running, Optuna would carry it along forever.
+    """
+    for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        params = frozen.params
+        if set(params) == set(SearchSpace.params(KERAS_DEFAULTS)):
+            result = TrialResult(frozen.number, LoaderConfig(**params), TrialStatus.FAILED,
+                                 frozen.user_attrs.get(ORIGIN_ATTR, "sampler"), reason=ABANDONED)
+            # Optuna has no public setter for another run's trial; its own fail_stale_trials uses the storage.
+            study._storage.set_trial_user_attr(frozen._trial_id, RESULT_ATTR, json.dumps(to_dict(result)))
+        study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
 
 
 def _results_in(study: optuna.Study) -> list[TrialResult]:

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import faulthandler
 import inspect
 import math
 import os
 import pickle
 import re
+import signal
 import sys
 import sysconfig
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,8 +47,10 @@ PIPELINE_PROBES = (
     LoaderConfig(2, True, 10),  # processes
 )
 LEFTOVER_GRACE_SECONDS = 2.0
+PARENT_POLL_SECONDS = 0.5
 WRAPPED_TRACEBACK = "Traceback (most recent call last):"
 TRACEBACK_FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d+), in (?P<function>\S+)')
+FAULTHANDLER_FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d+) in (?P<function>\S+)')
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Folders, each ending in a separator so that "tuner_examples/" is not taken for "tuner/".
 NOT_USER_CODE = tuple(os.path.join(folder, "") for folder in
@@ -101,7 +106,24 @@ class Session:
         self.engine = self.resolve_engine(dataset, source.engine)
         self.dataset = self.engine.adopt(dataset)
         class_name = dataset.name if isinstance(dataset, GeneratorData) else type(dataset).__name__
+        self._check_contract(class_name)
         return Loaded(self.dataset_name, self.engine.kind(self.dataset), class_name, self.engine.name)
+
+    def _check_contract(self, class_name: str) -> None:
+        """What Keras would reject, rejected before anything is timed: an empty epoch, and batches whose
+        structure, dtypes or shapes differ across the epoch (its first, middle and last index)."""
+        from probes.dataset import mismatched_batches
+
+        length = self.engine.num_batches(self.dataset)
+        if length == 0:
+            raise TuneLoaderError(f"{class_name} has no batches: its __len__ returned 0, and Keras's fit() "
+                                  "raises on an empty dataset. Fix: check the data it reads (an empty folder, a "
+                                  "filter that kept nothing). Received: len() = 0")
+        if length and (mismatch := mismatched_batches(self._batch, length)):
+            raise TuneLoaderError(f"{class_name}'s batches disagree: {mismatch}. Keras trains one step "
+                                  "function on every batch, so all must share structure, dtypes and shapes "
+                                  "past the batch dimension. Fix: resize or pad to one shape in __getitem__. "
+                                  f"Received: {length} batches")
 
     def _file_builder(self, source: FileSource) -> Callable[[], Any]:
         from tuner import engines, userfile
@@ -241,6 +263,9 @@ def _build(factory, label: str):
         return factory()
     except TuneLoaderError:
         raise
+    except SystemExit as error:
+        raise TuneLoaderError(f"{label} called sys.exit({error.code!r}). Fix: return the object instead of "
+                              "exiting.") from None
     except Exception as error:
         raise TuneLoaderError(f"Calling {label} failed with {type(error).__name__}: {error}") from error
 
@@ -274,6 +299,16 @@ def describe_failure(error: BaseException) -> str:
             f"{type(error).__name__} from Keras's data pipeline)")
 
 
+def innermost_user_frame(dump_lines: list[str]) -> str | None:
+    """The first frame of user code in ``faulthandler`` dumps (most recent call first), as "FILE, line N,
+    in FUNCTION"."""
+    for line in dump_lines:
+        match = FAULTHANDLER_FRAME.match(line)
+        if match and _is_user_code(match["path"]):
+            return f"{match['path']}, line {match['line']}, in {match['function']}"
+    return None
+
+
 def _is_user_code(path: str) -> bool:
     """False for the standard library, installed packages (Keras, TensorFlow) and tune-loader itself."""
     installed = "site-packages" in path or "dist-packages" in path
@@ -292,12 +327,35 @@ def serve(requests: BinaryIO, replies: BinaryIO, session: Session | None = None)
             reply = Reply(ok=True, value=session.handle(request))
         except (TuneLoaderError, DataCodeError) as error:
             reply = Reply(ok=False, user_error=True, message=str(error))
+        except SystemExit as error:  # the user's code called sys.exit() inside a request
+            reply = Reply(ok=False, user_error=True, message=f"Your code called sys.exit({error.code!r}) while "
+                          f"tune-loader ran it ({type(request).__name__.lower()}). Fix: raise an exception instead.")
         except Exception as error:  # reported to the parent, which records the trial as failed
             reply = Reply(ok=False, message=describe_failure(error))
         write_message(replies, dataclasses.replace(reply, seconds=time.perf_counter() - started))
 
 
+def die_with_parent() -> None:
+    """Ends this process and every Keras worker it started soon after the parent is gone, however it went
+    (SIGKILL included): a watchdog thread sees the parent change and kills the whole process group.
+
+    It needs the GIL for a moment every half second, which user code
+    spinning in C while holding it would deny; user code that sleeps,
+    waits or runs Python does not.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="tune-loader-parent-watch", daemon=True).start()
+
+
 def main() -> None:
+    die_with_parent()
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # the parent asks for stacks before killing a hang
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # the user's prints and C-level output must not corrupt the protocol
     sys.stdout = sys.stderr

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import select
 import signal
 import subprocess
@@ -28,14 +29,19 @@ from tuner.analysis.epoch_model import with_fixed_cost
 from tuner.errors import TuneLoaderError
 from tuner.results import LoaderConfig, TrialStatus
 from tuner.search.measurer import Measurement, TrialStopped
+from tuner.trial.child import innermost_user_frame
 from tuner.trial.protocol import (FileSource, Load, Loaded, PickledSource, Prepare, Probe, Request, Window,
                                   read_message, write_message)
 
 POLL_SECONDS = 0.2
-STDERR_LINES_KEPT = 60
-STARTUP_TIMEOUT_SECONDS = 300.0
-PROBE_TIMEOUT_SECONDS = 300.0
+STDERR_LINES_KEPT = 500  # a stack dump of every thread of a big pool fits
+DUMP_WAIT_SECONDS = 0.5
+LOAD_TIMEOUT_SECONDS = 300.0  # each step before the first trial (--load-timeout)
 MIN_WINDOW_BATCHES = 32
+REAP_SECONDS = 5.0
+# TensorFlow's and absl's C++ log lines ("I0000 00:00:...", "W1202 ...", "WARNING: All log messages before
+# absl::InitializeLog() ..."): never the reason a user needs.
+TF_LOG_LINE = re.compile(r"^\s*([IWEF]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl)")
 
 
 class TrialProcess:
@@ -45,6 +51,7 @@ class TrialProcess:
         self.memory_budget_bytes = memory_budget_bytes
         self.process: subprocess.Popen | None = None
         self.last_foreign_cores = 0.0  # what other processes used during the last request (probes.load)
+        self.busy = False  # a request is in flight (an interrupted call leaves it so)
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES_KEPT)
 
     def start(self) -> None:
@@ -72,12 +79,14 @@ class TrialProcess:
             raise TrialStopped(TrialStatus.FAILED, "the trial process is not running")
         pids = (os.getpid(), self.process.pid)
         before, began = cpu_snapshot(pids), time.monotonic()
+        self.busy = True
         write_message(self.process.stdin, request)
         peak = self._wait_for_reply(began + timeout, timeout)
         try:
             reply = read_message(self.process.stdout)
         except EOFError:
             reply = None
+        self.busy = False
         self.last_foreign_cores = foreign_cores(before, cpu_snapshot(pids), time.monotonic() - began)
         if reply is None:
             self._fail(self._death_reason())
@@ -99,8 +108,22 @@ class TrialProcess:
                 self._fail(f"memory {peak / 2**20:,.0f} MiB went over the budget of "
                            f"{self.memory_budget_bytes / 2**20:,.0f} MiB (--max-memory)", TrialStatus.INFEASIBLE)
             if time.monotonic() > deadline:
-                self._fail(f"timed out after {timeout:.0f} s (a worker hung or the data code is too slow)")
+                self._fail(f"timed out after {timeout:.0f} s{self._stuck_at()} (a worker hung or the data code "
+                           "is too slow)")
         return peak
+
+    def _stuck_at(self) -> str:
+        """Where the user's code is stuck: every process in the group dumps its threads' stacks (the child
+        registers ``faulthandler`` on ``SIGUSR1``; forked workers inherit it), and the innermost frame of
+        user code names the line."""
+        self._stderr_tail.clear()
+        try:
+            os.killpg(self.process.pid, signal.SIGUSR1)
+        except ProcessLookupError:
+            return ""
+        time.sleep(DUMP_WAIT_SECONDS)
+        frame = innermost_user_frame(list(self._stderr_tail))
+        return f", stuck at {frame}" if frame else ""
 
     def _fail(self, reason: str, status: TrialStatus = TrialStatus.FAILED) -> None:
         self.kill()
@@ -115,11 +138,15 @@ class TrialProcess:
         except ProcessLookupError:
             pass
         self.process.wait()
-        self.process = None
+        self.process, self.busy = None, False
 
     def close(self) -> None:
-        """Asks the child to exit (closing its stdin), then makes sure its group is gone."""
+        """Asks an idle child to exit (closing its stdin), then makes sure its group is gone. A child still
+        busy with a request (the run was interrupted) is killed at once: it may be stuck in user code."""
         if self.process is None:
+            return
+        if self.busy:
+            self.kill()
             return
         try:
             self.process.stdin.close()
@@ -129,12 +156,17 @@ class TrialProcess:
         self.kill()
 
     def _death_reason(self) -> str:
-        code = self.process.poll()
-        if code is not None and code < 0:
+        """Why the child ended, once it is reaped (its pipe closes a moment before it exits); the last line
+        it wrote that is not a TensorFlow log line says what happened."""
+        try:
+            code = self.process.wait(timeout=REAP_SECONDS)
+        except subprocess.TimeoutExpired:
+            return "the trial process closed its pipe and stopped answering"
+        if code < 0:
             name = signal.Signals(-code).name
             hint = " (the kernel's OOM killer sends SIGKILL)" if name == "SIGKILL" else ""
             return f"the trial process died from {name}{hint}"
-        last = [line.strip() for line in self._stderr_tail if line.strip()]
+        last = [line.strip() for line in self._stderr_tail if line.strip() and not TF_LOG_LINE.match(line)]
         return f"the trial process exited with code {code}" + (f": {last[-1]}" if last else "")
 
     def _drain_stderr(self, stream) -> None:
@@ -151,29 +183,33 @@ class TrialMeasurer:
     timeouts generous.
     """
 
-    def __init__(self, source: FileSource | PickledSource, *, memory_budget_bytes: int | None):
+    def __init__(self, source: FileSource | PickledSource, *, memory_budget_bytes: int | None,
+                 load_timeout: float = LOAD_TIMEOUT_SECONDS):
         self.source = source
         self.process = TrialProcess(memory_budget_bytes)
+        self.load_timeout = load_timeout
         self.window_size: Callable[[LoaderConfig], int] = lambda config: MIN_WINDOW_BATCHES
-        self.window_timeout: Callable[[int], float] = lambda batches: STARTUP_TIMEOUT_SECONDS
+        self.window_timeout: Callable[[int], float] = lambda batches: load_timeout
         self.fixed_cost: Callable[[LoaderConfig], tuple[float, float]] | None = None
         self.epoch_batches: int | None = None
         self.loaded: Loaded | None = None
 
     def start(self) -> None:
         self.process.start()
-        try:
-            self.loaded, _ = self.process.call(Load(self.source), timeout=STARTUP_TIMEOUT_SECONDS)
-            self.process.call(Prepare(), timeout=STARTUP_TIMEOUT_SECONDS)
-        except TrialStopped as stop:
-            raise TuneLoaderError(f"Loading the dataset and model and running a first epoch failed: {stop.reason}") from stop
+        self.loaded = self._stage(Load(self.source), "Importing your file and building the dataset")
+        self._stage(Prepare(), "The warm-up (building the model, one untimed epoch under the defaults)")
 
     def probe(self, usable_cores: int) -> tuple[DatasetProfile, ModelProfile]:
+        return self._stage(Probe(usable_cores), "Probing the data code, the model step and Keras's pipeline")
+
+    def _stage(self, request: Request, stage: str) -> Any:
+        """A step before the first trial, under ``load_timeout`` (``--load-timeout``); a failure names it."""
         try:
-            profiles, _ = self.process.call(Probe(usable_cores), timeout=PROBE_TIMEOUT_SECONDS)
+            value, _ = self.process.call(request, timeout=self.load_timeout)
         except TrialStopped as stop:
-            raise TuneLoaderError(f"Probing the data code and the model failed: {stop.reason}") from stop
-        return profiles
+            hint = " Fix: raise --load-timeout if it is only slow." if stop.reason.startswith("timed out") else ""
+            raise TuneLoaderError(f"{stage} failed: {stop.reason}.{hint}") from stop
+        return value
 
     def measure(self, config: LoaderConfig, window_index: int, epochs: int = 1) -> Measurement:
         """A lone epoch misses what Keras spends after ``on_epoch_end``; the probe's estimate of it is added.

@@ -1,0 +1,153 @@
+"""The failure matrix: bad files, bad datasets, bad flags, hangs and signals, each through the real CLI.
+
+For every case: the exit code, one line on stderr with no traceback, no process left behind (orphans
+included: see tests/processes.py), and an earlier study left as it was. None of these cases times a
+trial, so they are fast; docs/failures.md lists what happens in each.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from tests.processes import left_after, tagged_env, tagged_processes
+from tuner.outdir import OutputFolder
+
+EARLIER_STUDY = "an earlier run's study"
+
+FILES = {
+    "syntax_error": "import numpy\nx = (\n",
+    "exits_at_import": "import sys\nsys.exit(3)\n",
+    "make_dataset_raises": "def make_dataset():\n    raise RuntimeError('the bucket is empty')\n",
+    "empty": """
+        import keras, numpy as np
+        class Empty(keras.utils.PyDataset):
+            def __len__(self): return 0
+            def __getitem__(self, i): return np.zeros((4, 3)), np.zeros(4)
+        def make_dataset(): return Empty()
+    """,
+    "shapes_differ": """
+        import keras, numpy as np
+        class Ragged(keras.utils.PyDataset):
+            def __len__(self): return 9
+            def __getitem__(self, i): return np.zeros((4, 3 + i // 4), "float32"), np.zeros(4, "float32")
+        def make_dataset(): return Ragged()
+    """,
+    "make_dataset_hangs": "import time\n\ndef make_dataset():\n    time.sleep(3600)\n",
+}
+
+
+def write(tmp_path, case: str):
+    path = tmp_path / f"{case}.py"
+    path.write_text(textwrap.dedent(FILES[case]))
+    return path
+
+
+def run_cli(tmp_path, file, *flags, out=None):
+    env, tag = tagged_env()
+    out = out or tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "tuner.cli", str(file), "--out", str(out), *flags],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    return result, tag
+
+
+def assert_failed_cleanly(result, tag, *fragments, code=2):
+    assert result.returncode == code, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    assert left_after(tag) == []
+
+
+def with_earlier_study(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "study.db").write_text(EARLIER_STUDY)
+    return out
+
+
+@pytest.mark.parametrize("case, fragments", [
+    ("syntax_error", ["syntax_error.py failed at line 2", "SyntaxError"]),
+    ("exits_at_import", ["called sys.exit(3) while being imported (line 2)", '__name__ == "__main__"']),
+    ("make_dataset_raises", ["make_dataset() failed with RuntimeError: the bucket is empty"]),
+    ("empty", ["Empty has no batches", "Received: len() = 0"]),
+    ("shapes_differ", ["batch 0 is (float32[4, 3], float32[4]) but batch 4 is (float32[4, 4], float32[4])"]),
+])
+def test_a_bad_file_or_dataset_ends_in_one_line_and_keeps_the_earlier_study(tmp_path, case, fragments):
+    out = with_earlier_study(tmp_path)
+    result, tag = run_cli(tmp_path, write(tmp_path, case), out=out)
+    assert_failed_cleanly(result, tag, *fragments)
+    assert (out / "study.db").read_text() == EARLIER_STUDY and not (out / "previous").exists()
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--trial-timeout", "-5"], "--trial-timeout (window_timeout) must be a positive number"),
+    (["--load-timeout", "0"], "--load-timeout (load_timeout) must be a positive number"),
+    (["--max-memory", "0"], "--max-memory (max_memory) must be at least 1 GiB"),
+    (["--trials", "0"], "--trials (trials) must be at least 1"),
+])
+def test_a_limit_that_cannot_hold_is_refused_before_anything_starts(tmp_path, flags, fragment):
+    started = time.monotonic()
+    result, tag = run_cli(tmp_path, write(tmp_path, "make_dataset_raises"), *flags)
+    assert_failed_cleanly(result, tag, fragment)
+    assert time.monotonic() - started < 30  # TensorFlow never started
+
+
+@pytest.mark.parametrize("inside_the_file, fragment", [(False, "--out names a file"),
+                                                       (True, "Cannot write the output folder")])
+def test_an_unusable_out_folder_is_refused_up_front(tmp_path, inside_the_file, fragment):
+    (tmp_path / "taken").write_text("a file")
+    out = tmp_path / "taken" / "out" if inside_the_file else tmp_path / "taken"
+    result, tag = run_cli(tmp_path, write(tmp_path, "make_dataset_raises"), out=out)
+    assert_failed_cleanly(result, tag, fragment, "Received: --out")
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused_at_once(tmp_path):
+    with OutputFolder.claim(tmp_path / "out"):
+        result, tag = run_cli(tmp_path, write(tmp_path, "make_dataset_raises"))
+    assert_failed_cleanly(result, tag, "is in use by another tune-loader run (pid", "pass another --out")
+
+
+def test_a_hang_before_the_first_trial_honours_the_load_timeout_and_names_the_line(tmp_path):
+    started = time.monotonic()
+    result, tag = run_cli(tmp_path, write(tmp_path, "make_dataset_hangs"), "--load-timeout", "5")
+    assert_failed_cleanly(result, tag, "Importing your file and building the dataset failed: timed out after 5 s",
+                          "make_dataset_hangs.py, line 4, in make_dataset", "--load-timeout")
+    assert time.monotonic() - started < 60
+
+
+def start_hanging_run(tmp_path) -> tuple[subprocess.Popen, str]:
+    """A run whose trial process is stuck in the user's make_dataset(), once that process exists."""
+    env, tag = tagged_env()
+    run = subprocess.Popen([sys.executable, "-m", "tuner.cli", str(write(tmp_path, "make_dataset_hangs")),
+                            "--out", str(tmp_path / "out")], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(tagged_processes(tag)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)  # into the user's code
+    return run, tag
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_sighup_stops_the_run_and_its_trial_process(tmp_path, signum):
+    run, tag = start_hanging_run(tmp_path)
+    run.send_signal(signum)
+    _, stderr = run.communicate(timeout=30)
+    assert run.returncode == 128 + signum
+    assert f"Stopped by {signal.Signals(signum).name}" in stderr and "Traceback" not in stderr
+    assert left_after(tag) == []
+
+
+def test_the_trial_process_dies_with_a_parent_killed_outright(tmp_path):
+    run, tag = start_hanging_run(tmp_path)
+    run.kill()  # SIGKILL: no handler runs in the parent
+    run.communicate(timeout=30)
+    assert left_after(tag, grace_seconds=10) == []

@@ -7,9 +7,11 @@ tune-loader's timing. Settings are interleaved over rounds (A B C, A B C, ...), 
 speed-up is the median of the per-round ratios to the defaults.
 
 It prints, per example: the claimed speed-up with its interval, the stopwatch's, the claim error
-(claimed / stopwatch - 1), and the answer's ratio to the best stopwatch setting.
+(claimed / stopwatch - 1), and the answer's ratio to the best stopwatch setting. With ``--under-load``
+each example is also tuned beside a process spinning one core, and that claim is judged against the
+same quiet stopwatch; an example named by ``--repeat`` is tuned three times, and every answer is timed.
 
-    python benchmarks/truth.py                                   # every example
+    python benchmarks/truth.py --under-load --repeat flow_from_directory image_files   # what the README shows
     python benchmarks/truth.py --examples image_files io_bound --rounds 3
     python benchmarks/truth.py --from benchmarks/results/MACHINE/COMMIT/truth-TIME.json   # re-render
 
@@ -41,6 +43,7 @@ from tuner.search.space import rule_of_thumb  # noqa: E402
 
 EXAMPLES = ("io_bound", "gil_bound", "numpy_augment", "image_files", "flow_from_directory", "legacy_sequence")
 STOPWATCH = ROOT / "benchmarks" / "stopwatch.py"
+REPEATED_RUNS = 3
 TIMED_SECONDS = 5.0  # the defaults' timed fit lasts about this long; every setting runs as many epochs
 README_BEGIN, README_END = "<!-- truth table: written by benchmarks/truth.py -->", "<!-- end of truth table -->"
 RESULTS_BEGIN, RESULTS_END = "<!-- truth: written by benchmarks/truth.py -->", "<!-- end of truth -->"
@@ -56,13 +59,15 @@ def stopwatch(path: Path, config: LoaderConfig, epochs: int) -> float:
     return json.loads(done.stdout.strip().splitlines()[-1])["batches_per_second"]
 
 
-def settings_to_time(answer: Recommendation) -> dict[str, LoaderConfig]:
-    """The defaults, the answer, and what a user would try by hand, each setting once."""
+def settings_to_time(answer: Recommendation, *others: LoaderConfig) -> dict[str, LoaderConfig]:
+    """The defaults, the answer, what a user would try by hand, and ``others`` (answers of the repeated and
+    loaded runs), each setting once."""
     picklable = answer.dataset.picklable and answer.dataset.kind != DataKind.GENERATOR
     candidates = {"defaults": KERAS_DEFAULTS, "tune-loader": answer.config, "2 threads": LoaderConfig(2, False, 10),
                   "4 threads": LoaderConfig(4, False, 10), "rule of thumb": rule_of_thumb(answer.machine, answer.dataset)}
     if picklable:
         candidates["2 processes"] = LoaderConfig(2, True, 10)
+    candidates |= {f"other answer {number}": config for number, config in enumerate(others, 1)}
     unique, seen = {}, set()
     for name, config in candidates.items():
         if config.equivalence_key() not in seen:
@@ -71,48 +76,96 @@ def settings_to_time(answer: Recommendation) -> dict[str, LoaderConfig]:
     return unique
 
 
-def run_example(name: str, rounds: int) -> dict:
+def tune(path: Path, competing_core: bool = False) -> tuple[Recommendation, float]:
+    """tune-loader's answer and its time to answer; with ``competing_core``, beside a process that spins one
+    core from start to end (the stopwatch always runs quiet)."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if competing_core else None
+    began = time.monotonic()
+    try:
+        return recommend(str(path)), time.monotonic() - began
+    finally:
+        if spinner:
+            spinner.kill()
+            spinner.wait()
+
+
+def run_example(name: str, rounds: int, runs: int, under_load: bool) -> dict:
     path = ROOT / "examples" / f"{name}.py"
     print(f"\n== {name}", flush=True)
-    began = time.monotonic()
-    answer = recommend(str(path))
-    tuning_seconds = time.monotonic() - began
-    settings = settings_to_time(answer)
+    quiet = [tune(path) for _ in range(runs)]
+    loaded = tune(path, competing_core=True) if under_load else None
+    answer, tuning_seconds = quiet[0]
+    others = [a.config for a, _ in quiet[1:]] + ([loaded[0].config] if loaded else [])
+    settings = settings_to_time(answer, *others)
     default_rate = answer.default_batches_per_second or answer.recommended_batches_per_second
     epoch_seconds = answer.epoch_batches / default_rate.median
     epochs = max(2, min(10, math.ceil(TIMED_SECONDS / epoch_seconds)))
-    print(f"  tune-loader: {answer.config.label()} in {tuning_seconds:.0f} s; stopwatch: {epochs} epochs a fit, "
-          f"{len(settings)} settings, {rounds} rounds", flush=True)
+    print(f"  tune-loader: {', '.join(a.config.label() for a, _ in quiet)} in "
+          f"{', '.join(f'{t:.0f} s' for _, t in quiet)}"
+          + (f"; under load {loaded[0].config.label()} in {loaded[1]:.0f} s" if loaded else "")
+          + f"; stopwatch: {epochs} epochs a fit, {len(settings)} settings, {rounds} rounds", flush=True)
     timed = {label: [] for label in settings}
     for _ in range(rounds):
         for label, config in settings.items():
             timed[label].append(stopwatch(path, config, epochs))
-    return summarize(name, answer, tuning_seconds, timed, epochs)
-
-
-def summarize(name: str, answer: Recommendation, tuning_seconds: float, timed: dict[str, list[float]],
-              epochs: int) -> dict:
-    """Stopwatch speed-ups (median of per-round ratios to the defaults) beside tune-loader's claim."""
     speedups = {label: statistics.median(a / b for a, b in zip(rates, timed["defaults"])) for label, rates in timed.items()}
+    result = {"example": name, "epochs": epochs, "speedups": speedups, "rates": timed,
+              **judge(answer, tuning_seconds, settings, speedups)}
+    result["repeats"] = [judge(a, t, settings, speedups) for a, t in quiet[1:]]
+    result["under_load"] = judge(*loaded, settings, speedups) if loaded else None
+    return result
+
+
+def judge(answer: Recommendation, tuning_seconds: float, settings: dict[str, LoaderConfig],
+          speedups: dict[str, float]) -> dict:
+    """One tune-loader answer against the stopwatch: its claim, the stopwatch's speed-up of the setting it
+    chose (median of per-round ratios to the defaults), the claim error, and its ratio to the best setting."""
     best_label = max(speedups, key=speedups.get)
+    key = answer.config.equivalence_key()
+    measured = speedups[next(label for label, config in settings.items() if config.equivalence_key() == key)]
     c = answer.confirmation
     claimed = c.speedup if c and answer.config != KERAS_DEFAULTS else 1.0
-    answer_speedup = speedups["tune-loader" if "tune-loader" in speedups else "defaults"]
-    return {"example": name, "answer": answer.config.label(), "tuning_seconds": tuning_seconds, "epochs": epochs,
+    return {"answer": answer.config.label(), "tuning_seconds": tuning_seconds,
             "claimed": claimed, "claimed_interval": [c.speedup_low, c.speedup_high] if c else None,
-            "claimed_is_range": c.is_range if c else None, "stopwatch": answer_speedup,
-            "claim_error": claimed / answer_speedup - 1.0, "best_setting": best_label,
-            "answer_over_best": answer_speedup / speedups[best_label], "speedups": speedups, "rates": timed,
-            "advises_tf_data": answer.tf_data_is_faster, "race_stopped_because": answer.race_stopped_because}
+            "claimed_is_range": c.is_range if c else None, "stopwatch": measured,
+            "claim_error": claimed / measured - 1.0, "best_setting": best_label,
+            "answer_over_best": measured / speedups[best_label],
+            "advises_tf_data": answer.tf_data_is_faster, "race_stopped_because": answer.race_stopped_because,
+            "race_load": {"dropped": answer.race_load.dropped_rounds, "loaded": answer.race_load.loaded_rounds,
+                          "peak_foreign_cores": answer.race_load.peak_foreign_cores}}
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| example | answer | claimed speed-up [interval] | stopwatch speed-up | claim error | "
-             "answer / best stopwatch setting | time to answer |", "|---|---|---|---:|---:|---|---:|"]
+    loaded = any(r.get("under_load") for r in results)
+    head = ("| example | answer | claimed speed-up [interval] | stopwatch speed-up | claim error | "
+            "answer / best stopwatch setting | time to answer |")
+    rule = "|---|---|---|---:|---:|---|---:|"
+    if loaded:
+        head += " under a competing core: answer, claim, claim error, answer / best |"
+        rule += "---|"
+    lines = [head, rule]
     for r in results:
-        lines.append(f"| {r['example']} | {r['answer']} | {claimed_text(r)} | {r['stopwatch']:.2f}x | "
-                     f"{r['claim_error']:+.0%} | {r['answer_over_best']:.2f} ({r['best_setting']}) | "
-                     f"{r['tuning_seconds']:.0f} s |")
+        line = (f"| {r['example']} | {r['answer']} | {claimed_text(r)} | {r['stopwatch']:.2f}x | "
+                f"{r['claim_error']:+.0%} | {r['answer_over_best']:.2f} ({r['best_setting']}) | "
+                f"{r['tuning_seconds']:.0f} s |")
+        if loaded:
+            u = r.get("under_load")
+            line += (f" {u['answer']}, {claimed_text(u)}, {u['claim_error']:+.0%}, {u['answer_over_best']:.2f} |"
+                     if u else " |")
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def repeats_text(results: list[dict]) -> str:
+    """For examples tuned more than once: each run's answer by the stopwatch, and their spread."""
+    lines = []
+    for r in results:
+        if r.get("repeats"):
+            runs = [r] + r["repeats"]
+            rates = [run["stopwatch"] for run in runs]
+            lines.append(f"- {r['example']}, {len(runs)} runs: " + "; ".join(
+                f"{run['answer']} {run['stopwatch']:.2f}x" for run in runs)
+                + f". Spread of the answers by the stopwatch: {max(rates) / min(rates) - 1:.1%}.")
     return "\n".join(lines)
 
 
@@ -132,6 +185,8 @@ def publish(results: list[dict], rounds: int, saved: Path) -> None:
     context = (f"{machine.usable_cores} usable cores, Python {machine.python_version}; stopwatch: a fresh process "
                f"per setting, {rounds} interleaved rounds, speed-ups as medians of per-round ratios to the defaults")
     body = f"{context}.\n\n{table(results)}"
+    if repeats := repeats_text(results):
+        body += f"\n\nRepeated runs, each answer timed by the same stopwatch rounds:\n\n{repeats}"
     record.write_summary_section(RESULTS_BEGIN, RESULTS_END, (
         f"## Truth: claims against a stopwatch\n\nGenerated by `python benchmarks/truth.py` at commit "
         f"{saved.parent.name} (the code the run started with); raw results in `{saved.relative_to(ROOT)}` "
@@ -146,6 +201,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--examples", nargs="+", choices=EXAMPLES, default=list(EXAMPLES))
     parser.add_argument("--rounds", type=int, default=3, help="stopwatch rounds per setting (default 3)")
+    parser.add_argument("--repeat", nargs="+", choices=EXAMPLES, default=[], metavar="EXAMPLE",
+                        help=f"tune these examples {REPEATED_RUNS} times each; every answer is timed by the same "
+                        "stopwatch rounds")
+    parser.add_argument("--under-load", action="store_true",
+                        help="also tune each example beside a process spinning one core (the stopwatch runs quiet)")
     parser.add_argument("--from", dest="saved", type=Path, help="re-render the tables from a saved run instead")
     args = parser.parse_args()
     if args.saved:
@@ -154,7 +214,8 @@ def main() -> None:
         publish(results, len(results[0]["rates"]["defaults"]), saved)
         print(table(results))
         return
-    results, saved = record.run_and_save("truth", args.examples, lambda name: run_example(name, args.rounds))
+    results, saved = record.run_and_save(
+        "truth", args.examples, lambda name: run_example(name, args.rounds, REPEATED_RUNS if name in args.repeat else 1, args.under_load))
     print("\n" + table(results))
     publish(results, args.rounds, saved)
     print(f"\nwrote {saved.relative_to(ROOT)}, benchmarks/RESULTS.md and the README's table")

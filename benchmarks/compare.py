@@ -44,7 +44,7 @@ from probes.serde import to_dict  # noqa: E402
 from probes.stats import bootstrap_ratio_interval, summarize  # noqa: E402
 from tuner import recommend  # noqa: E402
 from tuner.analysis.epoch_model import epoch_throughputs  # noqa: E402
-from tuner.api import Facts, configure_measurer  # noqa: E402
+from tuner.api import Facts, configure_measurer, provenance_of  # noqa: E402
 from tuner.results import KERAS_DEFAULTS, LoaderConfig  # noqa: E402
 from tuner.search.measurer import TrialStopped  # noqa: E402
 from tuner.search.space import SearchSpace, rule_of_thumb  # noqa: E402
@@ -87,12 +87,13 @@ class Session:
 
     def __init__(self, path: Path):
         machine = probe_machine()
-        self.measurer = TrialMeasurer(FileSource(str(path)), memory_budget_bytes=None)
+        source = FileSource(str(path))
+        self.measurer = TrialMeasurer(source, memory_budget_bytes=None)
         self.measurer.start()
         dataset, model = self.measurer.probe(machine.usable_cores)
         loaded = self.measurer.loaded
         self.facts = Facts(machine, dataset, model, loaded.dataset_name, loaded.class_name, loaded.engine,
-                           SearchSpace.for_profiles(machine, dataset), 0, time.monotonic())
+                           SearchSpace.for_profiles(machine, dataset), 0, time.monotonic(), provenance_of(source))
         configure_measurer(self.measurer, self.facts, WINDOW_TIMEOUT_SECONDS)
         self.epoch = self.facts.epoch_batches
 

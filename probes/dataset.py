@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import pickle
 import threading
 import time
@@ -93,7 +94,24 @@ def probe_dataset(
         user_workers=int(getattr(dataset, "workers", 1) or 1),
         user_use_multiprocessing=bool(getattr(dataset, "use_multiprocessing", False)),
         user_max_queue_size=int(getattr(dataset, "max_queue_size", 10) or 10),
+        takes_knob_arguments=takes_knob_arguments(type(dataset)) if kind == DataKind.PYDATASET else None,
     )
+
+
+def takes_knob_arguments(cls: type) -> bool | None:
+    """Whether ``cls(..., workers=2, use_multiprocessing=False, max_queue_size=10)`` gets past the
+    signature: the three are named parameters, or it takes ``**kwargs``. None when it cannot be read.
+
+    Keras's PyDataset docs show ``**kwargs`` forwarded to ``super().__init__``;
+    a class that leaves it out raises TypeError on the recommended snippet.
+    """
+    try:
+        parameters = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    named = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return any(p.kind == p.VAR_KEYWORD for p in parameters) or {"workers", "use_multiprocessing",
+                                                                   "max_queue_size"} <= named
 
 
 @dataclass(frozen=True)

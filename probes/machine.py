@@ -41,7 +41,19 @@ def probe_machine(cgroup_root: Path = _CGROUP_ROOT) -> MachineProfile:
         platform=platform.platform(),
         start_method=multiprocessing.get_start_method(allow_none=True) or _default_start_method(),
         package_versions=_package_versions(),
+        cpu_model=cpu_model(),
     )
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name (``/proc/cpuinfo`` on Linux), else what ``platform`` knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "Model", "Hardware") and value.strip():
+                return value.strip()
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def read_cgroup_cpu_quota(cgroup_root: Path = _CGROUP_ROOT) -> float | None:

@@ -56,6 +56,13 @@ class MachineProfile:
     platform: str
     start_method: str
     package_versions: dict[str, str]
+    cpu_model: str = "unknown CPU"
+
+    @property
+    def fingerprint(self) -> str:
+        """What tells one machine from another in a shared report or study: CPU, cores, RAM."""
+        return (f"{self.cpu_model}, {self.usable_cores} usable of {self.logical_cores} cores, "
+                f"{self.memory_total_bytes / 2**30:.0f} GiB RAM")
 
     @property
     def memory_usable_bytes(self) -> int:
@@ -105,6 +112,9 @@ class DatasetProfile:
     user_workers: int
     user_use_multiprocessing: bool
     user_max_queue_size: int
+    # Whether the class's constructor takes workers=, use_multiprocessing= and max_queue_size= (named, or
+    # through **kwargs); None when the data is not a PyDataset, or its signature cannot be read.
+    takes_knob_arguments: bool | None = None
 
     @property
     def waits(self) -> bool:

@@ -29,6 +29,9 @@ class PlotData:
     model_ceiling: float
     memory_budget_mib: float | None
     pareto: tuple[tuple[float, float], ...]
+    race: tuple[tuple[float, float], ...] = ()  # per round: (answer, defaults) epoch throughput
+    race_answer: str = ""
+    race_claim: str = ""
 
 
 def plot_data(recommendation: Recommendation) -> PlotData:
@@ -64,7 +67,17 @@ def plot_data(recommendation: Recommendation) -> PlotData:
         model_ceiling=recommendation.ceiling.batches_per_second,
         memory_budget_mib=budget / 2**20 if budget else None,
         pareto=pareto_front(points),
+        **race_series(recommendation),
     )
+
+
+def race_series(recommendation: Recommendation) -> dict:
+    """The race rounds behind the speed-up: the answer's and the defaults' epochs, round by round."""
+    c = recommendation.confirmation
+    if not c:
+        return {}
+    return {"race": tuple(zip(c.best_samples, c.default_samples)), "race_answer": recommendation.best_tried.label(),
+            "race_claim": f"{recommendation.best_tried.label()} at {c.speedup:.2f}x the defaults\n{c.interval_text()}"}
 
 
 def pareto_front(points) -> tuple[tuple[float, float], ...]:

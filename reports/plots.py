@@ -1,4 +1,8 @@
-"""Draws the report's figures from ``PlotData`` (matplotlib, Agg backend, PNG bytes)."""
+"""Draws the report's figures from ``PlotData`` (matplotlib, Agg backend, SVG bytes).
+
+SVG, with its text kept as text, stays sharp on any screen and scales with the page: a phone shows the
+whole figure with text it can still render, where a shrunk PNG's text would blur.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ from collections.abc import Callable
 import matplotlib
 
 matplotlib.use("Agg")
+matplotlib.rcParams["svg.fonttype"] = "none"  # text as text, not paths: smaller and selectable
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from probes.profiles import PoolKind  # noqa: E402
@@ -21,13 +27,15 @@ STATUS_MARKERS = {TrialStatus.OK: "o", TrialStatus.PRUNED: "v", TrialStatus.FAIL
 
 def draw_all(data: PlotData) -> dict[str, bytes]:
     """Every figure of the report, by name."""
-    return {
-        "history": _png(_history(data)),
-        "by_workers": _png(_by_workers(data)),
-        "memory": _png(_memory(data)),
-        "pareto": _png(_pareto(data)),
-        "predicted": _png(_predicted(data)),
+    figures = {
+        "history": _history(data),
+        "race": _race(data),
+        "by_workers": _by_workers(data),
+        "memory": _memory(data),
+        "pareto": _pareto(data),
+        "predicted": _predicted(data),
     }
+    return {name: _svg(figure) for name, figure in figures.items()}
 
 
 def _history(data: PlotData):
@@ -44,7 +52,39 @@ def _history(data: PlotData):
         axes.step(numbers, values, where="post", color="black", linewidth=1, label="best so far")
     _reference_lines(axes, data)
     _label(axes, "trial", "epoch throughput (batches/s)", "Throughput of every trial (median ± MAD over windows)")
+    _explain_markers(axes, data)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # trial numbers, never 0.5
+    return figure
+
+
+def _explain_markers(axes, data: PlotData) -> None:
+    """A legend of what the history's colours (pool kind) and shapes (trial status) mean, for those shown."""
+    shown = [p for p in data.points if p.throughput is not None]
+    kinds = [kind for kind in PoolKind if any(p.kind == kind for p in shown)]
+    statuses = [status for status in STATUS_MARKERS if any(p.status == status for p in shown)]
+    handles = [Line2D([], [], color=COLORS[kind], marker="s", linestyle="", label=str(kind)) for kind in kinds]
+    handles += [Line2D([], [], color="#444", marker=STATUS_MARKERS[s], linestyle="", label=str(s)) for s in statuses]
+    lines, labels = axes.get_legend_handles_labels()
+    axes.legend(handles=lines + handles, labels=labels + [h.get_label() for h in handles], fontsize=8, loc="best",
+                ncol=2)
+
+
+def _race(data: PlotData):
+    """The evidence behind the headline: each race round's epoch throughput of the answer and of the defaults."""
+    figure, axes = plt.subplots(figsize=(7, 3.6))
+    if data.race:
+        rounds = range(1, len(data.race) + 1)
+        axes.plot(rounds, [answer for answer, _ in data.race], "o-", color=COLORS[PoolKind.THREADS],
+                  label=f"answer: {data.race_answer}")
+        axes.plot(rounds, [defaults for _, defaults in data.race], "s--", color=COLORS[PoolKind.INLINE],
+                  label="Keras defaults")
+        axes.set_ylim(bottom=0)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    else:
+        axes.annotate("No race against the defaults: the defaults are the answer", (0.5, 0.5),
+                      xycoords="axes fraction", ha="center")
+    _label(axes, "race round (the two back to back in each)", "epoch throughput (batches/s)",
+           f"The race: {data.race_claim}" if data.race_claim else "The race")
     return figure
 
 
@@ -85,6 +125,8 @@ def _pareto(data: PlotData):
     if data.pareto:
         memory, throughput = zip(*data.pareto)
         axes.step(memory, throughput, where="post", color="black", linewidth=1, label="Pareto front")
+    axes.set_xlim(left=0)  # from zero: two near-equal points must not look far apart
+    axes.set_ylim(bottom=0)
     _label(axes, "peak PSS of process tree (MiB)", "epoch throughput (batches/s)",
            "Throughput against memory: the front is what each MiB can buy")
     return figure
@@ -132,9 +174,9 @@ def _legend(axes) -> None:
     axes.grid(alpha=0.3)
 
 
-def _png(figure) -> bytes:
+def _svg(figure) -> bytes:
     buffer = io.BytesIO()
     figure.tight_layout()
-    figure.savefig(buffer, format="png", dpi=110)
+    figure.savefig(buffer, format="svg")
     plt.close(figure)
     return buffer.getvalue()

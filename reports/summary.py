@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tuner.results import Recommendation
+from tuner.results import KERAS_DEFAULTS, Recommendation
 
 
 @dataclass(frozen=True)
@@ -14,7 +14,18 @@ class SummaryRow:
 
 
 def headline(r: Recommendation) -> str:
-    return f"{'Recommended' if r.measured else 'Predicted best'}: {r.config.label()}"
+    """The best measured option first: tf.data, or the move to Keras 3, when it measured faster than every
+    Keras-loader setting with an interval above 1, and then the best loader setting as the fallback."""
+    if not r.measured:
+        return f"Predicted best: {r.config.label()}"
+    k = r.keras3
+    if k and k.ratio_low is not None and k.ratio_low > 1.0:
+        return (f"Recommended: move to a Keras 3 PyDataset with {k.config.label()}, {k.ratio:.2f}x this tf-keras "
+                f"answer [{k.ratio_low:.2f}, {k.ratio_high:.2f}]; staying on tf-keras: {r.config.label()}")
+    if r.tf_data_is_faster:
+        return (f"Recommended: a tf.data pipeline over your batch code, {r.tf_data.speedup:.2f}x the best Keras "
+                f"loader setting, {r.tf_data.interval_text()}; without tf.data: {r.config.label()}")
+    return f"Recommended: {r.config.label()}"
 
 
 def summary_rows(r: Recommendation) -> tuple[SummaryRow, ...]:
@@ -26,6 +37,8 @@ def summary_rows(r: Recommendation) -> tuple[SummaryRow, ...]:
         rows.append(("Throughput", f"{rate.median:.1f} ± {rate.mad:.1f} batches/s (median ± MAD of the race's "
                                    f"epochs, n={rate.count}){samples}"))
     rows.append(("Speed-up vs defaults", speedup_text(r)))
+    if waiting := waiting_text(r):
+        rows.append(("Waiting for input", waiting))
     predicted_speedup = r.predicted_batches_per_second / r.predicted_default_batches_per_second
     rows.append(("Predicted", f"{r.predicted_batches_per_second:.1f} batches/s, {predicted_speedup:.2f}x the "
                               "defaults (analytic model)"))
@@ -53,12 +66,27 @@ def speedup_text(r: Recommendation) -> str:
         kept = "" if r.config == r.best_tried else f" for {r.best_tried.label()}: no speed-up shown, defaults kept"
         undecided = "" if r.config == r.best_tried or not r.race_stopped_because else (
             f" (undecided: {r.race_stopped_because})")
-        return f"{c.speedup:.2f}x, {c.interval_text()}{kept}{undecided}"
+        ahead = "; ahead of the defaults in every round" if c.is_range and r.config == r.best_tried else ""
+        return f"{c.speedup:.2f}x, {c.interval_text()}{ahead}{kept}{undecided}"
     if not r.measured:
         return "not measured (--quick: nothing was timed)"
     if r.unconfirmed:
         return f"{r.best_tried.label()} not confirmed side by side (see the warnings): defaults kept"
     return "1.00x: the defaults were the best measured"
+
+
+def waiting_text(r: Recommendation) -> str | None:
+    """What TensorFlow's input-pipeline analyzer leads with: the share of the time the model waited for its
+    next batch, with the defaults and with this setting (1 - model step x epoch throughput, the step
+    measured alone on an in-memory batch), and what that makes of an epoch."""
+    rate, default = r.recommended_batches_per_second, r.default_batches_per_second
+    if not (rate and default) or r.config == KERAS_DEFAULTS:
+        return None
+    step = r.model.step_seconds.median
+    waiting = {name: max(0.0, 1.0 - step * spread.median) for name, spread in (("defaults", default), ("this", rate))}
+    return (f"{waiting['defaults']:.0%} of the time with the defaults, {waiting['this']:.0%} with this setting "
+            f"(model step {1000 * step:.1f} ms); an epoch of {r.epoch_batches} batches goes from "
+            f"{r.epoch_batches / default.median:.2f} s to {r.epoch_batches / rate.median:.2f} s")
 
 
 def ceiling_text(r: Recommendation) -> str:

@@ -1,4 +1,4 @@
-"""From a ``Recommendation`` to files: report.html, results.json, trials.csv."""
+"""From a ``Recommendation`` to files: report.html, results.json, trials.csv, windows.csv, summary.md."""
 
 from __future__ import annotations
 
@@ -22,19 +22,41 @@ _TEMPLATES = jinja2.Environment(
 
 
 def write_reports(recommendation: Recommendation, folder: str | Path) -> dict[str, Path]:
-    """Writes the three files into ``folder`` (created if needed) and returns their paths. Each is written
+    """Writes the five files into ``folder`` (created if needed) and returns their paths. Each is written
     whole or not at all: a run killed while writing leaves the previous file, never half of one."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {
         "json": folder / "results.json",
         "csv": folder / "trials.csv",
+        "windows": folder / "windows.csv",
+        "markdown": folder / "summary.md",
         "html": folder / "report.html",
     }
     _write_atomically(paths["json"], recommendation.to_json())
     _write_atomically(paths["csv"], trials_frame(recommendation).to_csv(index=False))
+    _write_atomically(paths["windows"], windows_frame(recommendation).to_csv(index=False))
+    _write_atomically(paths["markdown"], render_markdown(recommendation))
     _write_atomically(paths["html"], render_html(recommendation))
     return paths
+
+
+def render_markdown(r: Recommendation) -> str:
+    """The answer to paste into a pull request or an issue: the headline, the summary rows, the reasons,
+    the warnings, the code and where the numbers came from."""
+    cell = lambda text: text.replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    lines = [f"### tune-loader: {r.dataset.class_name} ({r.engine})", "", f"**{headline(r)}**", "",
+             "| | |", "|---|---|"]
+    lines += [f"| {row.label} | {cell(row.value)} |" for row in summary_rows(r)]
+    for title, items in (("Why", r.reasons), ("Warnings", r.warnings)):
+        if items:
+            lines += ["", f"{title}:", ""] + [f"- {item}" for item in items]
+    lines += ["", "```python", r.tf_keras_code() if r.legacy else r.keras3_code(), "```"]
+    if p := r.provenance:
+        digest = f", sha256 {p.source_sha256[:12]}" if p.source_sha256 else ""
+        lines += ["", f"<sub>tune-loader {p.tune_loader_version}, {p.started_utc}, {p.source}{digest}; "
+                      f"{r.machine.fingerprint}</sub>"]
+    return "\n".join(lines) + "\n"
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -44,32 +66,31 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
+TRIAL_COLUMNS = ("trial", "origin", "workers", "use_multiprocessing", "max_queue_size", "status",
+                 "epoch_batches_per_s_median", "epoch_batches_per_s_mad", "predicted_batches_per_s", "windows",
+                 "steady_batches_per_s", "fixed_seconds_per_epoch", "peak_pss_mib", "wall_seconds", "reason")
+WINDOW_COLUMNS = ("trial", "window", "batches", "epoch_seconds", "steady_batches_per_s", "fixed_seconds")
+
+
 def trials_frame(recommendation: Recommendation) -> pd.DataFrame:
-    """One row per trial, with the raw window throughputs kept beside the median."""
+    """One row per trial and one value per column, with a header even when nothing was timed (--quick)."""
     rows = []
     for trial in recommendation.trials:
         spread = trial.epoch_batches_per_second
-        rows.append(
-            {
-                "trial": trial.number,
-                "origin": trial.origin,
-                "workers": trial.config.workers,
-                "use_multiprocessing": trial.config.use_multiprocessing,
-                "max_queue_size": trial.config.max_queue_size,
-                "status": trial.status,
-                "epoch_batches_per_s_median": spread.median if spread else None,
-                "epoch_batches_per_s_mad": spread.mad if spread else None,
-                "predicted_batches_per_s": trial.predicted_batches_per_second,
-                "windows": len(trial.windows),
-                "window_epoch_seconds": " ".join(f"{w.epoch_seconds:.4f}" for w in trial.windows),
-                "steady_batches_per_s": trial.steady_batches_per_second,
-                "fixed_seconds_per_epoch": trial.fixed_seconds,
-                "peak_pss_mib": trial.peak_memory_bytes / 2**20 if trial.peak_memory_bytes else None,
-                "wall_seconds": trial.wall_seconds,
-                "reason": trial.reason,
-            }
-        )
-    return pd.DataFrame(rows)
+        rows.append((trial.number, trial.origin, trial.config.workers, trial.config.use_multiprocessing,
+                     trial.config.max_queue_size, str(trial.status), spread.median if spread else None,
+                     spread.mad if spread else None, trial.predicted_batches_per_second, len(trial.windows),
+                     trial.steady_batches_per_second, trial.fixed_seconds,
+                     trial.peak_memory_bytes / 2**20 if trial.peak_memory_bytes else None, trial.wall_seconds,
+                     trial.reason))
+    return pd.DataFrame(rows, columns=TRIAL_COLUMNS)
+
+
+def windows_frame(recommendation: Recommendation) -> pd.DataFrame:
+    """One row per timed window of every trial: the raw timings behind each trial's median."""
+    rows = [(trial.number, index, w.batches, w.epoch_seconds, w.steady_batches_per_second, w.fixed_seconds)
+            for trial in recommendation.trials for index, w in enumerate(trial.windows)]
+    return pd.DataFrame(rows, columns=WINDOW_COLUMNS)
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -83,8 +104,8 @@ def render_html(recommendation: Recommendation) -> str:
     A ``--quick`` answer timed nothing, so it has no figures (they would be empty axes).
     """
     figures = {
-        name: "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-        for name, png in draw_all(plot_data(recommendation)).items()
+        name: "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")
+        for name, svg in draw_all(plot_data(recommendation)).items()
     } if recommendation.measured else {}
     return _TEMPLATES.get_template("report.html.j2").render(
         r=recommendation,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from probes.profiles import DatasetProfile, MachineProfile, ModelProfile, Spread
 from probes.stats import summarize
 from probes.profiles import PipelinePoint
-from tuner.results import KERAS_DEFAULTS, Ceiling, Confirmation, LoaderConfig, Recommendation, TrialResult, WindowTiming
+from tuner.results import (KERAS_DEFAULTS, Ceiling, Confirmation, LoaderConfig, Provenance, Recommendation, TrialResult,
+                           WindowTiming)
 
 
 def machine(cores: int = 2) -> MachineProfile:
@@ -18,7 +19,7 @@ def machine(cores: int = 2) -> MachineProfile:
 
 def dataset(
     *, cpu_fraction=0.05, thread_speedup=1.9, picklable=True, class_name="ShardDataset", batch_ms=20.0,
-    thread_safe=True, pickle_error="", kind="pydataset",
+    thread_safe=True, pickle_error="", kind="pydataset", takes_knob_arguments=True,
 ) -> DatasetProfile:
     return DatasetProfile(
         kind=kind, class_name=class_name, batches_per_epoch=200, batch_bytes=8320, samples_per_batch=32,
@@ -27,6 +28,7 @@ def dataset(
         thread_speedup=thread_speedup, threads_tried=2, picklable=picklable, pickle_error=pickle_error,
         thread_safe=thread_safe, thread_safety_note="threads returned the same batches as inline calls",
         user_workers=1, user_use_multiprocessing=False, user_max_queue_size=10,
+        takes_knob_arguments=takes_knob_arguments if kind == "pydataset" else None,
     )
 
 
@@ -76,4 +78,6 @@ def recommendation(*, class_name="ShardDataset", reason_text="", engine="keras3"
         predicted_batches_per_second=330.0, predicted_default_batches_per_second=48.0, measured=True,
         memory_budget_bytes=10 * 2**30, tuning_seconds=60.0, pruning_saved_seconds=4.0,
         search_stopped_because="3 trials in a row after the starting ones did not beat the best by more than 2%",
+        provenance=Provenance("0.1.0", "2026-12-02T06:00:00+00:00", "tune-loader my_gen.py --trials 4",
+                              "/data/my_gen.py", "ab" * 32),
     )

@@ -32,3 +32,32 @@ def test_results_json_from_before_the_stop_reason_still_loads():
     data = json.loads(builders.recommendation().to_json())
     del data["search_stopped_because"]
     assert Recommendation.from_json(json.dumps(data)).search_stopped_because is None
+
+
+def test_provenance_names_the_run_and_the_file_by_its_sha256(tmp_path):
+    import hashlib
+
+    from tuner.api import provenance_of
+    from tuner.trial.protocol import FileSource
+    from tuner.version import VERSION
+
+    path = tmp_path / "my_gen.py"
+    path.write_text("x = 1\n")
+    provenance = provenance_of(FileSource(str(path)))
+    assert provenance.source == str(path) and provenance.source_sha256 == hashlib.sha256(b"x = 1\n").hexdigest()
+    assert provenance.tune_loader_version == VERSION and provenance.started_utc.endswith("+00:00")
+    assert provenance.command  # the process's command line
+
+
+def test_the_shipped_schema_is_current_and_results_json_validates_against_it():
+    import jsonschema
+
+    from tuner.schema import SCHEMA_PATH, results_schema
+
+    shipped = json.loads(SCHEMA_PATH.read_text())
+    assert shipped == results_schema(), "the result dataclasses changed: run python -m tuner.schema"
+    data = json.loads(builders.recommendation().to_json())
+    jsonschema.validate(data, shipped)
+    data["config"]["workers"] = "many"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(data, shipped)

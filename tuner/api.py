@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import hashlib
+import json
 import math
 import pickle
+import shlex
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,17 +20,20 @@ from typing import Any, Protocol
 from probes import probe_machine
 from probes.dataset import pickle_failure
 from probes.profiles import DataKind, DatasetProfile, MachineProfile, ModelProfile, Spread
+from probes.serde import to_dict
 from probes.stats import bootstrap_ratio_interval, summarize
 from tuner.analysis import advice
 from tuner.analysis.predict import Prediction, best_predictions, ceiling, ceiling_with_measured, predict, search_bound
 from tuner.errors import TuneLoaderError
-from tuner.results import (KERAS_DEFAULTS, Ceiling, EngineComparison, EngineName, LoaderConfig, Recommendation,
-                           TrialResult, TrialStatus)
+from tuner.results import (KERAS_DEFAULTS, Ceiling, EngineComparison, EngineName, LoaderConfig, Provenance,
+                           Recommendation, TrialResult, TrialStatus)
 from tuner.search.race import Interleaved, confirmed_best, interleave, race_rivals
 from tuner.search.space import SearchSpace, starting_configs, warm_start
-from tuner.search.study import StudyOutcome, StudySettings, best_trial, run_study
+from tuner.search.study import (StudyOutcome, StudySettings, best_trial, default_study_name, other_machines,
+                                record_answer, run_study)
 from tuner.trial.parent import LOAD_TIMEOUT_SECONDS, MIN_WINDOW_BATCHES, TrialMeasurer
 from tuner.trial.protocol import FileSource, PickledSource
+from tuner.version import VERSION
 
 TARGET_WINDOW_SECONDS = 1.0
 # The race picks among the candidates after 3 rounds, then runs until decided: a 95% interval needs 6.
@@ -71,6 +79,7 @@ class Facts:
     space: SearchSpace
     memory_budget_bytes: int
     started: float
+    provenance: Provenance
 
     @property
     def epoch_batches(self) -> int:
@@ -124,7 +133,8 @@ def recommend(
     load_timeout: float = LOAD_TIMEOUT_SECONDS,
     quick: bool = False,
     seed: int = 0,
-    storage: str | Callable[[], str] | None = None,
+    storage: str | Callable[[str], str] | None = None,
+    study_name: str | None = None,
     progress: Progress | None = None,
     engine: str | None = None,
     allow_duplicated_data: bool = False,
@@ -143,11 +153,15 @@ def recommend(
     ``load_timeout`` each step before the first trial: importing the file,
     making the dataset, the warm-up and the probes. ``quick`` answers from
     the probes and the analytic model alone (``measured`` is then False).
-    ``storage`` is an Optuna storage URL for resumable studies, or a function
-    that returns one, called only once the dataset and model loaded and
-    were probed (the CLI keeps an earlier study until then). One run tunes
-    a study at a time: a trial an earlier run left running is recorded as
-    failed.
+    ``storage`` is an Optuna storage URL (any RDB URL: SQLite, PostgreSQL,
+    ...) for resumable, shareable studies, or a function of the study's
+    name that returns one, called only once the dataset and model loaded
+    and were probed (the CLI keeps an earlier study until then).
+    ``study_name`` defaults to the file, dataset, class and a hash of the
+    machine's fingerprint, so several machines' studies share one database;
+    the answer notes the other machines' studies of the same data. One run
+    tunes a study at a time: a trial an earlier run left running is
+    recorded as failed.
 
     ``engine`` ("keras3" or "tf-keras") overrides what the dataset implies.
     Processes are never tried for a plain generator, since each would run its
@@ -160,15 +174,16 @@ def recommend(
     progress = progress or _Silent()
     started, machine = time.monotonic(), probe_machine()
     budget = max_memory if max_memory is not None else machine.memory_usable_bytes // 2
-    measurer = TrialMeasurer(_source_for(dataset, model, dataset_name, model_name, engine), memory_budget_bytes=budget,
-                             load_timeout=load_timeout)
+    source = _source_for(dataset, model, dataset_name, model_name, engine)
+    provenance = provenance_of(source)
+    measurer = TrialMeasurer(source, memory_budget_bytes=budget, load_timeout=load_timeout)
     try:
-        facts = _probe(measurer, machine, budget, started, allow_duplicated_data, progress)
+        facts = _probe(measurer, machine, budget, started, provenance, allow_duplicated_data, progress)
         if quick:
             return assemble(facts, None)
         configure_measurer(measurer, facts, window_timeout)
         limit = facts.ceiling()
-        settings = _study_settings(facts, limit, trials, time_budget, seed, storage)
+        settings = _study_settings(facts, limit, trials, time_budget, seed, storage, study_name)
         deadline = time.monotonic() + time_budget  # the search and the race share the time budget
         study = _search(measurer, facts, settings, progress)
         evidence = _race(measurer, facts, study, settings, seed, progress, deadline)
@@ -176,11 +191,22 @@ def recommend(
         measurer.close()
     answer = assemble(facts, evidence, limit=ceiling_with_measured(limit, study.trials),
                       allow_duplicated_data=allow_duplicated_data)
+    record_answer(settings, study_attributes(answer), answer.config)
+    answer = dataclasses.replace(answer, other_machines=other_machines(settings))
     if compare_keras3 and answer.legacy:
         answer = _with_keras3_comparison(answer, dataset, model, dataset_name, model_name, trials=trials,
                                          time_budget=time_budget, max_memory=max_memory, seed=seed, progress=progress,
                                          window_timeout=window_timeout, load_timeout=load_timeout)
     return answer
+
+
+def study_attributes(answer: Recommendation) -> dict[str, str]:
+    """What the stored study says about its outcome (``study.record_answer``)."""
+    c = answer.confirmation
+    claim = f"{c.speedup:.2f}x the defaults, {c.interval_text()}" if c and answer.config != KERAS_DEFAULTS else (
+        "the defaults kept")
+    return {"recommendation": answer.config.as_kwargs(), "speedup": claim, "machine": answer.machine.fingerprint,
+            "provenance": json.dumps(to_dict(answer.provenance)) if answer.provenance else ""}
 
 
 def check_limits(*, trials: int, time_budget: float, max_memory: int | None, window_timeout: float | None,
@@ -202,7 +228,17 @@ def check_limits(*, trials: int, time_budget: float, max_memory: int | None, win
             raise TuneLoaderError(message)
 
 
-def _probe(measurer: TrialMeasurer, machine: MachineProfile, budget: int, started: float,
+def provenance_of(source: FileSource | PickledSource) -> Provenance:
+    """This run's version, start time, command line and source (a file with its sha256, or an object)."""
+    if isinstance(source, FileSource):
+        where, digest = source.path, hashlib.sha256(Path(source.path).read_bytes()).hexdigest()
+    else:
+        where, digest = f"{source.label} (an object handed to recommend())", None
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return Provenance(VERSION, started, shlex.join(sys.argv), where, digest)
+
+
+def _probe(measurer: TrialMeasurer, machine: MachineProfile, budget: int, started: float, provenance: Provenance,
            allow_duplicated_data: bool, progress: Progress) -> Facts:
     progress.stage("Starting TensorFlow and loading your dataset")
     measurer.start()
@@ -210,7 +246,8 @@ def _probe(measurer: TrialMeasurer, machine: MachineProfile, budget: int, starte
     dataset, model = measurer.probe(machine.usable_cores)
     space = SearchSpace.for_profiles(machine, dataset, allow_duplicated_data=allow_duplicated_data)
     loaded = measurer.loaded
-    return Facts(machine, dataset, model, loaded.dataset_name, loaded.class_name, loaded.engine, space, budget, started)
+    return Facts(machine, dataset, model, loaded.dataset_name, loaded.class_name, loaded.engine, space, budget, started,
+                 provenance)
 
 
 def configure_measurer(measurer: TrialMeasurer, facts: Facts, window_timeout: float | None) -> None:
@@ -224,12 +261,14 @@ def configure_measurer(measurer: TrialMeasurer, facts: Facts, window_timeout: fl
 
 
 def _study_settings(facts: Facts, limit: Ceiling, trials: int, time_budget: float, seed: int,
-                    storage: str | Callable[[], str] | None) -> StudySettings:
+                    storage: str | Callable[[str], str] | None, study_name: str | None) -> StudySettings:
     stop_at, meaning = search_bound(limit, facts.dataset, facts.model, facts.epoch_batches,
                                     pools=facts.space.allows_pools)
+    source = Path(facts.provenance.source).stem if facts.provenance.source_sha256 else "object"
+    name = study_name or default_study_name(source, facts.dataset_name, facts.class_name, facts.machine)
     return StudySettings(epoch_batches=facts.epoch_batches, ceiling_batches_per_second=stop_at,
                          ceiling_meaning=meaning, max_trials=trials, time_budget_seconds=time_budget, seed=seed,
-                         storage=storage() if callable(storage) else storage, study_name=f"tune-loader:{facts.dataset_name}:{facts.class_name}")
+                         storage=storage(name) if callable(storage) else storage, study_name=name)
 
 
 def _search(measurer: TrialMeasurer, facts: Facts, settings: StudySettings, progress: Progress) -> StudyOutcome:
@@ -260,10 +299,15 @@ def _race(measurer: TrialMeasurer, facts: Facts, study: StudyOutcome, settings: 
     candidates = [best.config] + race_rivals(study.trials, best, settings.ceiling)
     with_tf_data = facts.dataset.kind != DataKind.GENERATOR
     contenders = candidates + [KERAS_DEFAULTS] * (KERAS_DEFAULTS not in candidates) + [TF_DATA] * with_tf_data
-    others = [f"its {len(candidates) - 1} closest rival(s)"] * (len(candidates) > 1)
-    others += ["the defaults"] * (KERAS_DEFAULTS not in candidates) + ["a tf.data pipeline"] * with_tf_data
-    progress.stage(f"Racing {best.config.label()} against {', '.join(others)}, interleaved, until decided" if others
-                   else f"Re-timing {best.config.label()}: nothing to race it against")
+    racing = "; ".join(config.label() for config in candidates)
+    others = ["the defaults"] * (KERAS_DEFAULTS not in candidates) + ["a tf.data pipeline"] * with_tf_data
+    if len(candidates) > 1:
+        progress.stage(f"Racing the study's {len(candidates)} best settings ({racing}) against "
+                       f"{' and '.join(others) or 'each other'}, interleaved: the answer is chosen among them after "
+                       f"{RACE_CHOICE_ROUNDS} rounds, then raced until decided")
+    else:
+        progress.stage(f"Racing {racing} against {' and '.join(others)}, interleaved, until decided" if others
+                       else f"Re-timing {racing}: nothing to race it against")
     choose = lambda so_far: confirmed_best(so_far, candidates, waiting=facts.dataset.waits, seed=seed)  # noqa: E731
     race = interleave(measurer, contenders, epoch_batches=facts.epoch_batches, choice_rounds=RACE_CHOICE_ROUNDS,
                       max_rounds=RACE_MAX_ROUNDS, deadline=deadline, choose=choose, challengers=[TF_DATA])
@@ -291,6 +335,7 @@ def assemble(facts: Facts, evidence: Evidence | None, *, limit: Ceiling | None =
         memory_budget_bytes=facts.memory_budget_bytes,
         tuning_seconds=time.monotonic() - facts.started,
         duplicated_data_allowed=allow_duplicated_data and facts.space.allow_processes,
+        provenance=facts.provenance,
         **fields,
     )
 

@@ -8,6 +8,7 @@ import re
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -19,8 +20,10 @@ from rich.text import Text
 from tuner.errors import TuneLoaderError
 from tuner.outdir import OutputFolder
 from tuner.results import Recommendation, TrialResult
+from tuner.version import VERSION
 
 EXIT_USER_ERROR = 2
+UNWRAPPED_WIDTH = 10_000
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # what timeout, systemd, Docker and a closed terminal send
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 
@@ -39,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tune-loader",
         description="Measure real Keras epochs and recommend workers, use_multiprocessing and max_queue_size.",
     )
+    parser.add_argument("--version", action="version", version=f"tune-loader {VERSION}")
     parser.add_argument("file", help="Python file defining make_dataset() (or a PyDataset), optionally make_model()")
     parser.add_argument("--dataset", metavar="NAME", help="attribute of FILE to tune when it has several")
     parser.add_argument("--model", metavar="NAME", help="attribute of FILE that builds the compiled model")
@@ -53,9 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="stop any step before the first trial after this long: importing FILE, making the "
                         "dataset, the warm-up epoch, the probes (default 300)")
     parser.add_argument("--out", type=Path, metavar="FOLDER",
-                        help="where report.html, results.json, trials.csv and study.db go (default tune-loader-out/FILE); "
+                        help="where report.html, results.json, trials.csv, windows.csv and study.db go (default tune-loader-out/FILE); "
                         "one run at a time, and an earlier run's files move to FOLDER/previous/TIME/")
-    parser.add_argument("--resume", action="store_true", help="continue the study saved in FOLDER/study.db")
+    parser.add_argument("--resume", action="store_true", help="continue the study saved in FOLDER/study.db "
+                        "(or in --storage)")
+    parser.add_argument("--storage", metavar="URL", help="keep the study in this Optuna storage instead of "
+                        "FOLDER/study.db: any RDB URL, e.g. postgresql+psycopg://user@host/db; several machines "
+                        "can share one, each with its own study")
+    parser.add_argument("--study-name", metavar="NAME", help="the study's name (default: file, dataset, class "
+                        "and a hash of this machine)")
     parser.add_argument("--quick", action="store_true",
                         help="answer in seconds from the probes and the analytic model alone: a prediction, not a measurement")
     parser.add_argument("--engine", choices=("keras3", "tf-keras"),
@@ -66,8 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compare-keras3", action="store_true",
                         help="for a tf-keras Sequence, also tune it as a Keras 3 PyDataset and compare")
     parser.add_argument("--seed", type=int, default=0, help="seed of the Optuna sampler (default 0)")
-    parser.add_argument("--quiet", action="store_true", help="print only the final recommendation")
-    parser.add_argument("--json", action="store_true", help="print results.json to stdout instead of tables")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress; print one line: the settings and their speed-up over the defaults")
+    parser.add_argument("--json", action="store_true", help="print results.json to stdout instead of tables "
+                        "(progress still goes to stderr)")
     return parser
 
 
@@ -85,15 +97,17 @@ def _raise_stopped(signum, frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["compare"]:
+        return _compare(argv[1:])
     args = build_parser().parse_args(argv)
-    console = Console(stderr=args.json, quiet=args.quiet and not args.json)
+    console = Console(stderr=True, quiet=args.quiet)  # progress; stdout carries only the result
     previous = {signum: signal.signal(signum, _raise_stopped) for signum in STOP_SIGNALS}
     resume_hint = "Measured trials are kept in study.db; rerun with --resume to continue."
     try:
         recommendation, folder = _run(args, console)
     except TuneLoaderError as error:
-        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(error))}", markup=True, highlight=False, soft_wrap=True)
-        return EXIT_USER_ERROR
+        return _user_error(error)
     except KeyboardInterrupt:
         Console(stderr=True).print(f"Interrupted. {resume_hint}")
         return 130
@@ -105,9 +119,40 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signum, handler)
     if args.json:
         print(recommendation.to_json())
+    elif args.quiet:
+        print(one_line(recommendation))
     else:
-        print_summary(Console(), recommendation, folder)
+        print_summary(_result_console(), recommendation, folder, args.storage)
     return 0
+
+
+def _compare(argv: list[str]) -> int:
+    """``tune-loader compare OLD.json NEW.json``: user errors end as the tuning command's do."""
+    from tuner import compare
+
+    try:
+        return compare.main(argv)
+    except TuneLoaderError as error:
+        return _user_error(error)
+
+
+def _user_error(error: TuneLoaderError) -> int:
+    """One line on stderr, no traceback, exit code 2."""
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(str(error))}", markup=True, highlight=False, soft_wrap=True)
+    return EXIT_USER_ERROR
+
+
+def _result_console() -> Console:
+    """At a terminal, its width; piped to a file or another program, lines are never wrapped."""
+    console = Console()
+    return console if console.is_terminal else Console(width=UNWRAPPED_WIDTH, soft_wrap=True)
+
+
+def one_line(r: Recommendation) -> str:
+    """--quiet's whole output: the settings and what they measured against the defaults."""
+    from reports.summary import speedup_text
+
+    return f"{r.config.as_kwargs()}: {speedup_text(r)}"
 
 
 def _run(args, console: Console) -> tuple[Recommendation, Path]:
@@ -126,27 +171,58 @@ def _run(args, console: Console) -> tuple[Recommendation, Path]:
         if folder.took_over_from:
             console.print(f"[dim]•[/] {escape(str(folder.path))} was locked by a run that is gone "
                           f"({escape(folder.took_over_from)}); this run takes it over.")
-        database = folder.path / "study.db"
-        if args.resume and database.exists() and not os.access(database, os.W_OK):
-            raise TuneLoaderError(f"--resume needs to write {database}, which is read-only. Fix: make it writable "
-                                  f"(chmod u+w), or drop --resume to start a new study. Received: --out {folder.path}")
         fresh_start = _FreshStart(folder, console, keep=not args.resume)
-
-        def storage() -> str:
-            fresh_start()
-            return f"sqlite:///{database.resolve()}"
-
+        storage = _study_storage(args, folder, fresh_start)
         with _LiveProgress(console) as progress:
             recommendation = recommend(
                 path, dataset_name=args.dataset, model_name=args.model, trials=args.trials,
                 time_budget=args.time_budget, max_memory=args.max_memory, window_timeout=args.trial_timeout,
                 load_timeout=args.load_timeout, quick=args.quick, seed=args.seed, storage=storage,
-                progress=progress, engine=args.engine, allow_duplicated_data=args.allow_duplicated_data,
-                compare_keras3=args.compare_keras3,
+                study_name=args.study_name, progress=progress, engine=args.engine,
+                allow_duplicated_data=args.allow_duplicated_data, compare_keras3=args.compare_keras3,
             )
         fresh_start()  # --quick never opens the study, but its report replaces the old one
         write_reports(recommendation, folder.path)
     return recommendation, folder.path
+
+
+def _study_storage(args, folder: OutputFolder, fresh_start: _FreshStart) -> Callable[[str], str]:
+    """Where the study goes, as a function of its name that ``recommend`` calls once the input proved good:
+    ``FOLDER/study.db``, or ``--storage`` (opened here, so a bad URL fails before TensorFlow starts). A study
+    of that name already in ``--storage`` is continued only with ``--resume``, never replaced."""
+    if not args.storage:
+        database = folder.path / "study.db"
+        if args.resume and database.exists() and not os.access(database, os.W_OK):
+            raise TuneLoaderError(f"--resume needs to write {database}, which is read-only. Fix: make it writable "
+                                  f"(chmod u+w), or drop --resume to start a new study. Received: --out {folder.path}")
+
+        def local(name: str) -> str:
+            fresh_start()
+            return f"sqlite:///{database.resolve()}"
+
+        return local
+    existing = _study_names(args.storage)
+
+    def shared(name: str) -> str:
+        if name in existing and not args.resume:
+            raise TuneLoaderError(f"The study {name} already exists in --storage. Fix: pass --resume to continue "
+                                  f"it, or --study-name NAME to start another. Received: --storage {args.storage}")
+        fresh_start()  # the report files in FOLDER still move aside
+        return args.storage
+
+    return shared
+
+
+def _study_names(url: str) -> set[str]:
+    import optuna
+
+    try:
+        return {study.study_name for study in optuna.get_all_study_summaries(url, include_best_trial=False)}
+    except Exception as error:  # SQLAlchemy and its drivers: a bad URL, a server down, a driver not installed
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise TuneLoaderError(f"Cannot open --storage ({type(error).__name__}: {first}). Expected an Optuna "
+                              "storage URL such as postgresql+psycopg://user@host/db or sqlite:///path/study.db. "
+                              f"Received: --storage {url}") from None
 
 
 class _FreshStart:
@@ -220,7 +296,7 @@ def _shorten(text: str, width: int = 48) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def print_summary(console: Console, r: Recommendation, folder: Path) -> None:
+def print_summary(console: Console, r: Recommendation, folder: Path, storage: str | None = None) -> None:
     from reports.summary import headline, summary_rows
 
     title = f"tune-loader: {r.dataset.class_name} ({r.engine}, {r.dataset.kind})" + (
@@ -237,8 +313,13 @@ def print_summary(console: Console, r: Recommendation, folder: Path) -> None:
         console.print(f"• {reason}", highlight=False, markup=False)
     for warning in r.warnings:
         console.print(Text(f"! {warning}", style="yellow"))
+    for line in r.other_machines:
+        console.print(f"• {line}", highlight=False, markup=False)
     _print_code(console, r)
-    console.print(f"\nReport: {folder / 'report.html'}  (results.json, trials.csv beside it)")
+    console.print(f"\nReport: {folder / 'report.html'}  (results.json, trials.csv, windows.csv beside it)")
+    storage = storage or ((folder / "study.db").exists() and f"sqlite:///{(folder / 'study.db').resolve()}")
+    if r.measured and storage:
+        console.print(f"Study:  optuna-dashboard {storage}", soft_wrap=True, highlight=False, markup=False)
 
 
 def _print_code(console: Console, r: Recommendation) -> None:

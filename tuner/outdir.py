@@ -21,7 +21,7 @@ from pathlib import Path
 from tuner.errors import TuneLoaderError
 
 LOCK_NAME = ".tune-loader.lock"
-RESULT_FILES = ("study.db", "results.json", "report.html", "trials.csv")
+RESULT_FILES = ("study.db", "results.json", "report.html", "trials.csv", "windows.csv", "summary.md")
 PREVIOUS = "previous"
 
 

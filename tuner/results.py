@@ -11,7 +11,11 @@ from dataclasses import dataclass
 from probes.profiles import DataKind, DatasetProfile, MachineProfile, ModelProfile, PoolKind, Spread, TextEnum
 from probes.serde import from_dict, to_dict
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+ROUNDS_FOR_ONE_SIDED = 5
+# A validation PyDataset is a second loader with its own knobs, and tune-loader times training only.
+VALIDATION_NOTE = ("\n# validation_data=...: a validation PyDataset has its own workers, use_multiprocessing and "
+                   "max_queue_size;\n# they were not tuned (Keras's defaults apply unless you set them).")
 
 
 class TrialStatus(TextEnum):
@@ -108,7 +112,9 @@ class WindowTiming:
     """One timed epoch of ``batches`` batches (a full epoch of a window view).
 
     ``epoch_seconds`` runs from Keras's ``on_epoch_begin`` to ``on_epoch_end``
-    and so includes building and tearing down the worker pool;
+    (for an epoch that follows another in the same ``fit``, from that
+    epoch's ``on_epoch_end``) and so includes building and tearing down the
+    worker pool;
     ``fixed_seconds`` is the per-epoch cost beyond ``batches / rate``: from the
     free-data pipeline probe when known (``epoch_model.with_fixed_cost``),
     else from the spacing of the later batches. ``first_batch_seconds`` runs
@@ -178,6 +184,13 @@ class Confirmation:
         return self.speedup_low > 1.0 and not self.is_range
 
     @property
+    def ahead_in_every_round(self) -> bool:
+        """Faster than the baseline in every one of at least ``ROUNDS_FOR_ONE_SIDED`` rounds: the one-sided
+        sign test's p <= 2**-5, enough to choose a setting where too few rounds give no two-sided interval."""
+        rounds = list(zip(self.best_samples, self.default_samples))
+        return len(rounds) >= ROUNDS_FOR_ONE_SIDED and all(best > baseline for best, baseline in rounds)
+
+    @property
     def half_width(self) -> float:
         """How far the interval reaches from the ratio, relatively: 0.05 means within +-5%."""
         return max(self.speedup_high / self.speedup - 1.0, 1.0 - self.speedup_low / self.speedup)
@@ -237,6 +250,22 @@ class EngineComparison:
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """Where a result came from, so a shared report or study can be traced to its run.
+
+    ``source`` is the user's file (resolved path) with its ``source_sha256``,
+    or, for objects handed to ``recommend()``, their class (no hash).
+    ``command`` is the command line of the process that tuned.
+    """
+
+    tune_loader_version: str
+    started_utc: str
+    command: str
+    source: str
+    source_sha256: str | None
+
+
+@dataclass(frozen=True)
 class Recommendation:
     """Everything tune-loader found: the answer, the evidence and the caveats."""
 
@@ -270,6 +299,8 @@ class Recommendation:
     race_load: RaceLoad = RaceLoad()
     duplicated_data_allowed: bool = False
     keras3: EngineComparison | None = None
+    provenance: Provenance | None = None
+    other_machines: tuple[str, ...] = ()  # the same data's studies on other machines in a shared storage
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -301,8 +332,14 @@ class Recommendation:
 
     def keras3_code(self) -> str:
         """The settings in Keras 3; for legacy data, the PyDataset it would become."""
+        if not self.legacy and self.dataset.takes_knob_arguments is False:
+            c = self.config
+            return (f"dataset = ...  # your {self.dataset.class_name}, built as now\n"
+                    f"dataset.workers = {c.workers}\ndataset.use_multiprocessing = {c.use_multiprocessing}\n"
+                    f"dataset.max_queue_size = {c.max_queue_size}\nmodel.fit(dataset, epochs=...){VALIDATION_NOTE}")
         if not self.legacy:
-            return f"dataset = {self.dataset.class_name}(..., {self.config.as_kwargs()})\nmodel.fit(dataset, epochs=...)"
+            return (f"dataset = {self.dataset.class_name}(..., {self.config.as_kwargs()})\n"
+                    f"model.fit(dataset, epochs=...){VALIDATION_NOTE}")
         body = (
             "        return ...  # your Sequence's __getitem__, unchanged"
             if self.dataset.kind != DataKind.GENERATOR

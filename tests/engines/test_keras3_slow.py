@@ -1,5 +1,6 @@
 """Real Keras 3 training: few, small, and marked slow. They run in CI too."""
 
+import hashlib
 import json
 import statistics
 import subprocess
@@ -8,8 +9,12 @@ import textwrap
 import time
 from html import unescape
 
+import jsonschema
+import optuna
 import psutil
 import pytest
+
+from tuner.schema import SCHEMA_PATH
 
 pytestmark = pytest.mark.slow
 
@@ -127,9 +132,21 @@ def test_cli_tunes_a_real_dataset_and_writes_a_consistent_report(tmp_path):
     assert best_rate == pytest.approx(statistics.median(confirmation["best_samples"]))
     ratios = [b / d for b, d in zip(confirmation["best_samples"], confirmation["default_samples"])]
     assert confirmation["speedup"] == pytest.approx(statistics.median(ratios))
-    assert html.count("data:image/png;base64,") == 5
+    assert html.count("data:image/svg+xml;base64,") == 6
     assert (out / "trials.csv").read_text().count("\n") == len(statuses) + 1
-    assert (out / "study.db").exists()
+    # Progress goes to stderr; stdout carries the result, unwrapped when it is not a terminal.
+    assert "Starting TensorFlow" in result.stderr and "Starting TensorFlow" not in result.stdout
+    assert any(len(line) > 120 for line in result.stdout.splitlines())
+    # The study names its objective and carries the answer and its provenance for optuna-dashboard.
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{out / 'study.db'}")
+    assert study.metric_names == ["epoch batches/s"]
+    assert study.user_attrs["recommendation"] == (f"workers={config['workers']}, use_multiprocessing="
+                                                  f"{config['use_multiprocessing']}, max_queue_size={config['max_queue_size']}")
+    assert json.loads(study.user_attrs["provenance"])["source_sha256"] == data["provenance"]["source_sha256"]
+    assert study.user_attrs["confirmed_answer"].startswith(data["best_tried"] and f"{config['workers']} threads")
+    assert hashlib.sha256((tmp_path / "sleepy.py").read_bytes()).hexdigest() == data["provenance"]["source_sha256"]
+    assert "optuna-dashboard sqlite:///" in result.stdout
+    jsonschema.validate(data, json.loads(SCHEMA_PATH.read_text()))
     assert (tmp_path / "cleaned_up").exists()
     assert no_descendants_left() == []
 

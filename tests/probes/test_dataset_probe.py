@@ -99,3 +99,22 @@ def test_microsecond_batches_are_not_called_gil_bound():
     assert "20 µs" in text and "too little for the thread test" in text and "holds the GIL, so" not in text
     assert "holds the GIL, so only processes" in advice.data_nature(dataset(cpu_fraction=1.0, thread_speedup=1.0,
                                                                              batch_ms=8.0))
+
+
+def test_a_constructor_that_cannot_take_the_knobs_is_recognised():
+    from probes.dataset import takes_knob_arguments
+
+    class Forwards:
+        def __init__(self, n, **kwargs):
+            pass
+
+    class Names:
+        def __init__(self, n, workers=1, use_multiprocessing=False, max_queue_size=10):
+            pass
+
+    class Stiff:
+        def __init__(self, n):
+            pass
+
+    assert takes_knob_arguments(Forwards) is True and takes_knob_arguments(Names) is True
+    assert takes_knob_arguments(Stiff) is False

@@ -15,9 +15,9 @@ EVIL = "<script>alert(1)</script>"
 def test_report_files_are_written_and_self_contained(tmp_path):
     paths = write_reports(builders.recommendation(), tmp_path)
     html = paths["html"].read_text()
-    images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
-    assert len(images) == 5
-    assert all(base64.b64decode(image).startswith(b"\x89PNG") for image in images)
+    images = re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', html)
+    assert len(images) == 6
+    assert all(b"<svg" in base64.b64decode(image)[:500] for image in images)
     assert 'src="http' not in html and "<link" not in html
     assert "8 threads, queue 16" in html
     assert "6.60x" in html and "[6.30, 6.90]" in html
@@ -25,6 +25,28 @@ def test_report_files_are_written_and_self_contained(tmp_path):
     frame = pd.read_csv(paths["csv"])
     assert list(frame["status"]) == ["ok", "ok", "ok", "failed"]
     assert frame.loc[3, "reason"] == "timed out after 30 s"
+    markdown = paths["markdown"].read_text()
+    assert markdown.startswith("### tune-loader: ShardDataset") and "**Recommended: 8 threads, queue 16**" in markdown
+    assert "| Speed-up vs defaults | 6.60x" in markdown and "```python" in markdown and "sha256 abababababab" in markdown
+    windows = pd.read_csv(paths["windows"])
+    assert len(windows) == sum(len(t.windows) for t in builders.recommendation().trials)
+    assert set(windows["trial"]) <= set(frame["trial"]) and (windows["epoch_seconds"] > 0).all()
+
+
+def test_a_run_that_timed_nothing_still_writes_csv_files_pandas_can_read(tmp_path):
+    quick = dataclasses.replace(builders.recommendation(), measured=False, confirmation=None, trials=())
+    paths = write_reports(quick, tmp_path)
+    assert pd.read_csv(paths["csv"]).empty and "workers" in pd.read_csv(paths["csv"]).columns
+    assert pd.read_csv(paths["windows"]).empty
+
+
+def test_the_report_names_its_provenance(tmp_path):
+    traced = builders.recommendation()
+    html = write_reports(traced, tmp_path)["html"].read_text()
+    section = html[html.index('id="provenance"'):]
+    for fragment in ("0.1.0", "2026-12-02T06:00:00+00:00", "tune-loader my_gen.py --trials 4", "/data/my_gen.py",
+                     "ab" * 32, traced.machine.fingerprint):
+        assert fragment in section, fragment
 
 
 def test_user_strings_are_escaped_in_the_report(tmp_path):
@@ -91,7 +113,7 @@ def test_the_speed_up_card_says_what_was_measured(tmp_path):
     html = {name: write_reports(r, tmp_path / name)["html"].read_text()
             for name, r in [("quick", quick), ("unconfirmed", unconfirmed), ("defaults", defaults_best)]}
     assert "not measured (--quick" in html["quick"] and "the defaults were the best" not in html["quick"]
-    assert "data:image/png" not in html["quick"] and "nothing to plot" in html["quick"]  # not five empty axes
+    assert "data:image/" not in html["quick"] and "nothing to plot" in html["quick"]  # not six empty axes
     assert "not confirmed side by side" in html["unconfirmed"] and "the defaults were the best" not in html["unconfirmed"]
     assert "1.00x: the defaults were the best measured" in html["defaults"]
 
@@ -141,3 +163,29 @@ def test_the_terminal_summary_prints_square_brackets_in_names_and_reasons_as_wri
     print_summary(console, answer, tmp_path)
     text = console.export_text()
     assert "_SHARED_SEQUENCES[uid][i]" in text and "Shards[bold]" in text
+
+
+def test_the_headline_leads_with_tf_data_only_when_it_measured_faster():
+    from reports.summary import headline
+    from tuner.results import Confirmation
+
+    base = builders.recommendation()  # its tf.data ran 0.3x the answer
+    faster = dataclasses.replace(base, tf_data=Confirmation((400.0,) * 6, (300.0,) * 6, 1.33, 1.21, 1.42, 0.969))
+    assert headline(base) == "Recommended: 8 threads, queue 16"
+    assert headline(faster).startswith("Recommended: a tf.data pipeline over your batch code, 1.33x")
+    assert headline(faster).endswith("; without tf.data: 8 threads, queue 16")
+
+
+def test_a_dataset_whose_constructor_cannot_take_the_knobs_gets_code_that_runs_and_the_fix_first():
+    from tuner.analysis import advice
+    from tuner.search.space import SearchSpace
+
+    stiff = builders.recommendation(takes_knob_arguments=False)
+    code = stiff.keras3_code()
+    assert "ShardDataset(" not in code
+    assert "dataset.workers = 8\ndataset.use_multiprocessing = False\ndataset.max_queue_size = 16" in code
+    assert "ShardDataset(..., workers=8" in builders.recommendation().keras3_code()
+    warnings = advice.warn(chosen=stiff.config, chosen_trial=None, trials=(), dataset=stiff.dataset,
+                           memory_budget_bytes=None, space=SearchSpace(8, True))
+    assert warnings[0].startswith("ShardDataset.__init__ takes neither the three knobs nor **kwargs")
+    assert "super().__init__(**kwargs)" in warnings[0]

@@ -1,4 +1,5 @@
-"""The report as a person sees it: rendered by headless Chromium, every plot loaded, the summary visible."""
+"""The report as a person sees it: rendered by headless Chromium on a desktop and a phone-width screen, every
+plot loaded, the summary visible, no sideways scrolling."""
 
 import re
 import shutil
@@ -10,16 +11,20 @@ from reports import write_reports
 from tests import builders
 
 HARNESS = """<!doctype html><html><head><title>pending</title></head><body>
-<iframe id="report" src="report.html" style="width:1100px;height:3000px"></iframe>
+<iframe id="wide" src="report.html" style="width:1280px;height:3000px;border:0"></iframe>
+<iframe id="narrow" src="report.html" style="width:420px;height:3000px;border:0"></iframe>
 <script>
-window.addEventListener("load", () => {
-  const page = document.getElementById("report").contentDocument;
+function look(id) {
+  const frame = document.getElementById(id), page = frame.contentDocument;
   const images = [...page.querySelectorAll("img")];
   const loaded = images.filter(img => img.complete && img.naturalWidth > 300 && img.naturalHeight > 200);
+  const shown = images.filter(img => img.getBoundingClientRect().width <= frame.clientWidth);
   const summary = page.getElementById("summary");
   const visible = summary && summary.offsetHeight > 100 && summary.innerText.includes("Recommended");
-  document.title = `images=${images.length} loaded=${loaded.length} summary=${visible}`;
-});
+  const fits = page.documentElement.scrollWidth <= frame.clientWidth;
+  return `${id}: images=${images.length} loaded=${loaded.length} shown=${shown.length} summary=${visible} fits=${fits}`;
+}
+window.addEventListener("load", () => { document.title = look("wide") + "; " + look("narrow"); });
 </script></body></html>"""
 
 
@@ -30,7 +35,7 @@ def chromium() -> str:
     return path
 
 
-def test_report_renders_in_chromium_with_every_plot_and_the_summary(tmp_path):
+def test_report_renders_in_chromium_wide_and_narrow_with_every_plot_and_the_summary(tmp_path):
     write_reports(builders.recommendation(), tmp_path)
     (tmp_path / "harness.html").write_text(HARNESS)
     result = subprocess.run(
@@ -42,4 +47,6 @@ def test_report_renders_in_chromium_with_every_plot_and_the_summary(tmp_path):
     )
     title = re.search(r"<title>(.*?)</title>", result.stdout)
     assert title, result.stderr[-2000:]
-    assert title.group(1) == "images=5 loaded=5 summary=true"
+    # At a desktop's 1280 px and a phone's 420 px: every plot loads and fits, and nothing scrolls sideways.
+    assert title.group(1) == ("wide: images=6 loaded=6 shown=6 summary=true fits=true; "
+                              "narrow: images=6 loaded=6 shown=6 summary=true fits=true")

@@ -74,6 +74,17 @@ def test_three_rounds_are_a_range_however_far_apart_and_six_can_claim():
     assert claim.interval_text().endswith("97% interval, 6 interleaved rounds")
 
 
+def test_a_race_cut_short_chooses_a_setting_ahead_in_each_of_five_rounds_with_its_range():
+    best = LoaderConfig(16, False, 16)
+    five = race({best: (71.0, 70.5, 71.4, 70.9, 71.2), KERAS_DEFAULTS: (44.0, 44.5, 43.9, 44.2, 44.1)})
+    chosen, confirmation, _ = five.verdict(best)
+    assert chosen == best and confirmation.is_range and confirmation.ahead_in_every_round
+    four = race({best: (71.0, 70.5, 71.4, 70.9), KERAS_DEFAULTS: (44.0, 44.5, 43.9, 44.2)})
+    assert four.verdict(best)[0] == KERAS_DEFAULTS  # 2**-4 is not evidence enough
+    mixed = race({best: (71.0, 43.0, 71.4, 70.9, 71.2), KERAS_DEFAULTS: (44.0, 44.5, 43.9, 44.2, 44.1)})
+    assert mixed.verdict(best)[0] == KERAS_DEFAULTS  # behind once: the range decides nothing
+
+
 def test_tf_data_is_judged_against_what_is_recommended():
     best, tf_data = LoaderConfig(2, False, 10), LoaderConfig.tf_data()
     defaults = (31.0, 30.0, 33.0, 29.0, 36.0, 34.0)

@@ -7,7 +7,8 @@ from tests import builders
 from tests.fakes import FakeMeasurer
 from tuner.results import KERAS_DEFAULTS, LoaderConfig, TrialStatus
 from tuner.search.space import SearchSpace, starting_configs
-from tuner.search.study import ABANDONED, FALLBACK_ORIGIN, StudySettings, best_trial, next_climb, run_study
+from tuner.search.study import (ABANDONED, CONFIRMED_ATTR, FALLBACK_ORIGIN, OBJECTIVE_NAME, StudySettings, best_trial,
+                                next_climb, record_answer, run_study)
 
 SPACE = SearchSpace(max_workers=8, allow_processes=True)
 STARTS = starting_configs(builders.machine(), builders.dataset())
@@ -201,3 +202,14 @@ def test_when_every_setting_tried_fails_the_defaults_are_timed_as_the_floor():
     assert [t.config for t in fallback] == [KERAS_DEFAULTS]
     assert best_trial(outcome.trials).config == KERAS_DEFAULTS
     assert sum(t.status == TrialStatus.FAILED for t in outcome.trials) >= 2
+
+
+def test_the_stored_study_names_its_objective_and_marks_the_confirmed_answer(tmp_path):
+    stored = settings(max_trials=3, storage=f"sqlite:///{tmp_path / 'study.db'}", patience=10)
+    outcome = run_study(FakeMeasurer(), SPACE, STARTS, stored)
+    answer = outcome.trials[1]  # the race may confirm a setting other than Optuna's best trial
+    record_answer(stored, {"recommendation": answer.config.as_kwargs()}, answer.config)
+    study = optuna.load_study(study_name="tune-loader", storage=stored.storage)
+    assert study.metric_names == [OBJECTIVE_NAME]
+    assert study.user_attrs == {"recommendation": answer.config.as_kwargs(),
+                                CONFIRMED_ATTR: f"{answer.config.label()}: trial {answer.number}"}

@@ -226,7 +226,7 @@ def warn(
 ) -> tuple[str, ...]:
     """Risks of the chosen settings and doubts about the measurements (``race_failures``: the settings
     that stopped in the final race, with why; ``confirmation``: the race epochs the claim rests on)."""
-    warnings = [w for w in (allocator_churn(model) if model else None,
+    warnings = [w for w in (snippet_fix(chosen, dataset), allocator_churn(model) if model else None,
                             autotune_wait(chosen, engine, chosen_epoch_seconds)) if w]
     warnings += _setting_risks(chosen, dataset, space)
     warnings += _stopped_settings(trials, space, race_failures or {})
@@ -246,6 +246,17 @@ def warn(
             "quiet system."
         )
     return tuple(warnings)
+
+
+def snippet_fix(chosen: LoaderConfig, dataset: DatasetProfile) -> str | None:
+    """First among the warnings, since the code to paste depends on it: a PyDataset whose constructor
+    cannot take the knobs."""
+    if dataset.takes_knob_arguments is not False or chosen == KERAS_DEFAULTS:
+        return None
+    return (f"{dataset.class_name}.__init__ takes neither the three knobs nor **kwargs, so "
+            f"{dataset.class_name}(..., workers={chosen.workers}, ...) raises TypeError: the code above sets them "
+            "as attributes after building the dataset instead. To pass them as arguments, accept and forward "
+            "them: def __init__(self, ..., **kwargs): super().__init__(**kwargs).")
 
 
 def _setting_risks(chosen: LoaderConfig, dataset: DatasetProfile, space: SearchSpace) -> list[str]:

@@ -9,16 +9,18 @@ settings early.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import statistics
 import time
+import warnings
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import optuna
 
-from probes.profiles import PoolKind
+from probes.profiles import MachineProfile, PoolKind
 from probes.serde import from_dict, to_dict
 from tuner.analysis.epoch_model import epoch_throughput, epoch_throughputs
 from tuner.results import KERAS_DEFAULTS, LoaderConfig, TrialResult, TrialStatus, WindowTiming, completed
@@ -29,6 +31,8 @@ from tuner.search.stop_rules import CeilingReached, Patience, SearchState, StopR
 
 RESULT_ATTR = "tune_loader_result"
 ORIGIN_ATTR = "origin"
+CONFIRMED_ATTR = "confirmed_answer"
+OBJECTIVE_NAME = "epoch batches/s"
 MAX_REPEATS_PER_TRIAL = 5
 NEAR_BEST = 0.05
 ABANDONED = "its run was killed before the trial finished"
@@ -85,7 +89,7 @@ class StudyOutcome:
 
 def _create_study(settings: StudySettings, starts: int) -> optuna.Study:
     optuna.logging.set_verbosity(logging.WARNING)
-    return optuna.create_study(
+    study = optuna.create_study(
         study_name=settings.study_name,
         storage=settings.storage,
         direction="maximize",
@@ -101,6 +105,47 @@ def _create_study(settings: StudySettings, starts: int) -> optuna.Study:
         pruner=optuna.pruners.PercentilePruner(25.0, n_startup_trials=starts, n_warmup_steps=0),
         load_if_exists=True,
     )
+    with warnings.catch_warnings():  # experimental in Optuna since 3.2, unchanged through 5.0
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([OBJECTIVE_NAME])  # optuna-dashboard shows it instead of "Objective 0"
+    return study
+
+
+def default_study_name(source: str, dataset_name: str, class_name: str, machine: MachineProfile) -> str:
+    """``tune-loader:FILE:DATASET:CLASS@MACHINE``: the same data on several machines gets one study each in a
+    shared database, told apart by a hash of the machine's fingerprint (CPU, cores, RAM)."""
+    machine_id = hashlib.sha256(machine.fingerprint.encode()).hexdigest()[:8]
+    return f"tune-loader:{source}:{dataset_name}:{class_name}@{machine_id}"
+
+
+def other_machines(settings: StudySettings) -> tuple[str, ...]:
+    """What the same data's studies from other machines in this storage recommended, one line each."""
+    if settings.storage is None or "@" not in settings.study_name:
+        return ()
+    prefix = settings.study_name.rpartition("@")[0] + "@"
+    return tuple(
+        f"On another machine ({study.user_attrs.get('machine', 'unknown')}), study {study.study_name} "
+        f"recommended {study.user_attrs.get('recommendation', 'nothing yet')}"
+        + (f": {study.user_attrs['speedup']}" if "speedup" in study.user_attrs else "") + "."
+        for study in optuna.get_all_study_summaries(settings.storage, include_best_trial=False)
+        if study.study_name.startswith(prefix) and study.study_name != settings.study_name
+    )
+
+
+def record_answer(settings: StudySettings, attributes: dict[str, str], answer: LoaderConfig) -> None:
+    """Writes the outcome into the stored study for optuna-dashboard and later readers: ``attributes``
+    (the recommendation, its speed-up, provenance) and ``confirmed_answer``, the numbers of the trials of
+    the setting the race confirmed, which need not be Optuna's best trial (a finished trial's own
+    attributes cannot change), as study user attributes."""
+    if settings.storage is None:
+        return
+    study = optuna.load_study(study_name=settings.study_name, storage=settings.storage)
+    for key, value in attributes.items():
+        study.set_user_attr(key, value)
+    confirmed = [t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                 if t.params == SearchSpace.params(answer)]
+    study.set_user_attr(CONFIRMED_ATTR, f"{answer.label()}: trial {', '.join(map(str, confirmed))}"
+                        if confirmed else f"{answer.label()}: timed only in the final race")
 
 
 def run_study(

@@ -29,7 +29,7 @@ class PlotData:
     model_ceiling: float
     memory_budget_mib: float | None
     pareto: tuple[tuple[float, float], ...]
-    race: tuple[tuple[float, float], ...] = ()  # per round: (answer, defaults) epoch throughput
+    race: tuple[tuple[str, tuple[float, ...]], ...] = ()  # each contender's epoch throughputs, round by round
     race_answer: str = ""
     race_claim: str = ""
 
@@ -72,12 +72,11 @@ def plot_data(recommendation: Recommendation) -> PlotData:
 
 
 def race_series(recommendation: Recommendation) -> dict:
-    """The race rounds behind the speed-up: the answer's and the defaults' epochs, round by round."""
-    c = recommendation.confirmation
-    if not c:
-        return {}
-    return {"race": tuple(zip(c.best_samples, c.default_samples)), "race_answer": recommendation.best_tried.label(),
-            "race_claim": f"{recommendation.best_tried.label()} at {c.speedup:.2f}x the defaults\n{c.interval_text()}"}
+    """The evidence behind the headline: every race contender's epochs, round by round, and the claim."""
+    c, epochs = recommendation.confirmation, recommendation.race_epochs or {}
+    claim = (f"{recommendation.best_tried.label()} at {c.speedup:.2f}x the defaults\n{c.interval_text()}" if c
+             else "")
+    return {"race": tuple(epochs.items()), "race_answer": recommendation.config.label(), "race_claim": claim}
 
 
 def pareto_front(points) -> tuple[tuple[float, float], ...]:

@@ -22,20 +22,17 @@ from reports.plotdata import PlotData, TrialPoint  # noqa: E402
 from tuner.results import TrialStatus  # noqa: E402
 
 COLORS = {PoolKind.INLINE: "#7f7f7f", PoolKind.THREADS: "#1f77b4", PoolKind.PROCESSES: "#d62728"}
+PARETO_MIN_POINTS = 3
 STATUS_MARKERS = {TrialStatus.OK: "o", TrialStatus.PRUNED: "v", TrialStatus.FAILED: "x", TrialStatus.INFEASIBLE: "X"}
 
 
 def draw_all(data: PlotData) -> dict[str, bytes]:
     """Every figure of the report, by name."""
-    figures = {
-        "history": _history(data),
-        "race": _race(data),
-        "by_workers": _by_workers(data),
-        "memory": _memory(data),
-        "pareto": _pareto(data),
-        "predicted": _predicted(data),
-    }
-    return {name: _svg(figure) for name, figure in figures.items()}
+    draw = {"history": _history, "race": _race, "by_workers": _by_workers, "memory": _memory, "pareto": _pareto,
+            "predicted": _predicted}
+    if len(_pareto_points(data)) < PARETO_MIN_POINTS:
+        del draw["pareto"]  # two points make a line, not a trade-off
+    return {name: _svg(figure(data)) for name, figure in draw.items()}
 
 
 def _history(data: PlotData):
@@ -70,20 +67,19 @@ def _explain_markers(axes, data: PlotData) -> None:
 
 
 def _race(data: PlotData):
-    """The evidence behind the headline: each race round's epoch throughput of the answer and of the defaults."""
+    """The evidence behind the headline: each contender's epoch throughput in every race round it ran."""
     figure, axes = plt.subplots(figsize=(7, 3.6))
+    markers = "osD^v<>p"
+    for index, (label, epochs) in enumerate(data.race):
+        answer = label == data.race_answer
+        axes.plot(range(1, len(epochs) + 1), epochs, marker=markers[index % len(markers)],
+                  linewidth=2.2 if answer else 1, label=f"{label} (the answer)" if answer else label)
     if data.race:
-        rounds = range(1, len(data.race) + 1)
-        axes.plot(rounds, [answer for answer, _ in data.race], "o-", color=COLORS[PoolKind.THREADS],
-                  label=f"answer: {data.race_answer}")
-        axes.plot(rounds, [defaults for _, defaults in data.race], "s--", color=COLORS[PoolKind.INLINE],
-                  label="Keras defaults")
         axes.set_ylim(bottom=0)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     else:
-        axes.annotate("No race against the defaults: the defaults are the answer", (0.5, 0.5),
-                      xycoords="axes fraction", ha="center")
-    _label(axes, "race round (the two back to back in each)", "epoch throughput (batches/s)",
+        axes.annotate("No race was run", (0.5, 0.5), xycoords="axes fraction", ha="center")
+    _label(axes, "race round (every contender back to back in each)", "epoch throughput (batches/s)",
            f"The race: {data.race_claim}" if data.race_claim else "The race")
     return figure
 
@@ -118,9 +114,13 @@ def _memory(data: PlotData):
     return figure
 
 
+def _pareto_points(data: PlotData) -> list[TrialPoint]:
+    return [p for p in data.points if p.memory_mib and p.throughput and p.status == TrialStatus.OK]
+
+
 def _pareto(data: PlotData):
     figure, axes = plt.subplots(figsize=(7, 3.6))
-    for kind, points in _per_kind(data, lambda p: p.memory_mib and p.throughput and p.status == TrialStatus.OK):
+    for kind, points in _per_kind(data, lambda p: p in _pareto_points(data)):
         axes.scatter([p.memory_mib for p in points], [p.throughput for p in points], color=COLORS[kind], label=kind, alpha=0.7)
     if data.pareto:
         memory, throughput = zip(*data.pareto)

@@ -78,6 +78,7 @@ def recommendation(*, class_name="ShardDataset", reason_text="", engine="keras3"
         predicted_batches_per_second=330.0, predicted_default_batches_per_second=48.0, measured=True,
         memory_budget_bytes=10 * 2**30, tuning_seconds=60.0, pruning_saved_seconds=4.0,
         search_stopped_because="3 trials in a row after the starting ones did not beat the best by more than 2%",
+        race_epochs={best.label(): (300.0, 305.0, 298.0), KERAS_DEFAULTS.label(): (45.0, 44.0, 46.0)},
         provenance=Provenance("0.1.0", "2026-12-02T06:00:00+00:00", "tune-loader my_gen.py --trials 4",
                               "/data/my_gen.py", "ab" * 32),
     )

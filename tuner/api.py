@@ -206,7 +206,8 @@ def study_attributes(answer: Recommendation) -> dict[str, str]:
     claim = f"{c.speedup:.2f}x the defaults, {c.interval_text()}" if c and answer.config != KERAS_DEFAULTS else (
         "the defaults kept")
     return {"recommendation": answer.config.as_kwargs(), "speedup": claim, "machine": answer.machine.fingerprint,
-            "provenance": json.dumps(to_dict(answer.provenance)) if answer.provenance else ""}
+            "provenance": json.dumps(to_dict(answer.provenance)) if answer.provenance else "",
+            "packages": json.dumps(answer.machine.package_versions)}
 
 
 def check_limits(*, trials: int, time_budget: float, max_memory: int | None, window_timeout: float | None,
@@ -370,7 +371,7 @@ def _measured(facts: Facts, evidence: Evidence, limit: Ceiling) -> dict[str, Any
         reasons=reasons, warnings=warnings, trials=trials, tf_data=tf_data,
         pruning_saved_seconds=evidence.study.pruning_saved_seconds,
         search_stopped_because=evidence.study.stopped_because, race_stopped_because=race.stopped_because,
-        race_load=race.load,
+        race_load=race.load, race_epochs={config.label(): epochs for config, epochs in race.samples.items()},
     )
 
 

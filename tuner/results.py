@@ -301,6 +301,8 @@ class Recommendation:
     keras3: EngineComparison | None = None
     provenance: Provenance | None = None
     other_machines: tuple[str, ...] = ()  # the same data's studies on other machines in a shared storage
+    # Every race contender's epoch throughputs, round by round (a contender that left ran the first rounds).
+    race_epochs: dict[str, tuple[float, ...]] | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property

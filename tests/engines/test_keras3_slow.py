@@ -132,7 +132,8 @@ def test_cli_tunes_a_real_dataset_and_writes_a_consistent_report(tmp_path):
     assert best_rate == pytest.approx(statistics.median(confirmation["best_samples"]))
     ratios = [b / d for b, d in zip(confirmation["best_samples"], confirmation["default_samples"])]
     assert confirmation["speedup"] == pytest.approx(statistics.median(ratios))
-    assert html.count("data:image/svg+xml;base64,") == 6
+    # Six plots; the Pareto front needs three completed trials to show a trade-off.
+    assert html.count("data:image/svg+xml;base64,") == 5 + (len(ok) >= 3)
     assert (out / "trials.csv").read_text().count("\n") == len(statuses) + 1
     # Progress goes to stderr; stdout carries the result, unwrapped when it is not a terminal.
     assert "Starting TensorFlow" in result.stderr and "Starting TensorFlow" not in result.stdout

@@ -43,6 +43,8 @@ def test_a_run_that_timed_nothing_still_writes_csv_files_pandas_can_read(tmp_pat
 def test_the_report_names_its_provenance(tmp_path):
     traced = builders.recommendation()
     html = write_reports(traced, tmp_path)["html"].read_text()
+    header = html[html.index('id="origin"'):html.index('id="summary"')]
+    assert "tune-loader 0.1.0" in header and "abababababab" in header
     section = html[html.index('id="provenance"'):]
     for fragment in ("0.1.0", "2026-12-02T06:00:00+00:00", "tune-loader my_gen.py --trials 4", "/data/my_gen.py",
                      "ab" * 32, traced.machine.fingerprint):
@@ -189,3 +191,14 @@ def test_a_dataset_whose_constructor_cannot_take_the_knobs_gets_code_that_runs_a
                            memory_budget_bytes=None, space=SearchSpace(8, True))
     assert warnings[0].startswith("ShardDataset.__init__ takes neither the three knobs nor **kwargs")
     assert "super().__init__(**kwargs)" in warnings[0]
+
+
+def test_the_race_plot_shows_every_contender_and_the_pareto_plot_needs_three_points():
+    from reports.plots import draw_all
+
+    data = plot_data(builders.recommendation())
+    assert [label for label, _ in data.race] == ["8 threads, queue 16", "inline (no pool)"]
+    assert data.race_answer == "8 threads, queue 16" and "6.60x the defaults" in data.race_claim
+    assert set(draw_all(data)) == {"history", "race", "by_workers", "memory", "pareto", "predicted"}
+    two_trials = dataclasses.replace(data, points=data.points[:2])
+    assert "pareto" not in draw_all(two_trials)

@@ -213,14 +213,15 @@ class TrialMeasurer:
 
     def measure(self, config: LoaderConfig, window_index: int, epochs: int = 1) -> Measurement:
         """A lone epoch misses what Keras spends after ``on_epoch_end``; the probe's estimate of it is added.
-        Consecutive epochs contain it, so nothing is added to them."""
+        Consecutive epochs contain it, so nothing is added to them. Each epoch gets the window's timeout
+        (``--trial-timeout`` is per epoch)."""
         if self.process.process is None:
             self.start()
         batches = self.window_size(config)
         offset = (window_index * batches) % self.epoch_batches if self.epoch_batches else 0
         began = time.perf_counter()
         (timing, leftovers), peak = self.process.call(Window(config, batches, offset, epochs),
-                                                      timeout=self.window_timeout(batches * epochs))
+                                                      timeout=epochs * self.window_timeout(batches))
         if self.fixed_cost is not None:
             start_up, after_epoch = self.fixed_cost(config)
             timing = with_fixed_cost(timing, start_up, after_epoch if epochs == 1 else 0.0)

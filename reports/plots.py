@@ -13,6 +13,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 matplotlib.rcParams["svg.fonttype"] = "none"  # text as text, not paths: smaller and selectable
+# 6 inches draw 576 px wide; a phone shows them at about 380 px, where 12 pt text is still about 10 px.
+matplotlib.rcParams["font.size"] = 12
+FIGURE_SIZE = (6, 3.8)
+LEGEND_FONT_SIZE = 9
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
@@ -36,7 +40,7 @@ def draw_all(data: PlotData) -> dict[str, bytes]:
 
 
 def _history(data: PlotData):
-    figure, axes = plt.subplots(figsize=(7, 3.6))
+    figure, axes = plt.subplots(figsize=FIGURE_SIZE)
     for point in data.points:
         if point.throughput is None:
             continue
@@ -48,7 +52,7 @@ def _history(data: PlotData):
         numbers, values = zip(*data.best_so_far)
         axes.step(numbers, values, where="post", color="black", linewidth=1, label="best so far")
     _reference_lines(axes, data)
-    _label(axes, "trial", "epoch throughput (batches/s)", "Throughput of every trial (median ± MAD over windows)")
+    _label(axes, "trial", "epoch throughput (batches/s)", "Every trial: median ± MAD over windows")
     _explain_markers(axes, data)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # trial numbers, never 0.5
     return figure
@@ -62,13 +66,13 @@ def _explain_markers(axes, data: PlotData) -> None:
     handles = [Line2D([], [], color=COLORS[kind], marker="s", linestyle="", label=str(kind)) for kind in kinds]
     handles += [Line2D([], [], color="#444", marker=STATUS_MARKERS[s], linestyle="", label=str(s)) for s in statuses]
     lines, labels = axes.get_legend_handles_labels()
-    axes.legend(handles=lines + handles, labels=labels + [h.get_label() for h in handles], fontsize=8, loc="best",
+    axes.legend(handles=lines + handles, labels=labels + [h.get_label() for h in handles], fontsize=LEGEND_FONT_SIZE, loc="best",
                 ncol=2)
 
 
 def _race(data: PlotData):
     """The evidence behind the headline: each contender's epoch throughput in every race round it ran."""
-    figure, axes = plt.subplots(figsize=(7, 3.6))
+    figure, axes = plt.subplots(figsize=FIGURE_SIZE)
     markers = "osD^v<>p"
     for index, (label, epochs) in enumerate(data.race):
         answer = label == data.race_answer
@@ -85,7 +89,7 @@ def _race(data: PlotData):
 
 
 def _by_workers(data: PlotData):
-    figure, axes = plt.subplots(figsize=(7, 3.6))
+    figure, axes = plt.subplots(figsize=FIGURE_SIZE)
     for kind, points in _per_kind(data, lambda p: p.throughput is not None):
         points = sorted(points, key=lambda p: p.workers)
         axes.errorbar(
@@ -99,7 +103,7 @@ def _by_workers(data: PlotData):
 
 
 def _memory(data: PlotData):
-    figure, axes = plt.subplots(figsize=(7, 3.6))
+    figure, axes = plt.subplots(figsize=FIGURE_SIZE)
     for kind, points in _per_kind(data, lambda p: p.memory_mib is not None):
         axes.scatter([p.workers for p in points], [p.memory_mib for p in points], color=COLORS[kind], label=kind,
                      s=[12 + 16 * p.queue**0.5 for p in points], alpha=0.7)
@@ -107,9 +111,9 @@ def _memory(data: PlotData):
     if data.memory_budget_mib and data.memory_budget_mib < 2 * highest:
         axes.axhline(data.memory_budget_mib, color="#d62728", linestyle=":", label="memory budget")
     elif data.memory_budget_mib:
-        axes.annotate(f"budget {data.memory_budget_mib:,.0f} MiB (off scale)", (0.01, 0.95), xycoords="axes fraction", fontsize=8)
+        axes.annotate(f"budget {data.memory_budget_mib:,.0f} MiB (off scale)", (0.01, 0.95), xycoords="axes fraction", fontsize=LEGEND_FONT_SIZE)
     _label(axes, "workers (marker size grows with max_queue_size)", "peak PSS of process tree (MiB)",
-           "Memory: training process and its workers, shared pages counted once")
+           "Memory: trainer and workers, shared pages once")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     return figure
 
@@ -119,7 +123,7 @@ def _pareto_points(data: PlotData) -> list[TrialPoint]:
 
 
 def _pareto(data: PlotData):
-    figure, axes = plt.subplots(figsize=(7, 3.6))
+    figure, axes = plt.subplots(figsize=FIGURE_SIZE)
     for kind, points in _per_kind(data, lambda p: p in _pareto_points(data)):
         axes.scatter([p.memory_mib for p in points], [p.throughput for p in points], color=COLORS[kind], label=kind, alpha=0.7)
     if data.pareto:
@@ -128,12 +132,12 @@ def _pareto(data: PlotData):
     axes.set_xlim(left=0)  # from zero: two near-equal points must not look far apart
     axes.set_ylim(bottom=0)
     _label(axes, "peak PSS of process tree (MiB)", "epoch throughput (batches/s)",
-           "Throughput against memory: the front is what each MiB can buy")
+           "Throughput against memory (Pareto front)")
     return figure
 
 
 def _predicted(data: PlotData):
-    figure, axes = plt.subplots(figsize=(7, 3.6))
+    figure, axes = plt.subplots(figsize=FIGURE_SIZE)
     measured = lambda p: p.predicted and p.throughput and p.status == TrialStatus.OK  # noqa: E731
     for kind, points in _per_kind(data, measured):
         axes.scatter([p.predicted for p in points], [p.throughput for p in points], color=COLORS[kind], label=kind, alpha=0.8)
@@ -143,7 +147,7 @@ def _predicted(data: PlotData):
         axes.plot([0, top], [0, top], color="black", linewidth=1, label="measured = predicted")
         axes.fill_between([0, top], [0, 0.75 * top], [0, 1.25 * top], color="#cccccc", alpha=0.3, label="within 25%")
     _label(axes, "predicted by the analytic model (batches/s)", "measured (batches/s)",
-           "Predicted against measured, every completed trial")
+           "Predicted against measured, completed trials")
     return figure
 
 
@@ -170,7 +174,7 @@ def _reference_lines(axes, data: PlotData) -> None:
 
 def _legend(axes) -> None:
     if axes.get_legend_handles_labels()[0]:
-        axes.legend(fontsize=8, loc="best")
+        axes.legend(fontsize=LEGEND_FONT_SIZE, loc="best")
     axes.grid(alpha=0.3)
 
 

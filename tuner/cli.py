@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 class _Stopped(BaseException):
     """SIGTERM or SIGHUP, raised in the main thread as Ctrl-C raises KeyboardInterrupt: on the way out the
-    trial process group is killed, and the measured trials stay in study.db."""
+    trial process group is killed, and the measured trials stay in the study."""
 
     def __init__(self, signum: int):
         super().__init__(signum)
@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console(stderr=True, quiet=args.quiet)  # progress; stdout carries only the result
     previous = {signum: signal.signal(signum, _raise_stopped) for signum in STOP_SIGNALS}
-    resume_hint = "Measured trials are kept in study.db; rerun with --resume to continue."
+    kept_in = "--storage" if args.storage else "study.db"
+    resume_hint = f"Measured trials are kept in {kept_in}; rerun with --resume to continue."
     try:
         recommendation, folder = _run(args, console)
     except TuneLoaderError as error:

@@ -124,7 +124,8 @@ def _pareto_points(data: PlotData) -> list[TrialPoint]:
 
 def _pareto(data: PlotData):
     figure, axes = plt.subplots(figsize=FIGURE_SIZE)
-    for kind, points in _per_kind(data, lambda p: p in _pareto_points(data)):
+    eligible = _pareto_points(data)
+    for kind, points in _per_kind(data, lambda p: p in eligible):
         axes.scatter([p.memory_mib for p in points], [p.throughput for p in points], color=COLORS[kind], label=kind, alpha=0.7)
     if data.pareto:
         memory, throughput = zip(*data.pareto)

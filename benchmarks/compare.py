@@ -93,7 +93,8 @@ class Session:
         dataset, model = self.measurer.probe(machine.usable_cores)
         loaded = self.measurer.loaded
         self.facts = Facts(machine, dataset, model, loaded.dataset_name, loaded.class_name, loaded.engine,
-                           SearchSpace.for_profiles(machine, dataset), 0, time.monotonic(), provenance_of(source))
+                           SearchSpace.for_profiles(machine, dataset, backend=loaded.backend), 0, time.monotonic(),
+                           provenance_of(source), loaded.backend)
         configure_measurer(self.measurer, self.facts, WINDOW_TIMEOUT_SECONDS)
         self.epoch = self.facts.epoch_batches
 

@@ -14,7 +14,8 @@ import psutil
 
 from probes.profiles import MachineProfile
 
-_VERSIONED_PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "tf-keras", "numpy", "optuna")
+_VERSIONED_PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "tf-keras", "jax", "jaxlib", "torch", "numpy", "optuna",
+                       "threadpoolctl")
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tuner.results import KERAS_DEFAULTS, Recommendation
+from tuner.engines import backend as backends
+from tuner.results import KERAS_DEFAULTS, EngineName, Recommendation
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,11 @@ def headline(r: Recommendation) -> str:
         return (f"Recommended: a tf.data pipeline over your batch code, {r.tf_data.speedup:.2f}x the best Keras "
                 f"loader setting, {r.tf_data.interval_text()}; without tf.data: {r.config.label()}")
     return f"Recommended: {r.config.label()}"
+
+
+def trained_on(r: Recommendation) -> str:
+    """The Keras and its backend, e.g. ``keras3 on JAX``."""
+    return f"{r.engine} on {backends.label(r.backend)}"
 
 
 def summary_rows(r: Recommendation) -> tuple[SummaryRow, ...]:
@@ -50,6 +56,8 @@ def summary_rows(r: Recommendation) -> tuple[SummaryRow, ...]:
     if r.tf_data:
         t = r.tf_data
         rows.append(("tf.data", f"{t.speedup:.2f}x the recommended setting, {t.interval_text()}"))
+    if r.engine == EngineName.KERAS3:
+        rows.append(("Backend", backends.what_it_changes(r.backend)))
     rows.append(("Model", r.model.description))
     rows.append(("Epoch modelled", f"{r.epoch_batches} batches; trials timed epochs of about 1 s "
                                    f"({r.window_batches} batches for the defaults)"))

@@ -11,7 +11,7 @@ import pandas as pd
 
 from reports.plotdata import plot_data
 from reports.plots import draw_all
-from reports.summary import headline, mib, summary_rows
+from reports.summary import headline, mib, summary_rows, trained_on
 from tuner.results import Recommendation
 
 _TEMPLATES = jinja2.Environment(
@@ -45,7 +45,7 @@ def render_markdown(r: Recommendation) -> str:
     """The answer to paste into a pull request or an issue: the headline, the summary rows, the reasons,
     the warnings, the code and where the numbers came from."""
     cell = lambda text: text.replace("|", "\\|").replace("\n", " ")  # noqa: E731
-    lines = [f"### tune-loader: {r.dataset.class_name} ({r.engine})", "", f"**{headline(r)}**", "",
+    lines = [f"### tune-loader: {r.dataset.class_name} ({trained_on(r)})", "", f"**{headline(r)}**", "",
              "| | |", "|---|---|"]
     lines += [f"| {row.label} | {cell(row.value)} |" for row in summary_rows(r)]
     for title, items in (("Why", r.reasons), ("Warnings", r.warnings)):
@@ -110,6 +110,7 @@ def render_html(recommendation: Recommendation) -> str:
     return _TEMPLATES.get_template("report.html.j2").render(
         r=recommendation,
         headline=headline(recommendation),
+        trained_on=trained_on(recommendation),
         rows=summary_rows(recommendation),
         figures=figures,
         trials=_records(trials_frame(recommendation)),

@@ -70,6 +70,7 @@ class FakeEngine:
     """
 
     name = EngineName.KERAS3
+    backend = "tensorflow"
 
     def __init__(self, batch_seconds: float = 0.01):
         self.batch_seconds = batch_seconds

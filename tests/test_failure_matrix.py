@@ -48,8 +48,9 @@ def write(tmp_path, case: str):
     return path
 
 
-def run_cli(tmp_path, file, *flags, out=None):
+def run_cli(tmp_path, file, *flags, out=None, **environ):
     env, tag = tagged_env()
+    env |= environ
     out = out or tmp_path / "out"
     result = subprocess.run([sys.executable, "-m", "tuner.cli", str(file), "--out", str(out), *flags],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
@@ -97,6 +98,20 @@ def test_a_limit_that_cannot_hold_is_refused_before_anything_starts(tmp_path, fl
     started = time.monotonic()
     result, tag = run_cli(tmp_path, write(tmp_path, "make_dataset_raises"), *flags)
     assert_failed_cleanly(result, tag, fragment)
+    assert time.monotonic() - started < 30  # TensorFlow never started
+
+
+@pytest.mark.parametrize("environ, fragment", [
+    ({"KERAS_BACKEND": "numpy"}, "Received: backend='numpy' from KERAS_BACKEND"),
+    ({"KERAS_BACKEND": "", "KERAS_HOME": "{tmp}"}, "Received: backend='openvino' from {tmp}/keras.json"),
+])
+def test_a_backend_that_cannot_train_is_refused_before_anything_starts(tmp_path, environ, fragment):
+    (tmp_path / "keras.json").write_text('{"backend": "openvino"}')
+    environ = {name: value.format(tmp=tmp_path) for name, value in environ.items()}
+    started = time.monotonic()
+    result, tag = run_cli(tmp_path, write(tmp_path, "make_dataset_raises"), **environ)
+    assert_failed_cleanly(result, tag, "Keras 3 trains only with the tensorflow, jax, torch backends",
+                          fragment.format(tmp=tmp_path))
     assert time.monotonic() - started < 30  # TensorFlow never started
 
 

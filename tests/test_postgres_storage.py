@@ -113,4 +113,4 @@ def test_an_unreachable_storage_is_one_line_before_tensorflow_starts(tmp_path):
     result = tune(tmp_path, "postgresql+psycopg://nobody@/nowhere?host=/nonexistent&port=1")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "Cannot open --storage" in errors[0] and "Starting TensorFlow" not in result.stderr
+    assert len(errors) == 1 and "Cannot open --storage" in errors[0] and "Starting Keras" not in result.stderr

@@ -23,6 +23,7 @@ from probes.profiles import DataKind, DatasetProfile, MachineProfile, ModelProfi
 from probes.serde import to_dict
 from probes.stats import bootstrap_ratio_interval, summarize
 from tuner.analysis import advice
+from tuner.engines import backend as backends
 from tuner.analysis.predict import Prediction, best_predictions, ceiling, ceiling_with_measured, predict, search_bound
 from tuner.errors import TuneLoaderError
 from tuner.results import (KERAS_DEFAULTS, Ceiling, EngineComparison, EngineName, LoaderConfig, Provenance,
@@ -80,6 +81,8 @@ class Facts:
     memory_budget_bytes: int
     started: float
     provenance: Provenance
+    backend: str = backends.TENSORFLOW  # what fit ran on in the trial process
+    notes: tuple[str, ...] = ()  # facts of the run the answer must carry (a backend other than the one asked for)
 
     @property
     def epoch_batches(self) -> int:
@@ -137,6 +140,7 @@ def recommend(
     study_name: str | None = None,
     progress: Progress | None = None,
     engine: str | None = None,
+    backend: str | None = None,
     allow_duplicated_data: bool = False,
     compare_keras3: bool = False,
 ) -> Recommendation:
@@ -164,6 +168,9 @@ def recommend(
     recorded as failed.
 
     ``engine`` ("keras3" or "tf-keras") overrides what the dataset implies.
+    ``backend`` ("tensorflow", "jax" or "torch") is the Keras 3 backend to
+    time under; by default the one Keras would load here (``KERAS_BACKEND``,
+    else keras.json). Under JAX processes are not tried (fork is unsafe).
     Processes are never tried for a plain generator, since each would run its
     own copy, unless ``allow_duplicated_data``. ``compare_keras3`` also tunes
     a tf-keras Sequence as a Keras 3 PyDataset and reports what migrating
@@ -172,13 +179,14 @@ def recommend(
     check_limits(trials=trials, time_budget=time_budget, max_memory=max_memory, window_timeout=window_timeout,
                  load_timeout=load_timeout)
     progress = progress or _Silent()
+    asked = backends.configured(backend)
     started, machine = time.monotonic(), probe_machine()
     budget = max_memory if max_memory is not None else machine.memory_usable_bytes // 2
     source = _source_for(dataset, model, dataset_name, model_name, engine)
     provenance = provenance_of(source)
-    measurer = TrialMeasurer(source, memory_budget_bytes=budget, load_timeout=load_timeout)
+    measurer = TrialMeasurer(source, memory_budget_bytes=budget, load_timeout=load_timeout, backend=asked.name)
     try:
-        facts = _probe(measurer, machine, budget, started, provenance, allow_duplicated_data, progress)
+        facts = _probe(measurer, machine, budget, started, provenance, allow_duplicated_data, progress, asked)
         if quick:
             return assemble(facts, None)
         configure_measurer(measurer, facts, window_timeout)
@@ -194,7 +202,7 @@ def recommend(
     record_answer(settings, study_attributes(answer), answer.config)
     answer = dataclasses.replace(answer, other_machines=other_machines(settings))
     if compare_keras3 and answer.legacy:
-        answer = _with_keras3_comparison(answer, dataset, model, dataset_name, model_name, trials=trials,
+        answer = _with_keras3_comparison(answer, dataset, model, dataset_name, model_name, backend=backend, trials=trials,
                                          time_budget=time_budget, max_memory=max_memory, seed=seed, progress=progress,
                                          window_timeout=window_timeout, load_timeout=load_timeout)
     return answer
@@ -240,15 +248,29 @@ def provenance_of(source: FileSource | PickledSource) -> Provenance:
 
 
 def _probe(measurer: TrialMeasurer, machine: MachineProfile, budget: int, started: float, provenance: Provenance,
-           allow_duplicated_data: bool, progress: Progress) -> Facts:
-    progress.stage("Starting TensorFlow and loading your dataset")
+           allow_duplicated_data: bool, progress: Progress, asked: backends.BackendChoice) -> Facts:
+    progress.stage(f"Starting Keras ({backends.label(asked.name)} backend) and loading your dataset")
     measurer.start()
     progress.stage("Probing the data code, the model step and Keras's pipeline")
     dataset, model = measurer.probe(machine.usable_cores)
-    space = SearchSpace.for_profiles(machine, dataset, allow_duplicated_data=allow_duplicated_data)
     loaded = measurer.loaded
+    space = SearchSpace.for_profiles(machine, dataset, allow_duplicated_data=allow_duplicated_data,
+                                     backend=loaded.backend)
     return Facts(machine, dataset, model, loaded.dataset_name, loaded.class_name, loaded.engine, space, budget, started,
-                 provenance)
+                 provenance, loaded.backend, tuple(filter(None, [backend_mismatch(asked, loaded.backend, loaded.engine)])))
+
+
+def backend_mismatch(asked: backends.BackendChoice, ran: str, engine: EngineName) -> str | None:
+    """A note when training ran on another backend than the one asked for: tf-keras knows only TensorFlow,
+    and a user's file may set ``KERAS_BACKEND`` itself before importing Keras."""
+    if ran == asked.name:
+        return None
+    if engine == EngineName.TF_KERAS:
+        return (f"tf-keras trains only on TensorFlow, so the {asked.name} backend ({asked.source}) does not apply to "
+                f"it; timed on TensorFlow. Pass --engine keras3 to time this Sequence as a Keras 3 PyDataset under "
+                f"{backends.label(asked.name)}.")
+    return (f"Keras loaded the {ran} backend in your file's process, not {asked.name} ({asked.source}): your file "
+            f"sets the backend itself. Everything here was timed on {backends.label(ran)}.")
 
 
 def configure_measurer(measurer: TrialMeasurer, facts: Facts, window_timeout: float | None) -> None:
@@ -281,7 +303,7 @@ def _search(measurer: TrialMeasurer, facts: Facts, settings: StudySettings, prog
         measured.append(result)
         progress.trial(result, count, best_trial(tuple(measured)))
 
-    starts = starting_configs(facts.machine, facts.dataset, warm_start(facts.guesses()), facts.predicted)
+    starts = starting_configs(facts.machine, facts.dataset, facts.space, warm_start(facts.guesses()), facts.predicted)
     outcome = run_study(measurer, facts.space, starts, settings, on_trial, predict=facts.predicted)
     if best_trial(outcome.trials) is None:
         raise TuneLoaderError(
@@ -337,7 +359,8 @@ def assemble(facts: Facts, evidence: Evidence | None, *, limit: Ceiling | None =
         tuning_seconds=time.monotonic() - facts.started,
         duplicated_data_allowed=allow_duplicated_data and facts.space.allow_processes,
         provenance=facts.provenance,
-        **fields,
+        backend=facts.backend,
+        **(fields | {"warnings": facts.notes + tuple(fields["warnings"])}),
     )
 
 
@@ -353,7 +376,7 @@ def _measured(facts: Facts, evidence: Evidence, limit: Ceiling) -> dict[str, Any
     warnings = advice.warn(
         chosen=chosen, chosen_trial=chosen_trial, trials=trials, dataset=facts.dataset,
         memory_budget_bytes=facts.memory_budget_bytes, space=facts.space, model=facts.model, engine=facts.engine,
-        chosen_epoch_seconds=facts.epoch_batches / chosen_rate.median if chosen_rate else None,
+        backend=facts.backend, chosen_epoch_seconds=facts.epoch_batches / chosen_rate.median if chosen_rate else None,
         race_failures=race.failures, confirmation=confirmation, race_load=race.load,
     )
     reasons = advice.explain(

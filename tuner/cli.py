@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--engine", choices=("keras3", "tf-keras"),
                         help="Keras to tune under (default: what the dataset is: PyDataset -> keras3, "
                         "tf_keras Sequence or generator -> tf-keras)")
+    parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"),
+                        help="the Keras 3 backend to time under (default: the one Keras loads here, from "
+                        "KERAS_BACKEND or ~/.keras/keras.json); under jax processes are not tried")
     parser.add_argument("--allow-duplicated-data", action="store_true",
                         help="let a plain generator run in processes, each with its own copy (duplicates batches)")
     parser.add_argument("--compare-keras3", action="store_true",
@@ -159,6 +162,7 @@ def one_line(r: Recommendation) -> str:
 def _run(args, console: Console) -> tuple[Recommendation, Path]:
     from reports import write_reports
     from tuner.api import check_limits, recommend
+    from tuner.engines import backend as backends
 
     path = Path(args.file)
     if not path.is_file():
@@ -168,6 +172,7 @@ def _run(args, console: Console) -> tuple[Recommendation, Path]:
         )
     check_limits(trials=args.trials, time_budget=args.time_budget, max_memory=args.max_memory,
                  window_timeout=args.trial_timeout, load_timeout=args.load_timeout)
+    backends.configured(args.backend)  # a backend that cannot train, or is not installed, fails before the lock
     with OutputFolder.claim(args.out or Path("tune-loader-out") / path.stem) as folder:
         if folder.took_over_from:
             console.print(f"[dim]•[/] {escape(str(folder.path))} was locked by a run that is gone "
@@ -179,7 +184,7 @@ def _run(args, console: Console) -> tuple[Recommendation, Path]:
                 path, dataset_name=args.dataset, model_name=args.model, trials=args.trials,
                 time_budget=args.time_budget, max_memory=args.max_memory, window_timeout=args.trial_timeout,
                 load_timeout=args.load_timeout, quick=args.quick, seed=args.seed, storage=storage,
-                study_name=args.study_name, progress=progress, engine=args.engine,
+                study_name=args.study_name, progress=progress, engine=args.engine, backend=args.backend,
                 allow_duplicated_data=args.allow_duplicated_data, compare_keras3=args.compare_keras3,
             )
         fresh_start()  # --quick never opens the study, but its report replaces the old one
@@ -298,9 +303,9 @@ def _shorten(text: str, width: int = 48) -> str:
 
 
 def print_summary(console: Console, r: Recommendation, folder: Path, storage: str | None = None) -> None:
-    from reports.summary import headline, summary_rows
+    from reports.summary import headline, summary_rows, trained_on
 
-    title = f"tune-loader: {r.dataset.class_name} ({r.engine}, {r.dataset.kind})" + (
+    title = f"tune-loader: {r.dataset.class_name} ({trained_on(r)}, {r.dataset.kind})" + (
         "" if r.measured else " (PREDICTION, nothing timed: --quick)"
     )
     table = Table(title=Text(title), show_header=False, title_justify="left")

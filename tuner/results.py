@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from probes.profiles import DataKind, DatasetProfile, MachineProfile, ModelProfile, PoolKind, Spread, TextEnum
 from probes.serde import from_dict, to_dict
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 ROUNDS_FOR_ONE_SIDED = 5
 # A validation PyDataset is a second loader with its own knobs, and tune-loader times training only.
 VALIDATION_NOTE = ("\n# validation_data=...: a validation PyDataset has its own workers, use_multiprocessing and "
@@ -300,6 +300,7 @@ class Recommendation:
     duplicated_data_allowed: bool = False
     keras3: EngineComparison | None = None
     provenance: Provenance | None = None
+    backend: str = "tensorflow"  # the Keras 3 backend fit ran on; tf-keras always runs on TensorFlow
     other_machines: tuple[str, ...] = ()  # the same data's studies on other machines in a shared storage
     # Every race contender's epoch throughputs, round by round (a contender that left ran the first rounds).
     race_epochs: dict[str, tuple[float, ...]] | None = None

@@ -136,7 +136,7 @@ def test_cli_tunes_a_real_dataset_and_writes_a_consistent_report(tmp_path):
     assert html.count("data:image/svg+xml;base64,") == 5 + (len(ok) >= 3)
     assert (out / "trials.csv").read_text().count("\n") == len(statuses) + 1
     # Progress goes to stderr; stdout carries the result, unwrapped when it is not a terminal.
-    assert "Starting TensorFlow" in result.stderr and "Starting TensorFlow" not in result.stdout
+    assert "Starting Keras" in result.stderr and "Starting Keras" not in result.stdout
     assert any(len(line) > 120 for line in result.stdout.splitlines())
     # The study names its objective and carries the answer and its provenance for optuna-dashboard.
     study = optuna.load_study(study_name=None, storage=f"sqlite:///{out / 'study.db'}")

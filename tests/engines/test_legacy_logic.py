@@ -110,7 +110,7 @@ def test_processes_are_left_out_for_generators_unless_duplicates_are_allowed():
 def test_threads_on_an_unsafe_generator_are_recorded_infeasible_without_running():
     space = SearchSpace.for_profiles(builders.machine(2), GENERATOR)
     fake = FakeMeasurer()
-    starts = starting_configs(builders.machine(2), GENERATOR)
+    starts = starting_configs(builders.machine(2), GENERATOR, space)
     outcome = run_study(fake, space, starts, StudySettings(epoch_batches=200, max_trials=8, patience=8))
     infeasible = [t for t in outcome.trials if t.status == "infeasible"]
     assert infeasible and all(t.config.parallel and not t.config.use_multiprocessing for t in infeasible)
@@ -125,7 +125,7 @@ def test_sampled_unsafe_thread_pools_do_not_spend_the_patience_that_processes_ne
     run with --allow-duplicated-data could end without timing a single process setting."""
     space = SearchSpace.for_profiles(builders.machine(2), GENERATOR, allow_duplicated_data=True)
     fake = FakeMeasurer()
-    starts = starting_configs(builders.machine(2), GENERATOR)
+    starts = starting_configs(builders.machine(2), GENERATOR, space)
     outcome = run_study(fake, space, starts, StudySettings(epoch_batches=200, max_trials=5, patience=2))
     sampled = [t for t in outcome.trials if t.origin == "sampler"]
     assert sampled and all(t.config.use_multiprocessing or not t.config.parallel for t in sampled)

@@ -11,7 +11,7 @@ from tuner.search.study import (ABANDONED, CONFIRMED_ATTR, FALLBACK_ORIGIN, OBJE
                                 next_climb, record_answer, run_study)
 
 SPACE = SearchSpace(max_workers=8, allow_processes=True)
-STARTS = starting_configs(builders.machine(), builders.dataset())
+STARTS = starting_configs(builders.machine(), builders.dataset(), SPACE)
 
 
 def settings(**overrides):

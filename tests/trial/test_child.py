@@ -24,7 +24,7 @@ def session_on(dataset, model=None, engine=None):
 
 def test_a_session_loads_prepares_probes_and_times_windows_through_its_engine():
     session, engine, source = session_on(FakeDataset(batches=20))
-    assert session.handle(Load(source)) == Loaded("my_data", DataKind.PYDATASET, "FakeDataset", EngineName.KERAS3)
+    assert session.handle(Load(source)) == Loaded("my_data", DataKind.PYDATASET, "FakeDataset", EngineName.KERAS3, "tensorflow")
     session.handle(Prepare())
     assert session.is_default_model and session.model_description == "fake default model"
     assert engine.windows == [(KERAS_DEFAULTS, 8, 0)]  # the untimed warm-up epoch

@@ -7,6 +7,7 @@ import statistics
 
 from probes.profiles import DataKind, DatasetProfile, ModelProfile, PoolKind
 from probes.stats import outlier_mask, summarize
+from tuner.engines.backend import inline_uses_tf_data
 from tuner.results import (KERAS_DEFAULTS, Ceiling, Confirmation, EngineComparison, EngineName, LoaderConfig,
                            RaceLoad, TrialResult, TrialStatus, completed)
 from tuner.search.race import CONFIDENCE, CONFIRMED_NEAR_BEST, DECIDED_WITHIN, EQUIVALENT_WITHIN, decided
@@ -219,6 +220,7 @@ def warn(
     space: SearchSpace,
     model: ModelProfile | None = None,
     engine: EngineName = EngineName.KERAS3,
+    backend: str = "tensorflow",
     chosen_epoch_seconds: float | None = None,
     race_failures: dict[LoaderConfig, str] | None = None,
     confirmation: Confirmation | None = None,
@@ -227,7 +229,7 @@ def warn(
     """Risks of the chosen settings and doubts about the measurements (``race_failures``: the settings
     that stopped in the final race, with why; ``confirmation``: the race epochs the claim rests on)."""
     warnings = [w for w in (snippet_fix(chosen, dataset), allocator_churn(model) if model else None,
-                            autotune_wait(chosen, engine, chosen_epoch_seconds)) if w]
+                            autotune_wait(chosen, engine, chosen_epoch_seconds, backend)) if w]
     warnings += _setting_risks(chosen, dataset, space)
     warnings += _stopped_settings(trials, space, race_failures or {})
     if any(t.leftover_processes for t in trials):
@@ -281,9 +283,7 @@ def _setting_risks(chosen: LoaderConfig, dataset: DatasetProfile, space: SearchS
             "starts with the same NumPy random state. Seed per worker or per index to avoid repeated augmentations."
         )
     if space.processes_excluded:
-        fix = ("" if generator else " Make it picklable (no open files, locks or lambdas as attributes) to let "
-               "tune-loader try processes.")
-        warnings.append(f"Processes were not tried: {space.processes_excluded}.{fix}")
+        warnings.append(f"Processes were not tried: {space.processes_excluded}.")
     if dataset.thread_safe is False and not generator and chosen.kind == PoolKind.THREADS:
         warnings.append(f"Threads returned different batches than inline calls: {dataset.thread_safety_note}.")
     return warnings
@@ -339,15 +339,17 @@ def _outlier_epochs(confirmation: Confirmation) -> int:
     return sum(sum(outlier_mask(side)) for side in sides if len(side) >= OUTLIER_MIN_EPOCHS)
 
 
-def autotune_wait(chosen: LoaderConfig, engine: EngineName, epoch_seconds: float | None) -> str | None:
+def autotune_wait(chosen: LoaderConfig, engine: EngineName, epoch_seconds: float | None,
+                  backend: str = "tensorflow") -> str | None:
     """A warning for inline training, whose epochs can wait for tf.data's autotuner, unseen by the timings.
 
     Keras makes a new tf.data iterator every epoch, and deleting the last
     one sometimes blocks until the autotuner's next optimization. Both
-    engines' inline paths go through tf.data; no pool does. Windows and race
-    epochs end at ``on_epoch_end``, before that wait.
+    engines' inline paths go through tf.data on TensorFlow; no pool does, and
+    neither does JAX's or torch's inline path. Windows and race epochs end at
+    ``on_epoch_end``, before that wait.
     """
-    if chosen.parallel or not epoch_seconds:
+    if chosen.parallel or not epoch_seconds or not inline_uses_tf_data(backend):
         return None
     keras = "Keras 3" if engine == EngineName.KERAS3 else "tf-keras"
     latest = next(tick for tick in AUTOTUNE_TICKS_SECONDS if tick >= epoch_seconds)

@@ -36,6 +36,7 @@ class KerasEngine(Engine, Protocol):
     """An engine that owns one Keras flavour: its datasets, its models and its ``fit``."""
 
     name: EngineName
+    backend: str  # the Keras 3 backend ``fit`` runs on (tuner.engines.backend); tf-keras's is tensorflow
 
     def adopt(self, dataset: Any) -> Any:
         """The user's dataset in the form this engine trains on."""

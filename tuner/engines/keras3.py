@@ -84,6 +84,11 @@ class Keras3Engine:
 
     name = EngineName.KERAS3
 
+    @property
+    def backend(self) -> str:
+        """The backend this Keras loaded (``KERAS_BACKEND``, keras.json, or the user's file setting either)."""
+        return keras.config.backend()
+
     def adopt(self, dataset) -> keras.utils.PyDataset:
         """The dataset as a PyDataset: a tf-keras Sequence is wrapped (the migration comparison)."""
         return dataset if isinstance(dataset, keras.utils.PyDataset) else SequenceAsPyDataset(dataset)

@@ -117,6 +117,7 @@ class TfKerasEngine:
     """tf-keras Sequences and plain generators under ``fit_generator`` (implements ``engines.KerasEngine``)."""
 
     name = EngineName.TF_KERAS
+    backend = "tensorflow"  # tf-keras has no other
 
     def adopt(self, dataset):
         return dataset

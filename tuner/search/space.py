@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from probes.profiles import DataKind, DatasetProfile, MachineProfile
 from tuner.analysis.predict import Prediction
+from tuner.engines import backend as backend_rules
 from tuner.results import KERAS_DEFAULTS, LoaderConfig
 
 # Keras's default 10 among them, so a guess that ties with the rule of thumb is the same setting.
@@ -40,7 +41,7 @@ class SearchSpace:
 
     @classmethod
     def for_profiles(cls, machine: MachineProfile, dataset: DatasetProfile, *,
-                     allow_duplicated_data: bool = False) -> SearchSpace:
+                     allow_duplicated_data: bool = False, backend: str = "tensorflow") -> SearchSpace:
         """Workers up to 4 per usable core, or 16 per core for data code that waits and gives batch i on
         demand.
 
@@ -51,7 +52,8 @@ class SearchSpace:
         generator gains nothing from more: its threads take turns in next().
         Processes only for a dataset that pickles (every start method but
         fork needs it), and for a plain generator only when duplicated data
-        is explicitly allowed.
+        is explicitly allowed; never under a backend that forking endangers
+        (``engines.backend.processes_excluded``). Each reason ends with its fix.
         """
         generator = dataset.kind == DataKind.GENERATOR
         per_core = WAITING_WORKERS_PER_CORE if dataset.waits and not generator else WORKERS_PER_CORE
@@ -60,7 +62,11 @@ class SearchSpace:
             excluded = "" if allow else DUPLICATED_DATA + " (pass --allow-duplicated-data to try them anyway)"
         else:
             allow = dataset.picklable
-            excluded = "" if allow else f"pickling {dataset.class_name} failed ({dataset.pickle_error})"
+            excluded = "" if allow else (
+                f"pickling {dataset.class_name} failed ({dataset.pickle_error}). Make it picklable (no open files, "
+                "locks or lambdas as attributes) to let tune-loader try processes")
+        if unsafe := backend_rules.processes_excluded(backend):
+            allow, excluded = False, unsafe
         threads = ""
         if generator and dataset.thread_safe is False:
             threads = (
@@ -73,6 +79,10 @@ class SearchSpace:
     @property
     def allows_pools(self) -> bool:
         return self.allow_processes or not self.threads_infeasible
+
+    def allows(self, config: LoaderConfig) -> bool:
+        """Whether the search may suggest ``config`` (a start the space excludes is not enqueued)."""
+        return config.workers <= self.max_workers and (self.allow_processes or not config.use_multiprocessing)
 
     def infeasible(self, config: LoaderConfig) -> str:
         """Why ``config`` cannot run this data, or "" when it can."""
@@ -145,6 +155,7 @@ def warm_start(guesses: Sequence[Prediction]) -> tuple[LoaderConfig, ...]:
 def starting_configs(
     machine: MachineProfile,
     dataset: DatasetProfile,
+    space: SearchSpace,
     predicted_best: tuple[LoaderConfig, ...] = (),
     predicted: Callable[[LoaderConfig], float] | None = None,
 ) -> list[tuple[str, LoaderConfig]]:
@@ -154,7 +165,8 @@ def starting_configs(
     With ``predicted`` (the analytic model's epoch throughput) the defaults
     start only when they are among the model's guesses: the final race times
     them beside the answer anyway. The rule of thumb, which nothing else
-    times, starts unless the model puts it under half of its best guess.
+    times, starts unless the model puts it under half of its best guess, or
+    the space excludes it (processes under JAX).
     """
     rule = rule_of_thumb(machine, dataset)
     start_defaults = start_rule = True
@@ -165,7 +177,7 @@ def starting_configs(
     starts += [("prediction", config) for config in predicted_best]
     unique, seen = [], set()
     for origin, config in starts:
-        if config.equivalence_key() not in seen:
+        if config.equivalence_key() not in seen and space.allows(config):
             seen.add(config.equivalence_key())
             unique.append((origin, config))
     return unique

@@ -107,7 +107,8 @@ class Session:
         self.dataset = self.engine.adopt(dataset)
         class_name = dataset.name if isinstance(dataset, GeneratorData) else type(dataset).__name__
         self._check_contract(class_name)
-        return Loaded(self.dataset_name, self.engine.kind(self.dataset), class_name, self.engine.name)
+        return Loaded(self.dataset_name, self.engine.kind(self.dataset), class_name, self.engine.name,
+                      self.engine.backend)
 
     def _check_contract(self, class_name: str) -> None:
         """What Keras would reject, rejected before anything is timed: an empty epoch, and batches whose

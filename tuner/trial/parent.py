@@ -47,8 +47,9 @@ TF_LOG_LINE = re.compile(r"^\s*([IWEF]\d{4} \d\d:\d\d:\d\d|WARNING: All log mess
 class TrialProcess:
     """One ``python -m tuner.trial.child`` in its own process group."""
 
-    def __init__(self, memory_budget_bytes: int | None = None):
+    def __init__(self, memory_budget_bytes: int | None = None, backend: str = "tensorflow"):
         self.memory_budget_bytes = memory_budget_bytes
+        self.backend = backend  # KERAS_BACKEND for the child: the one the user trains with (engines.backend)
         self.process: subprocess.Popen | None = None
         self.last_foreign_cores = 0.0  # what other processes used during the last request (probes.load)
         self.busy = False  # a request is in flight (an interrupted call leaves it so)
@@ -57,7 +58,7 @@ class TrialProcess:
     def start(self) -> None:
         env = dict(os.environ)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        env.setdefault("KERAS_BACKEND", "tensorflow")
+        env["KERAS_BACKEND"] = self.backend
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tuner.trial.child"],
             stdin=subprocess.PIPE,
@@ -184,9 +185,9 @@ class TrialMeasurer:
     """
 
     def __init__(self, source: FileSource | PickledSource, *, memory_budget_bytes: int | None,
-                 load_timeout: float = LOAD_TIMEOUT_SECONDS):
+                 load_timeout: float = LOAD_TIMEOUT_SECONDS, backend: str = "tensorflow"):
         self.source = source
-        self.process = TrialProcess(memory_budget_bytes)
+        self.process = TrialProcess(memory_budget_bytes, backend)
         self.load_timeout = load_timeout
         self.window_size: Callable[[LoaderConfig], int] = lambda config: MIN_WINDOW_BATCHES
         self.window_timeout: Callable[[int], float] = lambda batches: load_timeout

@@ -83,6 +83,7 @@ class Loaded:
     kind: DataKind
     class_name: str
     engine: EngineName
+    backend: str  # what Keras actually loaded in the trial process
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,14 @@
 """A plain stopwatch around a user's training, in its own process: what a user would time by hand.
 
-    python benchmarks/stopwatch.py FILE WORKERS USE_MULTIPROCESSING MAX_QUEUE_SIZE EPOCHS
+    python benchmarks/stopwatch.py FILE WORKERS USE_MULTIPROCESSING MAX_QUEUE_SIZE EPOCHS [NATIVE_THREADS]
 
 Loads FILE's dataset and model as tune-loader does (its make_model, else the same small default model),
 sets the three knobs the way the user would (PyDataset properties under Keras 3, fit_generator arguments
-under tf-keras), runs one untimed epoch (tracing), then times one plain ``fit`` of EPOCHS epochs with
-``time.perf_counter`` around the call, and prints ``{"batches_per_second": ...}`` as JSON. It shares no
-timing code with tune-loader: no windows, no epoch model, no callbacks.
+under tf-keras), and NATIVE_THREADS as the recommendation tells the user to (``threadpool_limits`` first
+thing in every ``__getitem__``), runs one untimed epoch (tracing), then times one plain ``fit`` of EPOCHS
+epochs with ``time.perf_counter`` around the call, and prints ``{"batches_per_second": ...}`` as JSON. It
+shares no timing code with tune-loader: no windows, no epoch model, no callbacks. The Keras backend is
+whatever ``KERAS_BACKEND`` says, as in the user's own training.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def main() -> None:
     path, workers, processes, queue, epochs = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "True", int(sys.argv[4]), int(sys.argv[5])
+    native = int(sys.argv[6]) if len(sys.argv) > 6 and sys.argv[6] != "default" else None
     from tuner import engines
     from tuner.engines.common import standardize
     from tuner.userfile import find_dataset, find_model, import_user_file
@@ -33,6 +36,8 @@ def main() -> None:
     dataset = find_dataset(module, None, is_dataset=engines.is_dataset, is_dataset_class=engines.is_dataset_class).build()
     model_found = find_model(module, None, is_model=engines.is_model)
     engine = engines.resolve(dataset, None)
+    if native is not None:
+        limit_each_batch(type(dataset), native)
     model = model_found.build() if model_found else engine.build_default_model(standardize(dataset[0]))[0]
     knobs = {"workers": workers, "use_multiprocessing": processes, "max_queue_size": queue}
     if engine.name == "keras3":
@@ -48,6 +53,19 @@ def main() -> None:
         fit(epochs)
         seconds = time.perf_counter() - started
     print(json.dumps({"batches_per_second": epochs * len(dataset) / seconds, "seconds": seconds}))
+
+
+def limit_each_batch(cls: type, native: int) -> None:
+    """The recommendation's pasted line: ``threadpool_limits(limits=N)`` first thing in ``__getitem__``."""
+    from threadpoolctl import threadpool_limits
+
+    original = cls.__getitem__
+
+    def __getitem__(self, index):
+        threadpool_limits(limits=native)
+        return original(self, index)
+
+    cls.__getitem__ = __getitem__
 
 
 if __name__ == "__main__":

@@ -11,6 +11,11 @@ It prints, per example: the claimed speed-up with its interval, the stopwatch's,
 each example is also tuned beside a process spinning one core, and that claim is judged against the
 same quiet stopwatch; an example named by ``--repeat`` is tuned three times, and every answer is timed.
 
+A row ``EXAMPLE@jax`` tunes and times under the JAX backend, where the settings timed leave out processes
+(tune-loader does not allow them there). Where tune-loader searched BLAS/OpenMP threads per worker, every
+setting is also timed at one native thread (the four-knob grid), and tune-loader runs once more with
+``native_threads=False``: the three-knob answer, timed beside the four-knob one.
+
     python benchmarks/truth.py --under-load --repeat flow_from_directory image_files   # what the README shows
     python benchmarks/truth.py --examples image_files io_bound --rounds 3
     python benchmarks/truth.py --from benchmarks/results/MACHINE/COMMIT/truth-TIME.json   # re-render
@@ -22,8 +27,10 @@ README's table.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
+import os
 import re
 import statistics
 import subprocess
@@ -39,9 +46,11 @@ from probes import probe_machine  # noqa: E402
 from probes.profiles import DataKind  # noqa: E402
 from tuner import recommend  # noqa: E402
 from tuner.results import KERAS_DEFAULTS, LoaderConfig, Recommendation  # noqa: E402
-from tuner.search.space import rule_of_thumb  # noqa: E402
+from tuner.engines.backend import label, processes_excluded  # noqa: E402
+from tuner.search.space import native_limits, rule_of_thumb  # noqa: E402
 
-EXAMPLES = ("io_bound", "gil_bound", "numpy_augment", "image_files", "flow_from_directory", "legacy_sequence")
+EXAMPLES = ("io_bound", "gil_bound", "numpy_augment", "image_files", "flow_from_directory", "legacy_sequence",
+            "blas_features", "io_bound@jax", "gil_bound@jax")
 STOPWATCH = ROOT / "benchmarks" / "stopwatch.py"
 REPEATED_RUNS = 3
 TIMED_SECONDS = 5.0  # the defaults' timed fit lasts about this long; every setting runs as many epochs
@@ -49,24 +58,33 @@ README_BEGIN, README_END = "<!-- truth table: written by benchmarks/truth.py -->
 RESULTS_BEGIN, RESULTS_END = "<!-- truth: written by benchmarks/truth.py -->", "<!-- end of truth -->"
 
 
-def stopwatch(path: Path, config: LoaderConfig, epochs: int) -> float:
+def stopwatch(path: Path, config: LoaderConfig, epochs: int, backend: str) -> float:
     """Batches per second of one plain ``fit`` of ``epochs`` epochs under ``config``, in a fresh process."""
     command = [sys.executable, str(STOPWATCH), str(path), str(config.workers), str(config.use_multiprocessing),
-               str(config.max_queue_size), str(epochs)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=ROOT)
+               str(config.max_queue_size), str(epochs), str(config.native_threads or "default")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=ROOT,
+                          env=os.environ | {"KERAS_BACKEND": backend})
     if done.returncode != 0:
         raise RuntimeError(f"stopwatch failed for {config.label()}: {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])["batches_per_second"]
 
 
 def settings_to_time(answer: Recommendation, *others: LoaderConfig) -> dict[str, LoaderConfig]:
-    """The defaults, the answer, what a user would try by hand, and ``others`` (answers of the repeated and
-    loaded runs), each setting once."""
-    picklable = answer.dataset.picklable and answer.dataset.kind != DataKind.GENERATOR
-    candidates = {"defaults": KERAS_DEFAULTS, "tune-loader": answer.config, "2 threads": LoaderConfig(2, False, 10),
-                  "4 threads": LoaderConfig(4, False, 10), "rule of thumb": rule_of_thumb(answer.machine, answer.dataset)}
-    if picklable:
-        candidates["2 processes"] = LoaderConfig(2, True, 10)
+    """The defaults, the answer, what a user would try by hand (each also at one native thread where the
+    fourth knob was searched), and ``others`` (answers of the repeated, loaded and three-knob runs), each
+    setting once, processes only where tune-loader allows them."""
+    processes = (answer.dataset.picklable and answer.dataset.kind != DataKind.GENERATOR
+                 and not processes_excluded(answer.backend))
+    by_hand = {"defaults": KERAS_DEFAULTS, "2 threads": LoaderConfig(2, False, 10), "4 threads": LoaderConfig(4, False, 10)}
+    if processes:
+        by_hand["2 processes"] = LoaderConfig(2, True, 10)
+    if native_limits(answer.machine, answer.dataset):
+        by_hand |= {f"{name}, 1 native thread": dataclasses.replace(config, native_threads=1)
+                    for name, config in by_hand.items()}
+    rule = rule_of_thumb(answer.machine, answer.dataset)
+    candidates = {"defaults": KERAS_DEFAULTS, "tune-loader": answer.config} | by_hand
+    if processes or not rule.use_multiprocessing:
+        candidates["rule of thumb"] = rule
     candidates |= {f"other answer {number}": config for number, config in enumerate(others, 1)}
     unique, seen = {}, set()
     for name, config in candidates.items():
@@ -76,26 +94,31 @@ def settings_to_time(answer: Recommendation, *others: LoaderConfig) -> dict[str,
     return unique
 
 
-def tune(path: Path, competing_core: bool = False) -> tuple[Recommendation, float]:
+def tune(path: Path, backend: str, competing_core: bool = False, native_threads: bool = True
+         ) -> tuple[Recommendation, float]:
     """tune-loader's answer and its time to answer; with ``competing_core``, beside a process that spins one
     core from start to end (the stopwatch always runs quiet)."""
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if competing_core else None
     began = time.monotonic()
     try:
-        return recommend(str(path)), time.monotonic() - began
+        return recommend(str(path), backend=backend, native_threads=native_threads), time.monotonic() - began
     finally:
         if spinner:
             spinner.kill()
             spinner.wait()
 
 
-def run_example(name: str, rounds: int, runs: int, under_load: bool) -> dict:
+def run_example(row: str, rounds: int, runs: int, under_load: bool) -> dict:
+    name, _, backend = row.partition("@")
+    backend = backend or "tensorflow"
     path = ROOT / "examples" / f"{name}.py"
-    print(f"\n== {name}", flush=True)
-    quiet = [tune(path) for _ in range(runs)]
-    loaded = tune(path, competing_core=True) if under_load else None
+    print(f"\n== {row}", flush=True)
+    quiet = [tune(path, backend) for _ in range(runs)]
+    loaded = tune(path, backend, competing_core=True) if under_load else None
     answer, tuning_seconds = quiet[0]
-    others = [a.config for a, _ in quiet[1:]] + ([loaded[0].config] if loaded else [])
+    three = tune(path, backend, native_threads=False) if native_limits(answer.machine, answer.dataset) else None
+    others = ([a.config for a, _ in quiet[1:]] + ([loaded[0].config] if loaded else [])
+              + ([three[0].config] if three else []))
     settings = settings_to_time(answer, *others)
     default_rate = answer.default_batches_per_second or answer.recommended_batches_per_second
     epoch_seconds = answer.epoch_batches / default_rate.median
@@ -107,10 +130,12 @@ def run_example(name: str, rounds: int, runs: int, under_load: bool) -> dict:
     timed = {label: [] for label in settings}
     for _ in range(rounds):
         for label, config in settings.items():
-            timed[label].append(stopwatch(path, config, epochs))
+            timed[label].append(stopwatch(path, config, epochs, answer.backend))
     speedups = {label: statistics.median(a / b for a, b in zip(rates, timed["defaults"])) for label, rates in timed.items()}
-    result = {"example": name, "epochs": epochs, "speedups": speedups, "rates": timed,
+    shown = f"{name} ({label(answer.backend)})" if backend != "tensorflow" else name
+    result = {"example": shown, "backend": answer.backend, "epochs": epochs, "speedups": speedups, "rates": timed,
               **judge(answer, tuning_seconds, settings, speedups)}
+    result["three_knob"] = judge(*three, settings, speedups) if three else None
     result["repeats"] = [judge(a, t, settings, speedups) for a, t in quiet[1:]]
     result["under_load"] = judge(*loaded, settings, speedups) if loaded else None
     return result
@@ -156,6 +181,16 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def three_knob_text(results: list[dict]) -> str:
+    """For examples where the fourth knob was searched: the answer with and without it, by the stopwatch."""
+    return "\n".join(
+        f"- {r['example']}: with the fourth knob {r['answer']} reads {r['stopwatch']:.2f}x the defaults; "
+        f"with the three Keras knobs only (`--no-native-threads`) {r['three_knob']['answer']} reads "
+        f"{r['three_knob']['stopwatch']:.2f}x: the four-knob answer is {r['stopwatch'] / r['three_knob']['stopwatch']:.2f}x "
+        f"the three-knob answer; the best setting timed is {r['best_setting']}."
+        for r in results if r.get("three_knob"))
+
+
 def repeats_text(results: list[dict]) -> str:
     """For examples tuned more than once: each run's answer by the stopwatch, and their spread."""
     lines = []
@@ -185,6 +220,8 @@ def publish(results: list[dict], rounds: int, saved: Path) -> None:
     context = (f"{machine.usable_cores} usable cores, Python {machine.python_version}; stopwatch: a fresh process "
                f"per setting, {rounds} interleaved rounds, speed-ups as medians of per-round ratios to the defaults")
     body = f"{context}.\n\n{table(results)}"
+    if fourth := three_knob_text(results):
+        body += f"\n\nThe fourth knob, BLAS/OpenMP threads per worker, each answer timed by the same stopwatch rounds:\n\n{fourth}"
     if repeats := repeats_text(results):
         body += f"\n\nRepeated runs, each answer timed by the same stopwatch rounds:\n\n{repeats}"
     record.write_summary_section(RESULTS_BEGIN, RESULTS_END, (

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from probes.native import probe_native_threads
 from probes.profiles import DataKind, DatasetProfile
 from probes.stats import summarize
 
@@ -75,6 +76,11 @@ def probe_dataset(
         thread_safe, safety_note = _judge_thread_safety(get_batch, indices[0], test.serial_batches, test.threaded_batches)
     if pickle_error is None:
         pickle_error = pickle_failure(dataset)
+    if fresh_stream:
+        stream = fresh_stream()
+        native = probe_native_threads(lambda _: stream(), indices)
+    else:
+        native = probe_native_threads(get_batch, indices)
     return DatasetProfile(
         kind=kind,
         class_name=name or type(dataset).__name__,
@@ -95,6 +101,7 @@ def probe_dataset(
         user_use_multiprocessing=bool(getattr(dataset, "use_multiprocessing", False)),
         user_max_queue_size=int(getattr(dataset, "max_queue_size", 10) or 10),
         takes_knob_arguments=takes_knob_arguments(type(dataset)) if kind == DataKind.PYDATASET else None,
+        native=native,
     )
 
 

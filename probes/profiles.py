@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 WAITING_CPU_FRACTION = 0.3
+NATIVE_PARALLEL_CPU = 1.15  # process CPU over wall of a batch: its native threads ran at once
+NATIVE_TIME_CHANGE = 0.10  # one native thread changed the batch time by this share
 
 
 class TextEnum(str, Enum):
@@ -84,6 +86,27 @@ class Spread:
 
 
 @dataclass(frozen=True)
+class NativePools:
+    """The BLAS/OpenMP pools (threadpoolctl) with more than one thread while the data code ran, and its
+    batches' median wall and whole-process CPU seconds with the pools at that size and at one thread."""
+
+    pools: tuple[str, ...]
+    default_threads: int
+    default_seconds: float
+    default_cpu_seconds: float
+    one_thread_seconds: float
+    one_thread_cpu_seconds: float
+    batches: int  # per side
+
+    @property
+    def in_use(self) -> bool:
+        """The batches keep more than one core busy at the default size (their native threads run at once),
+        or one thread changes their time by 10% or more: then the limit may matter, and is searched."""
+        parallel = self.default_cpu_seconds / max(self.default_seconds, 1e-9) >= NATIVE_PARALLEL_CPU
+        return parallel or abs(self.one_thread_seconds / max(self.default_seconds, 1e-9) - 1.0) >= NATIVE_TIME_CHANGE
+
+
+@dataclass(frozen=True)
 class DatasetProfile:
     """How the user's data code behaves when called inline, batch by batch.
 
@@ -115,6 +138,7 @@ class DatasetProfile:
     # Whether the class's constructor takes workers=, use_multiprocessing= and max_queue_size= (named, or
     # through **kwargs); None when the data is not a PyDataset, or its signature cannot be read.
     takes_knob_arguments: bool | None = None
+    native: NativePools | None = None  # None: no BLAS/OpenMP pool with more than one thread
 
     @property
     def waits(self) -> bool:

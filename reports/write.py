@@ -66,7 +66,7 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
-TRIAL_COLUMNS = ("trial", "origin", "workers", "use_multiprocessing", "max_queue_size", "status",
+TRIAL_COLUMNS = ("trial", "origin", "workers", "use_multiprocessing", "max_queue_size", "native_threads", "status",
                  "epoch_batches_per_s_median", "epoch_batches_per_s_mad", "predicted_batches_per_s", "windows",
                  "steady_batches_per_s", "fixed_seconds_per_epoch", "peak_pss_mib", "wall_seconds", "reason")
 WINDOW_COLUMNS = ("trial", "window", "batches", "epoch_seconds", "steady_batches_per_s", "fixed_seconds")
@@ -78,12 +78,13 @@ def trials_frame(recommendation: Recommendation) -> pd.DataFrame:
     for trial in recommendation.trials:
         spread = trial.epoch_batches_per_second
         rows.append((trial.number, trial.origin, trial.config.workers, trial.config.use_multiprocessing,
-                     trial.config.max_queue_size, str(trial.status), spread.median if spread else None,
+                     trial.config.max_queue_size, trial.config.native_threads, str(trial.status), spread.median if spread else None,
                      spread.mad if spread else None, trial.predicted_batches_per_second, len(trial.windows),
                      trial.steady_batches_per_second, trial.fixed_seconds,
                      trial.peak_memory_bytes / 2**20 if trial.peak_memory_bytes else None, trial.wall_seconds,
                      trial.reason))
-    return pd.DataFrame(rows, columns=TRIAL_COLUMNS)
+    frame = pd.DataFrame(rows, columns=TRIAL_COLUMNS)
+    return frame.astype({"native_threads": "Int64"})  # blank for the libraries' default, not NaN beside floats
 
 
 def windows_frame(recommendation: Recommendation) -> pd.DataFrame:

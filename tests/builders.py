@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from probes.profiles import DatasetProfile, MachineProfile, ModelProfile, Spread
+from probes.profiles import DatasetProfile, MachineProfile, ModelProfile, NativePools, Spread
 from probes.stats import summarize
 from probes.profiles import PipelinePoint
 from tuner.results import (KERAS_DEFAULTS, Ceiling, Confirmation, LoaderConfig, Provenance, Recommendation, TrialResult,
@@ -19,7 +19,7 @@ def machine(cores: int = 2) -> MachineProfile:
 
 def dataset(
     *, cpu_fraction=0.05, thread_speedup=1.9, picklable=True, class_name="ShardDataset", batch_ms=20.0,
-    thread_safe=True, pickle_error="", kind="pydataset", takes_knob_arguments=True,
+    thread_safe=True, pickle_error="", kind="pydataset", takes_knob_arguments=True, native=None,
 ) -> DatasetProfile:
     return DatasetProfile(
         kind=kind, class_name=class_name, batches_per_epoch=200, batch_bytes=8320, samples_per_batch=32,
@@ -28,7 +28,7 @@ def dataset(
         thread_speedup=thread_speedup, threads_tried=2, picklable=picklable, pickle_error=pickle_error,
         thread_safe=thread_safe, thread_safety_note="threads returned the same batches as inline calls",
         user_workers=1, user_use_multiprocessing=False, user_max_queue_size=10,
-        takes_knob_arguments=takes_knob_arguments if kind == "pydataset" else None,
+        takes_knob_arguments=takes_knob_arguments if kind == "pydataset" else None, native=native,
     )
 
 
@@ -57,8 +57,14 @@ def trial(number: int, config: LoaderConfig, rate: float, status: str = "ok", re
     )
 
 
-def recommendation(*, class_name="ShardDataset", reason_text="", engine="keras3", **dataset_overrides) -> Recommendation:
-    best = LoaderConfig(8, False, 16)
+def native_pools(default_ms=60.0, default_cpu_ms=120.0, one_thread_ms=45.0, threads=2) -> NativePools:
+    """The probe's view of BLAS pools: by default two threads kept busy, and faster at one thread."""
+    return NativePools(("openblas 0.3.31 (blas, 2 threads)",), threads, default_ms / 1e3, default_cpu_ms / 1e3,
+                       one_thread_ms / 1e3, one_thread_ms / 1e3, 3)
+
+
+def recommendation(*, class_name="ShardDataset", reason_text="", engine="keras3", best=LoaderConfig(8, False, 16),
+                   **dataset_overrides) -> Recommendation:
     trials = (
         trial(0, KERAS_DEFAULTS, 45.0),
         trial(1, LoaderConfig(2, True, 10), 80.0),

@@ -28,7 +28,8 @@ from tuner.analysis.predict import Prediction, best_predictions, ceiling, ceilin
 from tuner.errors import TuneLoaderError
 from tuner.results import (KERAS_DEFAULTS, Ceiling, EngineComparison, EngineName, LoaderConfig, Provenance,
                            Recommendation, TrialResult, TrialStatus)
-from tuner.search.race import Interleaved, confirmed_best, interleave, race_rivals
+from tuner.search.race import FIT_EPOCHS, Interleaved, confirmed_best, interleave, race_rivals
+from tuner.search.stop_rules import RaceReserve
 from tuner.search.space import SearchSpace, starting_configs, warm_start
 from tuner.search.study import (StudyOutcome, StudySettings, best_trial, default_study_name, other_machines,
                                 record_answer, run_study)
@@ -141,6 +142,7 @@ def recommend(
     progress: Progress | None = None,
     engine: str | None = None,
     backend: str | None = None,
+    native_threads: bool = True,
     allow_duplicated_data: bool = False,
     compare_keras3: bool = False,
 ) -> Recommendation:
@@ -171,6 +173,9 @@ def recommend(
     ``backend`` ("tensorflow", "jax" or "torch") is the Keras 3 backend to
     time under; by default the one Keras would load here (``KERAS_BACKEND``,
     else keras.json). Under JAX processes are not tried (fork is unsafe).
+    ``native_threads`` searches the BLAS/OpenMP threads each worker's data
+    code may use, where the probe saw such pools at work (False: the three
+    Keras knobs only).
     Processes are never tried for a plain generator, since each would run its
     own copy, unless ``allow_duplicated_data``. ``compare_keras3`` also tunes
     a tf-keras Sequence as a Keras 3 PyDataset and reports what migrating
@@ -186,7 +191,8 @@ def recommend(
     provenance = provenance_of(source)
     measurer = TrialMeasurer(source, memory_budget_bytes=budget, load_timeout=load_timeout, backend=asked.name)
     try:
-        facts = _probe(measurer, machine, budget, started, provenance, allow_duplicated_data, progress, asked)
+        facts = _probe(measurer, machine, budget, started, provenance, allow_duplicated_data, progress, asked,
+                       native_threads)
         if quick:
             return assemble(facts, None)
         configure_measurer(measurer, facts, window_timeout)
@@ -202,7 +208,8 @@ def recommend(
     record_answer(settings, study_attributes(answer), answer.config)
     answer = dataclasses.replace(answer, other_machines=other_machines(settings))
     if compare_keras3 and answer.legacy:
-        answer = _with_keras3_comparison(answer, dataset, model, dataset_name, model_name, backend=backend, trials=trials,
+        answer = _with_keras3_comparison(answer, dataset, model, dataset_name, model_name, backend=backend,
+                                         native_threads=native_threads, trials=trials,
                                          time_budget=time_budget, max_memory=max_memory, seed=seed, progress=progress,
                                          window_timeout=window_timeout, load_timeout=load_timeout)
     return answer
@@ -213,7 +220,7 @@ def study_attributes(answer: Recommendation) -> dict[str, str]:
     c = answer.confirmation
     claim = f"{c.speedup:.2f}x the defaults, {c.interval_text()}" if c and answer.config != KERAS_DEFAULTS else (
         "the defaults kept")
-    return {"recommendation": answer.config.as_kwargs(), "speedup": claim, "machine": answer.machine.fingerprint,
+    return {"recommendation": answer.config.settings_text(), "speedup": claim, "machine": answer.machine.fingerprint,
             "provenance": json.dumps(to_dict(answer.provenance)) if answer.provenance else "",
             "packages": json.dumps(answer.machine.package_versions)}
 
@@ -248,14 +255,15 @@ def provenance_of(source: FileSource | PickledSource) -> Provenance:
 
 
 def _probe(measurer: TrialMeasurer, machine: MachineProfile, budget: int, started: float, provenance: Provenance,
-           allow_duplicated_data: bool, progress: Progress, asked: backends.BackendChoice) -> Facts:
+           allow_duplicated_data: bool, progress: Progress, asked: backends.BackendChoice,
+           native_threads: bool = True) -> Facts:
     progress.stage(f"Starting Keras ({backends.label(asked.name)} backend) and loading your dataset")
     measurer.start()
     progress.stage("Probing the data code, the model step and Keras's pipeline")
     dataset, model = measurer.probe(machine.usable_cores)
     loaded = measurer.loaded
     space = SearchSpace.for_profiles(machine, dataset, allow_duplicated_data=allow_duplicated_data,
-                                     backend=loaded.backend)
+                                     backend=loaded.backend, search_native_threads=native_threads)
     return Facts(machine, dataset, model, loaded.dataset_name, loaded.class_name, loaded.engine, space, budget, started,
                  provenance, loaded.backend, tuple(filter(None, [backend_mismatch(asked, loaded.backend, loaded.engine)])))
 
@@ -289,9 +297,12 @@ def _study_settings(facts: Facts, limit: Ceiling, trials: int, time_budget: floa
                                     pools=facts.space.allows_pools)
     source = Path(facts.provenance.source).stem if facts.provenance.source_sha256 else "object"
     name = study_name or default_study_name(source, facts.dataset_name, facts.class_name, facts.machine)
+    reserve = RaceReserve(time_budget, facts.epoch_batches, facts.predicted(KERAS_DEFAULTS), FIT_EPOCHS,
+                          RACE_CHOICE_ROUNDS)
     return StudySettings(epoch_batches=facts.epoch_batches, ceiling_batches_per_second=stop_at,
                          ceiling_meaning=meaning, max_trials=trials, time_budget_seconds=time_budget, seed=seed,
-                         storage=storage(name) if callable(storage) else storage, study_name=name)
+                         storage=storage(name) if callable(storage) else storage, study_name=name,
+                         race_reserve=reserve)
 
 
 def _search(measurer: TrialMeasurer, facts: Facts, settings: StudySettings, progress: Progress) -> StudyOutcome:

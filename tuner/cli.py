@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"),
                         help="the Keras 3 backend to time under (default: the one Keras loads here, from "
                         "KERAS_BACKEND or ~/.keras/keras.json); under jax processes are not tried")
+    parser.add_argument("--no-native-threads", dest="native_threads", action="store_false",
+                        help="do not search BLAS/OpenMP threads per worker (the fourth knob): the three Keras knobs only")
     parser.add_argument("--allow-duplicated-data", action="store_true",
                         help="let a plain generator run in processes, each with its own copy (duplicates batches)")
     parser.add_argument("--compare-keras3", action="store_true",
@@ -156,7 +158,7 @@ def one_line(r: Recommendation) -> str:
     """--quiet's whole output: the settings and what they measured against the defaults."""
     from reports.summary import speedup_text
 
-    return f"{r.config.as_kwargs()}: {speedup_text(r)}"
+    return f"{r.config.settings_text()}: {speedup_text(r)}"
 
 
 def _run(args, console: Console) -> tuple[Recommendation, Path]:
@@ -185,7 +187,8 @@ def _run(args, console: Console) -> tuple[Recommendation, Path]:
                 time_budget=args.time_budget, max_memory=args.max_memory, window_timeout=args.trial_timeout,
                 load_timeout=args.load_timeout, quick=args.quick, seed=args.seed, storage=storage,
                 study_name=args.study_name, progress=progress, engine=args.engine, backend=args.backend,
-                allow_duplicated_data=args.allow_duplicated_data, compare_keras3=args.compare_keras3,
+                native_threads=args.native_threads, allow_duplicated_data=args.allow_duplicated_data,
+                compare_keras3=args.compare_keras3,
             )
         fresh_start()  # --quick never opens the study, but its report replaces the old one
         write_reports(recommendation, folder.path)

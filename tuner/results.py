@@ -36,11 +36,14 @@ class EngineName(TextEnum):
 
 @dataclass(frozen=True, order=True)
 class LoaderConfig:
-    """The three knobs Keras exposes for Python data code."""
+    """The three knobs Keras exposes for Python data code, and a fourth it does not: ``native_threads``, the
+    BLAS/OpenMP threads each worker's data code may use (``threadpoolctl.threadpool_limits`` at the start of
+    every batch); None leaves the libraries at their default, one thread per core."""
 
     workers: int = 1
     use_multiprocessing: bool = False
     max_queue_size: int = 10
+    native_threads: int | None = None
 
     @classmethod
     def tf_data(cls) -> LoaderConfig:
@@ -71,7 +74,8 @@ class LoaderConfig:
         Among settings that measure alike the simplest costs the least memory
         and contention; a queue of 1 or 2 leaves no slack for uneven batches.
         """
-        return self.workers, self.use_multiprocessing, abs(math.log(max(self.max_queue_size, 1) / 10))
+        return (self.workers, self.use_multiprocessing, self.native_threads is not None,
+                abs(math.log(max(self.max_queue_size, 1) / 10)))
 
     @property
     def effective_parallelism(self) -> int:
@@ -84,24 +88,33 @@ class LoaderConfig:
         """Configurations Keras runs identically share a key: without a pool the queue is unused."""
         if self.is_tf_data:
             return ("tf.data",)
+        native = () if self.native_threads is None else (("native threads", self.native_threads),)
         if not self.parallel:
-            return ("inline",)
-        return (self.workers, self.use_multiprocessing, self.max_queue_size)
+            return ("inline",) + native
+        return (self.workers, self.use_multiprocessing, self.max_queue_size) + native
 
     def label(self) -> str:
         if self.is_tf_data:
             return "tf.data (AUTOTUNE)"
+        native = "" if self.native_threads is None else f", {self.native_threads} BLAS/OpenMP thread" + (
+            "s" if self.native_threads > 1 else "")
         if not self.parallel:
-            return "inline (no pool)"
+            return "inline (no pool)" + native
         unit = "process" if self.use_multiprocessing else "thread"
         unit += "" if self.workers == 1 else ("es" if self.use_multiprocessing else "s")
-        return f"{self.workers} {unit}, queue {self.max_queue_size}"
+        return f"{self.workers} {unit}, queue {self.max_queue_size}" + native
 
     def as_kwargs(self) -> str:
+        """The three Keras knobs as keyword arguments, to paste."""
         return (
             f"workers={self.workers}, use_multiprocessing={self.use_multiprocessing}, "
             f"max_queue_size={self.max_queue_size}"
         )
+
+    def settings_text(self) -> str:
+        """All four knobs in one line: the Keras arguments, and the native-thread limit when set."""
+        native = "" if self.native_threads is None else f"; threadpool_limits(limits={self.native_threads}) per batch"
+        return self.as_kwargs() + native
 
 
 KERAS_DEFAULTS = LoaderConfig()
@@ -333,8 +346,28 @@ class Recommendation:
         """The data is a tf-keras Sequence or a plain generator: Keras 2 code."""
         return self.engine == EngineName.TF_KERAS
 
+    def native_threads_code(self) -> str:
+        """The fourth knob as code: the limit set first thing in every batch, in whichever worker makes it
+        (as tune-loader timed it); "" when the libraries keep their default."""
+        limit = self.config.native_threads
+        if limit is None:
+            return ""
+        if self.dataset.kind == DataKind.GENERATOR:
+            where = (f"def {self.dataset_name}(...):  # your generator\n    while ...:\n"
+                     f"        threadpool_limits(limits={limit})  # before each batch's work\n        yield ...")
+        else:
+            where = (f"class {self.dataset.class_name}(...):  # your dataset, as now\n"
+                     "    def __getitem__(self, index):\n"
+                     f"        threadpool_limits(limits={limit})  # first thing in every batch\n"
+                     "        ...  # your batch code, unchanged")
+        return (f"# BLAS/OpenMP threads per worker: {limit} (pip install threadpoolctl)\n"
+                f"from threadpoolctl import threadpool_limits\n\n{where}\n\n")
+
     def keras3_code(self) -> str:
         """The settings in Keras 3; for legacy data, the PyDataset it would become."""
+        return self.native_threads_code() + self._keras3_knobs_code()
+
+    def _keras3_knobs_code(self) -> str:
         if not self.legacy and self.dataset.takes_knob_arguments is False:
             c = self.config
             return (f"dataset = ...  # your {self.dataset.class_name}, built as now\n"
@@ -363,6 +396,9 @@ class Recommendation:
         )
 
     def tf_keras_code(self) -> str:
+        return self.native_threads_code() + self._tf_keras_knobs_code()
+
+    def _tf_keras_knobs_code(self) -> str:
         if self.dataset.kind == DataKind.GENERATOR:
             return (
                 f"model.fit_generator({self.dataset_name}(), steps_per_epoch=..., epochs=..., {self.config.as_kwargs()})\n"

@@ -55,6 +55,8 @@ def explain(
     best thread pool's measured gain over inline (``thread_gain``).
     """
     reasons = [data_nature(dataset, threads_measured), f"Training is {ceiling.verdict}."]
+    if native := native_threads_text(dataset, chosen):
+        reasons.insert(1, native)
     if race and len(race) > 1:
         reasons.append(race_summary(race, best.config, waiting=dataset.waits))
     if engine == EngineName.TF_KERAS:
@@ -105,8 +107,14 @@ def claim(chosen: LoaderConfig, best: LoaderConfig, confirmation: Confirmation |
     if chosen == KERAS_DEFAULTS:
         return (f"{measured}. That does not show a speed-up, so keep the defaults; the answer is undecided, not "
                 f"equal{stopped}.")
-    width = (f" The interval reaches +-{confirmation.half_width:.0%}, wider than the +-{DECIDED_WITHIN:.0%} the race "
-             f"aims for{stopped}." if not decided(confirmation) else "")
+    if decided(confirmation):
+        width = ""
+    elif confirmation.is_range:
+        width = (f" {len(confirmation.best_samples)} rounds give a range, not yet a {CONFIDENCE:.0%} interval (six "
+                 f"rounds make one){stopped}.")
+    else:
+        width = (f" The interval reaches +-{confirmation.half_width:.0%}, wider than the +-{DECIDED_WITHIN:.0%} the "
+                 f"race aims for{stopped}.")
     return f"{measured} (epochs of {epoch_batches} batches).{width}"
 
 
@@ -175,6 +183,29 @@ def thread_gain(trials: tuple[TrialResult, ...], race: dict[LoaderConfig, tuple[
     return best.config, best.epoch_batches_per_second.median / max(inline)
 
 
+def native_threads_text(dataset: DatasetProfile, chosen: LoaderConfig) -> str | None:
+    """What the probe saw of the data code's BLAS/OpenMP pools, whether the limit was searched, and what the
+    chosen limit does and costs."""
+    native = dataset.native
+    if native is None:
+        return None
+    pools = ", ".join(native.pools)
+    probe = (f"a batch took {native.default_seconds * 1e3:.1f} ms using {native.default_cpu_seconds / native.default_seconds:.1f} "
+             f"cores at {native.default_threads} threads and {native.one_thread_seconds * 1e3:.1f} ms at one "
+             f"(median of {native.batches} each)")
+    if not native.in_use:
+        return (f"Your data code loads {pools}, but {probe}: the pools hardly work, so threads per worker were "
+                "not searched.")
+    text = (f"Your data code runs on {pools}: {probe}. Every worker shares or copies these pools, so "
+            "BLAS/OpenMP threads per worker were searched as a fourth knob.")
+    if chosen.native_threads is not None:
+        text += (f" The answer limits them to {chosen.native_threads} per worker with threadpool_limits at the start "
+                 "of every batch. Where batches are made in the training process (inline or threads) the limit stays "
+                 "on there for other BLAS work too; TensorFlow's and XLA's own threads are separate pools, and "
+                 "whatever it cost the model step is inside the measured epochs.")
+    return text
+
+
 def data_nature(dataset: DatasetProfile, threads_measured: tuple[LoaderConfig, float] | None = None) -> str:
     """What the data code is, from the probe's timings and thread test, corrected by what thread pools
     measured: a probe of a few batches can miss a partial GIL release that the trials show."""
@@ -191,6 +222,12 @@ def data_nature(dataset: DatasetProfile, threads_measured: tuple[LoaderConfig, f
         return (
             f"Your batches take {batch_ms:.1f} ms and spend only {share:.0%} of it on the CPU: the code mostly waits "
             f"(I/O, sleep), so threads overlap the waits ({dataset.threads_tried} threads made them {speedup:.1f}x faster)."
+        )
+    if dataset.gil_bound and dataset.native and dataset.native.in_use:
+        return (
+            f"Your batches take {batch_ms:.1f} ms, and {dataset.threads_tried} threads made them only {speedup:.2f}x "
+            "faster: not the GIL alone, since their native threads (BLAS/OpenMP) already use the cores, and more "
+            "workers oversubscribe them unless each worker's pools are limited."
         )
     if dataset.gil_bound and threads_measured and threads_measured[1] >= PARTIAL_GIL_GAIN:
         config, gain = threads_measured

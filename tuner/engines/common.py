@@ -5,6 +5,7 @@ Nothing here imports a Keras; each engine passes in its own module.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import types
@@ -13,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from tuner.analysis.epoch_model import window_timing
 from tuner.errors import TuneLoaderError
@@ -45,6 +47,33 @@ class GeneratorData:
 
     def fresh(self) -> Iterator:
         return self.factory()
+
+
+def limit_native_threads(limit: int | None) -> None:
+    """The fourth knob, as the recommendation tells the user to set it: ``threadpool_limits`` first thing in
+    every batch, in whichever worker makes it (BLAS's limit is per process, OpenMP's per thread)."""
+    if limit is not None:
+        threadpool_limits(limits=limit)
+
+
+def native_threads_restored() -> contextlib.AbstractContextManager:
+    """Puts this process's BLAS/OpenMP pools back to their size when the block ends: a window run inline
+    or with threads sets the limit here, and the next window must not inherit it."""
+    return threadpool_limits(limits=None)
+
+
+def limited_stream(stream: Iterator, limit: int | None) -> Iterator:
+    """A generator's batches with the native-thread limit set before each, in the worker that pulls it."""
+    if limit is None:
+        yield from stream
+        return
+    while True:
+        threadpool_limits(limits=limit)
+        try:
+            item = next(stream)
+        except StopIteration:
+            return
+        yield item
 
 
 class RepeatedBatch:

@@ -60,11 +60,13 @@ class WindowView(keras.utils.PyDataset):
         self.batches = batches
         self.offset = offset
         self.inner_batches = inner.num_batches
+        self.native_threads = config.native_threads
 
     def __len__(self) -> int:
         return self.batches
 
     def __getitem__(self, index: int):
+        common.limit_native_threads(self.native_threads)
         position = self.offset + index
         return self.inner[position % self.inner_batches if self.inner_batches else position]
 
@@ -109,7 +111,8 @@ class Keras3Engine:
 
     def run_window(self, model: keras.Model, dataset, config: LoaderConfig, batches: int, offset: int,
                    epochs: int = 1) -> WindowTiming:
-        return self.fit_epochs(model, WindowView(dataset, batches, offset, config), epochs)
+        with common.native_threads_restored():
+            return self.fit_epochs(model, WindowView(dataset, batches, offset, config), epochs)
 
     def run_cached_window(self, model: keras.Model, batch, config: LoaderConfig, batches: int, dataset=None,
                           measure_epoch_end: bool = True) -> tuple[WindowTiming, float, float]:

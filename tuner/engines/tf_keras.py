@@ -56,7 +56,8 @@ data_utils.GeneratorEnqueuer.start = _tracked_start
 class SequenceWindow(tf_keras.utils.Sequence):
     """A full epoch of ``batches`` batches of ``inner`` from ``offset`` on (see keras3.WindowView for why full)."""
 
-    def __init__(self, inner, batches: int, offset: int):
+    def __init__(self, inner, batches: int, offset: int, native_threads: int | None = None):
+        self.native_threads = native_threads
         self.inner = inner
         self.batches = batches
         self.offset = offset
@@ -66,6 +67,7 @@ class SequenceWindow(tf_keras.utils.Sequence):
         return self.batches
 
     def __getitem__(self, index: int):
+        common.limit_native_threads(self.native_threads)
         return self.inner[(self.offset + index) % self.inner_batches]
 
     def on_epoch_end(self) -> None:
@@ -145,12 +147,15 @@ class TfKerasEngine:
         instead of to every window. Consecutive epochs are full epochs of the view, as the user's are: the
         stall between them is part of the last epoch's time. A generator's epochs run on from one fresh
         generator, as the user's ``fit`` reads it."""
-        if isinstance(dataset, GeneratorData):
-            clock, _ = _fit(model, dataset.fresh(), config, batches, epochs)
-        elif epochs == 1:
-            clock, _ = _fit(model, SequenceWindow(dataset, batches + _spare(config), offset), config, batches)
-        else:
-            clock, _ = _fit(model, SequenceWindow(dataset, batches, offset), config, None, epochs)
+        native = config.native_threads
+        with common.native_threads_restored():
+            if isinstance(dataset, GeneratorData):
+                clock, _ = _fit(model, common.limited_stream(dataset.fresh(), native), config, batches, epochs)
+            elif epochs == 1:
+                clock, _ = _fit(model, SequenceWindow(dataset, batches + _spare(config), offset, native), config,
+                                batches)
+            else:
+                clock, _ = _fit(model, SequenceWindow(dataset, batches, offset, native), config, None, epochs)
         return clock.timing()
 
     def run_cached_window(self, model, batch, config: LoaderConfig, batches: int, dataset=None,

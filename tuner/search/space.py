@@ -1,7 +1,9 @@
-"""The search space for the three knobs, and the settings measured first."""
+"""The search space for the three knobs (and the fourth, native threads per worker), and the settings measured
+first."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -31,6 +33,8 @@ class SearchSpace:
     ``processes_excluded`` says why processes are not searched, and
     ``threads_infeasible`` why thread pools cannot run this data ("" when
     they can): such settings are recorded as infeasible, not timed.
+    ``native_threads`` holds the limits searched for the data code's BLAS
+    and OpenMP pools besides their default (empty: the knob is not searched).
     """
 
     max_workers: int
@@ -38,10 +42,12 @@ class SearchSpace:
     max_queue_size: int = MAX_QUEUE
     processes_excluded: str = ""
     threads_infeasible: str = ""
+    native_threads: tuple[int, ...] = ()
 
     @classmethod
     def for_profiles(cls, machine: MachineProfile, dataset: DatasetProfile, *,
-                     allow_duplicated_data: bool = False, backend: str = "tensorflow") -> SearchSpace:
+                     allow_duplicated_data: bool = False, backend: str = "tensorflow",
+                     search_native_threads: bool = True) -> SearchSpace:
         """Workers up to 4 per usable core, or 16 per core for data code that waits and gives batch i on
         demand.
 
@@ -54,6 +60,8 @@ class SearchSpace:
         fork needs it), and for a plain generator only when duplicated data
         is explicitly allowed; never under a backend that forking endangers
         (``engines.backend.processes_excluded``). Each reason ends with its fix.
+        Native threads per worker are searched when the probe saw the data
+        code's pools in use (``native_limits``).
         """
         generator = dataset.kind == DataKind.GENERATOR
         per_core = WAITING_WORKERS_PER_CORE if dataset.waits and not generator else WORKERS_PER_CORE
@@ -74,7 +82,9 @@ class SearchSpace:
                 "call next() on it and fail with 'Your generator is NOT thread-safe'. Fix: wrap it in an iterator whose "
                 "__next__ holds a threading.Lock, or rewrite it as a Sequence (batch i from __getitem__)"
             )
-        return cls(per_core * machine.usable_cores, allow, processes_excluded=excluded, threads_infeasible=threads)
+        native = native_limits(machine, dataset) if search_native_threads else ()
+        return cls(per_core * machine.usable_cores, allow, processes_excluded=excluded, threads_infeasible=threads,
+                   native_threads=native)
 
     @property
     def allows_pools(self) -> bool:
@@ -82,7 +92,9 @@ class SearchSpace:
 
     def allows(self, config: LoaderConfig) -> bool:
         """Whether the search may suggest ``config`` (a start the space excludes is not enqueued)."""
-        return config.workers <= self.max_workers and (self.allow_processes or not config.use_multiprocessing)
+        native = config.native_threads is None or config.native_threads in self.native_threads
+        return (config.workers <= self.max_workers and native
+                and (self.allow_processes or not config.use_multiprocessing))
 
     def infeasible(self, config: LoaderConfig) -> str:
         """Why ``config`` cannot run this data, or "" when it can."""
@@ -101,22 +113,39 @@ class SearchSpace:
         ]
 
     def suggest(self, trial) -> LoaderConfig:
-        """Asks an Optuna trial for one setting."""
+        """Asks an Optuna trial for one setting (native threads as an int, 0 for the libraries' default)."""
+        native = trial.suggest_categorical("native_threads", [0, *self.native_threads]) if self.native_threads else 0
         return LoaderConfig(
             workers=trial.suggest_int("workers", 1, self.max_workers),
             use_multiprocessing=trial.suggest_categorical(
                 "use_multiprocessing", [False, True] if self.allow_processes else [False]
             ),
             max_queue_size=trial.suggest_int("max_queue_size", 1, self.max_queue_size, log=True),
+            native_threads=native or None,
         )
 
+    def params(self, config: LoaderConfig) -> dict:
+        """``config`` as the Optuna parameters ``suggest`` asks for (an enqueued trial must fix them all)."""
+        params = {"workers": config.workers, "use_multiprocessing": config.use_multiprocessing,
+                  "max_queue_size": config.max_queue_size}
+        if self.native_threads:
+            params["native_threads"] = config.native_threads or 0
+        return params
+
     @staticmethod
-    def params(config: LoaderConfig) -> dict:
-        return {
-            "workers": config.workers,
-            "use_multiprocessing": config.use_multiprocessing,
-            "max_queue_size": config.max_queue_size,
-        }
+    def config_of(params: dict) -> LoaderConfig:
+        """The setting a stored trial's parameters describe."""
+        return LoaderConfig(params["workers"], params["use_multiprocessing"], params["max_queue_size"],
+                            params.get("native_threads") or None)
+
+
+def native_limits(machine: MachineProfile, dataset: DatasetProfile) -> tuple[int, ...]:
+    """The native-thread limits worth timing: one thread, and half the cores on a machine with four or more
+    (two workers' share); none when the probe saw no pool in use (``NativePools.in_use``)."""
+    if dataset.native is None or not dataset.native.in_use:
+        return ()
+    half = machine.usable_cores // 2
+    return (1,) + ((half,) if 1 < half < dataset.native.default_threads else ())
 
 
 def rule_of_thumb(machine: MachineProfile, dataset: DatasetProfile) -> LoaderConfig:
@@ -162,7 +191,9 @@ def starting_configs(
     """Measured before the sampler takes over: the Keras defaults, the rule of thumb and the analytic
     model's best guesses (equivalent ones once).
 
-    With ``predicted`` (the analytic model's epoch throughput) the defaults
+    Where the space searches native threads, the rule of thumb and the best
+    guess come first at one native thread. With ``predicted`` (the analytic
+    model's epoch throughput) the defaults
     start only when they are among the model's guesses: the final race times
     them beside the answer anyway. The rule of thumb, which nothing else
     times, starts unless the model puts it under half of its best guess, or
@@ -173,8 +204,14 @@ def starting_configs(
     if predicted and predicted_best:
         start_defaults = any(c.equivalence_key() == KERAS_DEFAULTS.equivalence_key() for c in predicted_best)
         start_rule = predicted(rule) >= BASELINE_SHARE * predicted(predicted_best[0])
-    starts = [("keras defaults", KERAS_DEFAULTS)] * start_defaults + [("rule of thumb", rule)] * start_rule
-    starts += [("prediction", config) for config in predicted_best]
+    starts = [("keras defaults", KERAS_DEFAULTS)] * start_defaults
+    if space.native_threads:
+        # The analytic model cannot rank the fourth knob: the rule of thumb and its best guess are timed at
+        # one native thread first, since pools the probe saw at work oversubscribe the cores in every worker.
+        pools = [rule] + list(predicted_best[:1])
+        starts += [(f"{origin}, 1 native thread", dataclasses.replace(config, native_threads=1))
+                   for origin, config in zip(("rule of thumb", "prediction"), pools)]
+    starts += [("rule of thumb", rule)] * start_rule + [("prediction", config) for config in predicted_best]
     unique, seen = [], set()
     for origin, config in starts:
         if config.equivalence_key() not in seen and space.allows(config):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from tuner.analysis.predict import FREE_DATA_CEILING
-from tuner.results import TrialResult, best_rate
+from tuner.results import KERAS_DEFAULTS, ROUNDS_FOR_ONE_SIDED, TrialResult, best_rate, completed
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,45 @@ class TimeBudget:
         if state.elapsed_seconds >= self.seconds:
             return f"it used its time budget of {self.seconds:.0f} s (--time-budget)"
         return None
+
+
+@dataclass(frozen=True)
+class RaceReserve:
+    """Leaves the final race time to decide inside the budget: the search stops once what is left of
+    ``budget_seconds`` would not fit the race's rounds, up to ``max_share`` of the budget.
+
+    The race first times the leader, a rival, the defaults and tf.data for
+    ``choice_rounds``, then the leader and the defaults until at least
+    ``ROUNDS_FOR_ONE_SIDED`` rounds, each a fit of ``fit_epochs`` epochs. The
+    best trial and the defaults (measured, else ``default_batches_per_second``
+    from the analytic model) set the epochs' length; a rival is counted as long
+    as the leader, and tf.data as the defaults.
+    """
+
+    budget_seconds: float
+    epoch_batches: int
+    default_batches_per_second: float
+    fit_epochs: int
+    choice_rounds: int
+    max_share: float = 0.5
+
+    def seconds(self, trials: Sequence[TrialResult]) -> float:
+        best = best_rate(trials)
+        if not best:
+            return 0.0
+        timed_defaults = [t.epoch_batches_per_second.median for t in completed(trials)
+                          if t.config.equivalence_key() == KERAS_DEFAULTS.equivalence_key()]
+        default = timed_defaults[0] if timed_defaults else self.default_batches_per_second
+        pair = self.epoch_batches / best + self.epoch_batches / default
+        rounds = 2 * self.choice_rounds + max(0, ROUNDS_FOR_ONE_SIDED - self.choice_rounds)
+        return min(self.fit_epochs * pair * rounds, self.max_share * self.budget_seconds)
+
+    def reason(self, state: SearchState) -> str | None:
+        reserve = self.seconds(state.trials)
+        if not reserve or state.elapsed_seconds + reserve < self.budget_seconds:
+            return None
+        return (f"the final race needs about {reserve:.0f} s of the {self.budget_seconds:.0f} s time budget "
+                "(--time-budget) to decide")
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ from tuner.results import KERAS_DEFAULTS, LoaderConfig, TrialResult, TrialStatus
 from tuner.search.measurer import Measurer, TrialStopped
 from tuner.search.space import SearchSpace
 from tuner.analysis.predict import FREE_DATA_CEILING
-from tuner.search.stop_rules import CeilingReached, Patience, SearchState, StopRule, TimeBudget, TrialLimit, first_reason
+from tuner.search.stop_rules import (CeilingReached, Patience, RaceReserve, SearchState, StopRule, TimeBudget, TrialLimit,
+                                     first_reason)
 
 RESULT_ATTR = "tune_loader_result"
 ORIGIN_ATTR = "origin"
@@ -67,13 +68,15 @@ class StudySettings:
     seed: int = 0
     storage: str | None = None
     study_name: str = "tune-loader"
+    race_reserve: RaceReserve | None = None  # stops the search in time for the race (api._study_settings)
 
     @property
     def ceiling(self) -> CeilingReached:
         return CeilingReached(self.ceiling_batches_per_second, self.ceiling_share, self.ceiling_meaning)
 
     def stop_rules(self) -> tuple[StopRule, ...]:
-        return (TrialLimit(self.max_trials), TimeBudget(self.time_budget_seconds),
+        reserve = (self.race_reserve,) if self.race_reserve else ()
+        return (TrialLimit(self.max_trials), TimeBudget(self.time_budget_seconds), *reserve,
                 Patience(self.patience, self.min_improvement), self.ceiling)
 
 
@@ -143,7 +146,7 @@ def record_answer(settings: StudySettings, attributes: dict[str, str], answer: L
     for key, value in attributes.items():
         study.set_user_attr(key, value)
     confirmed = [t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-                 if t.params == SearchSpace.params(answer)]
+                 if SearchSpace.config_of(t.params).equivalence_key() == answer.equivalence_key()]
     study.set_user_attr(CONFIRMED_ATTR, f"{answer.label()}: trial {', '.join(map(str, confirmed))}"
                         if confirmed else f"{answer.label()}: timed only in the final race")
 
@@ -168,7 +171,7 @@ def run_study(
     resumed = len(results)
     if not study.trials:
         for origin, config in starts:
-            study.enqueue_trial(SearchSpace.params(config), user_attrs={ORIGIN_ATTR: origin})
+            study.enqueue_trial(space.params(config), user_attrs={ORIGIN_ATTR: origin})
     known = {r.config.equivalence_key(): r for r in results}
     saved, repeats, began = 0.0, 0, time.monotonic()
     rules = settings.stop_rules()
@@ -179,7 +182,7 @@ def run_study(
                 break
             # Every setting timed failed (code that breaks only in a pool, say) and the defaults were not
             # among them: they passed the warm-up, so they are timed, and the answer is at worst what runs now.
-            study.enqueue_trial(SearchSpace.params(KERAS_DEFAULTS), user_attrs={ORIGIN_ATTR: FALLBACK_ORIGIN})
+            study.enqueue_trial(space.params(KERAS_DEFAULTS), user_attrs={ORIGIN_ATTR: FALLBACK_ORIGIN})
             fallback_queued = True
         trial = study.ask()
         config = space.suggest(trial)
@@ -207,7 +210,7 @@ def run_study(
         known[config.equivalence_key()] = result
         climb = next_climb(results, space)
         if climb and not bigger_pool_planned(climb, [config for _, config in starts] + [r.config for r in results]):
-            study.enqueue_trial(SearchSpace.params(climb), user_attrs={ORIGIN_ATTR: "climb"})
+            study.enqueue_trial(space.params(climb), user_attrs={ORIGIN_ATTR: "climb"})
         if on_trial:
             on_trial(result, len(results))
     return StudyOutcome(tuple(results), saved, resumed, stopped_because)
@@ -248,7 +251,8 @@ def next_climb(results: list[TrialResult], space: SearchSpace) -> LoaderConfig |
         return None
     workers = min(2 * in_flight, space.max_workers)
     climb = LoaderConfig(workers, latest.config.use_multiprocessing,
-                         min(max(latest.config.max_queue_size, workers - 1), space.max_queue_size))
+                         min(max(latest.config.max_queue_size, workers - 1), space.max_queue_size),
+                         latest.config.native_threads)
     return climb if climb.effective_parallelism > in_flight else None
 
 
@@ -327,8 +331,8 @@ def _fail_abandoned(study: optuna.Study) -> None:
     """
     for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         params = frozen.params
-        if set(params) == set(SearchSpace.params(KERAS_DEFAULTS)):
-            result = TrialResult(frozen.number, LoaderConfig(**params), TrialStatus.FAILED,
+        if {"workers", "use_multiprocessing", "max_queue_size"} <= set(params):
+            result = TrialResult(frozen.number, SearchSpace.config_of(params), TrialStatus.FAILED,
                                  frozen.user_attrs.get(ORIGIN_ATTR, "sampler"), reason=ABANDONED)
             # Optuna has no public setter for another run's trial; its own fail_stale_trials uses the storage.
             study._storage.set_trial_user_attr(frozen._trial_id, RESULT_ATTR, json.dumps(to_dict(result)))

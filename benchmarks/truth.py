@@ -46,7 +46,7 @@ from probes import probe_machine  # noqa: E402
 from probes.profiles import DataKind  # noqa: E402
 from tuner import recommend  # noqa: E402
 from tuner.results import KERAS_DEFAULTS, LoaderConfig, Recommendation  # noqa: E402
-from tuner.engines.backend import label, processes_excluded  # noqa: E402
+from tuner.engines import backend as backends  # noqa: E402
 from tuner.search.space import native_limits, rule_of_thumb  # noqa: E402
 
 EXAMPLES = ("io_bound", "gil_bound", "numpy_augment", "image_files", "flow_from_directory", "legacy_sequence",
@@ -74,7 +74,7 @@ def settings_to_time(answer: Recommendation, *others: LoaderConfig) -> dict[str,
     fourth knob was searched), and ``others`` (answers of the repeated, loaded and three-knob runs), each
     setting once, processes only where tune-loader allows them."""
     processes = (answer.dataset.picklable and answer.dataset.kind != DataKind.GENERATOR
-                 and not processes_excluded(answer.backend))
+                 and not backends.processes_excluded(answer.backend))
     by_hand = {"defaults": KERAS_DEFAULTS, "2 threads": LoaderConfig(2, False, 10), "4 threads": LoaderConfig(4, False, 10)}
     if processes:
         by_hand["2 processes"] = LoaderConfig(2, True, 10)
@@ -132,7 +132,7 @@ def run_example(row: str, rounds: int, runs: int, under_load: bool) -> dict:
         for label, config in settings.items():
             timed[label].append(stopwatch(path, config, epochs, answer.backend))
     speedups = {label: statistics.median(a / b for a, b in zip(rates, timed["defaults"])) for label, rates in timed.items()}
-    shown = f"{name} ({label(answer.backend)})" if backend != "tensorflow" else name
+    shown = f"{name} ({backends.label(answer.backend)})" if backend != "tensorflow" else name
     result = {"example": shown, "backend": answer.backend, "epochs": epochs, "speedups": speedups, "rates": timed,
               **judge(answer, tuning_seconds, settings, speedups)}
     result["three_knob"] = judge(*three, settings, speedups) if three else None

@@ -407,6 +407,6 @@ def allocator_churn(model: ModelProfile) -> str | None:
         f"The model step spent {share:.0%} of its CPU time in the kernel, at {faults:,.0f} page faults per step "
         f"({model.step_seconds.count} steps of the model probe): memory goes back to the operating system and is "
         "taken again every step. TensorFlow's from_generator sets glibc's M_TRIM_THRESHOLD to 128 KiB, which does "
-        "this to every tensor over 128 KiB. No loader setting changes it: see \"TensorFlow's malloc threshold\" in "
-        "tune-loader's README for a callback that restores the thresholds."
+        "this to every tensor over 128 KiB. No loader setting changes it: see \"TensorFlow's malloc setting\" in "
+        "docs/keras-behaviours.md in tune-loader's repository for a callback that restores the thresholds."
     )

@@ -88,3 +88,15 @@ def test_the_search_stops_when_the_race_would_no_longer_fit_the_budget():
     measured = trials + [builders.trial(1, KERAS_DEFAULTS, 80.0)]
     assert quick.seconds(measured) == pytest.approx(2 * (2.0 + 2.5) * 8)
     assert quick.seconds([]) == 0.0
+
+
+def test_the_reasons_explain_the_knob_only_where_the_pools_work():
+    from tuner.analysis.advice import native_threads_text
+
+    limited = LoaderConfig(2, True, 10, native_threads=1)
+    text = native_threads_text(BLAS, limited)
+    assert "openblas" in text and "60.0 ms using 2.0 cores at 2 threads and 45.0 ms at one" in text
+    assert "limits them to 1 per worker" in text
+    assert "limits them" not in native_threads_text(BLAS, LoaderConfig(2, True, 10))
+    idle = builders.dataset(native=builders.native_pools(default_ms=50.0, default_cpu_ms=51.0, one_thread_ms=49.0))
+    assert native_threads_text(idle, limited) is None and native_threads_text(builders.dataset(), limited) is None

@@ -184,20 +184,16 @@ def thread_gain(trials: tuple[TrialResult, ...], race: dict[LoaderConfig, tuple[
 
 
 def native_threads_text(dataset: DatasetProfile, chosen: LoaderConfig) -> str | None:
-    """What the probe saw of the data code's BLAS/OpenMP pools, whether the limit was searched, and what the
-    chosen limit does and costs."""
+    """Where the probe saw BLAS/OpenMP pools at work: what it measured, that the limit was searched, and what
+    the chosen limit does and costs. Pools that sit idle (numpy loads OpenBLAS everywhere) go unmentioned;
+    results.json keeps the probe's numbers."""
     native = dataset.native
-    if native is None:
+    if native is None or not native.in_use:
         return None
-    pools = ", ".join(native.pools)
-    probe = (f"a batch took {native.default_seconds * 1e3:.1f} ms using {native.default_cpu_seconds / native.default_seconds:.1f} "
-             f"cores at {native.default_threads} threads and {native.one_thread_seconds * 1e3:.1f} ms at one "
-             f"(median of {native.batches} each)")
-    if not native.in_use:
-        return (f"Your data code loads {pools}, but {probe}: the pools hardly work, so threads per worker were "
-                "not searched.")
-    text = (f"Your data code runs on {pools}: {probe}. Every worker shares or copies these pools, so "
-            "BLAS/OpenMP threads per worker were searched as a fourth knob.")
+    text = (f"Your data code runs on {', '.join(native.pools)}: a batch took {native.default_seconds * 1e3:.1f} ms "
+            f"using {native.default_cpu_seconds / native.default_seconds:.1f} cores at {native.default_threads} "
+            f"threads and {native.one_thread_seconds * 1e3:.1f} ms at one (median of {native.batches} each). Every "
+            "worker shares or copies these pools, so BLAS/OpenMP threads per worker were searched as a fourth knob.")
     if chosen.native_threads is not None:
         text += (f" The answer limits them to {chosen.native_threads} per worker with threadpool_limits at the start "
                  "of every batch. Where batches are made in the training process (inline or threads) the limit stays "

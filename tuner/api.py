@@ -23,14 +23,14 @@ from probes.profiles import DataKind, DatasetProfile, MachineProfile, ModelProfi
 from probes.serde import to_dict
 from probes.stats import bootstrap_ratio_interval, summarize
 from tuner.analysis import advice
-from tuner.engines import backend as backends
 from tuner.analysis.predict import Prediction, best_predictions, ceiling, ceiling_with_measured, predict, search_bound
+from tuner.engines import backend as backends
 from tuner.errors import TuneLoaderError
 from tuner.results import (KERAS_DEFAULTS, Ceiling, EngineComparison, EngineName, LoaderConfig, Provenance,
                            Recommendation, TrialResult, TrialStatus)
 from tuner.search.race import FIT_EPOCHS, Interleaved, confirmed_best, interleave, race_rivals
-from tuner.search.stop_rules import RaceReserve
 from tuner.search.space import SearchSpace, starting_configs, warm_start
+from tuner.search.stop_rules import RaceReserve
 from tuner.search.study import (StudyOutcome, StudySettings, best_trial, default_study_name, other_machines,
                                 record_answer, run_study)
 from tuner.trial.parent import LOAD_TIMEOUT_SECONDS, MIN_WINDOW_BATCHES, TrialMeasurer

@@ -25,16 +25,22 @@ def probe_native_threads(make_batch: Callable[[int], Any], indices: list[int]) -
     batches timed with them at that size and at one thread, alternating; None when there is no such pool."""
     from threadpoolctl import ThreadpoolController
 
-    make_batch(indices[0])
+    try:
+        make_batch(indices[0])
+    except StopIteration:
+        return None
     controller = ThreadpoolController()
     pools = [lib for lib in controller.info() if lib["num_threads"] > 1]
     if not pools:
         return None
     default, one = [], []
-    for index in (indices * BATCHES_PER_SIDE)[:BATCHES_PER_SIDE]:
-        default.append(_timed(make_batch, index))
-        with controller.limit(limits=1):
-            one.append(_timed(make_batch, index))
+    try:
+        for index in (indices * BATCHES_PER_SIDE)[:BATCHES_PER_SIDE]:
+            default.append(_timed(make_batch, index))
+            with controller.limit(limits=1):
+                one.append(_timed(make_batch, index))
+    except StopIteration:  # a short generator ran out: nothing to compare, so the knob is not searched
+        return None
     return NativePools(
         pools=tuple(f"{lib['internal_api']} {lib.get('version') or ''} ({lib['user_api']}, "
                     f"{lib['num_threads']} threads)".replace("  ", " ") for lib in pools),

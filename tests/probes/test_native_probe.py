@@ -50,3 +50,8 @@ def test_a_generator_s_batches_are_made_under_the_limit():
     with native_threads_restored():
         assert list(limited_stream(seen(), 1)) == [1, 1, 1]
     assert list(limited_stream(iter([7, 8]), None)) == [7, 8]
+
+
+def test_a_generator_that_runs_out_leaves_the_knob_unsearched():
+    stream = iter([batch(0), batch(1)])
+    assert probe_native_threads(lambda _: next(stream), [0, 1, 2]) is None

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import t as student_t
 
 from probes.profiles import Spread
 
@@ -106,44 +107,40 @@ def _percentile_interval(point: float, draws: np.ndarray, confidence: float) -> 
 
 @dataclass(frozen=True)
 class RatioInterval:
-    """The median of per-round ratios and a distribution-free interval around it.
-
-    ``confidence`` is the interval's exact coverage. Below the coverage asked
-    for (too few rounds: 95% needs six), the interval is the range of the
-    ratios, and ``is_range`` says so.
-    """
+    """The geometric mean of per-round ratios and a t interval around it (``low`` 0 and ``high`` inf when
+    nothing bounds the noise yet); ``noise`` is the standard deviation of one round's log ratio it used."""
 
     ratio: float
     low: float
     high: float
     confidence: float
     rounds: int
-    is_range: bool
+    noise: float
 
 
-def paired_median_interval(numerator: Sequence[float], denominator: Sequence[float],
-                           confidence: float = 0.95) -> RatioInterval:
-    """Median of the per-round ratios ``numerator[i] / denominator[i]`` with the sign test's interval.
+def paired_log_interval(numerator: Sequence[float], denominator: Sequence[float], confidence: float = 0.95, *,
+                        one_sided: bool = False, pooled_noise: float = 0.0, pooled_df: int = 0,
+                        noise_floor: float = 0.0) -> RatioInterval:
+    """Per-round ratios ``numerator[i] / denominator[i]`` of an interleaved race: their geometric mean and a
+    Student t interval on the mean log ratio.
 
-    Rounds of an interleaved race time both sides back to back, so each
-    round's ratio cancels the machine's drift; the ratios' order statistics
-    ``[r(k), r(n-k+1)]`` cover their median with probability
-    ``1 - 2 P(Binomial(n, 1/2) < k)`` whatever their distribution, so the
-    interval is valid at any number of rounds.
+    Each round times both sides back to back, so its ratio cancels the
+    machine's drift. Two or three rounds estimate their own spread poorly,
+    so the spread used is the largest of this pair's own, ``pooled_noise``
+    (what the race's other pairs show, with ``pooled_df`` degrees of
+    freedom) and ``noise_floor``; the degrees of freedom are the larger of
+    the two sources'. ``one_sided`` bounds both ends at ``confidence``
+    (for "is it below?" questions) instead of splitting the rest.
     """
-    ratios = np.sort(np.asarray(numerator, dtype=float) / np.asarray(denominator, dtype=float))
-    n = ratios.size
-    if n == 0 or len(numerator) != len(denominator):
-        raise ValueError("paired_median_interval() needs one value per round on each side. "
-                         f"Received: {len(numerator)} numerator and {len(denominator)} denominator values")
-    median = float(np.median(ratios))
-    k = 1
-    while k < (n + 1) // 2 and _sign_test_coverage(n, k + 1) >= confidence:
-        k += 1
-    coverage = _sign_test_coverage(n, k)
-    return RatioInterval(median, float(ratios[k - 1]), float(ratios[n - k]), coverage, n, coverage < confidence)
-
-
-def _sign_test_coverage(n: int, k: int) -> float:
-    """Coverage of ``[r(k), r(n-k+1)]`` for the median of ``n`` ratios: 1 - 2 P(Binomial(n, 1/2) <= k - 1)."""
-    return 1.0 - 2.0 * sum(math.comb(n, i) for i in range(k)) / 2.0**n
+    a, b = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
+    if a.size == 0 or a.size != b.size:
+        raise ValueError("paired_log_interval() needs one value per round on each side. "
+                         f"Received: {a.size} numerator and {b.size} denominator values")
+    logs = np.log(a / b)
+    n, mean = logs.size, float(logs.mean())
+    own = float(logs.std(ddof=1)) if n > 1 else 0.0
+    noise, df = max(own, pooled_noise, noise_floor), max(n - 1, pooled_df)
+    if df < 1:
+        return RatioInterval(math.exp(mean), 0.0, math.inf, confidence, n, noise)
+    half = float(student_t.ppf(confidence if one_sided else (1.0 + confidence) / 2.0, df)) * noise / math.sqrt(n)
+    return RatioInterval(math.exp(mean), math.exp(mean - half), math.exp(mean + half), confidence, n, noise)

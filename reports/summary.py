@@ -59,12 +59,13 @@ def summary_rows(r: Recommendation) -> tuple[SummaryRow, ...]:
     if r.engine == EngineName.KERAS3:
         rows.append(("Backend", backends.what_it_changes(r.backend)))
     rows.append(("Model", r.model.description))
-    rows.append(("Epoch modelled", f"{r.epoch_batches} batches; trials timed epochs of about 1 s "
-                                   f"({r.window_batches} batches for the defaults)"))
+    rows.append(("Epoch modelled", f"{r.epoch_batches} batches; the screen timed one epoch of about 0.5 s per "
+                                   f"setting ({r.window_batches} batches for the defaults), the race fits of several"))
     if r.measured:
-        stop = f"; stopped because {r.search_stopped_because}" if r.search_stopped_because else ""
-        rows.append(("Trials", f"{len(r.trials)} in {r.tuning_seconds:.0f} s (pruning saved "
-                               f"~{r.pruning_saved_seconds:.0f} s){stop}"))
+        raced = len(r.race_epochs or {})
+        rows.append(("Search", f"{len(r.trials)} settings screened and {raced} raced in {r.tuning_seconds:.0f} s; "
+                               f"the screen ended because {r.search_stopped_because}; the race "
+                               f"{'settled' if r.race_settled else 'did not settle'}: {r.race_stopped_because}"))
     return tuple(SummaryRow(label, value) for label, value in rows)
 
 
@@ -72,10 +73,9 @@ def speedup_text(r: Recommendation) -> str:
     c = r.confirmation
     if c:
         kept = "" if r.config == r.best_tried else f" for {r.best_tried.label()}: no speed-up shown, defaults kept"
-        undecided = "" if r.config == r.best_tried or not r.race_stopped_because else (
-            f" (undecided: {r.race_stopped_because})")
-        ahead = "; ahead of the defaults in every round" if c.is_range and r.config == r.best_tried else ""
-        return f"{c.speedup:.2f}x, {c.interval_text()}{ahead}{kept}{undecided}"
+        undecided = "" if r.race_settled or not r.race_stopped_because else (
+            f" (the race {r.race_stopped_because})")
+        return f"{c.speedup:.2f}x, {c.interval_text()}{kept}{undecided}"
     if not r.measured:
         return "not measured (--quick: nothing was timed)"
     if r.unconfirmed:

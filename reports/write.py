@@ -115,5 +115,14 @@ def render_html(recommendation: Recommendation) -> str:
         rows=summary_rows(recommendation),
         figures=figures,
         trials=_records(trials_frame(recommendation)),
+        race_rows=race_rows(recommendation),
         mib=mib,
     )
+
+
+def race_rows(r: Recommendation) -> list[dict[str, str]]:
+    """The race table: each setting's per-round throughputs, their mean, and why it left (if it did)."""
+    left = r.race_left or {}
+    return [{"label": label, "rounds": str(len(epochs)), "epochs": ", ".join(f"{v:.1f}" for v in epochs),
+             "mean": f"{sum(epochs) / len(epochs):.1f}", "left": left.get(label, "raced to the end")}
+            for label, epochs in (r.race_epochs or {}).items() if epochs]

@@ -82,9 +82,11 @@ def recommendation(*, class_name="ShardDataset", reason_text="", engine="keras3"
         ceiling=Ceiling(560.0, 10.0, 2.1, "input-bound", "input-bound: one producer is 10x slower than the model"),
         tf_data=Confirmation((90.0, 88.0, 91.0), (300.0, 305.0, 298.0), 0.3, 0.29, 0.31, 0.95),
         predicted_batches_per_second=330.0, predicted_default_batches_per_second=48.0, measured=True,
-        memory_budget_bytes=10 * 2**30, tuning_seconds=60.0, pruning_saved_seconds=4.0,
-        search_stopped_because="3 trials in a row after the starting ones did not beat the best by more than 2%",
+        memory_budget_bytes=10 * 2**30, tuning_seconds=60.0,
+        search_stopped_because="it screened all 4 candidates", race_settled=True,
+        race_stopped_because="no setting left in it could beat the answer by more than 3%",
         race_epochs={best.label(): (300.0, 305.0, 298.0), KERAS_DEFAULTS.label(): (45.0, 44.0, 46.0)},
+        race_left={KERAS_DEFAULTS.label(): "the claim against them was decided"},
         provenance=Provenance("0.1.0", "2026-12-02T06:00:00+00:00", "tune-loader my_gen.py --trials 4",
                               "/data/my_gen.py", "ab" * 32),
     )

@@ -22,30 +22,52 @@ WINDOW_BATCHES = 50
 
 @dataclass
 class FakeMeasurer:
+    """Times a setting by formula: ``rate_of(config)`` when given, else a producer that scales with the
+    batches in flight up to the model's rate. ``noise`` wobbles each window deterministically by up to
+    that share (uniformly, from a generator seeded with ``seed``); ``fail_when`` stops a setting,
+    ``busy_when`` reports other processes' load."""
+
     batch_seconds: float = 0.02
     model_seconds: float = 0.002
     noise: float = 0.0
     fail_when: callable = None
     busy_when: callable = None  # (config, window_index) -> cores other processes took during that window
+    rate_of: callable = None
+    window_seconds: float = 0.0  # what each call reports as its wall time (0: the window's own length)
+    seed: int = 0
     calls: list = field(default_factory=list)
     epochs_per_fit: list = field(default_factory=list)  # what each call asked for, in call order
+    batches_per_fit: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.random = np.random.default_rng(self.seed)
+        self.clock = 0.0  # the wall time the calls so far reported: a clock for tests of time budgets
+
+    def now(self) -> float:
+        return self.clock
 
     def rate(self, config: LoaderConfig) -> float:
+        if self.rate_of:
+            return self.rate_of(config)
         producer = config.effective_parallelism / self.batch_seconds
         return min(producer, 1.0 / self.model_seconds)
 
-    def measure(self, config: LoaderConfig, window_index: int, epochs: int = 1) -> Measurement:
+    def measure(self, config: LoaderConfig, window_index: int, epochs: int = 1,
+                batches: int | None = None) -> Measurement:
         self.calls.append((config, window_index))
         self.epochs_per_fit.append(epochs)
+        self.batches_per_fit.append(batches)
         if self.fail_when and self.fail_when(config):
             raise TrialStopped(TrialStatus.FAILED, "fake hang: timed out")
-        wobble = 1.0 + self.noise * ((window_index * 7919 + len(self.calls)) % 5 - 2) / 2
+        wobble = 1.0 + self.noise * float(self.random.uniform(-1.0, 1.0))
         rate = self.rate(config) * wobble
         fixed = 0.05 * config.workers if config.use_multiprocessing else 0.002 * config.workers
         timing = WindowTiming(WINDOW_BATCHES, fixed + WINDOW_BATCHES / rate, rate, fixed)
         memory = (600 + (40 * config.workers if config.use_multiprocessing else 1)) * 2**20
         busy = self.busy_when(config, window_index) if self.busy_when else 0.0
-        return Measurement(timing, memory, 0, timing.epoch_seconds, busy)
+        wall = self.window_seconds or timing.epoch_seconds
+        self.clock += wall
+        return Measurement(timing, memory, 0, wall, busy)
 
 
 class FakeModel:

@@ -23,28 +23,38 @@ from probes.profiles import DataKind, DatasetProfile, MachineProfile, ModelProfi
 from probes.serde import to_dict
 from probes.stats import bootstrap_ratio_interval, summarize
 from tuner.analysis import advice
-from tuner.analysis.predict import Prediction, best_predictions, ceiling, ceiling_with_measured, predict, search_bound
+from tuner.analysis.predict import Prediction, best_predictions, ceiling, ceiling_with_measured, predict
 from tuner.engines import backend as backends
 from tuner.errors import TuneLoaderError
+from tuner.options import Options
 from tuner.results import (KERAS_DEFAULTS, Ceiling, EngineComparison, EngineName, LoaderConfig, Provenance,
                            Recommendation, TrialResult, TrialStatus)
-from tuner.search.race import FIT_EPOCHS, Interleaved, confirmed_best, interleave, race_rivals
-from tuner.search.space import SearchSpace, starting_configs, warm_start
-from tuner.search.stop_rules import RaceReserve
-from tuner.search.study import (StudyOutcome, StudySettings, best_trial, default_study_name, other_machines,
-                                record_answer, run_study)
-from tuner.trial.parent import LOAD_TIMEOUT_SECONDS, MIN_WINDOW_BATCHES, TrialMeasurer
+from tuner.search import decision
+from tuner.search.candidates import candidates
+from tuner.search.race import Interleaved, RacePlan, run_race
+from tuner.search.space import SearchSpace, rule_of_thumb
+from tuner.search.study import (ScreenOutcome, StudySettings, default_study_name, other_machines, record_answer,
+                                screen)
+from tuner.trial.parent import TrialMeasurer
 from tuner.trial.protocol import FileSource, PickledSource
 from tuner.version import VERSION
 
-TARGET_WINDOW_SECONDS = 1.0
-# The race picks among the candidates after 3 rounds, then runs until decided: a 95% interval needs 6.
-RACE_CHOICE_ROUNDS = 3
-RACE_MAX_ROUNDS = 30
+# Screen windows: about half a second at the setting's predicted rate, at least 16 batches, at most an epoch.
+SCREEN_WINDOW_SECONDS = 0.5
+MIN_SCREEN_BATCHES = 16
+# Race fits: windows of about 0.7 s (at least 32 batches, at most an epoch). A window shorter than the epoch
+# runs in fits of two epochs, the second timed. A window that is the whole epoch runs in fits of enough
+# epochs to span RACE_FIT_SECONDS (3 to 8 epochs, every one but the first timed), and inline under tf.data
+# (TensorFlow) in fits of INLINE_FIT_SECONDS: some of its epochs wait for tf.data's autotuner and some do
+# not, so its mean needs more epochs than a pool's (docs/measuring.md).
+RACE_WINDOW_SECONDS = 0.7
+MIN_RACE_BATCHES = 32
+RACE_FIT_SECONDS = 0.8
+INLINE_FIT_SECONDS = 3.0
+FULL_EPOCH_FITS = (3, 8)
+FIT_OVERHEAD_SECONDS = 0.3  # what a fit call costs beyond its epochs (the iterator, Keras's first batches)
 TF_DATA = LoaderConfig.tf_data()
 MIN_WINDOW_TIMEOUT_SECONDS = 30.0
-# The trial process holds TensorFlow, Keras and a small model before any data (docs/failures.md).
-MIN_MEMORY_BUDGET_BYTES = 2**30
 
 
 class Progress(Protocol):
@@ -56,6 +66,8 @@ class Progress(Protocol):
 
     def trial(self, result: TrialResult, measured: int, best: TrialResult | None) -> None: ...
 
+    def race_round(self, number: int, leader: str, racing: int) -> None: ...
+
 
 class _Silent:
     def stage(self, text: str) -> None:
@@ -65,6 +77,9 @@ class _Silent:
         pass
 
     def trial(self, result: TrialResult, measured: int, best: TrialResult | None) -> None:
+        pass
+
+    def race_round(self, number: int, leader: str, racing: int) -> None:
         pass
 
 
@@ -90,12 +105,29 @@ class Facts:
         """The user's epoch, or a window's length for data without one."""
         return self.dataset.batches_per_epoch or self.window_batches(KERAS_DEFAULTS)
 
-    def window_batches(self, config: LoaderConfig) -> int:
-        """Batches per timed window: about a second at ``config``'s predicted rate, at least 32, at most an
-        epoch (shorter windows read too few batches for a steady rate)."""
-        period = predict(config, self.machine, self.dataset, self.model, epoch_batches=1).batch_period_seconds
-        batches = max(MIN_WINDOW_BATCHES, math.ceil(TARGET_WINDOW_SECONDS / period))
+    def window_batches(self, config: LoaderConfig, rate: float | None = None, seconds: float = SCREEN_WINDOW_SECONDS,
+                       least: int = MIN_SCREEN_BATCHES) -> int:
+        """Batches for about ``seconds`` at ``rate`` (default: ``config``'s predicted rate), at least
+        ``least``, at most an epoch."""
+        rate = rate or 1.0 / predict(config, self.machine, self.dataset, self.model, epoch_batches=1).batch_period_seconds
+        batches = max(least, math.ceil(seconds * rate))
         return min(batches, self.dataset.batches_per_epoch) if self.dataset.batches_per_epoch else batches
+
+    def race_plan(self, config: LoaderConfig, rate: float | None = None) -> RacePlan:
+        """How the race times ``config`` (``rate``: its screen throughput): windows of about 0.7 s; a
+        window that is the whole epoch in fits of several epochs, more for inline under tf.data."""
+        rate = rate or self.predicted(config)
+        batches = self.window_batches(config, rate, RACE_WINDOW_SECONDS, MIN_RACE_BATCHES)
+        if batches != self.dataset.batches_per_epoch:
+            return RacePlan(batches, 2)
+        waits = not config.parallel and not config.is_tf_data and backends.inline_uses_tf_data(self.backend)
+        seconds, (least, most) = INLINE_FIT_SECONDS if waits else RACE_FIT_SECONDS, FULL_EPOCH_FITS
+        return RacePlan(batches, min(most, max(least, math.ceil(seconds * rate / batches) + 1)))
+
+    def race_fit_seconds(self, config: LoaderConfig, rate: float) -> float:
+        """What one race fit of ``config`` takes at ``rate``: the screen's estimate of the race's cost."""
+        plan = self.race_plan(config, rate)
+        return plan.epochs * plan.batches / rate + FIT_OVERHEAD_SECONDS
 
     def fixed_cost(self, config: LoaderConfig) -> tuple[float, float]:
         """Per-epoch fixed cost of ``config`` inside and after the timed epoch, from the free-data probe
@@ -116,102 +148,49 @@ class Facts:
 
 @dataclass(frozen=True)
 class Evidence:
-    """What the search and the race measured."""
+    """What the screen and the race measured."""
 
-    study: StudyOutcome
-    best: TrialResult
+    screen: ScreenOutcome
     race: Interleaved
-    candidates: list[LoaderConfig]
 
 
-def recommend(
-    dataset: Any,
-    model: Any = None,
-    *,
-    dataset_name: str | None = None,
-    model_name: str | None = None,
-    trials: int = 24,
-    time_budget: float = 120.0,
-    max_memory: int | None = None,
-    window_timeout: float | None = None,
-    load_timeout: float = LOAD_TIMEOUT_SECONDS,
-    quick: bool = False,
-    seed: int = 0,
-    storage: str | Callable[[str], str] | None = None,
-    study_name: str | None = None,
-    progress: Progress | None = None,
-    engine: str | None = None,
-    backend: str | None = None,
-    native_threads: bool = True,
-    allow_duplicated_data: bool = False,
-    compare_keras3: bool = False,
-) -> Recommendation:
-    """Measures real Keras epochs and recommends ``workers``, ``use_multiprocessing``, ``max_queue_size``.
+def recommend(dataset: Any, model: Any = None, options: Options | None = None, *, progress: Progress | None = None,
+              **overrides: Any) -> Recommendation:
+    """Measures real Keras epochs and recommends ``workers``, ``use_multiprocessing``, ``max_queue_size``
+    (and the BLAS/OpenMP threads per worker, where they matter).
 
-    ``dataset`` is a ``keras.utils.PyDataset`` (with ``model``, a compiled
-    Keras model, or None for a small default model) or the path of a Python
-    file that defines one (``dataset_name``/``model_name`` choose among
-    several). Trials run in a separate process so a hung one can be stopped;
-    objects are handed over with cloudpickle. ``trials`` and ``time_budget``
-    (seconds) bound the search; ``max_memory`` (bytes, default half the
-    available RAM) makes settings above it infeasible. ``window_timeout``
-    stops a timed epoch (default ten times its expected length), and
-    ``load_timeout`` each step before the first trial: importing the file,
-    making the dataset, the warm-up and the probes. ``quick`` answers from
-    the probes and the analytic model alone (``measured`` is then False).
-    ``storage`` is an Optuna storage URL (any RDB URL: SQLite, PostgreSQL,
-    ...) for resumable, shareable studies, or a function of the study's
-    name that returns one, called only once the dataset and model loaded
-    and were probed (the CLI keeps an earlier study until then).
-    ``study_name`` defaults to the file, dataset, class and a hash of the
-    machine's fingerprint, so several machines' studies share one database;
-    the answer notes the other machines' studies of the same data. One run
-    tunes a study at a time: a trial an earlier run left running is
-    recorded as failed.
-
-    ``engine`` ("keras3" or "tf-keras") overrides what the dataset implies.
-    ``backend`` ("tensorflow", "jax" or "torch") is the Keras 3 backend to
-    time under; by default the one Keras would load here (``KERAS_BACKEND``,
-    else keras.json). Under JAX processes are not tried (fork is unsafe).
-    ``native_threads`` searches the BLAS/OpenMP threads each worker's data
-    code may use, where the probe saw such pools at work (False: the three
-    Keras knobs only).
-    Processes are never tried for a plain generator, since each would run its
-    own copy, unless ``allow_duplicated_data``. ``compare_keras3`` also tunes
-    a tf-keras Sequence as a Keras 3 PyDataset and reports what migrating
-    would gain.
+    ``dataset`` is a ``keras.utils.PyDataset``, a tf-keras ``Sequence`` or a
+    generator function (with ``model``, a compiled model, or None for a
+    small default one), or the path of a Python file that defines them.
+    ``options`` (``tuner.Options``; or its fields as keywords) says how to
+    tune. Settings run in a separate process, so a hung one can be stopped;
+    objects are handed over with cloudpickle.
     """
-    check_limits(trials=trials, time_budget=time_budget, max_memory=max_memory, window_timeout=window_timeout,
-                 load_timeout=load_timeout)
+    options = Options.of(options, overrides)
+    options.check()
     progress = progress or _Silent()
-    asked = backends.configured(backend)
+    asked = backends.configured(options.backend)
     started, machine = time.monotonic(), probe_machine()
-    budget = max_memory if max_memory is not None else machine.memory_usable_bytes // 2
-    source = _source_for(dataset, model, dataset_name, model_name, engine)
-    provenance = provenance_of(source)
-    measurer = TrialMeasurer(source, memory_budget_bytes=budget, load_timeout=load_timeout, backend=asked.name)
+    budget = options.max_memory if options.max_memory is not None else machine.memory_usable_bytes // 2
+    source = _source_for(dataset, model, options)
+    measurer = TrialMeasurer(source, memory_budget_bytes=budget, load_timeout=options.load_timeout,
+                             backend=asked.name)
     try:
-        facts = _probe(measurer, machine, budget, started, provenance, allow_duplicated_data, progress, asked,
-                       native_threads)
-        if quick:
+        facts = _probe(measurer, machine, budget, started, provenance_of(source), options, progress, asked)
+        if options.quick:
             return assemble(facts, None)
-        configure_measurer(measurer, facts, window_timeout)
-        limit = facts.ceiling()
-        settings = _study_settings(facts, limit, trials, time_budget, seed, storage, study_name)
-        deadline = time.monotonic() + time_budget  # the search and the race share the time budget
-        study = _search(measurer, facts, settings, progress)
-        evidence = _race(measurer, facts, study, settings, seed, progress, deadline)
+        configure_measurer(measurer, facts, options.window_timeout)
+        settings = _study_settings(facts, options)
+        deadline = time.monotonic() + options.time_budget  # the screen and the race share the time budget
+        screened = _screen(measurer, facts, settings, options.trials, progress)
+        race = _race(measurer, facts, screened, progress, deadline)
     finally:
         measurer.close()
-    answer = assemble(facts, evidence, limit=ceiling_with_measured(limit, study.trials),
-                      allow_duplicated_data=allow_duplicated_data)
+    answer = assemble(facts, Evidence(screened, race), allow_duplicated_data=options.allow_duplicated_data)
     record_answer(settings, study_attributes(answer), answer.config)
     answer = dataclasses.replace(answer, other_machines=other_machines(settings))
-    if compare_keras3 and answer.legacy:
-        answer = _with_keras3_comparison(answer, dataset, model, dataset_name, model_name, backend=backend,
-                                         native_threads=native_threads, trials=trials,
-                                         time_budget=time_budget, max_memory=max_memory, seed=seed, progress=progress,
-                                         window_timeout=window_timeout, load_timeout=load_timeout)
+    if options.compare_keras3 and answer.legacy:
+        answer = _with_keras3_comparison(answer, dataset, model, options, progress)
     return answer
 
 
@@ -222,26 +201,8 @@ def study_attributes(answer: Recommendation) -> dict[str, str]:
         "the defaults kept")
     return {"recommendation": answer.config.settings_text(), "speedup": claim, "machine": answer.machine.fingerprint,
             "provenance": json.dumps(to_dict(answer.provenance)) if answer.provenance else "",
-            "packages": json.dumps(answer.machine.package_versions)}
-
-
-def check_limits(*, trials: int, time_budget: float, max_memory: int | None, window_timeout: float | None,
-                 load_timeout: float = LOAD_TIMEOUT_SECONDS) -> None:
-    """Refuses a limit that cannot mean what it says, before anything starts (each names its CLI flag)."""
-    problems = [
-        (trials < 1, f"--trials (trials) must be at least 1. Received: {trials}"),
-        (time_budget < 1, f"--time-budget (time_budget) must be at least 1 second. Received: {time_budget}"),
-        (window_timeout is not None and not window_timeout > 0,
-         f"--trial-timeout (window_timeout) must be a positive number of seconds. Received: {window_timeout}"),
-        (not load_timeout > 0,
-         f"--load-timeout (load_timeout) must be a positive number of seconds. Received: {load_timeout}"),
-        (max_memory is not None and max_memory < MIN_MEMORY_BUDGET_BYTES,
-         f"--max-memory (max_memory) must be at least {MIN_MEMORY_BUDGET_BYTES / 2**30:g} GiB: the trial process "
-         f"needs about that for TensorFlow, Keras and a small model before any data. Received: {max_memory} bytes"),
-    ]
-    for failed, message in problems:
-        if failed:
-            raise TuneLoaderError(message)
+            "packages": json.dumps(answer.machine.package_versions),
+            "race": json.dumps(answer.race_epochs or {}), "race_stopped_because": answer.race_stopped_because or ""}
 
 
 def provenance_of(source: FileSource | PickledSource) -> Provenance:
@@ -255,15 +216,14 @@ def provenance_of(source: FileSource | PickledSource) -> Provenance:
 
 
 def _probe(measurer: TrialMeasurer, machine: MachineProfile, budget: int, started: float, provenance: Provenance,
-           allow_duplicated_data: bool, progress: Progress, asked: backends.BackendChoice,
-           native_threads: bool = True) -> Facts:
+           options: Options, progress: Progress, asked: backends.BackendChoice) -> Facts:
     progress.stage(f"Starting Keras ({backends.label(asked.name)} backend) and loading your dataset")
     measurer.start()
     progress.stage("Probing the data code, the model step and Keras's pipeline")
     dataset, model = measurer.probe(machine.usable_cores)
     loaded = measurer.loaded
-    space = SearchSpace.for_profiles(machine, dataset, allow_duplicated_data=allow_duplicated_data,
-                                     backend=loaded.backend, search_native_threads=native_threads)
+    space = SearchSpace.for_profiles(machine, dataset, allow_duplicated_data=options.allow_duplicated_data,
+                                     backend=loaded.backend, search_native_threads=options.native_threads)
     return Facts(machine, dataset, model, loaded.dataset_name, loaded.class_name, loaded.engine, space, budget, started,
                  provenance, loaded.backend, tuple(filter(None, [backend_mismatch(asked, loaded.backend, loaded.engine)])))
 
@@ -291,68 +251,55 @@ def configure_measurer(measurer: TrialMeasurer, facts: Facts, window_timeout: fl
                                (lambda batches: max(MIN_WINDOW_TIMEOUT_SECONDS, 10 * batches * per_batch)))
 
 
-def _study_settings(facts: Facts, limit: Ceiling, trials: int, time_budget: float, seed: int,
-                    storage: str | Callable[[str], str] | None, study_name: str | None) -> StudySettings:
-    stop_at, meaning = search_bound(limit, facts.dataset, facts.model, facts.epoch_batches,
-                                    pools=facts.space.allows_pools)
+def _study_settings(facts: Facts, options: Options) -> StudySettings:
     source = Path(facts.provenance.source).stem if facts.provenance.source_sha256 else "object"
-    name = study_name or default_study_name(source, facts.dataset_name, facts.class_name, facts.machine)
-    reserve = RaceReserve(time_budget, facts.epoch_batches, facts.predicted(KERAS_DEFAULTS), FIT_EPOCHS,
-                          RACE_CHOICE_ROUNDS)
-    return StudySettings(epoch_batches=facts.epoch_batches, ceiling_batches_per_second=stop_at,
-                         ceiling_meaning=meaning, max_trials=trials, time_budget_seconds=time_budget, seed=seed,
-                         storage=storage(name) if callable(storage) else storage, study_name=name,
-                         race_reserve=reserve)
+    name = options.study_name or default_study_name(source, facts.dataset_name, facts.class_name, facts.machine)
+    storage = options.storage(name) if callable(options.storage) else options.storage
+    return StudySettings(epoch_batches=facts.epoch_batches, time_budget_seconds=options.time_budget,
+                         storage=storage, study_name=name, race_fit_seconds=facts.race_fit_seconds)
 
 
-def _search(measurer: TrialMeasurer, facts: Facts, settings: StudySettings, progress: Progress) -> StudyOutcome:
-    progress.stage(f"Searching: up to {settings.max_trials} trials or {settings.time_budget_seconds:.0f} s")
-    progress.searching(settings.max_trials, settings.time_budget_seconds)
+def _screen(measurer: TrialMeasurer, facts: Facts, settings: StudySettings, trials: int,
+            progress: Progress) -> ScreenOutcome:
+    """One cheap window of each candidate of the broad grid (``candidates``), the model's favourites first."""
+    todo = candidates(facts.space, rule_of_thumb(facts.machine, facts.dataset), facts.predicted, trials)
+    progress.stage(f"Screening {len(todo)} settings, one short epoch each (time budget {settings.time_budget_seconds:.0f} s "
+                   "for the screen and the race)")
+    progress.searching(len(todo), settings.time_budget_seconds)
     measured: list[TrialResult] = []
 
     def on_trial(result: TrialResult, count: int) -> None:
         measured.append(result)
-        progress.trial(result, count, best_trial(tuple(measured)))
+        fastest = max((t for t in measured if t.epoch_batches_per_second), default=None,
+                      key=lambda t: t.epoch_batches_per_second.median)
+        progress.trial(result, count, fastest)
 
-    starts = starting_configs(facts.machine, facts.dataset, facts.space, warm_start(facts.guesses()), facts.predicted)
-    outcome = run_study(measurer, facts.space, starts, settings, on_trial, predict=facts.predicted)
-    if best_trial(outcome.trials) is None:
-        raise TuneLoaderError(
-            "Every trial failed, so there is nothing to recommend. "
-            + "; ".join(f"{t.config.label()}: {t.reason}" for t in outcome.trials[:3])
-        )
+    outcome = screen(measurer, facts.space, todo, settings, on_trial, predict=facts.predicted)
+    if not any(t.status == TrialStatus.OK for t in outcome.trials):
+        raise TuneLoaderError("Every setting screened failed, the Keras defaults among them, so there is nothing "
+                              "to recommend. " + "; ".join(f"{t.config.label()}: {t.reason}" for t in outcome.trials[:3]))
     return outcome
 
 
-def _race(measurer: TrialMeasurer, facts: Facts, study: StudyOutcome, settings: StudySettings, seed: int,
-          progress: Progress, deadline: float) -> Evidence:
-    """Races the study's choice against its closest rivals, the defaults and tf.data (which needs batch i
-    on demand, so not for a generator), interleaved: after the first rounds the race picks the answer among
-    the candidates, then times it against the defaults until decided or ``deadline``."""
-    best = best_trial(study.trials)
-    candidates = [best.config] + race_rivals(study.trials, best, settings.ceiling)
-    with_tf_data = facts.dataset.kind != DataKind.GENERATOR
-    contenders = candidates + [KERAS_DEFAULTS] * (KERAS_DEFAULTS not in candidates) + [TF_DATA] * with_tf_data
-    racing = "; ".join(config.label() for config in candidates)
-    others = ["the defaults"] * (KERAS_DEFAULTS not in candidates) + ["a tf.data pipeline"] * with_tf_data
-    if len(candidates) > 1:
-        progress.stage(f"Racing the study's {len(candidates)} best settings ({racing}) against "
-                       f"{' and '.join(others) or 'each other'}, interleaved: the answer is chosen among them after "
-                       f"{RACE_CHOICE_ROUNDS} rounds, then raced until decided")
-    else:
-        progress.stage(f"Racing {racing} against {' and '.join(others)}, interleaved, until decided" if others
-                       else f"Re-timing {racing}: nothing to race it against")
-    choose = lambda so_far: confirmed_best(so_far, candidates, waiting=facts.dataset.waits, seed=seed)  # noqa: E731
-    race = interleave(measurer, contenders, epoch_batches=facts.epoch_batches, choice_rounds=RACE_CHOICE_ROUNDS,
-                      max_rounds=RACE_MAX_ROUNDS, deadline=deadline, choose=choose, challengers=[TF_DATA])
-    return Evidence(study, _trial_for(study.trials, race.leader) or best, race, candidates)
+def _race(measurer: TrialMeasurer, facts: Facts, screened: ScreenOutcome, progress: Progress,
+          deadline: float) -> Interleaved:
+    """Races the screen's finalists, the defaults and tf.data (which needs batch i on demand, so not for a
+    generator), interleaved, until ``decision`` has nothing left open or ``deadline``."""
+    finals = decision.finalists(screened.trials, keep=[KERAS_DEFAULTS])
+    rates = {t.config: t.epoch_batches_per_second.median for t in screened.trials if t.epoch_batches_per_second}
+    tf_data = TF_DATA if facts.dataset.kind != DataKind.GENERATOR else None
+    others = " and a tf.data pipeline" * bool(tf_data)
+    progress.stage(f"Racing {len(finals)} settings ({'; '.join(c.label() for c in finals)}){others}, interleaved, "
+                   "until no setting left can beat the leader by more than 3% and the claim is decided")
+    return run_race(measurer, finals, lambda config: facts.race_plan(config, rates.get(config)),
+                    epoch_batches=facts.epoch_batches, tf_data=tf_data, deadline=deadline, on_round=progress.race_round)
 
 
-def assemble(facts: Facts, evidence: Evidence | None, *, limit: Ceiling | None = None,
-             allow_duplicated_data: bool = False) -> Recommendation:
+def assemble(facts: Facts, evidence: Evidence | None, *, allow_duplicated_data: bool = False) -> Recommendation:
     """The one place a ``Recommendation`` is built: from the race's evidence, or (``--quick``, no evidence)
     from the analytic model alone."""
-    limit = limit or facts.ceiling()
+    trials = evidence.screen.trials if evidence else ()
+    limit = ceiling_with_measured(facts.ceiling(), trials)
     fields = _measured(facts, evidence, limit) if evidence else _predicted(facts, limit)
     return Recommendation(
         dataset_name=facts.dataset_name,
@@ -376,36 +323,37 @@ def assemble(facts: Facts, evidence: Evidence | None, *, limit: Ceiling | None =
 
 
 def _measured(facts: Facts, evidence: Evidence, limit: Ceiling) -> dict[str, Any]:
-    """The fields that come from the search and the race."""
-    trials, best, race = evidence.study.trials, evidence.best, evidence.race
-    chosen, confirmation, tf_data = race.verdict(best.config)
-    default_trial = _trial_for(trials, KERAS_DEFAULTS)
-    chosen_trial = best if chosen == best.config else default_trial
-    claimed = race.shared_rounds([best.config, KERAS_DEFAULTS])  # the epochs the speed-up is computed from
-    chosen_rate = _raced_rate(claimed, chosen, chosen_trial)
-    default_peak = default_trial.peak_memory_bytes if default_trial else None
+    """The fields that come from the screen and the race."""
+    trials, race = evidence.screen.trials, evidence.race
+    verdict = race.verdict
+    chosen, best = verdict.chosen, verdict.best or verdict.chosen
+    chosen_trial = _trial_for(trials, chosen)
+    chosen_rate = _raced_rate(race, chosen, chosen_trial)
     warnings = advice.warn(
         chosen=chosen, chosen_trial=chosen_trial, trials=trials, dataset=facts.dataset,
         memory_budget_bytes=facts.memory_budget_bytes, space=facts.space, model=facts.model, engine=facts.engine,
         backend=facts.backend, chosen_epoch_seconds=facts.epoch_batches / chosen_rate.median if chosen_rate else None,
-        race_failures=race.failures, confirmation=confirmation, race_load=race.load,
+        race_failures=race.failures, confirmation=verdict.claim, race_load=race.load,
+        race_timed_whole_epochs=facts.race_plan(chosen).batches == facts.dataset.batches_per_epoch,
     )
     reasons = advice.explain(
-        chosen=chosen, best=best, confirmation=confirmation, ceiling=limit, tf_data=tf_data, dataset=facts.dataset,
-        model=facts.model, epoch_batches=facts.epoch_batches, engine=facts.engine, rewrite=_predicted_rewrite(facts),
-        race=race.shared_rounds(evidence.candidates),
-        threads_measured=advice.thread_gain(trials, race.shared_rounds(list(race.samples))),
-        race_stopped_because=race.stopped_because,
+        chosen=chosen, best=best, confirmation=verdict.claim, ceiling=limit, tf_data=verdict.tf_data,
+        dataset=facts.dataset, model=facts.model, epoch_batches=facts.epoch_batches, engine=facts.engine,
+        rewrite=_predicted_rewrite(facts), race=race,
+        threads_measured=advice.thread_gain(trials, race.samples),
     )
+    default_trial = _trial_for(trials, KERAS_DEFAULTS)
     return dict(
-        config=chosen, best_tried=best.config, best_tried_batches_per_second=_raced_rate(claimed, best.config, best),
-        default_batches_per_second=_raced_rate(claimed, KERAS_DEFAULTS, default_trial), confirmation=confirmation,
+        config=chosen, best_tried=best, best_tried_batches_per_second=_raced_rate(race, best, _trial_for(trials, best)),
+        default_batches_per_second=_raced_rate(race, KERAS_DEFAULTS, default_trial), confirmation=verdict.claim,
         peak_memory_bytes=race.peak_memory_bytes.get(chosen) or (chosen_trial and chosen_trial.peak_memory_bytes),
-        default_peak_memory_bytes=race.peak_memory_bytes.get(KERAS_DEFAULTS) or default_peak,
-        reasons=reasons, warnings=warnings, trials=trials, tf_data=tf_data,
-        pruning_saved_seconds=evidence.study.pruning_saved_seconds,
-        search_stopped_because=evidence.study.stopped_because, race_stopped_because=race.stopped_because,
-        race_load=race.load, race_epochs={config.label(): epochs for config, epochs in race.samples.items()},
+        default_peak_memory_bytes=race.peak_memory_bytes.get(KERAS_DEFAULTS) or (
+            default_trial and default_trial.peak_memory_bytes),
+        reasons=reasons, warnings=warnings, trials=trials, tf_data=verdict.tf_data,
+        search_stopped_because=evidence.screen.stopped_because, race_stopped_because=race.stopped_because,
+        race_settled=race.settled, race_load=race.load,
+        race_epochs={config.label(): epochs for config, epochs in race.samples.items()},
+        race_left={config.label(): why for config, why in {**race.left, **race.failures}.items()},
     )
 
 
@@ -424,11 +372,11 @@ def _predicted(facts: Facts, limit: Ceiling) -> dict[str, Any]:
     warnings += tuple(filter(None, [advice.allocator_churn(facts.model)]))
     return dict(config=config, best_tried=config, best_tried_batches_per_second=None, default_batches_per_second=None,
                 confirmation=None, peak_memory_bytes=None, default_peak_memory_bytes=None, reasons=reasons,
-                warnings=warnings, trials=(), tf_data=None, pruning_saved_seconds=0.0)
+                warnings=warnings, trials=(), tf_data=None)
 
 
-def _with_keras3_comparison(answer: Recommendation, dataset, model, dataset_name, model_name, *, progress,
-                            **settings) -> Recommendation:
+def _with_keras3_comparison(answer: Recommendation, dataset, model, options: Options,
+                            progress: Progress) -> Recommendation:
     """Tunes the same Sequence as a Keras 3 PyDataset and records what migrating gains.
 
     The two runs are separate, not interleaved, so the ratio's interval
@@ -441,12 +389,12 @@ def _with_keras3_comparison(answer: Recommendation, dataset, model, dataset_name
             "rewrite (batch i from __getitem__); the reasons give the analytic model's prediction for one.",
         ))
     progress.stage("Tuning the same Sequence as a Keras 3 PyDataset, for the migration comparison")
-    other = recommend(dataset, model, dataset_name=dataset_name, model_name=model_name, engine=EngineName.KERAS3,
-                      progress=progress, **settings)
+    other = recommend(dataset, model, dataclasses.replace(options, engine=EngineName.KERAS3, compare_keras3=False),
+                      progress=progress)
     ratio = low = high = None
     legacy_samples, keras3_samples = _confirmed_samples(answer), _confirmed_samples(other)
     if legacy_samples and keras3_samples:
-        ratio, low, high = bootstrap_ratio_interval(keras3_samples, legacy_samples, seed=settings["seed"])
+        ratio, low, high = bootstrap_ratio_interval(keras3_samples, legacy_samples)
     comparison = EngineComparison(
         engine=other.engine, config=other.config, batches_per_second=other.recommended_batches_per_second,
         model_description=other.model.description, ratio=ratio, ratio_low=low, ratio_high=high,
@@ -469,14 +417,11 @@ def _predicted_rewrite(facts: Facts) -> tuple[LoaderConfig, float] | None:
 
 def _confirmed_samples(answer: Recommendation) -> tuple[float, ...]:
     """Race epochs of the recommended setting."""
-    if answer.confirmation is not None:
-        chosen_is_best = answer.config == answer.best_tried
-        return answer.confirmation.best_samples if chosen_is_best else answer.confirmation.default_samples
-    # The defaults were best: their epochs are the reference side of the tf.data comparison.
-    return answer.tf_data.default_samples if answer.tf_data is not None else ()
+    return (answer.race_epochs or {}).get(answer.config.label(), ())
 
 
-def _source_for(dataset, model, dataset_name, model_name, engine) -> FileSource | PickledSource:
+def _source_for(dataset, model, options: Options) -> FileSource | PickledSource:
+    dataset_name, model_name, engine = options.dataset_name, options.model_name, options.engine
     if isinstance(dataset, (str, PathLike)):
         path = Path(dataset)
         if not path.is_file():
@@ -507,10 +452,9 @@ def _trial_for(trials: tuple[TrialResult, ...], config: LoaderConfig) -> TrialRe
     return next((t for t in trials if t.config == config and t.status == TrialStatus.OK), None)
 
 
-def _raced_rate(raced: dict[LoaderConfig, tuple[float, ...]], config: LoaderConfig,
-                trial: TrialResult | None) -> Spread | None:
-    """``config``'s epochs in the race (``raced``: the rounds that timed both the best setting and the
-    defaults), else its trial's windows: the race's numbers are the ones the speed-up is computed from."""
-    if samples := raced.get(config):
+def _raced_rate(race: Interleaved, config: LoaderConfig, trial: TrialResult | None) -> Spread | None:
+    """``config``'s epochs in the race, else its screen window: the race's numbers are the ones the speed-up
+    is computed from."""
+    if samples := race.samples.get(config):
         return summarize(samples)
     return trial.epoch_batches_per_second if trial else None

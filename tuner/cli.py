@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import signal
@@ -18,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tuner.errors import TuneLoaderError
+from tuner.options import Options
 from tuner.outdir import OutputFolder
 from tuner.results import Recommendation, TrialResult
 from tuner.version import VERSION
@@ -46,16 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("file", help="Python file defining make_dataset() (or a PyDataset), optionally make_model()")
     parser.add_argument("--dataset", metavar="NAME", help="attribute of FILE to tune when it has several")
     parser.add_argument("--model", metavar="NAME", help="attribute of FILE that builds the compiled model")
-    parser.add_argument("--trials", type=int, default=24, help="most configurations to measure (default 24)")
-    parser.add_argument("--time-budget", type=float, default=120.0, metavar="SECONDS",
-                        help="search time before confirming the winner (default 120)")
+    trials, budget, load = (Options.default(name) for name in ("trials", "time_budget", "load_timeout"))
+    parser.add_argument("--trials", type=int, default=trials, help=f"most settings to screen (default {trials})")
+    parser.add_argument("--time-budget", type=float, default=budget, metavar="SECONDS",
+                        help=f"time for the screen and the race together, after the probes (default {budget:g})")
     parser.add_argument("--max-memory", type=parse_size, metavar="SIZE",
                         help="memory budget for the process tree, e.g. 4G (default: half the available RAM)")
     parser.add_argument("--trial-timeout", type=float, metavar="SECONDS",
                         help="stop a timed epoch after this long (default: 10x its expected length, at least 30 s)")
-    parser.add_argument("--load-timeout", type=float, default=300.0, metavar="SECONDS",
+    parser.add_argument("--load-timeout", type=float, default=load, metavar="SECONDS",
                         help="stop any step before the first trial after this long: importing FILE, making the "
-                        "dataset, the warm-up epoch, the probes (default 300)")
+                        f"dataset, the warm-up epoch, the probes (default {load:g})")
     parser.add_argument("--out", type=Path, metavar="FOLDER",
                         help="where report.html, results.json, trials.csv, windows.csv and study.db go (default tune-loader-out/FILE); "
                         "one run at a time, and an earlier run's files move to FOLDER/previous/TIME/")
@@ -80,7 +83,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="let a plain generator run in processes, each with its own copy (duplicates batches)")
     parser.add_argument("--compare-keras3", action="store_true",
                         help="for a tf-keras Sequence, also tune it as a Keras 3 PyDataset and compare")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the Optuna sampler (default 0)")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress; print one line: the settings and their speed-up over the defaults")
     parser.add_argument("--json", action="store_true", help="print results.json to stdout instead of tables "
@@ -163,7 +165,7 @@ def one_line(r: Recommendation) -> str:
 
 def _run(args, console: Console) -> tuple[Recommendation, Path]:
     from reports import write_reports
-    from tuner.api import check_limits, recommend
+    from tuner.api import recommend
     from tuner.engines import backend as backends
 
     path = Path(args.file)
@@ -172,8 +174,8 @@ def _run(args, console: Console) -> tuple[Recommendation, Path]:
             f"No such file: {path}. Expected a Python file that defines make_dataset() or a keras.utils.PyDataset. "
             f"Received: file={args.file}"
         )
-    check_limits(trials=args.trials, time_budget=args.time_budget, max_memory=args.max_memory,
-                 window_timeout=args.trial_timeout, load_timeout=args.load_timeout)
+    options = options_of(args)
+    options.check()
     backends.configured(args.backend)  # a backend that cannot train, or is not installed, fails before the lock
     with OutputFolder.claim(args.out or Path("tune-loader-out") / path.stem) as folder:
         if folder.took_over_from:
@@ -182,17 +184,20 @@ def _run(args, console: Console) -> tuple[Recommendation, Path]:
         fresh_start = _FreshStart(folder, console, keep=not args.resume)
         storage = _study_storage(args, folder, fresh_start)
         with _LiveProgress(console) as progress:
-            recommendation = recommend(
-                path, dataset_name=args.dataset, model_name=args.model, trials=args.trials,
-                time_budget=args.time_budget, max_memory=args.max_memory, window_timeout=args.trial_timeout,
-                load_timeout=args.load_timeout, quick=args.quick, seed=args.seed, storage=storage,
-                study_name=args.study_name, progress=progress, engine=args.engine, backend=args.backend,
-                native_threads=args.native_threads, allow_duplicated_data=args.allow_duplicated_data,
-                compare_keras3=args.compare_keras3,
-            )
+            recommendation = recommend(path, options=dataclasses.replace(options, storage=storage), progress=progress)
         fresh_start()  # --quick never opens the study, but its report replaces the old one
         write_reports(recommendation, folder.path)
     return recommendation, folder.path
+
+
+def options_of(args: argparse.Namespace) -> Options:
+    """The parsed flags as the options ``recommend()`` takes (the study's storage is added once the folder
+    is claimed)."""
+    return Options(dataset_name=args.dataset, model_name=args.model, trials=args.trials, time_budget=args.time_budget,
+                   max_memory=args.max_memory, window_timeout=args.trial_timeout, load_timeout=args.load_timeout,
+                   quick=args.quick, study_name=args.study_name, engine=args.engine, backend=args.backend,
+                   native_threads=args.native_threads, allow_duplicated_data=args.allow_duplicated_data,
+                   compare_keras3=args.compare_keras3)
 
 
 def _study_storage(args, folder: OutputFolder, fresh_start: _FreshStart) -> Callable[[str], str]:
@@ -282,7 +287,14 @@ class _LiveProgress:
 
     def searching(self, trials: int, time_budget: float) -> None:
         self.search_started, self.time_budget, self.trials = time.monotonic(), time_budget, trials
-        self._replace_task("trials", total=trials, count=f"0/{trials}", budget=f"budget {time_budget:.0f} s")
+        self._replace_task("screen", total=trials, count=f"0/{trials}", budget=f"budget {time_budget:.0f} s")
+
+    def race_round(self, number: int, leader: str, racing: int) -> None:
+        """One line per race round: the leader so far and how many settings still race."""
+        left = max(0.0, self.time_budget - (time.monotonic() - self.search_started))
+        self.console.print(f"  round {number:>2}: leading {leader}, {racing} still racing", highlight=False,
+                           markup=False, soft_wrap=True)
+        self._replace_task("race", total=None, count=f"round {number}", best=leader, budget=f"budget {left:.0f} s left")
 
     def _replace_task(self, description: str, total: int | None, **fields) -> None:
         if self.task is not None:
@@ -294,7 +306,7 @@ class _LiveProgress:
         value = f"{rate.median:.1f} batches/s" if rate else result.reason[:60]
         if rate and result.predicted_batches_per_second:
             value += f" (predicted {result.predicted_batches_per_second:.1f})"
-        self.console.print(f"  trial {result.number:>2} {result.config.label():<26} {result.status:<10} {value}", highlight=False, markup=False, soft_wrap=True)
+        self.console.print(f"  screen {result.number:>2} {result.config.label():<26} {result.status:<10} {value}", highlight=False, markup=False, soft_wrap=True)
         leader = f"best {best.epoch_batches_per_second.median:.1f} b/s ({best.config.label()})" if best else ""
         left = max(0.0, self.time_budget - (time.monotonic() - self.search_started))
         self.bar.update(self.task, completed=measured, count=f"{measured}/{self.trials}", best=leader,

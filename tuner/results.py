@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from probes.profiles import DataKind, DatasetProfile, MachineProfile, ModelProfile, PoolKind, Spread, TextEnum
 from probes.serde import from_dict, to_dict
 
-SCHEMA_VERSION = 5
-ROUNDS_FOR_ONE_SIDED = 5
+SCHEMA_VERSION = 6
 # A validation PyDataset is a second loader with its own knobs, and tune-loader times training only.
 VALIDATION_NOTE = ("\n# validation_data=...: a validation PyDataset has its own workers, use_multiprocessing and "
                    "max_queue_size;\n# they were not tuned (Keras's defaults apply unless you set them).")
@@ -127,7 +126,8 @@ class WindowTiming:
     ``epoch_seconds`` runs from Keras's ``on_epoch_begin`` to ``on_epoch_end``
     (for an epoch that follows another in the same ``fit``, from that
     epoch's ``on_epoch_end``) and so includes building and tearing down the
-    worker pool;
+    worker pool; several epochs of one ``fit`` are their mean (``timed_epochs``, with the spread of their
+    durations in ``epoch_seconds_cv``);
     ``fixed_seconds`` is the per-epoch cost beyond ``batches / rate``: from the
     free-data pipeline probe when known (``epoch_model.with_fixed_cost``),
     else from the spacing of the later batches. ``first_batch_seconds`` runs
@@ -140,6 +140,8 @@ class WindowTiming:
     steady_batches_per_second: float
     fixed_seconds: float
     first_batch_seconds: float | None = None
+    timed_epochs: int = 1  # epochs of one fit averaged into this one (``engines.common.mean_timing``)
+    epoch_seconds_cv: float = 0.0  # their durations' coefficient of variation (0 for a single epoch)
 
     def predicted_epoch_seconds(self, epoch_batches: int) -> float:
         return self.fixed_seconds + epoch_batches / self.steady_batches_per_second
@@ -179,9 +181,8 @@ def best_rate(trials: Iterable[TrialResult]) -> float:
 
 @dataclass(frozen=True)
 class Confirmation:
-    """One setting against another, timed interleaved (A B A B ...): the median of per-round ratios and a
-    distribution-free interval with its exact ``confidence``; ``is_range`` when too few rounds gave the
-    coverage asked for and the interval is only the ratios' range."""
+    """One setting against another, timed interleaved (A B A B ...): the geometric mean of per-round ratios
+    and its t interval at ``confidence`` (``tuner.search.decision.compare``)."""
 
     best_samples: tuple[float, ...]
     default_samples: tuple[float, ...]
@@ -189,19 +190,11 @@ class Confirmation:
     speedup_low: float
     speedup_high: float
     confidence: float
-    is_range: bool = False
 
     @property
     def significant(self) -> bool:
-        """True when a real interval (not a range) excludes 1 on the side of a speed-up."""
-        return self.speedup_low > 1.0 and not self.is_range
-
-    @property
-    def ahead_in_every_round(self) -> bool:
-        """Faster than the baseline in every one of at least ``ROUNDS_FOR_ONE_SIDED`` rounds: the one-sided
-        sign test's p <= 2**-5, enough to choose a setting where too few rounds give no two-sided interval."""
-        rounds = list(zip(self.best_samples, self.default_samples))
-        return len(rounds) >= ROUNDS_FOR_ONE_SIDED and all(best > baseline for best, baseline in rounds)
+        """True when the interval excludes 1 on the side of a speed-up."""
+        return self.speedup_low > 1.0
 
     @property
     def half_width(self) -> float:
@@ -209,11 +202,10 @@ class Confirmation:
         return max(self.speedup_high / self.speedup - 1.0, 1.0 - self.speedup_low / self.speedup)
 
     def interval_text(self) -> str:
-        """The interval as a reader should take it: a confidence interval, or a range when there is none."""
-        bounds = f"[{self.speedup_low:.2f}, {self.speedup_high:.2f}]"
-        if self.is_range:
-            return f"{bounds}, the range of {len(self.best_samples)} rounds (too few for a 95% interval)"
-        return f"{bounds} {self.confidence:.0%} interval, {len(self.best_samples)} interleaved rounds"
+        """The interval as a reader should take it, with the rounds it rests on."""
+        high = "inf" if math.isinf(self.speedup_high) else f"{self.speedup_high:.2f}"
+        return (f"[{self.speedup_low:.2f}, {high}] {self.confidence:.0%} interval, "
+                f"{len(self.best_samples)} interleaved rounds")
 
 
 @dataclass(frozen=True)
@@ -306,9 +298,9 @@ class Recommendation:
     measured: bool
     memory_budget_bytes: int | None
     tuning_seconds: float
-    pruning_saved_seconds: float
     search_stopped_because: str | None = None  # None for --quick: nothing was searched
     race_stopped_because: str | None = None
+    race_settled: bool = False  # the race ended with nothing open, not at the time budget
     race_load: RaceLoad = RaceLoad()
     duplicated_data_allowed: bool = False
     keras3: EngineComparison | None = None
@@ -317,6 +309,7 @@ class Recommendation:
     other_machines: tuple[str, ...] = ()  # the same data's studies on other machines in a shared storage
     # Every race contender's epoch throughputs, round by round (a contender that left ran the first rounds).
     race_epochs: dict[str, tuple[float, ...]] | None = None
+    race_left: dict[str, str] | None = None  # why each setting that left the race early left
     schema_version: int = SCHEMA_VERSION
 
     @property

@@ -8,6 +8,8 @@ import pytest
 from tests import builders
 from tuner.analysis import advice
 from tuner.results import KERAS_DEFAULTS, Confirmation, LoaderConfig
+from tuner.search import decision
+from tuner.search.race import Interleaved
 from tuner.search.space import SearchSpace
 
 
@@ -38,13 +40,25 @@ def test_the_warnings_of_an_inline_keras3_answer_include_the_autotune_wait():
     assert not any("autotun" in w for w in advice.warn(chosen=LoaderConfig(4, False, 10), engine="keras3", **common))
 
 
-def test_the_race_summary_names_the_rule_that_chose():
-    race = {LoaderConfig(12, False, 16): (191.3, 185.0, 199.0), LoaderConfig(6, False, 10): (194.1, 190.0, 197.0)}
-    waiting = advice.race_summary(race, LoaderConfig(12, False, 16), waiting=True)
-    assert "6 threads, queue 10 194.1 batches/s (n=3); 12 threads, queue 16 191.3 batches/s (n=3)" in waiting
-    assert "12 threads, queue 16 keeps the most batches in flight of those the race could not tell" in waiting
-    computing = advice.race_summary(race, LoaderConfig(6, False, 10), waiting=False)
-    assert computing.endswith("6 threads, queue 10 is the simplest within 1% of the fastest.")
+def test_the_race_summary_gives_every_setting_s_mean_and_how_the_race_chose():
+    twelve, six = LoaderConfig(12, False, 16), LoaderConfig(6, False, 10)
+    samples = {twelve: (191.3, 185.0, 199.0), six: (194.1, 190.0, 197.0), KERAS_DEFAULTS: (40.0, 41.0)}
+    verdict = decision.verdict(samples, [twelve, six])
+    race = Interleaved(samples, {}, {}, {KERAS_DEFAULTS: "the claim was decided"}, verdict,
+                       "no setting left in it could beat 6 threads, queue 10 by more than 3%", True)
+    text = advice.race_summary(race, six)
+    assert "6 threads, queue 10 193.7 batches/s (n=3); 12 threads, queue 16 191.8 batches/s (n=3)" in text
+    assert "inline (no pool) 40.5 batches/s (n=2, left early)" in text
+    assert text.endswith("6 threads, queue 10 is the simplest within 1% of the fastest of the settings still racing "
+                         "at the end; no setting left could beat it by more than 3%.")
+
+
+def test_the_autotune_wait_is_warned_of_only_where_the_race_timed_windows_shorter_than_the_epoch():
+    common = dict(chosen=KERAS_DEFAULTS, chosen_trial=None, trials=(), dataset=builders.dataset(),
+                  memory_budget_bytes=None, space=SearchSpace(max_workers=8, allow_processes=True),
+                  chosen_epoch_seconds=0.4)
+    assert any("autotun" in w for w in advice.warn(**common))
+    assert not any("autotun" in w for w in advice.warn(race_timed_whole_epochs=True, **common))
 
 
 def test_cpython_s_ast_race_is_explained_once_however_many_settings_it_stopped():
@@ -56,7 +70,7 @@ def test_cpython_s_ast_race_is_explained_once_however_many_settings_it_stopped()
                   memory_budget_bytes=None, space=SearchSpace(max_workers=32, allow_processes=True))
     warnings = advice.warn(trials=trials, race_failures={LoaderConfig(8, False, 8): race.format(33)}, **common)
     assert sum("python/cpython#106905" in w for w in warnings) == 1
-    assert "8 threads, queue 8 stopped during the final interleaved comparison: " + race.format(33) in warnings
+    assert "8 threads, queue 8 stopped during the race: " + race.format(33) in warnings
     assert [w for w in warnings if w.startswith("Trial ")] == [
         f"Trial 0 (16 threads, queue 16) failed: {race.format(36)}", f"Trial 1 (32 threads, queue 32) failed: {race.format(40)}"]
     assert not any("cpython" in w for w in advice.warn(trials=trials[2:], **common))
@@ -65,7 +79,7 @@ def test_cpython_s_ast_race_is_explained_once_however_many_settings_it_stopped()
 def test_race_epochs_that_hyperfine_would_flag_as_outliers_are_warned_of():
     common = dict(chosen=LoaderConfig(8, False, 16), chosen_trial=None, trials=(), dataset=builders.dataset(),
                   memory_budget_bytes=None, space=SearchSpace(max_workers=8, allow_processes=True))
-    steady = Confirmation((300.0, 302.0, 298.0, 301.0, 299.0), (45.0, 44.0, 46.0, 45.5, 44.5), 6.6, 6.3, 6.9, 0.95)
+    steady = Confirmation((300.0, 302.0, 298.0, 301.0, 299.0), (45.0, 44.0, 46.0, 45.5, 44.5), 6.6, 6.3, 6.9, 0.9)
     assert not any("outliers" in w for w in advice.warn(confirmation=steady, **common))
     # One defaults epoch at a third of the others' speed: z = (15 - 45) / 0.5 = -60, far beyond 14.8.
     disturbed = dataclasses.replace(steady, default_samples=(45.0, 44.0, 46.0, 15.0, 45.5))

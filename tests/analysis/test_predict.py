@@ -3,8 +3,8 @@ import dataclasses
 import pytest
 
 from tests import builders
-from tuner.analysis.predict import (ATTAINABLE, attainable, best_predictions, ceiling, search_bound, ceiling_with_measured, gil_seconds,
-                           parallel_share, predict)
+from tuner.analysis.predict import (batch_cost, best_predictions, ceiling, ceiling_with_measured, gil_seconds,
+                                    parallel_share, predict)
 from tuner.results import KERAS_DEFAULTS, LoaderConfig
 from tuner.search.space import SearchSpace
 
@@ -71,47 +71,6 @@ def test_ceiling_bounds_every_prediction_and_names_the_bottleneck():
     assert ceiling(MACHINE, cheap, MODEL, EPOCH).bound == "model-bound"
 
 
-def test_a_pool_s_epoch_end_stall_caps_what_any_setting_can_reach_below_the_free_data_ceiling():
-    # tf-keras's Sequence: every pool waits 5 s after the epoch; inline pays the data code's 20 ms a batch.
-    stalled = tuple(dataclasses.replace(point, epoch_end_seconds=5.0 if point.kind != "inline" else 0.0)
-                    for point in builders.PIPELINE)
-    model = builders.model(pipeline=stalled)
-    epoch = 400
-    pool_cap = epoch / (5.0 + epoch / 650.0)  # the stall, at the fastest free-data rate of any probe (threads)
-    inline_cap = epoch / (0.04 + epoch * (1 / 600.0 + 0.020))
-    assert attainable(WAITING, model, epoch, pools=True) == pytest.approx(pool_cap)
-    assert attainable(WAITING, model, epoch, pools=False) == pytest.approx(inline_cap)
-    assert attainable(WAITING, model, epoch, pools=True) < 0.2 * ceiling(MACHINE, WAITING, model, epoch).batches_per_second
-    # A pool probe that read low does not lower the bound: only the stall tightens it.
-    low_threads = tuple(dataclasses.replace(point, steady_batches_per_second=300.0) if point.kind == "threads" else point
-                        for point in stalled)
-    assert attainable(WAITING, builders.model(pipeline=low_threads), epoch, pools=True) == pytest.approx(
-        epoch / (5.0 + epoch / 600.0))
-    # A bound, not a guess: no prediction of any setting the space holds goes above it.
-    for dataset, pools in ((WAITING, True), (GIL_BOUND, True), (WAITING, False)):
-        configs = grid(16, allow_processes=pools, threads_infeasible="" if pools else "not thread-safe")
-        for m in (model, MODEL):
-            bound = attainable(dataset, m, epoch, pools=pools)
-            assert max(predict(c, MACHINE, dataset, m, epoch).epoch_batches_per_second for c in configs) <= bound
-
-
-def test_the_search_stops_near_the_lower_of_the_ceiling_and_what_the_allowed_settings_can_reach():
-    epoch = 400
-    stalled = builders.model(pipeline=tuple(dataclasses.replace(point, epoch_end_seconds=5.0 * (point.kind != "inline"))
-                                            for point in builders.PIPELINE))
-    space = SearchSpace.for_profiles(MACHINE, WAITING)
-    limit = ceiling(MACHINE, WAITING, stalled, epoch)
-    assert search_bound(limit, WAITING, stalled, epoch, pools=space.allows_pools) == (
-        pytest.approx(attainable(WAITING, stalled, epoch, pools=True)), ATTAINABLE)
-    # No pool may run (threads infeasible, processes excluded): only inline's own bound counts.
-    inline_only = SearchSpace(max_workers=8, allow_processes=False, threads_infeasible="not thread-safe")
-    assert search_bound(limit, WAITING, stalled, epoch, pools=inline_only.allows_pools)[0] == pytest.approx(
-        attainable(WAITING, stalled, epoch, pools=False))
-    # Without a stall the pools' bound is above the ceiling: the ceiling stands, and the reason names it.
-    free = ceiling(MACHINE, WAITING, MODEL, epoch)
-    assert search_bound(free, WAITING, MODEL, epoch, pools=space.allows_pools) == (free.batches_per_second, "the free-data ceiling")
-
-
 def test_a_measured_setting_above_the_free_data_probe_raises_the_ceiling():
     limit = ceiling(MACHINE, WAITING, MODEL, EPOCH)
     below = builders.trial(0, LoaderConfig(2, False, 10), 0.5 * limit.batches_per_second)
@@ -133,30 +92,3 @@ def test_the_gil_share_never_exceeds_the_cpu_time():
     assert gil_seconds(half_waiting) == pytest.approx(0.010)
 
 
-def test_the_warm_start_adds_the_other_pool_kind_only_when_the_model_cannot_tell_them_apart():
-    from tuner.analysis.predict import Prediction
-    from tuner.search.space import warm_start
-
-    def guess(config, rate):
-        return Prediction(config, 1 / rate, 0.0, 0.0, rate, "data code")
-
-    threads, queue_variant, processes = LoaderConfig(8, False, 8), LoaderConfig(8, False, 16), LoaderConfig(2, True, 8)
-    assert warm_start([guess(threads, 100), guess(queue_variant, 100), guess(processes, 95)]) == (threads, processes)
-    assert warm_start([guess(threads, 100), guess(queue_variant, 100), guess(processes, 80)]) == (threads,)
-
-
-def test_the_warm_start_measures_above_the_knee_when_the_model_puts_it_on_the_plateau():
-    from tuner.analysis.predict import Prediction
-    from tuner.search.space import warm_start
-
-    def guess(config, rate):
-        return Prediction(config, 1 / rate, 0.0, 0.0, rate, "data code")
-
-    knee, plateau, beyond = LoaderConfig(8, False, 8), LoaderConfig(16, False, 16), LoaderConfig(17, False, 16)
-    same_in_flight = LoaderConfig(16, False, 8)  # queue 8: still 9 batches in flight
-    slower = LoaderConfig(16, False, 16)
-    assert warm_start([guess(knee, 259), guess(same_in_flight, 259), guess(beyond, 259), guess(plateau, 259)]) == (
-        knee, plateau)
-    assert warm_start([guess(knee, 259), guess(slower, 200)]) == (knee,)  # the model sees a real loss above the knee
-    assert warm_start([guess(LoaderConfig(1, True, 10), 50), guess(LoaderConfig(2, True, 10), 50)]) == (
-        LoaderConfig(1, True, 10),)  # one worker is not a knee

@@ -13,8 +13,9 @@ from tests.fakes import FakeMeasurer
 from tuner import engines
 from tuner.errors import TuneLoaderError
 from tuner.results import KERAS_DEFAULTS
-from tuner.search.space import SearchSpace, rule_of_thumb, starting_configs
-from tuner.search.study import StudySettings, run_study
+from tuner.search.candidates import candidates
+from tuner.search.space import SearchSpace, rule_of_thumb
+from tuner.search.study import StudySettings, screen
 from tuner.userfile import find_dataset, import_user_file
 
 
@@ -110,25 +111,19 @@ def test_processes_are_left_out_for_generators_unless_duplicates_are_allowed():
 def test_threads_on_an_unsafe_generator_are_recorded_infeasible_without_running():
     space = SearchSpace.for_profiles(builders.machine(2), GENERATOR)
     fake = FakeMeasurer()
-    starts = starting_configs(builders.machine(2), GENERATOR, space)
-    outcome = run_study(fake, space, starts, StudySettings(epoch_batches=200, max_trials=8, patience=8))
+    todo = candidates(space, rule_of_thumb(builders.machine(2), GENERATOR), lambda c: 1.0, limit=24)
+    outcome = screen(fake, space, todo, StudySettings(epoch_batches=200))
     infeasible = [t for t in outcome.trials if t.status == "infeasible"]
-    assert infeasible and all(t.config.parallel and not t.config.use_multiprocessing for t in infeasible)
-    assert all("not thread-safe" in t.reason and "threading.Lock" in t.reason for t in infeasible)
-    timed = {config for config, _ in fake.calls}
-    assert timed == {KERAS_DEFAULTS}  # only inline can run this data: processes would duplicate it
+    assert len(infeasible) == 1 and infeasible[0].config.parallel and not infeasible[0].config.use_multiprocessing
+    assert "not thread-safe" in infeasible[0].reason and "threading.Lock" in infeasible[0].reason
+    assert {config for config, _ in fake.calls} == {KERAS_DEFAULTS}  # processes would duplicate it
     assert all(not t.config.use_multiprocessing for t in outcome.trials)
 
 
-def test_sampled_unsafe_thread_pools_do_not_spend_the_patience_that_processes_need():
-    """Thread pools proposed by the sampler were recorded infeasible and spent the search's patience, so a
-    run with --allow-duplicated-data could end without timing a single process setting."""
+def test_with_duplicated_data_allowed_processes_are_screened_beside_the_unsafe_threads():
     space = SearchSpace.for_profiles(builders.machine(2), GENERATOR, allow_duplicated_data=True)
     fake = FakeMeasurer()
-    starts = starting_configs(builders.machine(2), GENERATOR, space)
-    outcome = run_study(fake, space, starts, StudySettings(epoch_batches=200, max_trials=5, patience=2))
-    sampled = [t for t in outcome.trials if t.origin == "sampler"]
-    assert sampled and all(t.config.use_multiprocessing or not t.config.parallel for t in sampled)
+    todo = candidates(space, rule_of_thumb(builders.machine(2), GENERATOR), lambda c: 1.0, limit=24)
+    outcome = screen(fake, space, todo, StudySettings(epoch_batches=200))
     assert any(t.config.use_multiprocessing and t.status == "ok" for t in outcome.trials)
-    infeasible = [t for t in outcome.trials if t.status == "infeasible"]
-    assert [t.origin for t in infeasible] == ["rule of thumb"]  # the start is still recorded with its reason
+    assert [t.status for t in outcome.trials if t.config.kind == "threads"] == ["infeasible"]

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 
@@ -69,26 +71,23 @@ def test_paired_interval_needs_one_value_per_round_on_each_side():
         paired_ratio_interval([1.0, 2.0, 3.0], [1.0, 2.0])
 
 
-def test_the_paired_median_interval_uses_the_sign_tests_order_statistics():
-    from probes.stats import paired_median_interval
+def test_the_paired_log_interval_is_a_t_interval_that_borrows_spread_when_its_own_rounds_are_few():
+    from probes.stats import paired_log_interval
 
-    # Per-round ratios 1..n: below six rounds no pair of order statistics covers 95%, so it is the range.
-    five = paired_median_interval([1.0, 2.0, 3.0, 4.0, 5.0], [1.0] * 5)
-    assert (five.ratio, five.low, five.high, five.is_range) == (3.0, 1.0, 5.0, True)
-    assert five.confidence == pytest.approx(1 - 2 / 32)
-    six = paired_median_interval([6.0, 5.0, 4.0, 3.0, 2.0, 1.0], [1.0] * 6)
-    assert (six.low, six.high, six.is_range) == (1.0, 6.0, False) and six.confidence == pytest.approx(1 - 2 / 64)
-    # Twelve rounds: the third-smallest and third-largest ratios, 96.1% coverage.
-    twelve = paired_median_interval([float(i) for i in range(1, 13)], [1.0] * 12)
-    assert (twelve.low, twelve.high) == (3.0, 10.0) and twelve.confidence == pytest.approx(1 - 2 * 79 / 4096)
-
-
-def test_the_paired_median_interval_pairs_rounds_so_shared_drift_cancels():
-    from probes.stats import paired_median_interval
-
-    # The machine's speed halves and doubles from round to round; the setting is always 1.5x the other.
-    drift = [1.0, 0.5, 2.0, 1.0, 0.5, 2.0]
-    interval = paired_median_interval([150.0 * d for d in drift], [100.0 * d for d in drift])
-    assert interval.low == pytest.approx(1.5) and interval.high == pytest.approx(1.5)
+    # Rounds in step with a drifting machine: the ratio is exactly 1.5 each round, so its own spread is 0.
+    drift = [1.0, 0.7, 1.3, 0.9]
+    steady = paired_log_interval([150.0 * d for d in drift], [100.0 * d for d in drift])
+    assert steady.ratio == pytest.approx(1.5) and steady.low == pytest.approx(1.5) and steady.noise == 0.0
+    floored = paired_log_interval([150.0 * d for d in drift], [100.0 * d for d in drift], noise_floor=0.01)
+    assert floored.low < 1.5 < floored.high and floored.high / floored.low == pytest.approx(
+        math.exp(2 * 3.182 * 0.01 / 2), rel=1e-3)  # t(0.975, 3) = 3.182
+    # Two rounds with 6 pooled degrees of freedom: t(0.975, 6) = 2.447 instead of t(0.975, 1) = 12.71.
+    pooled = paired_log_interval([2.0, 2.1], [1.0, 1.0], pooled_noise=0.05, pooled_df=6)
+    assert pooled.high / pooled.ratio == pytest.approx(math.exp(2.447 * 0.05 / math.sqrt(2)), rel=1e-3)
+    alone = paired_log_interval([2.0, 2.1], [1.0, 1.0])
+    assert alone.high / alone.ratio > pooled.high / pooled.ratio
+    one_sided = paired_log_interval([2.0, 2.1], [1.0, 1.0], 0.95, one_sided=True, pooled_noise=0.05, pooled_df=6)
+    assert one_sided.high < pooled.high  # 1.943 instead of 2.447
+    assert paired_log_interval([2.0], [1.0]).high == math.inf  # one round bounds nothing
     with pytest.raises(ValueError, match="one value per round"):
-        paired_median_interval([1.0, 2.0], [1.0])
+        paired_log_interval([1.0, 2.0], [1.0])

@@ -21,7 +21,10 @@ def test_report_files_are_written_and_self_contained(tmp_path):
     assert 'src="http' not in html and "<link" not in html
     assert "8 threads, queue 16" in html
     assert "6.60x" in html and "[6.30, 6.90]" in html
-    assert "The search stopped because 3 trials in a row after the starting ones did not beat the best" in html
+    assert "The screen ended because it screened all 4 candidates" in html
+    race = html[html.index("<h2>The race</h2>"):html.index("<h2>The screen</h2>")]
+    assert "The race settled: it stopped because no setting left in it could beat the answer by more than 3%" in race
+    assert "300.0, 305.0, 298.0" in race and "the claim against them was decided" in race
     frame = pd.read_csv(paths["csv"])
     assert list(frame["status"]) == ["ok", "ok", "ok", "failed"]
     assert frame.loc[3, "reason"] == "timed out after 30 s"

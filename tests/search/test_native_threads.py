@@ -1,5 +1,5 @@
-"""The fourth knob without Keras: when it is searched, how it is asked for and stored, how the race is
-reserved time, and the code the answer hands over."""
+"""The fourth knob without Keras: when it is searched, how it is asked for, stored and predicted, and the code
+the answer hands over."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 
 from tests import builders
 from tuner.results import KERAS_DEFAULTS, LoaderConfig
-from tuner.search.space import SearchSpace, native_limits, starting_configs
-from tuner.search.stop_rules import RaceReserve, SearchState
+from tuner.analysis.predict import batch_cost, predict
+from tuner.search.space import SearchSpace, native_limits
 from reports.write import trials_frame
 
 BLAS = builders.dataset(cpu_fraction=0.95, thread_speedup=0.8, native=builders.native_pools())
@@ -54,14 +54,15 @@ def test_an_optuna_trial_asks_for_it_and_a_stored_trial_gives_it_back():
     assert "native_threads" not in SearchSpace(8, True).params(limited)  # a space without the knob never asks
 
 
-def test_starts_time_the_rule_of_thumb_and_the_best_guess_at_one_thread_too():
-    space = SearchSpace.for_profiles(builders.machine(2), BLAS)
-    guess = LoaderConfig(4, True, 10)
-    starts = starting_configs(builders.machine(2), BLAS, space, (guess,))
-    assert ("rule of thumb, 1 native thread", LoaderConfig(2, True, 10, native_threads=1)) in starts
-    assert ("prediction, 1 native thread", LoaderConfig(4, True, 10, native_threads=1)) in starts
-    plain = starting_configs(builders.machine(2), builders.dataset(), SearchSpace(8, True), (guess,))
-    assert all(config.native_threads is None for _, config in plain)
+def test_the_model_predicts_pools_at_the_default_threads_no_faster_than_the_cores_allow():
+    """Batches that keep two cores busy at the libraries' default: two workers cannot run faster on two cores,
+    one thread each can. The model ranks them so, and the screen times both."""
+    machine = builders.machine(2)
+    defaults = predict(LoaderConfig(2, True, 10), machine, BLAS, builders.model(), 200).epoch_batches_per_second
+    limited = predict(LoaderConfig(2, True, 10, native_threads=1), machine, BLAS, builders.model(),
+                      200).epoch_batches_per_second
+    assert limited > 1.3 * defaults
+    assert batch_cost(LoaderConfig(native_threads=1), BLAS) == (0.045, 0.045)
 
 
 def test_the_answer_hands_over_the_line_to_paste_where_the_batch_is_made():
@@ -73,21 +74,6 @@ def test_the_answer_hands_over_the_line_to_paste_where_the_batch_is_made():
     assert "threadpool_limits" not in builders.recommendation().keras3_code()
     column = trials_frame(r)["native_threads"]
     assert str(column.dtype) == "Int64"
-
-
-def test_the_search_stops_when_the_race_would_no_longer_fit_the_budget():
-    # Epochs of 200 batches: the best at 100/s (2 s), the defaults at 50/s (4 s). Three choice rounds of four
-    # contenders and two more of two, each a fit of two epochs: 2 x 6 s x (2 x 3 + 2) = 96 s, capped at 60 s.
-    reserve = RaceReserve(120.0, 200, 50.0, fit_epochs=2, choice_rounds=3)
-    trials = [builders.trial(0, LoaderConfig(4, False, 10), 100.0)]
-    assert reserve.seconds(trials) == 60.0
-    assert reserve.reason(SearchState(trials, 1, 59.0)) is None
-    assert "the final race needs about 60 s of the 120 s" in reserve.reason(SearchState(trials, 1, 61.0))
-    # Measured defaults replace the model's guess: 200/50 -> 200/80 s a defaults epoch.
-    quick = RaceReserve(1000.0, 200, 50.0, fit_epochs=2, choice_rounds=3)
-    measured = trials + [builders.trial(1, KERAS_DEFAULTS, 80.0)]
-    assert quick.seconds(measured) == pytest.approx(2 * (2.0 + 2.5) * 8)
-    assert quick.seconds([]) == 0.0
 
 
 def test_the_reasons_explain_the_knob_only_where_the_pools_work():

@@ -2,7 +2,8 @@ import optuna
 
 from tests import builders
 from tuner.results import KERAS_DEFAULTS, LoaderConfig
-from tuner.search.space import SearchSpace, rule_of_thumb, starting_configs
+from tuner.search.candidates import candidates
+from tuner.search.space import SearchSpace, rule_of_thumb
 
 
 def test_rule_of_thumb_uses_processes_for_gil_bound_code():
@@ -22,34 +23,19 @@ def test_rule_of_thumb_never_uses_processes_for_an_unpicklable_dataset():
 SPACE = SearchSpace(max_workers=16, allow_processes=True)
 
 
-def test_a_start_the_space_excludes_is_not_enqueued():
+def test_a_rule_of_thumb_the_space_excludes_is_not_screened():
     gil_bound = builders.dataset(cpu_fraction=0.95, thread_speedup=1.0, picklable=True)
-    assert rule_of_thumb(builders.machine(2), gil_bound).use_multiprocessing
+    rule = rule_of_thumb(builders.machine(2), gil_bound)
+    assert rule.use_multiprocessing
     under_jax = SearchSpace.for_profiles(builders.machine(2), gil_bound, backend="jax")
-    starts = starting_configs(builders.machine(2), gil_bound, under_jax)
-    assert starts == [("keras defaults", KERAS_DEFAULTS)]
+    listed = [config for _, config in candidates(under_jax, rule, lambda c: 1.0, limit=50)]
+    assert rule not in listed and not any(config.use_multiprocessing for config in listed)
 
 
-def test_single_core_rule_of_thumb_equal_to_defaults_is_not_enqueued_twice():
-    starts = starting_configs(builders.machine(1), builders.dataset(), SPACE)
-    assert starts == [("keras defaults", KERAS_DEFAULTS)]
-
-
-def test_a_rule_of_thumb_under_half_the_best_guess_and_unguessed_defaults_are_not_started():
-    guess = LoaderConfig(9, False, 8)
-    rates = {KERAS_DEFAULTS: 45.0, LoaderConfig(2, False, 10): 160.0, guess: 320.0}
-    starts = starting_configs(builders.machine(2), builders.dataset(), SPACE, (guess,), predicted=rates.__getitem__)
-    assert starts == [("rule of thumb", LoaderConfig(2, False, 10)), ("prediction", guess)]
-    rates[LoaderConfig(2, False, 10)] = 150.0
-    starts = starting_configs(builders.machine(2), builders.dataset(), SPACE, (guess,), predicted=rates.__getitem__)
-    assert starts == [("prediction", guess)]
-
-
-def test_the_defaults_are_started_first_when_the_model_guesses_them():
-    guess = LoaderConfig(1, False, 4)  # no pool: the same setting as the defaults
-    rates = {KERAS_DEFAULTS: 33.0, guess: 33.0, LoaderConfig(2, False, 10): 31.0}
-    starts = starting_configs(builders.machine(2), builders.dataset(), SPACE, (guess,), predicted=rates.__getitem__)
-    assert starts == [("keras defaults", KERAS_DEFAULTS), ("rule of thumb", LoaderConfig(2, False, 10))]
+def test_single_core_rule_of_thumb_equal_to_defaults_is_screened_once():
+    rule = rule_of_thumb(builders.machine(1), builders.dataset())
+    listed = candidates(SearchSpace(max_workers=1, allow_processes=False), rule, lambda c: 1.0, limit=50)
+    assert listed == [("keras defaults", KERAS_DEFAULTS)]
 
 
 def test_space_bounds_follow_usable_cores_except_for_waiting_code():

@@ -10,7 +10,8 @@ from probes.stats import outlier_mask, summarize
 from tuner.engines.backend import inline_uses_tf_data
 from tuner.results import (KERAS_DEFAULTS, Ceiling, Confirmation, EngineComparison, EngineName, LoaderConfig,
                            RaceLoad, TrialResult, TrialStatus, completed)
-from tuner.search.race import CONFIDENCE, CONFIRMED_NEAR_BEST, DECIDED_WITHIN, EQUIVALENT_WITHIN, decided
+from tuner.search import decision
+from tuner.search.race import Interleaved
 from tuner.search.space import SearchSpace
 
 MEMORY_NEAR_BUDGET = 0.8
@@ -35,7 +36,7 @@ AST_RACE = "AST constructor recursion depth mismatch"
 def explain(
     *,
     chosen: LoaderConfig,
-    best: TrialResult | None,
+    best: LoaderConfig,
     confirmation: Confirmation | None,
     ceiling: Ceiling,
     tf_data: Confirmation | None,
@@ -44,27 +45,27 @@ def explain(
     epoch_batches: int,
     engine: EngineName = EngineName.KERAS3,
     rewrite: tuple[LoaderConfig, float] | None = None,
-    race: dict[LoaderConfig, tuple[float, ...]] | None = None,
+    race: Interleaved | None = None,
     threads_measured: tuple[LoaderConfig, float] | None = None,
-    race_stopped_because: str = "",
 ) -> tuple[str, ...]:
     """Why this configuration: the data code's nature, the model, the evidence.
 
-    ``race`` holds the interleaved epoch throughputs of the study's choice
-    and its closest rivals, when there were rivals; ``threads_measured`` the
-    best thread pool's measured gain over inline (``thread_gain``).
+    ``best`` is the best setting other than the defaults (the one the claim
+    compares with them); ``race`` holds what the race timed; and
+    ``threads_measured`` the best thread pool's measured gain over inline
+    (``thread_gain``).
     """
     reasons = [data_nature(dataset, threads_measured), f"Training is {ceiling.verdict}."]
     if native := native_threads_text(dataset, chosen):
         reasons.insert(1, native)
-    if race and len(race) > 1:
-        reasons.append(race_summary(race, best.config, waiting=dataset.waits))
+    if race and len(race.samples) > 1:
+        reasons.append(race_summary(race, chosen if chosen != KERAS_DEFAULTS else best))
     if engine == EngineName.TF_KERAS:
         reasons.append(legacy_costs(dataset, model, epoch_batches))
-    if best.config == KERAS_DEFAULTS:
+    if best == KERAS_DEFAULTS:
         reasons.append("The Keras defaults were the best configuration measured.")
     else:
-        reasons.append(claim(chosen, best.config, confirmation, epoch_batches, race_stopped_because))
+        reasons.append(claim(chosen, best, confirmation, epoch_batches, race.stopped_because if race else ""))
     if tf_data is not None:
         interval = tf_data.interval_text()
         if tf_data.significant:
@@ -77,7 +78,7 @@ def explain(
                 f"A tf.data pipeline over the same __getitem__ ran {tf_data.speedup:.2f}x the recommended "
                 f"setting ({chosen.label()}) {interval}: no reason to switch."
             )
-    if dataset.kind == DataKind.GENERATOR and confirmation is not None and not best.config.use_multiprocessing:
+    if dataset.kind == DataKind.GENERATOR and confirmation is not None and not best.use_multiprocessing:
         reasons.append(
             "Keras 3 cannot run a plain generator in parallel: its fit() makes the batches inline, like the "
             f"defaults here. The best parallel setting measured {confirmation.speedup:.2f}x that "
@@ -96,41 +97,37 @@ def explain(
 
 def claim(chosen: LoaderConfig, best: LoaderConfig, confirmation: Confirmation | None, epoch_batches: int,
           race_stopped_because: str) -> str:
-    """What the race showed about the answer against the defaults, and how sure that is."""
+    """What the race showed about the best setting against the defaults, and how sure that is."""
     if confirmation is None:
         return (f"The best configuration tried ({best.label()}) could not be confirmed against the defaults "
                 "side by side (see the warnings): keep the defaults.")
     measured = f"{best.label()} ran {confirmation.speedup:.2f}x the defaults, {confirmation.interval_text()}"
     stopped = f"; the race stopped because {race_stopped_because}" if race_stopped_because else ""
-    if chosen == KERAS_DEFAULTS and confirmation.speedup_high <= 1.0 + EQUIVALENT_WITHIN and not confirmation.is_range:
+    equivalent = confirmation.speedup_high <= 1.0 + decision.EQUIVALENT_WITHIN
+    if chosen == KERAS_DEFAULTS and equivalent:
         return f"{measured}: no real gain over the defaults, so keep them (the simpler setting){stopped}."
     if chosen == KERAS_DEFAULTS:
         return (f"{measured}. That does not show a speed-up, so keep the defaults; the answer is undecided, not "
                 f"equal{stopped}.")
-    if decided(confirmation):
-        width = ""
-    elif confirmation.is_range:
-        width = (f" {len(confirmation.best_samples)} rounds give a range, not yet a {CONFIDENCE:.0%} interval (six "
-                 f"rounds make one){stopped}.")
-    else:
-        width = (f" The interval reaches +-{confirmation.half_width:.0%}, wider than the +-{DECIDED_WITHIN:.0%} the "
-                 f"race aims for{stopped}.")
+    width = "" if decision.decided(confirmation) else (
+        f" The interval reaches +-{confirmation.half_width:.0%}, wider than the +-{decision.DECIDED_WITHIN:.0%} the "
+        f"race aims for{stopped}.")
     return f"{measured} (epochs of {epoch_batches} batches).{width}"
 
 
-def race_summary(race: dict[LoaderConfig, tuple[float, ...]], winner: LoaderConfig, *, waiting: bool) -> str:
-    """The confirmation race between the study's closest settings, and how it chose (``confirmed_best``)."""
-    ranked = sorted(race.items(), key=lambda item: -summarize(item[1]).median)
+def race_summary(race: Interleaved, winner: LoaderConfig) -> str:
+    """The race between the screen's finalists, and how it chose (``decision.choice``)."""
+    ranked = sorted(race.samples.items(), key=lambda item: -statistics.fmean(item[1]))
     readings = "; ".join(
-        f"{config.label()} {summarize(values).median:.1f} batches/s (n={len(values)})" for config, values in ranked
+        f"{config.label()} {statistics.fmean(values):.1f} batches/s (n={len(values)}"
+        + (", left early" if config in race.left else "") + ")" for config, values in ranked
     )
-    rule = (
-        f"{winner.label()} keeps the most batches in flight of those the race could not tell from the fastest "
-        f"({CONFIDENCE:.0%} interval including 1): your code waits, so a thread more than needed costs little, "
-        "and one fewer loses throughput whenever the machine runs faster."
-        if waiting else f"{winner.label()} is the simplest within {CONFIRMED_NEAR_BEST:.0%} of the fastest."
-    )
-    return f"The study's closest settings were raced side by side, medians of interleaved epochs: {readings}. {rule}"
+    rule = (f"{winner.label()} is the simplest within {decision.NEAR_LEADER:.0%} of the fastest of the settings "
+            f"still racing at the end")
+    ending = ("no setting left could beat it by more than "
+              f"{decision.SETTLED_MARGIN:.0%}" if race.settled else f"the race stopped because {race.stopped_because}")
+    return (f"The screen's fastest settings were raced side by side, means of interleaved rounds: {readings}. "
+            f"{rule}; {ending}.")
 
 
 def legacy_costs(dataset: DatasetProfile, model: ModelProfile, epoch_batches: int) -> str:
@@ -258,11 +255,14 @@ def warn(
     race_failures: dict[LoaderConfig, str] | None = None,
     confirmation: Confirmation | None = None,
     race_load: RaceLoad = RaceLoad(),
+    race_timed_whole_epochs: bool = False,
 ) -> tuple[str, ...]:
     """Risks of the chosen settings and doubts about the measurements (``race_failures``: the settings
-    that stopped in the final race, with why; ``confirmation``: the race epochs the claim rests on)."""
-    warnings = [w for w in (snippet_fix(chosen, dataset), allocator_churn(model) if model else None,
-                            autotune_wait(chosen, engine, chosen_epoch_seconds, backend)) if w]
+    that stopped in the race, with why; ``confirmation``: the race epochs the claim rests on;
+    ``race_timed_whole_epochs``: the race timed the chosen setting in fits of whole epochs of the user's
+    length)."""
+    wait = None if race_timed_whole_epochs else autotune_wait(chosen, engine, chosen_epoch_seconds, backend)
+    warnings = [w for w in (snippet_fix(chosen, dataset), allocator_churn(model) if model else None, wait) if w]
     warnings += _setting_risks(chosen, dataset, space)
     warnings += _stopped_settings(trials, space, race_failures or {})
     if any(t.leftover_processes for t in trials):
@@ -336,7 +336,7 @@ def _stopped_settings(trials: tuple[TrialResult, ...], space: SearchSpace,
     if len(stopped) > 5:
         warnings.append(f"... and {len(stopped) - 5} more trials failed or were infeasible (see the trials table).")
     for config, reason in race_failures.items():
-        warnings.append(f"{config.label()} stopped during the final interleaved comparison: {reason}")
+        warnings.append(f"{config.label()} stopped during the race: {reason}")
     if any(AST_RACE in reason for reason in [t.reason for t in stopped] + list(race_failures.values())):
         warnings.append(
             f"\"{AST_RACE}\" is a race in CPython's ast module, not a bug in your code: threads that call "
@@ -374,13 +374,15 @@ def _outlier_epochs(confirmation: Confirmation) -> int:
 
 def autotune_wait(chosen: LoaderConfig, engine: EngineName, epoch_seconds: float | None,
                   backend: str = "tensorflow") -> str | None:
-    """A warning for inline training, whose epochs can wait for tf.data's autotuner, unseen by the timings.
+    """A warning for inline training whose epochs are longer than the race's windows: they can wait for
+    tf.data's autotuner for longer than any window shows.
 
     Keras makes a new tf.data iterator every epoch, and deleting the last
-    one sometimes blocks until the autotuner's next optimization. Both
-    engines' inline paths go through tf.data on TensorFlow; no pool does, and
-    neither does JAX's or torch's inline path. Windows and race epochs end at
-    ``on_epoch_end``, before that wait.
+    one sometimes blocks until the autotuner's next optimization, at
+    doubling periods after the iterator began. Both engines' inline paths
+    go through tf.data on TensorFlow; no pool does, and neither does JAX's
+    or torch's inline path. Race fits of whole epochs contain the wait, so
+    the caller asks only when the race timed shorter windows.
     """
     if chosen.parallel or not epoch_seconds or not inline_uses_tf_data(backend):
         return None
@@ -389,8 +391,9 @@ def autotune_wait(chosen: LoaderConfig, engine: EngineName, epoch_seconds: float
     return (
         f"Without a pool, {keras} feeds your batches through tf.data with autotuning on, and an epoch can wait "
         "before its first batch until the previous epoch's autotuner next optimizes (5.1, 10.2, 20.5 s, ... after "
-        f"that epoch began): an epoch of {epoch_seconds:.1f} s here may cost up to {latest:.1f} s. tune-loader's "
-        "timings end before that wait and cannot see it; a pool (workers=2 with threads) avoids it."
+        f"that epoch began): an epoch of {epoch_seconds:.1f} s here may cost up to {latest:.1f} s. Your epochs "
+        "are longer than the windows tune-loader timed, so its timings do not show that wait; a pool (workers=2 "
+        "with threads) avoids it."
     )
 
 

@@ -8,6 +8,7 @@ the user's real length, not the rate of a short window.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from probes.profiles import Spread
@@ -60,7 +61,7 @@ def with_fixed_cost(timing: WindowTiming, fixed_seconds: float, epoch_end_second
         start_up = min(max(start_up, _start_up_seen(timing)), timing.first_batch_seconds)
     fixed = min(start_up, timing.epoch_seconds / 2)
     rate = timing.batches / (timing.epoch_seconds - fixed)
-    return WindowTiming(timing.batches, timing.epoch_seconds, rate, fixed + epoch_end_seconds, timing.first_batch_seconds)
+    return dataclasses.replace(timing, steady_batches_per_second=rate, fixed_seconds=fixed + epoch_end_seconds)
 
 
 def _start_up_seen(timing: WindowTiming) -> float:

@@ -37,9 +37,6 @@ from probes.profiles import DataKind, DatasetProfile, MachineProfile, ModelProfi
 from tuner.results import Ceiling, LoaderConfig, TrialResult, completed
 
 SWITCH_INTERVAL_SECONDS = sys.getswitchinterval()
-FREE_DATA_CEILING = "the free-data ceiling"
-ATTAINABLE = ("the most any allowed setting can reach (each pool at the fastest free-data rate plus its "
-              "epoch-end stall; inline with the data code's own time)")
 
 
 @dataclass(frozen=True)
@@ -74,6 +71,23 @@ def gil_seconds(dataset: DatasetProfile) -> float:
     return min(cpu, (1.0 - parallel_share(dataset)) * dataset.wall_seconds.median)
 
 
+def batch_cost(config: LoaderConfig, dataset: DatasetProfile) -> tuple[float, float]:
+    """Wall and CPU seconds of one batch under ``config``'s native-thread limit.
+
+    Where the probe saw BLAS/OpenMP pools at work, it timed batches at the
+    libraries' default and at one thread, with the whole process's CPU: at
+    the default a batch keeps several cores busy, so a pool of such workers
+    competes for the same cores (the cores bound below then shows it), and
+    at one thread it does not. Otherwise the serial probe's numbers hold.
+    """
+    native = dataset.native
+    if native is None or not native.in_use:
+        return dataset.wall_seconds.median, dataset.cpu_seconds.median
+    if config.native_threads == 1:
+        return native.one_thread_seconds, native.one_thread_cpu_seconds
+    return native.default_seconds, max(native.default_cpu_seconds, dataset.cpu_seconds.median)
+
+
 def predict(
     config: LoaderConfig, machine: MachineProfile, dataset: DatasetProfile, model: ModelProfile, epoch_batches: int
 ) -> Prediction:
@@ -81,7 +95,7 @@ def predict(
     point = model.pipeline_point(kind)
     inline = model.pipeline_point(PoolKind.INLINE)
     consumer_period = 1.0 / point.steady_batches_per_second
-    wall, cpu = dataset.wall_seconds.median, dataset.cpu_seconds.median
+    wall, cpu = batch_cost(config, dataset)
     gil_held = gil_seconds(dataset)
     in_flight = config.effective_parallelism
     if dataset.kind == DataKind.GENERATOR and kind == PoolKind.THREADS:
@@ -148,36 +162,6 @@ def ceiling(machine: MachineProfile, dataset: DatasetProfile, model: ModelProfil
             "loader settings cannot gain much"
         )
     return Ceiling(ceiling_rate, factor, cores, bound, verdict)
-
-
-def attainable(dataset: DatasetProfile, model: ModelProfile, epoch_batches: int, *, pools: bool) -> float:
-    """An upper bound on any setting's epoch throughput: a pool (``pools``: any kind allowed) at the
-    fastest free-data rate any probe read, plus its epoch-end stall; inline at its free-data rate with
-    the data code's own time added, since one thread makes a batch and then trains on it.
-
-    Tighter than the free-data ceiling where a pool pays a stall per epoch
-    (tf-keras's 5 s Sequence stall caps every pool of a short epoch). Only
-    the stall tightens a pool's bound: its free-data rate and start-up are
-    noisy, and a bound that read low would stop the search short of the knee.
-    """
-    inline = model.pipeline_point(PoolKind.INLINE)
-    rates = [epoch_batches / (inline.fixed_seconds
-                              + epoch_batches * (1.0 / inline.steady_batches_per_second + dataset.wall_seconds.median))]
-    if pools:
-        fastest = max(point.steady_batches_per_second for point in model.pipeline)
-        rates += [epoch_batches / (point.epoch_end_seconds + epoch_batches / fastest)
-                  for point in model.pipeline if point.kind != PoolKind.INLINE]
-    return max(rates)
-
-
-def search_bound(limit: Ceiling, dataset: DatasetProfile, model: ModelProfile, epoch_batches: int, *,
-                 pools: bool) -> tuple[float, str]:
-    """What the search stops near, and the name of that bound for the reason it gives: the free-data
-    ceiling, or what any allowed setting can reach (``attainable``) where that is lower."""
-    reachable = attainable(dataset, model, epoch_batches, pools=pools)
-    if reachable >= limit.batches_per_second or math.isclose(reachable, limit.batches_per_second):
-        return limit.batches_per_second, FREE_DATA_CEILING
-    return reachable, ATTAINABLE
 
 
 def ceiling_with_measured(limit: Ceiling, trials: tuple[TrialResult, ...]) -> Ceiling:

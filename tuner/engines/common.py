@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import statistics
 import time
 import types
 from collections.abc import Callable, Iterator
@@ -119,7 +120,7 @@ class EpochClock:
 
     def __init__(self):
         super().__init__()
-        self.epoch_ends: list[float] = []
+        self.epochs: list[tuple[float, list[float], float]] = []  # (begin, batch ends, end) per epoch
 
     def on_epoch_begin(self, epoch, logs=None):
         self.begin = time.perf_counter()
@@ -130,19 +131,39 @@ class EpochClock:
 
     def on_epoch_end(self, epoch, logs=None):
         self.end = time.perf_counter()
-        self.epoch_ends.append(self.end)
+        self.epochs.append((self.begin, self.batch_ends, self.end))
 
-    def timing(self) -> WindowTiming:
-        """The last epoch as the ``fit`` paced it: steady rate and fixed cost.
+    def timing(self, returned: float | None = None) -> WindowTiming:
+        """The ``fit``'s epochs as it paced them: steady rate and fixed cost.
 
-        After an earlier epoch of the same ``fit``, its clock starts at that
-        epoch's end, so what Keras does between epochs (stopping one pool,
-        starting the next, tf-keras's epoch-end stall, the next iterator's
-        prefetch) counts, as it does in the user's training. A lone epoch is
-        timed from its start.
+        A lone epoch is timed from its start to its end. In a longer ``fit``
+        every epoch after the first is timed as a whole cycle, from its start
+        to the next one's (the last to ``returned``, when ``fit`` came back):
+        what Keras does between epochs and after the last one (stopping one
+        pool and starting the next, tf-keras's epoch-end stall, the inline
+        autotuner's wait for the last iterator) counts once per epoch, as it
+        does in the user's training, and no first-epoch cost does; those
+        epochs are averaged (``mean_timing``).
         """
-        start = self.epoch_ends[-2] if len(self.epoch_ends) > 1 else self.begin
-        return window_timing(start, self.batch_ends, self.end)
+        if len(self.epochs) == 1:
+            begin, batch_ends, end = self.epochs[0]
+            return window_timing(begin, batch_ends, end)
+        starts = [begin for begin, _, _ in self.epochs[2:]] + [returned or self.epochs[-1][2]]
+        return mean_timing([window_timing(begin, batch_ends, cycle_end)
+                            for (begin, batch_ends, _), cycle_end in zip(self.epochs[1:], starts)])
+
+
+def mean_timing(epochs: list[WindowTiming]) -> WindowTiming:
+    """Several epochs of one length as one: their mean duration, fixed cost and first batch, the rate that
+    leaves, and how much the durations varied (the race's noise floor for this fit: ``decision.Noise``)."""
+    durations = [e.epoch_seconds for e in epochs]
+    seconds = statistics.fmean(durations)
+    fixed = statistics.fmean(e.fixed_seconds for e in epochs)
+    first = [e.first_batch_seconds for e in epochs if e.first_batch_seconds is not None]
+    batches = epochs[0].batches
+    spread = statistics.stdev(durations) / seconds if len(durations) > 1 else 0.0
+    return WindowTiming(batches, seconds, batches / max(seconds - fixed, 1e-9), fixed,
+                        statistics.fmean(first) if first else None, len(epochs), spread)
 
 
 def build_default_model(keras_module: ModuleType, batch: tuple, flavour: str) -> tuple[Any, str]:

@@ -138,25 +138,25 @@ class TfKerasEngine:
     def fit_epochs(self, model, data, epochs: int = 1) -> WindowTiming:
         clock = _EpochClock()
         model.fit(data, epochs=epochs, verbose=0, callbacks=[clock])
-        return clock.timing()
+        return clock.timing(returned=time.perf_counter())
 
     def run_window(self, model, dataset, config: LoaderConfig, batches: int, offset: int,
                    epochs: int = 1) -> WindowTiming:
         """A lone Sequence epoch is a view a few batches longer than the steps taken (``_spare``): the 5 s
         epoch-end stall is measured once by the pipeline probe and added to every epoch by the epoch model
         instead of to every window. Consecutive epochs are full epochs of the view, as the user's are: the
-        stall between them is part of the last epoch's time. A generator's epochs run on from one fresh
+        stall after each is part of that epoch's cycle. A generator's epochs run on from one fresh
         generator, as the user's ``fit`` reads it."""
         native = config.native_threads
         with common.native_threads_restored():
             if isinstance(dataset, GeneratorData):
-                clock, _ = _fit(model, common.limited_stream(dataset.fresh(), native), config, batches, epochs)
+                clock, ended = _fit(model, common.limited_stream(dataset.fresh(), native), config, batches, epochs)
             elif epochs == 1:
-                clock, _ = _fit(model, SequenceWindow(dataset, batches + _spare(config), offset, native), config,
-                                batches)
+                clock, ended = _fit(model, SequenceWindow(dataset, batches + _spare(config), offset, native), config,
+                                    batches)
             else:
-                clock, _ = _fit(model, SequenceWindow(dataset, batches, offset, native), config, None, epochs)
-        return clock.timing()
+                clock, ended = _fit(model, SequenceWindow(dataset, batches, offset, native), config, None, epochs)
+        return clock.timing(returned=ended)
 
     def run_cached_window(self, model, batch, config: LoaderConfig, batches: int, dataset=None,
                           measure_epoch_end: bool = True) -> tuple[WindowTiming, float, float | None]:

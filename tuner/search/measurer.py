@@ -32,6 +32,8 @@ class Measurement:
 class Measurer(Protocol):
     """Runs one window of ``config``; raises ``TrialStopped`` when it cannot."""
 
-    def measure(self, config: LoaderConfig, window_index: int, epochs: int = 1) -> Measurement:
-        """With ``epochs`` > 1, one ``fit`` of that many epochs, of which the last is timed from the end of
-        the one before: an epoch as the user's training runs it."""
+    def measure(self, config: LoaderConfig, window_index: int, epochs: int = 1,
+                batches: int | None = None) -> Measurement:
+        """One ``fit`` of ``epochs`` epochs of ``batches`` batches each (None: the measurer's screen window
+        for ``config``); with more than one epoch, every epoch but the first is timed from the end of the one
+        before and they are averaged: epochs as the user's training runs them."""

@@ -1,8 +1,10 @@
-"""The final race: the study's choice, its closest rivals, the defaults and tf.data, timed round-robin.
+"""The race: the screen's finalists, the defaults and tf.data, timed round-robin until the answer is clear.
 
-Interleaving (A B C, A B C, ...) spreads the machine's slow drift over every
-side, as asv does; the speed-up over the defaults is claimed only when its
-interval excludes 1.
+Interleaving (A B C, A B C, ...) spreads the machine's slow drift over every side, as asv does. Each round
+times every setting still racing once, as the user's training runs it (``RacePlan``); after each round the
+rules of ``decision.py`` send away the settings that are clearly slower than the leader, and the race ends
+once no question it answers is open: which setting is fastest (to within 3%), how it compares with the
+defaults, and whether tf.data beats it.
 """
 
 from __future__ import annotations
@@ -10,187 +12,152 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from probes.stats import bootstrap_ratio_interval, paired_median_interval
 from tuner.analysis.epoch_model import epoch_throughput
-from tuner.results import KERAS_DEFAULTS, Confirmation, LoaderConfig, RaceLoad, TrialResult, completed
+from tuner.results import KERAS_DEFAULTS, LoaderConfig, RaceLoad
+from tuner.search import decision
 from tuner.search.measurer import Measurer, TrialStopped
-from tuner.search.stop_rules import CeilingReached
 
-CONFIDENCE = 0.95
-CONFIRMED_NEAR_BEST = 0.01
-RIVALS = 2
-RIVAL_MARGIN = 0.10
-# The race is decided when the answer's interval against the defaults excludes 1 within +-10%, or includes
-# 1 within +-5% (the two are equivalent, and the simpler wins).
-DECIDED_WITHIN = 0.10
-EQUIVALENT_WITHIN = 0.05
 # A round during which other processes took more than this many cores of CPU is dropped and run again, as
 # long as dropped rounds stay under this share of the race's rounds, and until this many rounds in a row
 # were loaded: then the load is the machine's state, not a burst, and rerunning would only lengthen the race.
 BUSY_CORES = 0.25
 MAX_DROPPED_SHARE = 0.5
 STEADY_LOAD_ROUNDS = 3
-# Window indices of race epochs start here, so they never reuse a trial window's offset into the data.
+# Window indices of race epochs start here, so they never reuse a screen window's offset into the data.
 RACE_WINDOW_OFFSET = 100
-# Each race epoch is the second of a two-epoch fit, timed from the end of the first: an epoch as the user's
-# training runs it, with whatever Keras does between epochs, and no first-epoch cost.
-FIT_EPOCHS = 2
+
+
+@dataclass(frozen=True)
+class RacePlan:
+    """How a setting is timed in each round: one ``fit`` of ``epochs`` epochs of ``batches`` batches,
+    every epoch but the first timed (``EpochClock.timing``)."""
+
+    batches: int
+    epochs: int
 
 
 @dataclass(frozen=True)
 class Interleaved:
-    """Epoch throughputs of several settings timed round-robin (A B C A B C ...), and the race's leader."""
+    """What the race timed: every setting's epoch throughput per round (a setting that left ran the first
+    rounds), why each left or stopped, its verdict and why it ended (``settled``: nothing was left open)."""
 
     samples: dict[LoaderConfig, tuple[float, ...]]
     peak_memory_bytes: dict[LoaderConfig, int]
     failures: dict[LoaderConfig, str]
-    leader: LoaderConfig | None = None
-    stopped_because: str = ""
+    left: dict[LoaderConfig, str]
+    verdict: decision.Verdict
+    stopped_because: str
+    settled: bool
     load: RaceLoad = RaceLoad()
 
-    def compare(self, faster: LoaderConfig, slower: LoaderConfig) -> Confirmation | None:
-        """``faster`` over ``slower``: the median of their per-round ratios over the rounds that timed both,
-        with the sign test's interval (``paired_median_interval``); None if either has no epochs."""
-        shared = self.shared_rounds([faster, slower])
-        if len(shared) < 2:
-            return None
-        a, b = shared[faster], shared[slower]
-        interval = paired_median_interval(a, b, CONFIDENCE)
-        return Confirmation(a, b, interval.ratio, interval.low, interval.high, interval.confidence, interval.is_range)
 
-    def verdict(self, best: LoaderConfig) -> tuple[LoaderConfig, Confirmation | None, Confirmation | None]:
-        """What to recommend: ``(chosen, best over the defaults, tf.data over chosen)``.
+def run_race(measurer: Measurer, keras: Sequence[LoaderConfig], plan: Callable[[LoaderConfig], RacePlan], *,
+             epoch_batches: int, tf_data: LoaderConfig | None = None, deadline: float = math.inf,
+             max_rounds: int = decision.MAX_ROUNDS,
+             on_round: Callable[[int, str, int], None] | None = None) -> Interleaved:
+    """Races the Keras settings ``keras`` (the defaults among them) and ``tf_data``, round by round.
 
-        ``best`` is chosen when its interval over the defaults excludes 1, or
-        when it was ahead in each of five or more rounds (a race that ran out
-        of time before six rounds, under load say: the claim stays a range);
-        else the defaults. tf.data is judged against what is recommended:
-        when the defaults are kept, switching to tf.data would replace them.
-        """
-        confirmation = self.compare(best, KERAS_DEFAULTS) if best != KERAS_DEFAULTS else None
-        ahead = confirmation and (confirmation.significant or confirmation.ahead_in_every_round)
-        chosen = best if ahead else KERAS_DEFAULTS
-        return chosen, confirmation, self.compare(LoaderConfig.tf_data(), chosen)
-
-    def shared_rounds(self, configs: Collection[LoaderConfig]) -> dict[LoaderConfig, tuple[float, ...]]:
-        """The epochs of those ``configs`` that were timed, from the rounds that timed all of them.
-
-        A contender leaves the race for good, so every setting's epochs are
-        the race's first rounds and the shared rounds are the shortest one's.
-        Comparing more than those would undo the interleaving: a leader's
-        extra rounds may fall in a faster phase of the machine.
-        """
-        timed = [config for config in configs if self.samples.get(config)]
-        kept = min((len(self.samples[config]) for config in timed), default=0)
-        return {config: self.samples[config][:kept] for config in timed}
-
-
-def decided(confirmation: Confirmation | None) -> bool:
-    """True when more rounds would not change the answer: the interval excludes 1 within +-10%, or includes
-    1 within +-5%."""
-    if confirmation is None or confirmation.is_range:
-        return False
-    excludes_one = confirmation.speedup_low > 1.0 or confirmation.speedup_high < 1.0
-    return confirmation.half_width <= (DECIDED_WITHIN if excludes_one else EQUIVALENT_WITHIN)
-
-
-def interleave(
-    measurer: Measurer,
-    configs: list[LoaderConfig],
-    *,
-    epoch_batches: int,
-    choice_rounds: int,
-    max_rounds: int,
-    deadline: float = math.inf,
-    choose: Callable[[Interleaved], LoaderConfig] | None = None,
-    challengers: Collection[LoaderConfig] = (),
-) -> Interleaved:
-    """Races ``configs`` round-robin, one epoch each per round, until the race is decided.
-
-    For ``choice_rounds`` every setting runs; then ``choose`` (default: the
-    first setting) names the leader among them, and the settings that are
-    neither the leader, the defaults nor a challenger leave. From then on
-    the defaults race the leader until their comparison is ``decided``, and
-    a challenger (tf.data) races while it is ahead of the leader and
-    undecided: more rounds go only to a question they can still answer yes.
-    A round during which other processes took more than ``BUSY_CORES`` of
-    CPU is dropped and run again, up to ``MAX_DROPPED_SHARE`` of the rounds
-    and ``STEADY_LOAD_ROUNDS`` in a row; later loaded rounds are kept and
-    counted. The race also ends at
-    ``max_rounds`` (dropped ones included) or once ``deadline``
-    (``time.monotonic()``) has passed after the choice. A setting that stops
-    is dropped and its reason kept.
+    It runs until nothing is left open (``_open_questions``), until
+    ``deadline`` (``time.monotonic()``) has passed, or ``max_rounds``; never
+    fewer than ``decision.FIRST_VERDICT_ROUND`` rounds, so even a lone
+    setting is timed as the user's training runs it. A round during which
+    other processes took more than ``BUSY_CORES`` of CPU is dropped and run
+    again (``_RaceState.keep_round``). A setting that stops is dropped with
+    its reason. ``on_round(rounds, leader, racing)`` follows every round kept.
     """
-    state = _RaceState(configs)
-    reason = f"it ran the {max_rounds} rounds allowed"
+    state = _RaceState(list(keras) + ([tf_data] if tf_data else []), tf_data)
+    reason, settled = f"it ran the {max_rounds} rounds allowed", False
     for round_index in range(max_rounds):
-        load = _run_round(measurer, state, round_index, epoch_batches)
-        state.loaded_in_a_row = state.loaded_in_a_row + 1 if load > BUSY_CORES else 0
-        if load > BUSY_CORES:
-            state.peak_load = max(state.peak_load, load)
-            if state.loaded_in_a_row <= STEADY_LOAD_ROUNDS and state.dropped < MAX_DROPPED_SHARE * max_rounds:
-                state.drop_last_round()
-                continue
-            state.loaded += 1
-        if len(state.racing) < 2:
-            reason = "fewer than two settings were left to compare"
+        load = _run_round(measurer, state, round_index, plan, epoch_batches)
+        if not state.keep_round(load, max_rounds):
+            continue
+        if not state.keras_racing():
+            reason = "every setting in it stopped"
             break
-        kept = len(state.samples[state.racing[0]])
-        if kept == choice_rounds and not state.chosen:
-            state.leader, state.chosen = choose(state.result()) if choose else state.leader, True
-            state.racing = [c for c in state.racing if c in (state.leader, KERAS_DEFAULTS) or c in challengers]
-        if kept >= choice_rounds:
-            if state.leader not in state.racing:
-                reason = f"{state.leader.label()} stopped"
-                break
-            so_far = state.result()
-            state.racing = [state.leader] + [c for c in state.racing if c != state.leader
-                                             and _still_open(so_far, c, state.leader, challengers)]
-            if len(state.racing) < 2:
-                reason = "every comparison with the answer was decided"
-                break
-            if time.monotonic() > deadline:
-                reason = "it reached the time budget (--time-budget) undecided"
-                break
-    return state.result(reason)
+        if on_round:
+            on_round(state.rounds, decision.choice(state.samples, state.candidates()).label(), len(state.racing))
+        if state.rounds < decision.FIRST_VERDICT_ROUND:
+            _send_away_far_below(state)
+            continue
+        questions = _open_questions(state)
+        if not questions:
+            reason, settled = _settled_text(state), True
+            break
+        if time.monotonic() > deadline:
+            reason = f"it reached the time budget (--time-budget) with {' and '.join(questions)}"
+            break
+    return state.result(reason, settled)
 
 
 class _RaceState:
     """What the race has timed so far, which settings still run, and how many rounds ran under load."""
 
-    def __init__(self, configs: list[LoaderConfig]):
+    def __init__(self, configs: list[LoaderConfig], tf_data: LoaderConfig | None):
         self.samples = {config: [] for config in configs}
         self.peaks = {config: 0 for config in configs}
         self.failures: dict[LoaderConfig, str] = {}
-        self.racing, self.leader, self.chosen = list(configs), configs[0], False
-        self.dropped = self.loaded = self.loaded_in_a_row = 0
+        self.left: dict[LoaderConfig, str] = {}
+        self.racing, self.tf_data = list(configs), tf_data
+        self.defaults_beaten = False  # the defaults race on only for the claim
+        self.pooled = decision.Noise()  # a round's noise as the race knows it (decision.pooled_noise)
+        self.within: dict[LoaderConfig, list[float]] = {config: [] for config in configs}
+        self.rounds = self.dropped = self.loaded = self.loaded_in_a_row = 0
         self.peak_load = 0.0
         self.last_round: list[LoaderConfig] = []
 
-    def drop_last_round(self) -> None:
-        for config in self.last_round:
-            self.samples[config].pop()
-        self.dropped += 1
+    def keras_racing(self) -> list[LoaderConfig]:
+        return [config for config in self.racing if config != self.tf_data]
 
-    def result(self, stopped_because: str = "") -> Interleaved:
-        load = RaceLoad(self.dropped, self.loaded, self.peak_load)
-        return Interleaved({c: tuple(v) for c, v in self.samples.items() if v}, self.peaks, self.failures,
-                           self.leader, stopped_because, load)
+    def candidates(self) -> list[LoaderConfig]:
+        """The Keras settings that may still be the answer."""
+        return [c for c in self.keras_racing() if not (c == KERAS_DEFAULTS and self.defaults_beaten)]
+
+    def keep_round(self, load: float, max_rounds: int) -> bool:
+        """Counts the round just run, or drops it when others loaded the machine: up to
+        ``MAX_DROPPED_SHARE`` of the rounds and ``STEADY_LOAD_ROUNDS`` in a row."""
+        self.loaded_in_a_row = self.loaded_in_a_row + 1 if load > BUSY_CORES else 0
+        if load > BUSY_CORES:
+            self.peak_load = max(self.peak_load, load)
+            if self.loaded_in_a_row <= STEADY_LOAD_ROUNDS and self.dropped < MAX_DROPPED_SHARE * max_rounds:
+                for config in self.last_round:
+                    self.samples[config].pop()
+                    self.within[config].pop()
+                self.dropped += 1
+                return False
+            self.loaded += 1
+        self.rounds += 1
+        return True
+
+    def leave(self, config: LoaderConfig, why: str) -> None:
+        self.racing.remove(config)
+        self.left[config] = why
+
+    def result(self, stopped_because: str, settled: bool) -> Interleaved:
+        samples = {c: tuple(v) for c, v in self.samples.items() if v}
+        verdict = decision.verdict(samples, self.candidates() or self.keras_racing() or list(samples), self.tf_data,
+                                   self.pooled)
+        return Interleaved(samples, self.peaks, self.failures, self.left, verdict, stopped_because, settled,
+                           RaceLoad(self.dropped, self.loaded, self.peak_load))
 
 
-def _run_round(measurer: Measurer, state: _RaceState, round_index: int, epoch_batches: int) -> float:
-    """One epoch of every racing setting; returns the most CPU other processes took during any of them."""
+def _run_round(measurer: Measurer, state: _RaceState, round_index: int, plan: Callable[[LoaderConfig], RacePlan],
+               epoch_batches: int) -> float:
+    """One fit of every racing setting; returns the most CPU other processes took during any of them."""
     state.last_round, load = [], 0.0
     for config in state.racing:
+        steps = plan(config)
         try:
-            measurement = measurer.measure(config, RACE_WINDOW_OFFSET + round_index, epochs=FIT_EPOCHS)
+            measurement = measurer.measure(config, RACE_WINDOW_OFFSET + round_index, epochs=steps.epochs,
+                                           batches=steps.batches)
         except TrialStopped as stop:
             state.failures[config] = stop.reason
             continue
-        state.samples[config].append(epoch_throughput(measurement.timing, epoch_batches))
+        timing = measurement.timing
+        state.samples[config].append(epoch_throughput(timing, epoch_batches))
+        state.within[config].append(timing.epoch_seconds_cv ** 2 / timing.timed_epochs)
         state.peaks[config] = max(state.peaks[config], measurement.peak_memory_bytes)
         state.last_round.append(config)
         load = max(load, measurement.foreign_cores)
@@ -198,60 +165,59 @@ def _run_round(measurer: Measurer, state: _RaceState, round_index: int, epoch_ba
     return load
 
 
-def _still_open(race: Interleaved, contender: LoaderConfig, leader: LoaderConfig,
-                challengers: Collection[LoaderConfig]) -> bool:
-    """True while more rounds could still change what is said about ``contender`` against the leader: for
-    the defaults, until the comparison is decided; for a challenger, while it is ahead and undecided."""
-    comparison = race.compare(leader, contender)
-    if comparison is None:
-        return False
-    if contender in challengers:
-        return comparison.speedup < 1.0 and not decided(comparison)
-    return not decided(comparison)
+def _send_away_far_below(state: _RaceState) -> None:
+    """After the first round, the settings far below the leader leave (never the defaults: the claim needs
+    them), so a round is not spent on a question one round answered."""
+    leader = decision.leader(state.samples, state.candidates())
+    for config in [c for c in state.racing if c not in (leader, KERAS_DEFAULTS)]:
+        if decision.far_below(state.samples, config, leader):
+            state.leave(config, f"far below {leader.label()} in the first round")
 
 
-def race_rivals(trials: tuple[TrialResult, ...], chosen: TrialResult, ceiling: CeilingReached,
-                count: int = RIVALS, margin: float = RIVAL_MARGIN) -> list[LoaderConfig]:
-    """The fastest other trials within ``margin`` of the fastest, which race the study's choice; none once
-    the best trial reached the ceiling.
+def _open_questions(state: _RaceState) -> list[str]:
+    """Sends away the settings the rounds so far have answered for, and names what is still open.
 
-    Two or three windows per trial leave the ranking of near-equal settings
-    to chance; interleaved epochs settle it. At the ceiling every setting
-    near the best runs at what Keras's own pipeline allows, so there is
-    nothing to settle. (tf.data still races there: it replaces the Keras
-    data path the ceiling was measured through.)
+    A setting clearly slower than the leader leaves. Once none left could
+    beat the leader by more than ``SETTLED_MARGIN``, the answer is chosen
+    (``decision.choice``) and the others leave: only the claim against the
+    defaults and tf.data's challenge may still need rounds. tf.data leaves
+    once it cannot beat the leader by that margin either, or its lead is
+    decided; the defaults, once they are clearly slower and the claim
+    against them is decided.
     """
-    ranked = sorted(completed(trials), key=lambda t: -t.epoch_batches_per_second.median)
-    if not ranked or ceiling.reached(trials):
-        return []
-    floor = (1.0 - margin) * ranked[0].epoch_batches_per_second.median
-    return [t.config for t in ranked if t.config != chosen.config
-            and t.epoch_batches_per_second.median >= floor][:count]
+    rounds, leader = state.samples, decision.leader(state.samples, state.candidates() or state.keras_racing())
+    within = {config: statistics.fmean(values) for config, values in state.within.items() if values}
+    pooled = state.pooled = decision.pooled_noise(rounds, leader, [c for c in rounds if c != state.tf_data], within)
+    for config in state.candidates():
+        if config not in (leader, KERAS_DEFAULTS) and decision.clearly_slower(rounds, config, leader, pooled):
+            state.leave(config, f"clearly slower than {leader.label()} after {state.rounds} rounds")
+    near = [c for c in state.candidates() if c != leader and decision.could_beat(rounds, c, leader, pooled)]
+    questions = [f"{len(near)} setting(s) that could still beat {leader.label()} by more than "
+                 f"{decision.SETTLED_MARGIN:.0%}"] if near else []
+    if not near:
+        answer = decision.choice(rounds, state.candidates())
+        for config in [c for c in state.candidates() if c not in (answer, KERAS_DEFAULTS)]:
+            state.leave(config, f"settled: it could not beat {answer.label()} by more than {decision.SETTLED_MARGIN:.0%}")
+    if KERAS_DEFAULTS in state.racing and leader != KERAS_DEFAULTS:
+        state.defaults_beaten |= decision.clearly_slower(rounds, KERAS_DEFAULTS, leader, pooled)
+        best = decision.choice(rounds, [c for c in state.candidates() if c != KERAS_DEFAULTS])
+        claim = decision.compare(rounds, best, KERAS_DEFAULTS, pooled)
+        if state.defaults_beaten and decision.decided(claim):
+            state.leave(KERAS_DEFAULTS, f"the claim of {best.label()} against them was decided")
+        elif not decision.decided(claim):
+            questions.append("the claim against the defaults undecided")
+    if state.tf_data in state.racing:
+        challenge = decision.compare(rounds, state.tf_data, leader, pooled)
+        if not decision.could_beat(rounds, state.tf_data, leader, pooled):
+            state.leave(state.tf_data, f"it could not beat {leader.label()} by more than {decision.SETTLED_MARGIN:.0%}")
+        elif challenge.speedup >= 1.0 and decision.decided(challenge):
+            state.leave(state.tf_data, f"its lead over {leader.label()} was decided")
+        else:
+            questions.append("tf.data's comparison undecided")
+    return questions
 
 
-def confirmed_best(race: Interleaved, candidates: list[LoaderConfig], *, waiting: bool = False,
-                   tolerance: float = CONFIRMED_NEAR_BEST, seed: int = 0) -> LoaderConfig:
-    """The race's choice among ``candidates``, from the rounds every one of them ran.
-
-    By default, the simplest candidate within ``tolerance`` of the fastest:
-    close, not merely near, because the candidates sit around the knee of
-    the throughput curve, where one worker more or less matters most.
-
-    For data code that ``waits`` (``DatasetProfile.waits``), the candidate
-    with the most batches in flight among those the race cannot tell from
-    the fastest (their interval against it includes 1), threads before
-    processes. For waiting code the knee moves with the machine's load; a
-    thread above it costs a queue slot, one below it throughput whenever
-    the machine runs faster (docs/search.md has the measurements).
-    """
-    rounds = race.shared_rounds(candidates)
-    if not rounds:  # every candidate stopped
-        return candidates[0]
-    medians = {config: statistics.median(epochs) for config, epochs in rounds.items()}
-    fastest = max(medians, key=medians.get)
-    if waiting:
-        level = [config for config in rounds if config == fastest or bootstrap_ratio_interval(
-            rounds[config], rounds[fastest], confidence=CONFIDENCE, seed=seed)[2] >= 1.0]
-        return min(level, key=lambda c: (c.use_multiprocessing, -c.effective_parallelism, c.simplicity))
-    return min((c for c, m in medians.items() if m >= (1.0 - tolerance) * medians[fastest]),
-               key=lambda c: c.simplicity)
+def _settled_text(state: _RaceState) -> str:
+    answer = decision.choice(state.samples, state.candidates())
+    return (f"no setting left in it could beat {answer.label()} by more than {decision.SETTLED_MARGIN:.0%}, and "
+            "every comparison it reports was decided")

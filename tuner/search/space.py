@@ -1,24 +1,18 @@
-"""The search space for the three knobs (and the fourth, native threads per worker), and the settings measured
-first."""
+"""The search space for the three knobs (and the fourth, native threads per worker): what may be tried."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from probes.profiles import DataKind, DatasetProfile, MachineProfile
-from tuner.analysis.predict import Prediction
 from tuner.engines import backend as backend_rules
-from tuner.results import KERAS_DEFAULTS, LoaderConfig
+from tuner.results import LoaderConfig
 
 # Keras's default 10 among them, so a guess that ties with the rule of thumb is the same setting.
 QUEUE_SIZES = (1, 2, 4, 8, 10, 16, 32, 64)
 MAX_QUEUE = QUEUE_SIZES[-1]
 WORKERS_PER_CORE = 4
 WAITING_WORKERS_PER_CORE = 16
-BASELINE_SHARE = 0.5
-WARM_START_MARGIN = 0.10
 
 DUPLICATED_DATA = (
     "with processes, tf-keras gives every worker its own copy of the generator, so each batch is produced once "
@@ -155,66 +149,3 @@ def rule_of_thumb(machine: MachineProfile, dataset: DatasetProfile) -> LoaderCon
     """
     processes = dataset.gil_bound and dataset.picklable and dataset.kind != DataKind.GENERATOR
     return LoaderConfig(workers=machine.usable_cores, use_multiprocessing=processes, max_queue_size=10)
-
-
-def warm_start(guesses: Sequence[Prediction]) -> tuple[LoaderConfig, ...]:
-    """The analytic model's best guess, a headroom guess above it, and the best of the other pool kind
-    when it predicts within 10%.
-
-    A close call between threads and processes is where the model is unsure
-    and a measurement decides. So is the height of the plateau, the model's
-    weakest estimate: the headroom guess keeps twice the batches in flight
-    (not twice the workers: Keras keeps at most ``max_queue_size + 1`` in
-    flight) when the model puts it on the plateau.
-    """
-    first = guesses[0]
-    starts = [first.config]
-    in_flight = first.config.effective_parallelism
-    headroom = [g for g in guesses if g.config.kind == first.config.kind
-                and in_flight < g.config.effective_parallelism <= 2 * in_flight
-                and g.epoch_batches_per_second >= first.epoch_batches_per_second * (1 - WARM_START_MARGIN)]
-    if in_flight > 1 and headroom:
-        starts.append(min(headroom, key=lambda g: (-g.config.effective_parallelism, g.config.simplicity)).config)
-    rival = next((g for g in guesses[1:] if g.config.use_multiprocessing != first.config.use_multiprocessing), None)
-    if rival is not None and rival.epoch_batches_per_second >= (1 - WARM_START_MARGIN) * first.epoch_batches_per_second:
-        starts.append(rival.config)
-    return tuple(starts)
-
-
-def starting_configs(
-    machine: MachineProfile,
-    dataset: DatasetProfile,
-    space: SearchSpace,
-    predicted_best: tuple[LoaderConfig, ...] = (),
-    predicted: Callable[[LoaderConfig], float] | None = None,
-) -> list[tuple[str, LoaderConfig]]:
-    """Measured before the sampler takes over: the Keras defaults, the rule of thumb and the analytic
-    model's best guesses (equivalent ones once).
-
-    Where the space searches native threads, the rule of thumb and the best
-    guess come first at one native thread. With ``predicted`` (the analytic
-    model's epoch throughput) the defaults
-    start only when they are among the model's guesses: the final race times
-    them beside the answer anyway. The rule of thumb, which nothing else
-    times, starts unless the model puts it under half of its best guess, or
-    the space excludes it (processes under JAX).
-    """
-    rule = rule_of_thumb(machine, dataset)
-    start_defaults = start_rule = True
-    if predicted and predicted_best:
-        start_defaults = any(c.equivalence_key() == KERAS_DEFAULTS.equivalence_key() for c in predicted_best)
-        start_rule = predicted(rule) >= BASELINE_SHARE * predicted(predicted_best[0])
-    starts = [("keras defaults", KERAS_DEFAULTS)] * start_defaults
-    if space.native_threads:
-        # The analytic model cannot rank the fourth knob: the rule of thumb and its best guess are timed at
-        # one native thread first, since pools the probe saw at work oversubscribe the cores in every worker.
-        pools = [rule] + list(predicted_best[:1])
-        starts += [(f"{origin}, 1 native thread", dataclasses.replace(config, native_threads=1))
-                   for origin, config in zip(("rule of thumb", "prediction"), pools)]
-    starts += [("rule of thumb", rule)] * start_rule + [("prediction", config) for config in predicted_best]
-    unique, seen = [], set()
-    for origin, config in starts:
-        if config.equivalence_key() not in seen and space.allows(config):
-            seen.add(config.equivalence_key())
-            unique.append((origin, config))
-    return unique

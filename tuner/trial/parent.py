@@ -212,13 +212,14 @@ class TrialMeasurer:
             raise TuneLoaderError(f"{stage} failed: {stop.reason}.{hint}") from stop
         return value
 
-    def measure(self, config: LoaderConfig, window_index: int, epochs: int = 1) -> Measurement:
+    def measure(self, config: LoaderConfig, window_index: int, epochs: int = 1,
+                batches: int | None = None) -> Measurement:
         """A lone epoch misses what Keras spends after ``on_epoch_end``; the probe's estimate of it is added.
         Consecutive epochs contain it, so nothing is added to them. Each epoch gets the window's timeout
         (``--trial-timeout`` is per epoch)."""
         if self.process.process is None:
             self.start()
-        batches = self.window_size(config)
+        batches = batches or self.window_size(config)
         offset = (window_index * batches) % self.epoch_batches if self.epoch_batches else 0
         began = time.perf_counter()
         (timing, leftovers), peak = self.process.call(Window(config, batches, offset, epochs),

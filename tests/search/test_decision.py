@@ -1,0 +1,82 @@
+"""The race's rules (tuner/search/decision.py) on hand-made rounds: no Keras, no measurer."""
+
+import math
+
+import pytest
+
+from tests import builders
+from tuner.results import KERAS_DEFAULTS, Confirmation, LoaderConfig
+from tuner.search import decision
+
+TWO, FOUR, EIGHT = LoaderConfig(2, False, 10), LoaderConfig(4, False, 10), LoaderConfig(8, False, 16)
+
+
+def test_the_fastest_few_within_the_margin_reach_the_race_with_the_defaults():
+    screened = [builders.trial(0, KERAS_DEFAULTS, 45.0), builders.trial(1, TWO, 100.0),
+                builders.trial(2, FOUR, 190.0), builders.trial(3, EIGHT, 200.0),
+                builders.trial(4, LoaderConfig(16, False, 32), 205.0), builders.trial(5, LoaderConfig(32, False, 64), 199.0),
+                builders.trial(6, LoaderConfig(2, True, 10), 170.0), builders.trial(7, LoaderConfig(4, True, 10), 0.0, "failed")]
+    finals = decision.finalists(screened, keep=[KERAS_DEFAULTS])
+    assert finals == [LoaderConfig(16, False, 32), EIGHT, LoaderConfig(32, False, 64), FOUR, KERAS_DEFAULTS]
+    assert len(finals) == decision.FINALISTS + 1  # 2 processes, 17% below the best, lost on the cap
+    assert decision.finalists(screened[:2], keep=[KERAS_DEFAULTS]) == [TWO, KERAS_DEFAULTS]  # 45 is 55% below
+
+
+def test_a_comparison_borrows_the_spread_other_pairs_show_and_the_epochs_inside_the_fits():
+    rounds = {TWO: (100.0, 101.0), FOUR: (110.0, 111.1), EIGHT: (120.0, 100.0), KERAS_DEFAULTS: (50.0, 50.5)}
+    alone = decision.compare(rounds, FOUR, TWO)  # two rounds in step: its own spread is ~0, the floor is 1%
+    pooled = decision.pooled_noise(rounds, TWO, list(rounds))
+    assert pooled.df == 3 and pooled.pooled > 0.05  # three pairs of two rounds; 8 threads disagree by 20%
+    borrowed = decision.compare(rounds, FOUR, TWO, pooled)
+    assert borrowed.speedup == pytest.approx(1.1, rel=1e-3)
+    assert borrowed.speedup_high - borrowed.speedup_low > 2 * (alone.speedup_high - alone.speedup_low)
+    # A setting whose fits' own epochs varied by 30% (an inline epoch that waits, one that does not).
+    shaky = decision.Noise(within={KERAS_DEFAULTS: 0.3**2 / 3})
+    assert shaky.floor(KERAS_DEFAULTS, TWO) == pytest.approx(0.3 / math.sqrt(3))
+    assert decision.Noise().floor(TWO, FOUR) == decision.NOISE_FLOOR
+    assert decision.compare({TWO: (1.0,), FOUR: (1.0,)}, TWO, FOUR) is None  # one round judges nothing
+
+
+def test_clearly_slower_leaves_and_near_equals_stay_until_they_cannot_beat_the_leader_by_three_percent():
+    steady = decision.Noise(0.01, 10)
+    rounds = {TWO: (100.0, 100.0, 100.0), FOUR: (90.0, 90.5, 89.5), EIGHT: (99.0, 101.0, 99.5)}
+    assert decision.clearly_slower(rounds, FOUR, TWO, steady)
+    assert not decision.clearly_slower(rounds, EIGHT, TWO, steady)
+    assert not decision.could_beat(rounds, EIGHT, TWO, steady)  # level, and 1% noise bounds it below +3%
+    assert decision.could_beat(rounds, EIGHT, TWO, decision.Noise(0.05, 10))  # 5% noise does not
+    assert decision.far_below({TWO: (100.0,), LoaderConfig.tf_data(): (50.0,)}, LoaderConfig.tf_data(), TWO)
+
+
+def test_a_claim_is_decided_when_its_interval_excludes_one_within_ten_percent_or_holds_it_within_five():
+    def claim(low, high):
+        return Confirmation((1.0,), (1.0,), math.sqrt(low * high), low, high, 0.9)
+
+    assert decision.decided(claim(4.6, 5.4)) and decision.decided(claim(0.97, 1.03))
+    assert not decision.decided(claim(1.02, 1.4)) and not decision.decided(claim(0.9, 1.1))
+    assert not decision.decided(None)
+
+
+def test_the_answer_is_the_simplest_within_one_percent_of_the_fastest():
+    rounds = {EIGHT: (200.0, 202.0), FOUR: (199.0, 200.0), TWO: (150.0, 151.0)}
+    assert decision.choice(rounds, [EIGHT, FOUR, TWO]) == FOUR
+    assert decision.choice({EIGHT: (200.0, 202.0), FOUR: (190.0, 192.0)}, [EIGHT, FOUR]) == EIGHT
+    assert decision.choice(rounds, []) is None
+
+
+def test_the_verdict_keeps_the_defaults_unless_the_best_is_faster_and_names_the_best_pool_either_way():
+    fast = {EIGHT: (300.0, 310.0, 305.0), KERAS_DEFAULTS: (50.0, 51.0, 50.5)}
+    win = decision.verdict(fast, [EIGHT, KERAS_DEFAULTS])
+    assert win.chosen == win.best == EIGHT and win.claim.speedup == pytest.approx(6.0, rel=0.02)
+    level = {TWO: (51.0, 49.0, 50.5), KERAS_DEFAULTS: (50.0, 50.0, 50.0)}
+    kept = decision.verdict(level, [TWO, KERAS_DEFAULTS])
+    assert kept.chosen == KERAS_DEFAULTS and kept.best == TWO and not kept.claim.significant
+    # The pools left the race clearly slower: the claim still names the best of them.
+    slow = decision.verdict({TWO: (30.0, 31.0), KERAS_DEFAULTS: (50.0, 50.0, 50.0)}, [KERAS_DEFAULTS])
+    assert slow.chosen == KERAS_DEFAULTS and slow.best == TWO and slow.claim.speedup < 1
+    # Defaults that failed in the race leave nothing to keep instead.
+    assert decision.verdict({EIGHT: (300.0, 300.0)}, [EIGHT]).chosen == EIGHT
+
+
+def test_the_screen_leaves_the_race_at_most_half_the_budget():
+    assert decision.reserve_seconds([2.0, 1.0], 100.0) == pytest.approx(decision.RESERVE_ROUNDS * 3.0)
+    assert decision.reserve_seconds([20.0, 10.0], 40.0) == pytest.approx(20.0)

@@ -1,0 +1,75 @@
+"""The settings the screen times: a broad set that spans the space, ordered and trimmed by the analytic model.
+
+The model's error is largest exactly where the answer lies (the height of a plateau, threads against
+processes, what native threads do to a pool), so it never picks the answer: it decides the order in which
+settings are screened (the most promising first, in case the time budget cuts the screen short) and drops
+only settings it puts far below its best guess.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from tuner.results import KERAS_DEFAULTS, LoaderConfig
+from tuner.search.space import SearchSpace
+
+# The model's epoch throughput for a candidate below this share of its best guess drops it. Its guesses
+# have run 30% under and 8x over the measurements (docs/analytic-model.md): a factor of three keeps every
+# setting it underrates by less than that.
+TRIM_SHARE = 1 / 3
+DEFAULT_QUEUE = KERAS_DEFAULTS.max_queue_size
+
+
+def worker_ladder(first: int, most: int) -> list[int]:
+    """Workers on a log scale: ``first``, twice that, ... up to ``most``, and ``most`` itself."""
+    ladder, workers = [], first
+    while workers < most:
+        ladder.append(workers)
+        workers *= 2
+    return ladder + [most]
+
+
+def broad_grid(space: SearchSpace) -> list[LoaderConfig]:
+    """Inline, then every allowed pool kind at workers 1 (processes) or 2 (threads), doubling up to the
+    space's most, each with Keras's queue of 10 and, where that is longer, a queue of twice its workers
+    (a queue of 10 already keeps up to 11 batches in flight, and shorter ones leave less slack); every one also at
+    each native-thread limit the space searches. Thread pools the data cannot run are represented by one
+    setting, recorded as infeasible without running."""
+    pools = []
+    if not space.threads_infeasible:
+        pools += [(workers, False) for workers in worker_ladder(2, space.max_workers)]
+    if space.allow_processes:
+        pools += [(workers, True) for workers in worker_ladder(1, space.max_workers)]
+    base = [KERAS_DEFAULTS] + [LoaderConfig(workers, processes, queue) for workers, processes in pools
+                               for queue in sorted({DEFAULT_QUEUE, max(DEFAULT_QUEUE, min(2 * workers, space.max_queue_size))})]
+    if space.threads_infeasible:
+        base.append(LoaderConfig(2, False, DEFAULT_QUEUE))
+    natives = [dataclasses.replace(config, native_threads=limit) for limit in space.native_threads for config in base]
+    return _unique(base + natives)
+
+
+def candidates(space: SearchSpace, rule_of_thumb: LoaderConfig, predicted: Callable[[LoaderConfig], float],
+               limit: int) -> list[tuple[str, LoaderConfig]]:
+    """``(origin, setting)`` pairs to screen, at most ``limit``: the defaults first (the claim's reference),
+    then the broad grid and the rule of thumb, the model's favourites first, without those it puts under
+    ``TRIM_SHARE`` of its best guess (never the rule of thumb, which users compare against)."""
+    grid = [config for config in broad_grid(space) if config != KERAS_DEFAULTS]
+    rule = [rule_of_thumb] if space.allows(rule_of_thumb) and rule_of_thumb.parallel else []
+    rates = {config: predicted(config) for config in grid + rule}
+    best = max(rates.values(), default=0.0)
+    kept = [config for config in grid if rates[config] >= TRIM_SHARE * best or space.infeasible(config)]
+    ranked = sorted(_unique(rule + kept), key=lambda c: (-round(rates[c], 1), c.simplicity))
+    origins = [("keras defaults", KERAS_DEFAULTS)] + [
+        ("rule of thumb" if config in rule else "grid", config) for config in ranked]
+    return origins[:limit]
+
+
+def _unique(configs: list[LoaderConfig]) -> list[LoaderConfig]:
+    """Each setting Keras runs alike once (without a pool the queue is unused)."""
+    seen, unique = set(), []
+    for config in configs:
+        if config.equivalence_key() not in seen:
+            seen.add(config.equivalence_key())
+            unique.append(config)
+    return unique

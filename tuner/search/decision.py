@@ -1,0 +1,205 @@
+"""The race's rules, in one place: who reaches the race, who leaves it, when it is over, what it chose, and
+how sure its claim against the defaults is. The race (``race.py``), the screen's reserve (``study.py``) and
+the advice (``analysis/advice.py``) all read them from here.
+
+Every rule compares settings timed in the same rounds (``Rounds``: each setting's epoch throughputs, one per
+round, from the race's first round on; a setting that left has only the first ones). A round times every
+setting back to back, so the per-round log ratio of two settings cancels the machine's drift. Two or three
+rounds say little about their own spread, so every comparison also uses what else the race knows of it
+(``Noise``): the spread the other Keras settings' pairs show (a randomized block design, with rounds as
+blocks), and the spread of the epochs inside each setting's fits, which is where inline training's
+autotuner waits show (some epochs wait, some do not).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from probes.stats import paired_log_interval
+from tuner.results import KERAS_DEFAULTS, Confirmation, LoaderConfig, TrialResult, completed
+
+Rounds = Mapping[LoaderConfig, Sequence[float]]
+
+# Screening: one cheap window each; the fastest few within this share of the best screen reach the race.
+SCREEN_MARGIN = 0.20
+FINALISTS = 4
+# Racing: a setting whose one-sided upper bound against the leader is below 1 is clearly slower and leaves.
+ELIMINATION_CONFIDENCE = 0.95
+# The best-arm question is settled when no setting left in the race can beat the leader by more than this,
+# by a one-sided bound at this confidence: a setting it misses costs at most the margin.
+SETTLED_MARGIN = 0.03
+SETTLED_CONFIDENCE = 0.90
+# Of the settings the race cannot tell apart, the simplest within this of the leader's mean is the answer.
+NEAR_LEADER = 0.01
+# The claim against the defaults (and tf.data's against the answer): a two-sided 90% interval, so that a
+# setting is recommended over the defaults at 95% one-sided confidence that it is faster; decided when it
+# excludes 1 within +-10%, or includes 1 within +-5% (equivalent: the simpler side wins).
+CLAIM_CONFIDENCE = 0.90
+DECIDED_WITHIN = 0.10
+EQUIVALENT_WITHIN = 0.05
+# A round's log ratio is never taken as steadier than 1%: Keras's own epochs vary by about that.
+NOISE_FLOOR = 0.01
+# No setting leaves and nothing is decided before this many rounds: one round has no spread to judge by,
+# except a setting this far below the leader in the first (tf.data, say), many times any round's noise.
+FIRST_VERDICT_ROUND = 2
+FAR_BELOW = 0.6
+MAX_ROUNDS = 30
+# The screen stops while what is left of the time budget still fits a race of this many rounds (at most
+# this share of the budget): enough for the claim against the defaults to be decided at a clear gap.
+RESERVE_ROUNDS = 3
+MAX_RESERVE_SHARE = 0.5
+
+
+def finalists(screened: Sequence[TrialResult], keep: Collection[LoaderConfig] = ()) -> list[LoaderConfig]:
+    """The settings that race: the ``FINALISTS`` fastest screened within ``SCREEN_MARGIN`` of the fastest,
+    and those in ``keep`` (the defaults, which the claim needs) that were screened and did not fail."""
+    ranked = sorted(completed(screened), key=lambda t: -t.epoch_batches_per_second.median)
+    if not ranked:
+        return []
+    floor = (1.0 - SCREEN_MARGIN) * ranked[0].epoch_batches_per_second.median
+    chosen = [t.config for t in ranked if t.epoch_batches_per_second.median >= floor][:FINALISTS]
+    return chosen + [t.config for t in ranked if t.config in keep and t.config not in chosen]
+
+
+def reserve_seconds(fit_seconds: Sequence[float], budget_seconds: float) -> float:
+    """What the race needs of the time budget: ``RESERVE_ROUNDS`` rounds of fits this long, at most
+    ``MAX_RESERVE_SHARE`` of the budget."""
+    return min(RESERVE_ROUNDS * sum(fit_seconds), MAX_RESERVE_SHARE * budget_seconds)
+
+
+def shared(rounds: Rounds, a: LoaderConfig, b: LoaderConfig) -> tuple[Sequence[float], Sequence[float]]:
+    """``a``'s and ``b``'s epochs from the rounds that timed both (a setting leaves for good, so those are
+    the first rounds of the one that left first)."""
+    kept = min(len(rounds.get(a, ())), len(rounds.get(b, ())))
+    return tuple(rounds[a][:kept]) if kept else (), tuple(rounds[b][:kept]) if kept else ()
+
+
+def leader(rounds: Rounds, racing: Collection[LoaderConfig]) -> LoaderConfig:
+    """The setting with the highest mean log throughput among ``racing`` (which have all run every round
+    since the race began)."""
+    return max(racing, key=lambda config: statistics.fmean(math.log(v) for v in rounds[config]))
+
+
+@dataclass(frozen=True)
+class Noise:
+    """What a comparison knows of a round's noise beyond its own rounds: the pooled standard deviation of
+    a round's log ratio (``pooled``, with ``df`` degrees of freedom), and per setting the variance of a
+    round's log mean that the spread of the epochs inside its fits implies (``within``)."""
+
+    pooled: float = 0.0
+    df: int = 0
+    within: Mapping[LoaderConfig, float] = field(default_factory=dict)
+
+    def floor(self, a: LoaderConfig, b: LoaderConfig) -> float:
+        """The least a round's log ratio of ``a`` and ``b`` can vary: what their fits' epochs show, and
+        never under ``NOISE_FLOOR``."""
+        return max(NOISE_FLOOR, math.sqrt(self.within.get(a, 0.0) + self.within.get(b, 0.0)))
+
+
+def pooled_noise(rounds: Rounds, reference: LoaderConfig, others: Collection[LoaderConfig],
+                 within: Mapping[LoaderConfig, float] | None = None) -> Noise:
+    """The standard deviation of one round's log ratio against ``reference``, pooled over ``others``, with
+    its degrees of freedom (and ``within``, each setting's within-fit variance, kept beside it)."""
+    squares, df = 0.0, 0
+    for config in others:
+        if config == reference:
+            continue
+        a, b = shared(rounds, config, reference)
+        if len(a) < 2:
+            continue
+        logs = [math.log(x / y) for x, y in zip(a, b)]
+        mean = statistics.fmean(logs)
+        squares += sum((value - mean) ** 2 for value in logs)
+        df += len(logs) - 1
+    return Noise(math.sqrt(squares / df) if df else 0.0, df, dict(within or {}))
+
+
+def compare(rounds: Rounds, a: LoaderConfig, b: LoaderConfig, noise: Noise = Noise(), *,
+            confidence: float = CLAIM_CONFIDENCE, one_sided: bool = False) -> Confirmation | None:
+    """``a`` over ``b`` over the rounds that timed both, with a t interval (``paired_log_interval``); None
+    before ``FIRST_VERDICT_ROUND`` shared rounds."""
+    x, y = shared(rounds, a, b)
+    if len(x) < FIRST_VERDICT_ROUND:
+        return None
+    interval = paired_log_interval(x, y, confidence, one_sided=one_sided, pooled_noise=noise.pooled,
+                                   pooled_df=noise.df, noise_floor=noise.floor(a, b))
+    return Confirmation(tuple(x), tuple(y), interval.ratio, interval.low, interval.high, interval.confidence)
+
+
+def clearly_slower(rounds: Rounds, config: LoaderConfig, than: LoaderConfig, pooled: Noise) -> bool:
+    """True when ``config``'s one-sided upper bound against ``than`` is below 1."""
+    bound = compare(rounds, config, than, pooled, confidence=ELIMINATION_CONFIDENCE, one_sided=True)
+    return bound is not None and bound.speedup_high < 1.0
+
+
+def could_beat(rounds: Rounds, config: LoaderConfig, than: LoaderConfig, pooled: Noise) -> bool:
+    """True while ``config`` may still be more than ``SETTLED_MARGIN`` faster than ``than`` (its one-sided
+    upper bound at ``SETTLED_CONFIDENCE`` reaches that far, or too few rounds bound it)."""
+    bound = compare(rounds, config, than, pooled, confidence=SETTLED_CONFIDENCE, one_sided=True)
+    return bound is None or bound.speedup_high >= 1.0 + SETTLED_MARGIN
+
+
+def far_below(rounds: Rounds, config: LoaderConfig, than: LoaderConfig) -> bool:
+    """True when ``config``'s first round ran under ``FAR_BELOW`` of ``than``'s."""
+    a, b = shared(rounds, config, than)
+    return bool(a) and a[0] < FAR_BELOW * b[0]
+
+
+def decided(confirmation: Confirmation | None) -> bool:
+    """True when more rounds would not change what is said: the interval excludes 1 within +-10%, or
+    includes 1 within +-5%."""
+    if confirmation is None:
+        return False
+    excludes_one = confirmation.speedup_low > 1.0 or confirmation.speedup_high < 1.0
+    return confirmation.half_width <= (DECIDED_WITHIN if excludes_one else EQUIVALENT_WITHIN)
+
+
+def choice(rounds: Rounds, candidates: Collection[LoaderConfig]) -> LoaderConfig | None:
+    """The simplest of ``candidates`` whose mean is within ``NEAR_LEADER`` of the fastest candidate's, from
+    the rounds every one of them ran: settings this close swap places from run to run, and the simplest
+    costs the least memory and contention."""
+    timed = [config for config in candidates if rounds.get(config)]
+    if not timed:
+        return None
+    kept = min(len(rounds[config]) for config in timed)
+    means = {config: statistics.fmean(math.log(v) for v in rounds[config][:kept]) for config in timed}
+    best = max(means.values())
+    return min((c for c, m in means.items() if m >= best + math.log(1.0 - NEAR_LEADER)), key=lambda c: c.simplicity)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the race recommends: ``chosen`` (the best Keras setting, or the defaults when it is not clearly
+    faster), ``best`` (the best setting other than the defaults, which ``claim`` compares with them),
+    and ``tf_data`` (tf.data against ``chosen``)."""
+
+    chosen: LoaderConfig
+    best: LoaderConfig | None
+    claim: Confirmation | None
+    tf_data: Confirmation | None
+
+
+def verdict(rounds: Rounds, candidates: Collection[LoaderConfig], tf_data: LoaderConfig | None = None,
+            pooled: Noise = Noise()) -> Verdict:
+    """The race's answer among the Keras ``candidates`` still racing at its end (or every one raced, when it
+    ended before any left).
+
+    When the defaults lead, ``best`` is the best pool raced, the one their claim is measured against. A
+    setting is recommended over the defaults only when its interval against them lies above 1; the
+    defaults, the simpler, are kept otherwise (unless they could not be timed at all). tf.data is judged
+    against what is recommended. ``pooled`` is the race's last estimate of a round's noise.
+    """
+    overall = choice(rounds, candidates)
+    raced_pools = [config for config in rounds if config not in (KERAS_DEFAULTS, tf_data)]
+    pools = [config for config in candidates if config != KERAS_DEFAULTS] or raced_pools
+    best = overall if overall != KERAS_DEFAULTS else choice(rounds, pools)
+    claim = compare(rounds, best, KERAS_DEFAULTS, pooled) if best is not None else None
+    if not rounds.get(KERAS_DEFAULTS):  # the defaults failed in the race: nothing to keep instead
+        chosen = overall or KERAS_DEFAULTS
+    else:
+        chosen = best if overall == best and claim is not None and claim.significant else KERAS_DEFAULTS
+    challenge = compare(rounds, tf_data, chosen, pooled) if tf_data is not None and rounds.get(tf_data) else None
+    return Verdict(chosen, best, claim, challenge)

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import record  # noqa: E402
-from benchmarks.compare import KERAS3_WORKLOADS, keras3_workload  # noqa: E402
+from benchmarks.workloads import KERAS3_WORKLOADS, keras3_workload  # noqa: E402
 from probes.stats import bootstrap_ratio_interval, summarize  # noqa: E402
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # from glibc's <malloc.h>

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import record  # noqa: E402
-from benchmarks.compare import KERAS3_WORKLOADS, keras3_workload  # noqa: E402
+from benchmarks.workloads import KERAS3_WORKLOADS, keras3_workload  # noqa: E402
 from tuner.analysis.advice import AUTOTUNE_TICKS_SECONDS  # noqa: E402
 
 STALL_SECONDS = 0.5  # an epoch's first batch normally starts within 0.03 s of on_epoch_begin

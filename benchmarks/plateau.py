@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import record  # noqa: E402
-from benchmarks.compare import WORKLOADS, Session  # noqa: E402
+from benchmarks.workloads import WORKLOADS, Session  # noqa: E402
 from probes.stats import paired_ratio_interval, summarize  # noqa: E402
 from tuner.results import LoaderConfig  # noqa: E402
 

@@ -39,19 +39,20 @@ from tuner.trial.parent import TrialMeasurer
 from tuner.trial.protocol import FileSource, PickledSource
 from tuner.version import VERSION
 
-# Screen windows: about half a second at the setting's predicted rate, at least 16 batches, at most an epoch.
+# Screen windows: about half a second at the setting's predicted rate, at least 8 batches, at most an epoch.
 SCREEN_WINDOW_SECONDS = 0.5
-MIN_SCREEN_BATCHES = 16
-# Race fits: windows of about 0.7 s (at least 32 batches, at most an epoch). A window shorter than the epoch
+MIN_SCREEN_BATCHES = 8
+# Race fits: windows of about 0.7 s (at least 16 batches, at most an epoch). A window shorter than the epoch
 # runs in fits of two epochs, the second timed. A window that is the whole epoch runs in fits of enough
 # epochs to span RACE_FIT_SECONDS (3 to 8 epochs, every one but the first timed), and inline under tf.data
 # (TensorFlow) in fits of INLINE_FIT_SECONDS: some of its epochs wait for tf.data's autotuner and some do
 # not, so its mean needs more epochs than a pool's (docs/measuring.md).
 RACE_WINDOW_SECONDS = 0.7
-MIN_RACE_BATCHES = 32
+MIN_RACE_BATCHES = 16
 RACE_FIT_SECONDS = 0.8
 INLINE_FIT_SECONDS = 3.0
 FULL_EPOCH_FITS = (3, 8)
+MODELLED_FIXED_SECONDS = 1.0
 FIT_OVERHEAD_SECONDS = 0.3  # what a fit call costs beyond its epochs (the iterator, Keras's first batches)
 TF_DATA = LoaderConfig.tf_data()
 MIN_WINDOW_TIMEOUT_SECONDS = 30.0
@@ -113,21 +114,28 @@ class Facts:
         batches = max(least, math.ceil(seconds * rate))
         return min(batches, self.dataset.batches_per_epoch) if self.dataset.batches_per_epoch else batches
 
-    def race_plan(self, config: LoaderConfig, rate: float | None = None) -> RacePlan:
-        """How the race times ``config`` (``rate``: its screen throughput): windows of about 0.7 s; a
-        window that is the whole epoch in fits of several epochs, more for inline under tf.data."""
+    def race_plan(self, config: LoaderConfig, screened: TrialResult | None = None) -> RacePlan:
+        """How the race times ``config``, from its screen window (else the model's prediction): windows of
+        about 0.7 s; a window that is the whole epoch in fits of several epochs, more for inline under
+        tf.data. A setting whose epoch costs over ``MODELLED_FIXED_SECONDS`` beyond its batches (tf-keras's
+        5 s stall) is timed in lone windows with that cost added from the probe, as the screen does: two
+        epochs of it would cost more than the whole race."""
+        rate = screened.steady_batches_per_second if screened and screened.steady_batches_per_second else None
         rate = rate or self.predicted(config)
         batches = self.window_batches(config, rate, RACE_WINDOW_SECONDS, MIN_RACE_BATCHES)
+        if screened and screened.fixed_seconds and screened.fixed_seconds > MODELLED_FIXED_SECONDS:
+            return RacePlan(batches, 1)
         if batches != self.dataset.batches_per_epoch:
             return RacePlan(batches, 2)
         waits = not config.parallel and not config.is_tf_data and backends.inline_uses_tf_data(self.backend)
         seconds, (least, most) = INLINE_FIT_SECONDS if waits else RACE_FIT_SECONDS, FULL_EPOCH_FITS
         return RacePlan(batches, min(most, max(least, math.ceil(seconds * rate / batches) + 1)))
 
-    def race_fit_seconds(self, config: LoaderConfig, rate: float) -> float:
-        """What one race fit of ``config`` takes at ``rate``: the screen's estimate of the race's cost."""
-        plan = self.race_plan(config, rate)
-        return plan.epochs * plan.batches / rate + FIT_OVERHEAD_SECONDS
+    def race_fit_seconds(self, screened: TrialResult) -> float:
+        """What one race fit of a screened setting takes: the screen's estimate of the race's cost."""
+        plan = self.race_plan(screened.config, screened)
+        per_epoch = (plan.epochs > 1) * screened.fixed_seconds + plan.batches / screened.steady_batches_per_second
+        return plan.epochs * per_epoch + FIT_OVERHEAD_SECONDS
 
     def fixed_cost(self, config: LoaderConfig) -> tuple[float, float]:
         """Per-epoch fixed cost of ``config`` inside and after the timed epoch, from the free-data probe
@@ -286,12 +294,12 @@ def _race(measurer: TrialMeasurer, facts: Facts, screened: ScreenOutcome, progre
     """Races the screen's finalists, the defaults and tf.data (which needs batch i on demand, so not for a
     generator), interleaved, until ``decision`` has nothing left open or ``deadline``."""
     finals = decision.finalists(screened.trials, keep=[KERAS_DEFAULTS])
-    rates = {t.config: t.epoch_batches_per_second.median for t in screened.trials if t.epoch_batches_per_second}
+    timed = {t.config: t for t in screened.trials if t.steady_batches_per_second}
     tf_data = TF_DATA if facts.dataset.kind != DataKind.GENERATOR else None
     others = " and a tf.data pipeline" * bool(tf_data)
     progress.stage(f"Racing {len(finals)} settings ({'; '.join(c.label() for c in finals)}){others}, interleaved, "
                    "until no setting left can beat the leader by more than 3% and the claim is decided")
-    return run_race(measurer, finals, lambda config: facts.race_plan(config, rates.get(config)),
+    return run_race(measurer, finals, lambda config: facts.race_plan(config, timed.get(config)),
                     epoch_batches=facts.epoch_batches, tf_data=tf_data, deadline=deadline, on_round=progress.race_round)
 
 
@@ -334,7 +342,7 @@ def _measured(facts: Facts, evidence: Evidence, limit: Ceiling) -> dict[str, Any
         memory_budget_bytes=facts.memory_budget_bytes, space=facts.space, model=facts.model, engine=facts.engine,
         backend=facts.backend, chosen_epoch_seconds=facts.epoch_batches / chosen_rate.median if chosen_rate else None,
         race_failures=race.failures, confirmation=verdict.claim, race_load=race.load,
-        race_timed_whole_epochs=facts.race_plan(chosen).batches == facts.dataset.batches_per_epoch,
+        race_timed_whole_epochs=_race_timed_whole_epochs(facts, chosen, chosen_trial),
     )
     reasons = advice.explain(
         chosen=chosen, best=best, confirmation=verdict.claim, ceiling=limit, tf_data=verdict.tf_data,
@@ -450,6 +458,12 @@ def _source_for(dataset, model, options: Options) -> FileSource | PickledSource:
 
 def _trial_for(trials: tuple[TrialResult, ...], config: LoaderConfig) -> TrialResult | None:
     return next((t for t in trials if t.config == config and t.status == TrialStatus.OK), None)
+
+
+def _race_timed_whole_epochs(facts: Facts, config: LoaderConfig, screened: TrialResult | None) -> bool:
+    """Whether the race timed ``config`` in fits of several whole epochs of the user's length."""
+    plan = facts.race_plan(config, screened)
+    return plan.epochs > 1 and plan.batches == facts.dataset.batches_per_epoch
 
 
 def _raced_rate(race: Interleaved, config: LoaderConfig, trial: TrialResult | None) -> Spread | None:

@@ -39,7 +39,7 @@ def test_a_setting_that_fails_is_recorded_with_its_reason_and_the_screen_goes_on
 def test_the_screen_stops_in_time_for_the_race_and_says_why():
     # Windows of 2 s, a race fit of 1 s per finalist: 3 rounds of 5 fits leave no room after a few windows.
     fake = FakeMeasurer(window_seconds=2.0)
-    outcome = screen(fake, SPACE, TODO, settings(time_budget_seconds=20, race_fit_seconds=lambda c, r: 1.0),
+    outcome = screen(fake, SPACE, TODO, settings(time_budget_seconds=20, race_fit_seconds=lambda trial: 1.0),
                      clock=fake.now)
     assert 2 <= len(outcome.trials) < len(TODO)
     assert outcome.unscreened == len(TODO) - len(outcome.trials)

@@ -51,15 +51,18 @@ def with_fixed_cost(timing: WindowTiming, fixed_seconds: float, epoch_end_second
     The known cost is an extrapolation for pools bigger than the probe's two
     workers, so the window's own first batch bounds it from both sides: no
     start-up outlasts the first batch, and what the first batch took beyond
-    the mean spacing of the others was start-up. The fixed cost is also
-    capped at half the epoch. ``epoch_end_seconds`` is a per-epoch cost
+    the mean spacing of the others was start-up. For a lone window the fixed
+    cost is also capped at half the epoch; epochs timed after another in one
+    ``fit`` are not capped, since what their first batch waited for (the
+    previous epoch's tear-down, tf-keras's 5 s stall) was paid once per epoch
+    and may well outlast the batches. ``epoch_end_seconds`` is a per-epoch cost
     outside the timed epoch (see ``PipelinePoint``): it does not touch the
     rate but is part of every epoch.
     """
     start_up = fixed_seconds
     if timing.first_batch_seconds is not None:
         start_up = min(max(start_up, _start_up_seen(timing)), timing.first_batch_seconds)
-    fixed = min(start_up, timing.epoch_seconds / 2)
+    fixed = start_up if timing.timed_epochs > 1 else min(start_up, timing.epoch_seconds / 2)
     rate = timing.batches / (timing.epoch_seconds - fixed)
     return dataclasses.replace(timing, steady_batches_per_second=rate, fixed_seconds=fixed + epoch_end_seconds)
 

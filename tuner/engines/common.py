@@ -133,24 +133,24 @@ class EpochClock:
         self.end = time.perf_counter()
         self.epochs.append((self.begin, self.batch_ends, self.end))
 
-    def timing(self, returned: float | None = None) -> WindowTiming:
+    def timing(self) -> WindowTiming:
         """The ``fit``'s epochs as it paced them: steady rate and fixed cost.
 
-        A lone epoch is timed from its start to its end. In a longer ``fit``
-        every epoch after the first is timed as a whole cycle, from its start
-        to the next one's (the last to ``returned``, when ``fit`` came back):
-        what Keras does between epochs and after the last one (stopping one
-        pool and starting the next, tf-keras's epoch-end stall, the inline
-        autotuner's wait for the last iterator) counts once per epoch, as it
-        does in the user's training, and no first-epoch cost does; those
-        epochs are averaged (``mean_timing``).
+        A lone epoch is timed from its start. In a longer ``fit`` every
+        epoch after the first is timed from the end of the one before, so
+        what Keras does between epochs (stopping one pool and starting the
+        next, tf-keras's epoch-end stall, the inline autotuner's wait for the
+        last iterator) counts once per epoch, as in the user's training, and
+        lands before the epoch's first batch, where the epoch model reads it
+        as a per-epoch cost; no first-epoch cost counts, nor what ``fit``
+        does once after its last epoch. Those epochs are averaged
+        (``mean_timing``).
         """
         if len(self.epochs) == 1:
             begin, batch_ends, end = self.epochs[0]
             return window_timing(begin, batch_ends, end)
-        starts = [begin for begin, _, _ in self.epochs[2:]] + [returned or self.epochs[-1][2]]
-        return mean_timing([window_timing(begin, batch_ends, cycle_end)
-                            for (begin, batch_ends, _), cycle_end in zip(self.epochs[1:], starts)])
+        return mean_timing([window_timing(previous[2], batch_ends, end)
+                            for previous, (_, batch_ends, end) in zip(self.epochs, self.epochs[1:])])
 
 
 def mean_timing(epochs: list[WindowTiming]) -> WindowTiming:

@@ -107,7 +107,7 @@ class Keras3Engine:
     def fit_epochs(self, model: keras.Model, data, epochs: int = 1) -> WindowTiming:
         clock = _EpochClock()
         model.fit(data, epochs=epochs, verbose=0, callbacks=[clock])
-        return clock.timing(returned=time.perf_counter())
+        return clock.timing()
 
     def run_window(self, model: keras.Model, dataset, config: LoaderConfig, batches: int, offset: int,
                    epochs: int = 1) -> WindowTiming:

@@ -138,25 +138,25 @@ class TfKerasEngine:
     def fit_epochs(self, model, data, epochs: int = 1) -> WindowTiming:
         clock = _EpochClock()
         model.fit(data, epochs=epochs, verbose=0, callbacks=[clock])
-        return clock.timing(returned=time.perf_counter())
+        return clock.timing()
 
     def run_window(self, model, dataset, config: LoaderConfig, batches: int, offset: int,
                    epochs: int = 1) -> WindowTiming:
         """A lone Sequence epoch is a view a few batches longer than the steps taken (``_spare``): the 5 s
         epoch-end stall is measured once by the pipeline probe and added to every epoch by the epoch model
         instead of to every window. Consecutive epochs are full epochs of the view, as the user's are: the
-        stall after each is part of that epoch's cycle. A generator's epochs run on from one fresh
+        stall between them is part of the next epoch's time. A generator's epochs run on from one fresh
         generator, as the user's ``fit`` reads it."""
         native = config.native_threads
         with common.native_threads_restored():
             if isinstance(dataset, GeneratorData):
-                clock, ended = _fit(model, common.limited_stream(dataset.fresh(), native), config, batches, epochs)
+                clock, _ = _fit(model, common.limited_stream(dataset.fresh(), native), config, batches, epochs)
             elif epochs == 1:
-                clock, ended = _fit(model, SequenceWindow(dataset, batches + _spare(config), offset, native), config,
+                clock, _ = _fit(model, SequenceWindow(dataset, batches + _spare(config), offset, native), config,
                                     batches)
             else:
-                clock, ended = _fit(model, SequenceWindow(dataset, batches, offset, native), config, None, epochs)
-        return clock.timing(returned=ended)
+                clock, _ = _fit(model, SequenceWindow(dataset, batches, offset, native), config, None, epochs)
+        return clock.timing()
 
     def run_cached_window(self, model, batch, config: LoaderConfig, batches: int, dataset=None,
                           measure_epoch_end: bool = True) -> tuple[WindowTiming, float, float | None]:

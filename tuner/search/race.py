@@ -60,8 +60,10 @@ def run_race(measurer: Measurer, keras: Sequence[LoaderConfig], plan: Callable[[
              on_round: Callable[[int, str, int], None] | None = None) -> Interleaved:
     """Races the Keras settings ``keras`` (the defaults among them) and ``tf_data``, round by round.
 
-    It runs until nothing is left open (``_open_questions``), until
-    ``deadline`` (``time.monotonic()``) has passed, or ``max_rounds``; never
+    It runs until nothing is left open (``_open_questions``), until a round
+    would end well past ``deadline`` (``time.monotonic()``; the next round,
+    with fewer settings, is taken to last half the last one), or
+    ``max_rounds``; never
     fewer than ``decision.FIRST_VERDICT_ROUND`` rounds, so even a lone
     setting is timed as the user's training runs it. A round during which
     other processes took more than ``BUSY_CORES`` of CPU is dropped and run
@@ -71,6 +73,7 @@ def run_race(measurer: Measurer, keras: Sequence[LoaderConfig], plan: Callable[[
     state = _RaceState(list(keras) + ([tf_data] if tf_data else []), tf_data)
     reason, settled = f"it ran the {max_rounds} rounds allowed", False
     for round_index in range(max_rounds):
+        began = time.monotonic()
         load = _run_round(measurer, state, round_index, plan, epoch_batches)
         if not state.keep_round(load, max_rounds):
             continue
@@ -86,7 +89,7 @@ def run_race(measurer: Measurer, keras: Sequence[LoaderConfig], plan: Callable[[
         if not questions:
             reason, settled = _settled_text(state), True
             break
-        if time.monotonic() > deadline:
+        if time.monotonic() + (time.monotonic() - began) / 2 > deadline:  # the next round is shorter or ends late
             reason = f"it reached the time budget (--time-budget) with {' and '.join(questions)}"
             break
     return state.result(reason, settled)

@@ -38,13 +38,13 @@ ABANDONED = "its run was killed before the trial finished"
 class StudySettings:
     """Where the screen is kept and what bounds it: the time budget it shares with the race, and the race's
     cost, which the screen leaves room for (``race_fit_seconds``: one race fit of a setting, from its screen
-    throughput)."""
+    trial)."""
 
     epoch_batches: int
     time_budget_seconds: float = 45.0
     storage: str | None = None
     study_name: str = "tune-loader"
-    race_fit_seconds: Callable[[LoaderConfig, float], float] | None = None
+    race_fit_seconds: Callable[[TrialResult], float] | None = None
 
 
 @dataclass(frozen=True)
@@ -142,12 +142,11 @@ def screen(measurer: Measurer, space: SearchSpace, candidates: Sequence[tuple[st
 
 def _out_of_time(results: list[TrialResult], settings: StudySettings, elapsed: float) -> bool:
     """True when the next window would eat into the race's share of the time budget: the race of the
-    finalists so far, at their screen throughputs, plus this window at the slowest throughput seen."""
-    fit = settings.race_fit_seconds
-    rates = {t.config: t.epoch_batches_per_second.median for t in completed(results)}
-    if fit is None or not rates:
+    finalists so far, as the screen timed them, plus a window as long as the longest so far."""
+    fit, timed = settings.race_fit_seconds, {t.config: t for t in completed(results)}
+    if fit is None or not timed:
         return elapsed >= settings.time_budget_seconds
-    race = [fit(c, rates[c]) for c in decision.finalists(results, keep=[KERAS_DEFAULTS])]
+    race = [fit(timed[config]) for config in decision.finalists(results, keep=[KERAS_DEFAULTS])]
     window = max(t.wall_seconds for t in results)
     reserve = decision.reserve_seconds(race, settings.time_budget_seconds)
     return elapsed + window + reserve > settings.time_budget_seconds

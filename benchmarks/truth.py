@@ -58,15 +58,26 @@ README_BEGIN, README_END = "<!-- truth table: written by benchmarks/truth.py -->
 RESULTS_BEGIN, RESULTS_END = "<!-- truth: written by benchmarks/truth.py -->", "<!-- end of truth -->"
 
 
-def stopwatch(path: Path, config: LoaderConfig, epochs: int, backend: str) -> float:
-    """Batches per second of the epochs after the first of one plain ``fit``, in a fresh process."""
+def stopwatch(path: Path, config: LoaderConfig, epochs: int, backend: str) -> float | None:
+    """Batches per second of the epochs after the first of one plain ``fit``, in a fresh process; None when
+    that ``fit`` failed (the data code's error is printed), as it would in the user's training."""
     command = [sys.executable, str(STOPWATCH), str(path), str(config.workers), str(config.use_multiprocessing),
                str(config.max_queue_size), str(epochs), str(config.native_threads or "default")]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=ROOT,
                           env=os.environ | {"KERAS_BACKEND": backend})
     if done.returncode != 0:
-        raise RuntimeError(f"stopwatch failed for {config.label()}: {done.stderr[-2000:]}")
+        errors = [line for line in done.stderr.splitlines() if re.match(r"^\w+(Error|Exception)\b", line)]
+        print(f"  stopwatch: {config.label()} failed: {(errors or done.stderr.splitlines() or ['?'])[-1]}", flush=True)
+        return None
     return json.loads(done.stdout.strip().splitlines()[-1])["batches_per_second"]
+
+
+def speedup(values: list[float | None], defaults: list[float | None]) -> float:
+    """Geometric mean of the per-round ratios to the defaults; 0 for a setting that failed in any round
+    (a setting that can crash the user's training is no answer)."""
+    if None in defaults:
+        raise RuntimeError("the defaults failed in the stopwatch: nothing to compare with")
+    return 0.0 if None in values else statistics.geometric_mean([a / b for a, b in zip(values, defaults)])
 
 
 def grid(answer: Recommendation) -> dict[str, LoaderConfig]:
@@ -120,8 +131,7 @@ def run_example(row: str, rounds: int, runs: int, under_load: bool) -> dict:
     for _ in range(rounds):
         for label, config in settings.items():
             rates[label].append(stopwatch(path, config, epochs, answers[0].backend))
-    speedups = {label: statistics.geometric_mean([a / b for a, b in zip(values, rates["inline (no pool)"])])
-                for label, values in rates.items()}
+    speedups = {label: speedup(values, rates["inline (no pool)"]) for label, values in rates.items()}
     rule = rule_of_thumb(answers[0].machine, answers[0].dataset)
     speedups.setdefault("rule of thumb", speedups.get(rule.label(), 1.0))
     shown = f"{name} ({backends.label(answers[0].backend)})" if backend != "tensorflow" else name
@@ -140,7 +150,7 @@ def judge(answer: Recommendation, seconds: float, settings: dict[str, LoaderConf
     measured = speedups[label]
     return {"answer": answer.config.label(), "seconds": seconds, "claimed": claimed,
             "interval": [c.speedup_low, c.speedup_high] if c else None, "stopwatch": measured,
-            "claim_error": claimed / measured - 1.0, "best": best, "answer_over_best": measured / speedups[best],
+            "claim_error": claimed / measured - 1.0 if measured else math.inf, "best": best, "answer_over_best": measured / speedups[best],
             "settled": answer.race_settled, "race_stopped_because": answer.race_stopped_because,
             "advises_tf_data": answer.tf_data_is_faster}
 
@@ -148,7 +158,7 @@ def judge(answer: Recommendation, seconds: float, settings: dict[str, LoaderConf
 def spread(result: dict) -> float:
     """How far apart the runs' answers are by the stopwatch: the fastest over the slowest, less 1."""
     measured = [run["stopwatch"] for run in result["runs"]]
-    return max(measured) / min(measured) - 1
+    return max(measured) / min(measured) - 1 if min(measured) else math.inf
 
 
 def joined(runs: list[dict], key: str, form: str) -> str:

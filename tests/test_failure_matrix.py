@@ -1,12 +1,13 @@
 """The failure matrix: bad files, bad datasets, bad flags, hangs and signals, each through the real CLI.
 
 For every case: the exit code, one line on stderr with no traceback, no process left behind (orphans
-included: see tests/processes.py), and an earlier study left as it was. None of these cases times a
-trial, so they are fast; docs/failures.md lists what happens in each.
+included: see tests/processes.py), and an earlier study left as it was. Only the pool-only hang times
+trials, with short limits, so the matrix stays fast; docs/failures.md lists what happens in each.
 """
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -39,6 +40,27 @@ FILES = {
         def make_dataset(): return Ragged()
     """,
     "make_dataset_hangs": "import time\n\ndef make_dataset():\n    time.sleep(3600)\n",
+    # Keras's thread pool names its threads "Thread-N (worker)"; its processes have a parent.
+    "hangs_in_a_pool": """
+        import multiprocessing, threading, time, keras, numpy as np
+        class HangsInAPool(keras.utils.PyDataset):
+            def __len__(self): return 32
+            def __getitem__(self, i):
+                if threading.current_thread().name.endswith("(worker)") or multiprocessing.parent_process():
+                    time.sleep(3600)
+                return np.ones((8, 4), "float32"), np.zeros(8, "float32")
+        def make_dataset(): return HangsInAPool()
+    """,
+    "hangs_at_batch_5": """
+        import time, keras, numpy as np
+        class HangsAtFive(keras.utils.PyDataset):
+            def __len__(self): return 32
+            def __getitem__(self, i):
+                if i == 5:
+                    time.sleep(3600)
+                return np.ones((8, 4), "float32"), np.zeros(8, "float32")
+        def make_dataset(): return HangsAtFive()
+    """,
 }
 
 
@@ -136,6 +158,30 @@ def test_a_hang_before_the_first_trial_honours_the_load_timeout_and_names_the_li
     assert_failed_cleanly(result, tag, "Importing your file and building the dataset failed: timed out after 5 s",
                           "make_dataset_hangs.py, line 4, in make_dataset", "--load-timeout")
     assert time.monotonic() - started < 60
+
+
+def test_a_hang_in_the_warm_up_stops_when_no_batch_came_for_the_trial_timeout_and_names_batch_and_line(tmp_path):
+    started = time.monotonic()
+    result, tag = run_cli(tmp_path, write(tmp_path, "hangs_at_batch_5"), "--trial-timeout", "20")
+    assert_failed_cleanly(result, tag, "The warm-up", "no batch came for 20 s (batch 5 was asked for",
+                          "hangs_at_batch_5.py, line 7, in __getitem__", "--trial-timeout")
+    assert time.monotonic() - started < 60
+
+
+def test_data_code_that_hangs_only_in_a_pool_keeps_the_defaults_with_each_reason_even_past_the_budget(tmp_path):
+    out = tmp_path / "out"
+    result, tag = run_cli(tmp_path, write(tmp_path, "hangs_in_a_pool"), "--time-budget", "10", "--trial-timeout", "6",
+                          "--trials", "6", out=out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and not any(line.startswith("error:") for line in result.stderr.splitlines())
+    answer = json.loads((out / "results.json").read_text())
+    assert answer["config"] == {"workers": 1, "use_multiprocessing": False, "max_queue_size": 10, "native_threads": None}
+    hung = [t for t in answer["trials"] if t["status"] == "failed"]
+    assert hung and all("hangs_in_a_pool.py, line 7, in __getitem__" in t["reason"] for t in hung), hung
+    assert "hangs_in_a_pool.py, line 7, in __getitem__" in result.stderr  # the terminal gives the line too
+    assert any(reason.startswith("Every worker pool tried failed or hung") for reason in answer["reasons"])
+    assert "hangs_in_a_pool.py, line 7" in (out / "report.html").read_text()
+    assert left_after(tag) == []
 
 
 def start_hanging_run(tmp_path) -> tuple[subprocess.Popen, str]:

@@ -182,7 +182,7 @@ def recommend(dataset: Any, model: Any = None, options: Options | None = None, *
     budget = options.max_memory if options.max_memory is not None else machine.memory_usable_bytes // 2
     source = _source_for(dataset, model, options)
     measurer = TrialMeasurer(source, memory_budget_bytes=budget, load_timeout=options.load_timeout,
-                             backend=asked.name)
+                             backend=asked.name, trial_timeout=options.window_timeout)
     try:
         facts = _probe(measurer, machine, budget, started, provenance_of(source), options, progress, asked)
         if options.quick:
@@ -349,6 +349,7 @@ def _measured(facts: Facts, evidence: Evidence, limit: Ceiling) -> dict[str, Any
         dataset=facts.dataset, model=facts.model, epoch_batches=facts.epoch_batches, engine=facts.engine,
         rewrite=_predicted_rewrite(facts), race=race,
         threads_measured=advice.thread_gain(trials, race.samples),
+        every_pool_failed=_every_pool_failed(trials),
     )
     default_trial = _trial_for(trials, KERAS_DEFAULTS)
     return dict(
@@ -458,6 +459,12 @@ def _source_for(dataset, model, options: Options) -> FileSource | PickledSource:
 
 def _trial_for(trials: tuple[TrialResult, ...], config: LoaderConfig) -> TrialResult | None:
     return next((t for t in trials if t.config == config and t.status == TrialStatus.OK), None)
+
+
+def _every_pool_failed(trials: tuple[TrialResult, ...]) -> bool:
+    """True when worker pools were run and none completed (data code that breaks or hangs only in a pool)."""
+    pools = [t.status for t in trials if t.config.parallel]
+    return TrialStatus.FAILED in pools and TrialStatus.OK not in pools
 
 
 def _race_timed_whole_epochs(facts: Facts, config: LoaderConfig, screened: TrialResult | None) -> bool:

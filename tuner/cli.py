@@ -303,7 +303,7 @@ class _LiveProgress:
 
     def trial(self, result: TrialResult, measured: int, best: TrialResult | None) -> None:
         rate = result.epoch_batches_per_second
-        value = f"{rate.median:.1f} batches/s" if rate else result.reason[:60]
+        value = f"{rate.median:.1f} batches/s" if rate else result.reason  # in full: it names the line
         if rate and result.predicted_batches_per_second:
             value += f" (predicted {result.predicted_batches_per_second:.1f})"
         self.console.print(f"  screen {result.number:>2} {result.config.label():<26} {result.status:<10} {value}", highlight=False, markup=False, soft_wrap=True)

@@ -47,13 +47,14 @@ def explain(
     rewrite: tuple[LoaderConfig, float] | None = None,
     race: Interleaved | None = None,
     threads_measured: tuple[LoaderConfig, float] | None = None,
+    every_pool_failed: bool = False,
 ) -> tuple[str, ...]:
     """Why this configuration: the data code's nature, the model, the evidence.
 
     ``best`` is the best setting other than the defaults (the one the claim
-    compares with them); ``race`` holds what the race timed; and
+    compares with them); ``race`` holds what the race timed;
     ``threads_measured`` the best thread pool's measured gain over inline
-    (``thread_gain``).
+    (``thread_gain``); ``every_pool_failed``: no worker pool tried ran.
     """
     reasons = [data_nature(dataset, threads_measured), f"Training is {ceiling.verdict}."]
     if native := native_threads_text(dataset, chosen):
@@ -62,7 +63,10 @@ def explain(
         reasons.append(race_summary(race, chosen if chosen != KERAS_DEFAULTS else best))
     if engine == EngineName.TF_KERAS:
         reasons.append(legacy_costs(dataset, model, epoch_batches))
-    if best == KERAS_DEFAULTS:
+    if every_pool_failed:
+        reasons.append("Every worker pool tried failed or hung (each reason is in the warnings), so the Keras "
+                       "defaults, which ran, are the answer.")
+    elif best == KERAS_DEFAULTS:
         reasons.append("The Keras defaults were the best configuration measured.")
     else:
         reasons.append(claim(chosen, best, confirmation, epoch_batches, race.stopped_because if race else ""))

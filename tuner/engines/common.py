@@ -6,6 +6,7 @@ Nothing here imports a Keras; each engine passes in its own module.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import statistics
 import time
@@ -20,6 +21,7 @@ from threadpoolctl import threadpool_limits
 from tuner.analysis.epoch_model import window_timing
 from tuner.errors import TuneLoaderError
 from tuner.results import WindowTiming
+from tuner.trial import heartbeat
 
 
 class GeneratorData:
@@ -64,14 +66,13 @@ def native_threads_restored() -> contextlib.AbstractContextManager:
 
 
 def limited_stream(stream: Iterator, limit: int | None) -> Iterator:
-    """A generator's batches with the native-thread limit set before each, in the worker that pulls it."""
-    if limit is None:
-        yield from stream
-        return
-    while True:
-        threadpool_limits(limits=limit)
+    """A generator's batches, each counted by the heartbeat, with the native-thread limit (if any) set
+    before each in the worker that pulls it."""
+    for index in itertools.count():
+        limit_native_threads(limit)
         try:
-            item = next(stream)
+            with heartbeat.batch(index):
+                item = next(stream)
         except StopIteration:
             return
         yield item
@@ -126,8 +127,17 @@ class EpochClock:
         self.begin = time.perf_counter()
         self.batch_ends = []
 
+    def on_train_batch_begin(self, batch, logs=None):
+        if not self.epochs and not self.batch_ends:  # a fit's first step traces and waits for the pool
+            heartbeat.watch(False)
+
     def on_train_batch_end(self, batch, logs=None):
-        self.batch_ends.append(time.perf_counter())
+        now = time.perf_counter()
+        if not self.epochs and not self.batch_ends:
+            heartbeat.watch(True)
+        else:  # a step's spacing counts toward the slowest batch the stall limit scales with
+            heartbeat.step(now - (self.batch_ends[-1] if self.batch_ends else self.begin))
+        self.batch_ends.append(now)
 
     def on_epoch_end(self, epoch, logs=None):
         self.end = time.perf_counter()

@@ -18,6 +18,7 @@ import keras
 from probes.profiles import DataKind
 from tuner.engines import common
 from tuner.results import EngineName, LoaderConfig, WindowTiming
+from tuner.trial import heartbeat
 
 
 def set_knobs(dataset: keras.utils.PyDataset, config: LoaderConfig) -> None:
@@ -68,7 +69,9 @@ class WindowView(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         common.limit_native_threads(self.native_threads)
         position = self.offset + index
-        return self.inner[position % self.inner_batches if self.inner_batches else position]
+        position = position % self.inner_batches if self.inner_batches else position
+        with heartbeat.batch(position):
+            return self.inner[position]
 
     def on_epoch_begin(self) -> None:
         self.inner.on_epoch_begin()

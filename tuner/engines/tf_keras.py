@@ -36,6 +36,7 @@ from probes.profiles import DataKind
 from tuner.engines import common
 from tuner.engines.common import GeneratorData
 from tuner.results import EngineName, LoaderConfig, WindowTiming
+from tuner.trial import heartbeat
 
 ENQUEUER_STOP_SECONDS = 5.0
 
@@ -68,7 +69,9 @@ class SequenceWindow(tf_keras.utils.Sequence):
 
     def __getitem__(self, index: int):
         common.limit_native_threads(self.native_threads)
-        return self.inner[(self.offset + index) % self.inner_batches]
+        position = (self.offset + index) % self.inner_batches
+        with heartbeat.batch(position):
+            return self.inner[position]
 
     def on_epoch_end(self) -> None:
         self.inner.on_epoch_end()

@@ -16,6 +16,7 @@ import tensorflow as tf
 from tuner.engines import KerasEngine
 from tuner.engines.common import standardize
 from tuner.results import LoaderConfig, WindowTiming
+from tuner.trial import heartbeat
 
 
 class TfDataEngine:
@@ -27,7 +28,10 @@ class TfDataEngine:
     def run_window(self, model, dataset, config: LoaderConfig, batches: int, offset: int,
                    epochs: int = 1) -> WindowTiming:
         """``config`` is ``LoaderConfig.tf_data()``: tf.data's autotuner sets the parallelism itself."""
-        get_item = lambda index: self.host.batch(dataset, index)  # noqa: E731
+        def get_item(index: int):
+            with heartbeat.batch(index):
+                return self.host.batch(dataset, index)
+
         data = pipeline(get_item, self.host.num_batches(dataset), batches, offset)
         return self.host.fit_epochs(model, data, epochs)
 

@@ -32,6 +32,7 @@ import psutil
 from probes.profiles import DatasetProfile, ModelProfile, PipelinePoint, PoolKind
 from tuner.errors import TuneLoaderError
 from tuner.results import KERAS_DEFAULTS, LoaderConfig, WindowTiming
+from tuner.trial import heartbeat
 from tuner.trial.protocol import (FileSource, Load, Loaded, PickledSource, Prepare, Probe, Reply, Request, Window,
                                   read_message, write_message)
 
@@ -98,6 +99,7 @@ class Session:
 
         build = self._file_builder(source) if isinstance(source, FileSource) else self._pickled_builder(source)
         dataset = build()
+        heartbeat.watch(True)  # the user's batches from here on: a stall counts (--load-timeout bounds the rest)
         if _is_generator(dataset):
             dataset = GeneratorData(build, self.dataset_name, first=dataset)
             # tf-keras forks its workers, so a generator never needs to pickle;
@@ -151,6 +153,7 @@ class Session:
         from tuner.engines.common import standardize
 
         first = standardize(self._batch(0))
+        heartbeat.watch(False)  # building the model makes no batches
         model = self.build_model() if self.build_model else None
         self.is_default_model = model is None or not self.engine.owns_model(model)
         if not self.is_default_model:
@@ -162,6 +165,7 @@ class Session:
                     f" (your model is a {type(model).__module__.split('.')[0]} model, which the {self.engine.name} "
                     "engine cannot train)"
                 )
+        heartbeat.watch(True)
         self.engine.run_window(self.model, self.dataset, KERAS_DEFAULTS, self._clamp(WARMUP_BATCHES), 0)
 
     def probe(self, usable_cores: int) -> tuple[DatasetProfile, ModelProfile]:
@@ -169,13 +173,14 @@ class Session:
         from tuner.engines.common import GeneratorData, standardize
 
         stream = self.dataset if isinstance(self.dataset, GeneratorData) else None
+        fresh = stream and (lambda: _watched_next(stream.fresh()))
         dataset_profile = probe_dataset(
             self.dataset,
             kind=self.engine.kind(self.dataset),
             num_batches=self.engine.num_batches(self.dataset),
             usable_cores=usable_cores,
             get_batch=self._batch,
-            fresh_stream=stream and (lambda: stream.fresh().__next__),
+            fresh_stream=fresh,
             pickle_error=self.pickle_error,
             name=stream.name if stream else None,
         )
@@ -238,13 +243,24 @@ class Session:
         from probes import DataCodeError
 
         try:
-            return self.engine.batch(self.dataset, index)
+            with heartbeat.batch(index):
+                return self.engine.batch(self.dataset, index)
         except Exception as error:
             raise DataCodeError(index, error) from error
 
     def _clamp(self, batches: int) -> int:
         total = self.engine.num_batches(self.dataset)
         return min(batches, total) if total else batches
+
+
+def _watched_next(stream) -> Callable[[], Any]:
+    """``next`` on a generator the probes read, each batch counted by the heartbeat."""
+    count = iter(range(sys.maxsize))
+
+    def watched():
+        with heartbeat.batch(next(count)):
+            return next(stream)
+    return watched
 
 
 def _is_generator(dataset: Any) -> bool:
@@ -356,6 +372,7 @@ def die_with_parent() -> None:
 
 def main() -> None:
     die_with_parent()
+    heartbeat.install_from_environment()
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # the parent asks for stacks before killing a hang
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # the user's prints and C-level output must not corrupt the protocol

@@ -29,6 +29,7 @@ from tuner.analysis.epoch_model import with_fixed_cost
 from tuner.errors import TuneLoaderError
 from tuner.results import LoaderConfig, TrialStatus
 from tuner.search.measurer import Measurement, TrialStopped
+from tuner.trial import heartbeat
 from tuner.trial.child import innermost_user_frame
 from tuner.trial.protocol import (FileSource, Load, Loaded, PickledSource, Prepare, Probe, Request, Window,
                                   read_message, write_message)
@@ -36,7 +37,11 @@ from tuner.trial.protocol import (FileSource, Load, Loaded, PickledSource, Prepa
 POLL_SECONDS = 0.2
 STDERR_LINES_KEPT = 500  # a stack dump of every thread of a big pool fits
 DUMP_WAIT_SECONDS = 0.5
-LOAD_TIMEOUT_SECONDS = 300.0  # each step before the first trial (--load-timeout)
+LOAD_TIMEOUT_SECONDS = 300.0  # importing the file and building the dataset (--load-timeout)
+# Without --trial-timeout, a step stalls when no batch has come for this many times the slowest batch
+# so far, and never sooner than MIN_STALL_SECONDS (heartbeat.py).
+STALL_BATCHES = 20
+MIN_STALL_SECONDS = 30.0
 MIN_WINDOW_BATCHES = 32
 REAP_SECONDS = 5.0
 # TensorFlow's and absl's C++ log lines ("I0000 00:00:...", "W1202 ...", "WARNING: All log messages before
@@ -53,12 +58,14 @@ class TrialProcess:
         self.process: subprocess.Popen | None = None
         self.last_foreign_cores = 0.0  # what other processes used during the last request (probes.load)
         self.busy = False  # a request is in flight (an interrupted call leaves it so)
+        self.heartbeat = heartbeat.Heartbeat.create()  # kept across restarts: the slowest batch stays known
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES_KEPT)
 
     def start(self) -> None:
         env = dict(os.environ)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         env["KERAS_BACKEND"] = self.backend
+        env[heartbeat.ENVIRONMENT] = str(self.heartbeat.fd)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tuner.trial.child"],
             stdin=subprocess.PIPE,
@@ -66,23 +73,27 @@ class TrialProcess:
             stderr=subprocess.PIPE,
             start_new_session=True,
             env=env,
+            pass_fds=(self.heartbeat.fd,),
         )
         self._stderr_tail.clear()
         threading.Thread(target=self._drain_stderr, args=(self.process.stderr,), daemon=True).start()
 
-    def call(self, request: Request, *, timeout: float) -> tuple[Any, int]:
+    def call(self, request: Request, *, timeout: float, stall_after: float | None = None) -> tuple[Any, int]:
         """Runs ``request`` in the child; returns its value and the peak tree PSS.
 
         Raises ``TuneLoaderError`` for the user's errors, ``TrialStopped`` for a
-        timeout, a crash, a blown memory budget or an error inside ``fit``.
+        timeout (``timeout`` in all, or ``stall_after`` seconds without a
+        batch: ``heartbeat``), a crash, a blown memory budget or an error
+        inside ``fit``.
         """
         if self.process is None or self.process.poll() is not None:
             raise TrialStopped(TrialStatus.FAILED, "the trial process is not running")
         pids = (os.getpid(), self.process.pid)
         before, began = cpu_snapshot(pids), time.monotonic()
         self.busy = True
+        self.heartbeat.arm(watched=not isinstance(request, Load))  # importing the file is not watched
         write_message(self.process.stdin, request)
-        peak = self._wait_for_reply(began + timeout, timeout)
+        peak = self._wait_for_reply(began + timeout, timeout, stall_after)
         try:
             reply = read_message(self.process.stdout)
         except EOFError:
@@ -98,8 +109,8 @@ class TrialProcess:
             raise TuneLoaderError(reply.message)
         raise TrialStopped(TrialStatus.FAILED, reply.message)
 
-    def _wait_for_reply(self, deadline: float, timeout: float) -> int:
-        """Polls until the reply is ready, sampling memory; returns the peak PSS seen."""
+    def _wait_for_reply(self, deadline: float, timeout: float, stall_after: float | None) -> int:
+        """Polls until the reply is ready, sampling memory and the heartbeat; returns the peak PSS seen."""
         peak = 0
         while not select.select([self.process.stdout], [], [], POLL_SECONDS)[0]:
             peak = max(peak, tree_pss_bytes(self.process.pid))
@@ -111,7 +122,16 @@ class TrialProcess:
             if time.monotonic() > deadline:
                 self._fail(f"timed out after {timeout:.0f} s{self._stuck_at()} (a worker hung or the data code "
                            "is too slow)")
+            progress = self.heartbeat.read()
+            if stall_after and progress.watched and time.monotonic() - progress.last_progress > stall_after:
+                self._fail(f"timed out: no batch came for {stall_after:.0f} s ({progress.where()})"
+                           f"{self._stuck_at()}")
         return peak
+
+    @property
+    def slowest_batch_seconds(self) -> float:
+        """The slowest batch (or model step) any trial process has shown so far."""
+        return self.heartbeat.read().slowest_seconds
 
     def _stuck_at(self) -> str:
         """Where the user's code is stuck: every process in the group dumps its threads' stacks (the child
@@ -181,14 +201,17 @@ class TrialMeasurer:
 
     ``window_size``, ``window_timeout`` and ``fixed_cost`` come from the
     probes (``api.configure_measurer``); until then windows are short and
-    timeouts generous.
+    timeouts generous. Every step after the dataset is built also stops
+    when no batch has come for ``stall_after()`` seconds.
     """
 
     def __init__(self, source: FileSource | PickledSource, *, memory_budget_bytes: int | None,
-                 load_timeout: float = LOAD_TIMEOUT_SECONDS, backend: str = "tensorflow"):
+                 load_timeout: float = LOAD_TIMEOUT_SECONDS, backend: str = "tensorflow",
+                 trial_timeout: float | None = None):
         self.source = source
         self.process = TrialProcess(memory_budget_bytes, backend)
         self.load_timeout = load_timeout
+        self.trial_timeout = trial_timeout  # --trial-timeout, when the user gave one
         self.window_size: Callable[[LoaderConfig], int] = lambda config: MIN_WINDOW_BATCHES
         self.window_timeout: Callable[[int], float] = lambda batches: load_timeout
         self.fixed_cost: Callable[[LoaderConfig], tuple[float, float]] | None = None
@@ -203,13 +226,18 @@ class TrialMeasurer:
     def probe(self, usable_cores: int) -> tuple[DatasetProfile, ModelProfile]:
         return self._stage(Probe(usable_cores), "Probing the data code, the model step and Keras's pipeline")
 
+    def stall_after(self) -> float:
+        """How long a step may go without a batch: ``--trial-timeout`` when given, else ``STALL_BATCHES``
+        times the slowest batch so far, at least ``MIN_STALL_SECONDS``."""
+        return self.trial_timeout or max(MIN_STALL_SECONDS, STALL_BATCHES * self.process.slowest_batch_seconds)
+
     def _stage(self, request: Request, stage: str) -> Any:
-        """A step before the first trial, under ``load_timeout`` (``--load-timeout``); a failure names it."""
+        """A step before the first trial, under ``load_timeout`` (``--load-timeout``) in all and the stall
+        limit once the dataset is built; a failure names it and the flag that bounds it."""
         try:
-            value, _ = self.process.call(request, timeout=self.load_timeout)
+            value, _ = self.process.call(request, timeout=self.load_timeout, stall_after=self.stall_after())
         except TrialStopped as stop:
-            hint = " Fix: raise --load-timeout if it is only slow." if stop.reason.startswith("timed out") else ""
-            raise TuneLoaderError(f"{stage} failed: {stop.reason}.{hint}") from stop
+            raise TuneLoaderError(f"{stage} failed: {stop.reason}.{_timeout_hint(stop.reason)}") from stop
         return value
 
     def measure(self, config: LoaderConfig, window_index: int, epochs: int = 1,
@@ -223,7 +251,8 @@ class TrialMeasurer:
         offset = (window_index * batches) % self.epoch_batches if self.epoch_batches else 0
         began = time.perf_counter()
         (timing, leftovers), peak = self.process.call(Window(config, batches, offset, epochs),
-                                                      timeout=epochs * self.window_timeout(batches))
+                                                      timeout=epochs * self.window_timeout(batches),
+                                                      stall_after=self.stall_after())
         if self.fixed_cost is not None:
             start_up, after_epoch = self.fixed_cost(config)
             timing = with_fixed_cost(timing, start_up, after_epoch if epochs == 1 else 0.0)
@@ -231,3 +260,10 @@ class TrialMeasurer:
 
     def close(self) -> None:
         self.process.close()
+
+
+def _timeout_hint(reason: str) -> str:
+    """The flag that bounds what timed out: a stall between batches, or the whole step."""
+    if reason.startswith("timed out: no batch came"):
+        return " Fix: if a batch can take that long, pass a larger --trial-timeout."
+    return " Fix: raise --load-timeout if it is only slow." if reason.startswith("timed out") else ""

@@ -1,0 +1,61 @@
+"""The heartbeat the parent reads to see a trial process stall (no Keras: plain processes)."""
+
+import multiprocessing
+import time
+
+from tuner.trial import heartbeat
+
+
+def test_a_batch_made_in_a_forked_worker_reaches_the_parent(monkeypatch):
+    shared = heartbeat.Heartbeat.create()
+    shared.arm(watched=True)
+    monkeypatch.setattr(heartbeat, "_current", shared)
+
+    def worker():
+        with heartbeat.batch(7):
+            time.sleep(0.05)
+        heartbeat.step(0.2)
+
+    before = time.monotonic()
+    process = multiprocessing.get_context("fork").Process(target=worker)
+    process.start()
+    process.join(10)
+    progress = shared.read()
+    assert (progress.requested, progress.returned) == (7, 7)
+    assert progress.last_progress > before and progress.slowest_seconds == 0.2
+    assert progress.watched
+
+
+def test_a_batch_that_never_returns_is_named_and_arming_starts_over(monkeypatch):
+    shared = heartbeat.Heartbeat.create()
+    shared.arm(watched=True)
+    shared.returned(4, 0.01)
+    shared.requested(5)
+    assert shared.read().where() == "batch 5 was asked for and has not come back"
+    shared.returned(5, 0.03)
+    assert shared.read().where() == "the last batch to come back was batch 5"
+    shared.arm(watched=False)
+    progress = shared.read()
+    assert progress.where() == "no batch came back" and not progress.watched
+    assert progress.slowest_seconds == 0.03  # the slowest batch outlives the step
+
+
+def test_the_child_opens_the_parent_s_heartbeat_from_its_environment(monkeypatch):
+    shared = heartbeat.Heartbeat.create()
+    shared.arm(watched=False)
+    monkeypatch.setenv(heartbeat.ENVIRONMENT, str(shared.fd))
+    monkeypatch.setattr(heartbeat, "_current", None)
+    heartbeat.install_from_environment()
+    heartbeat.watch(True)
+    with heartbeat.batch(3):
+        pass
+    assert shared.read().returned == 3 and shared.read().watched
+
+
+def test_outside_a_trial_process_the_heartbeat_does_nothing(monkeypatch):
+    monkeypatch.setattr(heartbeat, "_current", None)
+    with heartbeat.batch(1):
+        value = 42
+    heartbeat.step(1.0)
+    heartbeat.watch(False)
+    assert value == 42

@@ -163,7 +163,8 @@ def test_a_hang_before_the_first_trial_honours_the_load_timeout_and_names_the_li
 def test_a_hang_in_the_warm_up_stops_when_no_batch_came_for_the_trial_timeout_and_names_batch_and_line(tmp_path):
     started = time.monotonic()
     result, tag = run_cli(tmp_path, write(tmp_path, "hangs_at_batch_5"), "--trial-timeout", "20")
-    assert_failed_cleanly(result, tag, "The warm-up", "no batch came for 20 s (",
+    assert_failed_cleanly(result, tag, "The warm-up",
+                          "no batch came for 20 s (batch 5 was asked for and has not come back",
                           "hangs_at_batch_5.py, line 7, in __getitem__", "--trial-timeout")
     assert time.monotonic() - started < 60
 

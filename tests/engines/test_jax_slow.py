@@ -12,6 +12,8 @@ import pytest
 
 from tests.processes import left_after, tagged_env
 from tuner.engines.backend import FORK_UNSAFE
+from tuner.results import KERAS_DEFAULTS, LoaderConfig
+from tuner.search import decision
 
 pytestmark = pytest.mark.slow
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -34,5 +36,10 @@ def test_an_example_is_tuned_under_jax_with_threads_only(tmp_path, example):
     assert timed and not any(t["config"]["use_multiprocessing"] for t in data["trials"])
     assert not data["config"]["use_multiprocessing"]
     assert f"Processes were not tried: {FORK_UNSAFE}." in data["warnings"]
-    assert data["confirmation"] is None or len(data["confirmation"]["default_samples"]) >= 3
+    claim = data["confirmation"]
+    # A claim rests on at least the rounds the race's rules need; a pool is chosen only when it is clearly
+    # faster than the defaults (gil_bound's threads can be slower under JAX: then the defaults are kept).
+    assert claim is None or len(claim["default_samples"]) >= decision.FIRST_VERDICT_ROUND
+    if LoaderConfig(**data["config"]) != KERAS_DEFAULTS:
+        assert claim is not None and claim["speedup_low"] > 1.0
     assert left_after(tag) == []

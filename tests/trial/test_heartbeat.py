@@ -21,7 +21,7 @@ def test_a_batch_made_in_a_forked_worker_reaches_the_parent(monkeypatch):
     process.start()
     process.join(10)
     progress = shared.read()
-    assert (progress.requested, progress.returned) == (7, 7)
+    assert (progress.oldest_in_flight, progress.returned) == (-1, 7)
     assert progress.last_progress > before and progress.slowest_seconds == 0.2
     assert progress.watched
 
@@ -30,14 +30,34 @@ def test_a_batch_that_never_returns_is_named_and_arming_starts_over(monkeypatch)
     shared = heartbeat.Heartbeat.create()
     shared.arm(watched=True)
     shared.returned(4, 0.01)
-    shared.requested(5)
+    for index in (5, 6, 7):  # a parallel pipeline asks for later batches while batch 5 hangs
+        shared.requested(index)
+    shared.returned(6, 0.02)
+    shared.returned(7, 0.01)
     assert shared.read().where() == "batch 5 was asked for and has not come back"
     shared.returned(5, 0.03)
     assert shared.read().where() == "the last batch to come back was batch 5"
+    shared.requested(8)
     shared.arm(watched=False)
     progress = shared.read()
     assert progress.where() == "no batch came back" and not progress.watched
     assert progress.slowest_seconds == 0.03  # the slowest batch outlives the step
+
+
+def test_a_call_of_a_process_that_is_gone_is_not_named(monkeypatch):
+    shared = heartbeat.Heartbeat.create()
+    shared.arm(watched=True)
+    monkeypatch.setattr(heartbeat, "_current", shared)
+
+    def worker_ended_mid_batch():
+        shared.requested(3)
+
+    process = multiprocessing.get_context("fork").Process(target=worker_ended_mid_batch)
+    process.start()
+    process.join(10)
+    assert shared.read().oldest_in_flight == -1
+    shared.requested(11)
+    assert shared.read().where() == "batch 11 was asked for and has not come back"
 
 
 def test_the_child_opens_the_parent_s_heartbeat_from_its_environment(monkeypatch):

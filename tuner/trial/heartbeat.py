@@ -2,8 +2,8 @@
 
 The child (and every worker it forks, which inherit the mapping) writes
 when a batch last came back from the user's code or reached the model, which
-batch was last asked for and which last came back, and the slowest batch
-so far. The parent reads them between its polls and stops a step when no
+batches are being made and since when, which last came back, and the slowest
+batch so far. The parent reads them between its polls and stops a step when no
 batch has come for too long (``TrialMeasurer.stall_after``), long before a
 total timeout would. Each field is one aligned 8-byte word, written whole,
 so a reader never sees half of one; writers that race only ever lose a
@@ -27,27 +27,34 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 ENVIRONMENT = "TUNE_LOADER_HEARTBEAT_FD"
-_FIELDS = ("last_progress", "requested", "returned", "slowest_seconds", "watched")
-_FORMATS = {"last_progress": "d", "requested": "q", "returned": "q", "slowest_seconds": "d", "watched": "q"}
+_FIELDS = ("last_progress", "returned", "slowest_seconds", "watched")
+_FORMATS = {"last_progress": "d", "returned": "q", "slowest_seconds": "d", "watched": "q"}
 _WORD = 8
+# Calls of the user's batch code in flight, one slot each, chosen by the batch index: a pool runs at
+# most its workers at once, over indices a queue apart, so two calls that share a slot are rare (and then
+# only the message's batch index is lost, never the stall). A slot is (index + 1, start, pid); 0 is free.
+_SLOTS = 256
+_SLOT = struct.Struct("qdq")
+_SIZE = _WORD * len(_FIELDS) + _SLOT.size * _SLOTS
 
 
 @dataclass(frozen=True)
 class Progress:
     """What the heartbeat says: ``last_progress`` (``time.monotonic()``, the same clock in every process on
-    Linux), the last batch index asked for and the last that came back (-1: none), the slowest batch so
-    far in seconds, and whether a stall counts now."""
+    Linux), the oldest batch index asked for that has not come back and the last that came back (-1:
+    none), the slowest batch so far in seconds, and whether a stall counts now."""
 
     last_progress: float
-    requested: int
+    oldest_in_flight: int
     returned: int
     slowest_seconds: float
     watched: bool
 
     def where(self) -> str:
-        """Which batch the user's code is stuck on, as far as the heartbeat knows."""
-        if self.requested > self.returned:
-            return f"batch {self.requested} was asked for and has not come back"
+        """Which batch the user's code is stuck on, as far as the heartbeat knows: the call in flight the
+        longest (the pool's other workers and a parallel tf.data ask for later batches meanwhile)."""
+        if self.oldest_in_flight >= 0:
+            return f"batch {self.oldest_in_flight} was asked for and has not come back"
         if self.returned >= 0:
             return f"the last batch to come back was batch {self.returned}"
         return "no batch came back"
@@ -58,13 +65,13 @@ class Heartbeat:
 
     def __init__(self, fd: int):
         self.fd = fd
-        self._map = mmap.mmap(fd, _WORD * len(_FIELDS))
+        self._map = mmap.mmap(fd, _SIZE)
 
     @classmethod
     def create(cls) -> Heartbeat:
         """A fresh heartbeat in an unlinked temporary file (the parent's side), closed with this object."""
         handle = tempfile.TemporaryFile()
-        handle.truncate(_WORD * len(_FIELDS))
+        handle.truncate(_SIZE)
         heartbeat = cls(handle.fileno())
         heartbeat._file = handle
         return heartbeat
@@ -75,23 +82,30 @@ class Heartbeat:
     def _get(self, field: str) -> float | int:
         return struct.unpack_from(_FORMATS[field], self._map, _WORD * _FIELDS.index(field))[0]
 
+    @staticmethod
+    def _slot_offset(index: int) -> int:
+        return _WORD * len(_FIELDS) + _SLOT.size * (index % _SLOTS)
+
     def arm(self, watched: bool) -> None:
         """Starts a step: progress counts from now; ``watched`` says whether a stall counts yet."""
         self._set("last_progress", time.monotonic())
-        self._set("requested", -1)
         self._set("returned", -1)
         self._set("watched", int(watched))
+        self._map[_WORD * len(_FIELDS):] = bytes(_SLOT.size * _SLOTS)
 
     def watch(self, watched: bool) -> None:
         self._set("last_progress", time.monotonic())
         self._set("watched", int(watched))
 
     def requested(self, index: int) -> None:
-        self._set("requested", index)
+        _SLOT.pack_into(self._map, self._slot_offset(index), index + 1, time.monotonic(), os.getpid())
 
     def returned(self, index: int, seconds: float) -> None:
         self._set("last_progress", time.monotonic())
         self._set("returned", index)
+        offset = self._slot_offset(index)
+        if _SLOT.unpack_from(self._map, offset)[0] == index + 1:
+            struct.pack_into("q", self._map, offset, 0)
         if seconds > self._get("slowest_seconds"):
             self._set("slowest_seconds", seconds)
 
@@ -102,8 +116,25 @@ class Heartbeat:
             self._set("slowest_seconds", seconds)
 
     def read(self) -> Progress:
-        return Progress(self._get("last_progress"), self._get("requested"), self._get("returned"),
+        return Progress(self._get("last_progress"), self._oldest_in_flight(), self._get("returned"),
                         self._get("slowest_seconds"), bool(self._get("watched")))
+
+    def _oldest_in_flight(self) -> int:
+        """The index of the call in flight the longest, skipping calls of processes that are gone (Keras
+        ends a process pool at each epoch's end, whatever its workers were doing)."""
+        calls = (_SLOT.unpack_from(self._map, self._slot_offset(slot)) for slot in range(_SLOTS))
+        alive = [(start, index - 1) for index, start, pid in calls if index and _alive(pid)]
+        return min(alive)[1] if alive else -1
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 _current: Heartbeat | None = None

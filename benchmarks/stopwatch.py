@@ -12,7 +12,9 @@ call and a callback that only notes when each epoch ended, and prints as JSON ``
 (epochs after the first, from the end of the first to the end of the last: a long training's rate, as
 the owner's stopwatch excludes the first epoch) and ``whole_fit_batches_per_second`` (the whole call).
 It shares no timing code with tune-loader: no windows, no epoch model. The Keras backend is whatever
-``KERAS_BACKEND`` says, as in the user's own training.
+``KERAS_BACKEND`` says, and process pools start by ``STOPWATCH_START_METHOD`` (fork, forkserver, spawn;
+default this Python's), as in the user's own training. NATIVE_THREADS patches the dataset's class in this
+process, which workers started by forkserver or spawn do not see, so it needs fork.
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def main() -> None:
     path, workers, processes, queue, epochs = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "True", int(sys.argv[4]), int(sys.argv[5])
     native = int(sys.argv[6]) if len(sys.argv) > 6 and sys.argv[6] != "default" else None
+    if method := os.environ.get("STOPWATCH_START_METHOD"):
+        import multiprocessing
+
+        multiprocessing.set_start_method(method, force=True)
+        if native is not None and method != "fork":
+            sys.exit(f"NATIVE_THREADS needs fork: workers started by {method} do not see the patched class")
     from tuner import engines
     from tuner.engines.common import standardize
     from tuner.userfile import find_dataset, find_model, import_user_file

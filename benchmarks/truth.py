@@ -12,10 +12,13 @@ It prints, per example and run: the answer over the grid's best, the claim error
 - 1), the time to an answer, and the spread of the runs' answers by the stopwatch; then whether each of
 issue 30's goals held. With ``--under-load`` each example is also tuned once beside a process spinning
 one core, and that answer is judged against the same quiet stopwatch. A row ``EXAMPLE@jax`` tunes and
-times under JAX (no processes there).
+times under JAX (no processes there). With ``--start-method forkserver`` (or spawn) every tune and every
+stopwatch fit starts its process pools so, and the grid's process pools stop at 8 workers: each worker
+imports TensorFlow at every epoch start.
 
     python benchmarks/truth.py                                    # what the README shows
     python benchmarks/truth.py --examples image_files io_bound --rounds 3 --runs 2
+    python benchmarks/truth.py --examples gil_bound image_files --start-method forkserver
     python benchmarks/truth.py --from benchmarks/results/MACHINE/COMMIT/truth-TIME.json ...   # re-render
 
 Writes the raw results to benchmarks/results/ (git-ignored), its section of benchmarks/RESULTS.md, and the
@@ -52,6 +55,7 @@ STOPWATCH = ROOT / "benchmarks" / "stopwatch.py"
 GRID_WORKERS = (1, 2, 4, 8, 16, 32)
 # "never below the rule of thumb or tf.data, within the intervals": two stopwatch rounds vary by a few percent
 RULE_NOISE = TF_DATA_NOISE = 1.05
+FRESH_WORKERS_MOST = 8  # process pools under forkserver or spawn: each worker imports TensorFlow every epoch
 TIMED_SECONDS = 5.0  # the defaults' timed fit lasts about this long; every setting runs as many epochs
 MIN_EPOCHS, MAX_EPOCHS = 4, 10
 GOALS = {"answer / best": 0.97, "claim error": 0.10, "spread": 0.05, "median seconds": 60.0, "most seconds": 90.0,
@@ -60,7 +64,8 @@ README_BEGIN, README_END = "<!-- truth table: written by benchmarks/truth.py -->
 RESULTS_BEGIN, RESULTS_END = "<!-- truth: written by benchmarks/truth.py -->", "<!-- end of truth -->"
 
 
-def stopwatch(path: Path, config: LoaderConfig, epochs: int, backend: str, tries: int = 2) -> float | None:
+def stopwatch(path: Path, config: LoaderConfig, epochs: int, backend: str, start_method: str | None,
+              tries: int = 2) -> float | None:
     """Batches per second of the epochs after the first of one plain ``fit``, in a fresh process; None when
     that ``fit`` failed ``tries`` times in a row (each error is printed), as it could in the user's
     training (CPython 3.11.7's AST race fails threads that call np.load now and then)."""
@@ -68,7 +73,8 @@ def stopwatch(path: Path, config: LoaderConfig, epochs: int, backend: str, tries
                str(config.max_queue_size), str(epochs), str(config.native_threads or "default")]
     for _ in range(tries):
         done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=ROOT,
-                              env=os.environ | {"KERAS_BACKEND": backend})
+                              env=os.environ | {"KERAS_BACKEND": backend} | (
+                                  {"STOPWATCH_START_METHOD": start_method} if start_method else {}))
         if done.returncode == 0:
             return json.loads(done.stdout.strip().splitlines()[-1])["batches_per_second"]
         errors = [line for line in done.stderr.splitlines() if re.match(r"^\w+(Error|Exception)\b", line)]
@@ -89,8 +95,10 @@ def grid(answer: Recommendation) -> dict[str, LoaderConfig]:
     tune-loader's own space reaches), with the defaults, the rule of thumb and tf.data."""
     space = SearchSpace.for_profiles(answer.machine, answer.dataset, backend=answer.backend)
     kinds = [False] * (not space.threads_infeasible) + [True] * space.allow_processes
+    forked = answer.machine.start_method == "fork"
     pools = [LoaderConfig(workers, processes, queue) for processes in kinds for workers in GRID_WORKERS
-             if workers > 1 or processes for queue in sorted({10, 2 * workers})]
+             if (workers > 1 or processes) and (forked or not processes or workers <= FRESH_WORKERS_MOST)
+             for queue in sorted({10, 2 * workers})]
     configs = [KERAS_DEFAULTS] + pools
     if space.native_threads:
         configs += [LoaderConfig(c.workers, c.use_multiprocessing, c.max_queue_size, 1) for c in configs]
@@ -103,26 +111,27 @@ def grid(answer: Recommendation) -> dict[str, LoaderConfig]:
     return settings
 
 
-def tune(path: Path, backend: str, competing_core: bool = False) -> tuple[Recommendation, float]:
+def tune(path: Path, backend: str, start_method: str | None, competing_core: bool = False
+         ) -> tuple[Recommendation, float]:
     """tune-loader's answer and its time to answer; with ``competing_core``, beside a process that spins one
     core from start to end (the stopwatch always runs quiet)."""
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if competing_core else None
     began = time.monotonic()
     try:
-        return recommend(str(path), backend=backend), time.monotonic() - began
+        return recommend(str(path), backend=backend, start_method=start_method), time.monotonic() - began
     finally:
         if spinner:
             spinner.kill()
             spinner.wait()
 
 
-def run_example(row: str, rounds: int, runs: int, under_load: bool) -> dict:
+def run_example(row: str, rounds: int, runs: int, under_load: bool, start_method: str | None = None) -> dict:
     name, _, backend = row.partition("@")
     backend = backend or "tensorflow"
     path = ROOT / "examples" / f"{name}.py"
     print(f"\n== {row}", flush=True)
-    tuned = [tune(path, backend) for _ in range(runs)]
-    loaded = tune(path, backend, competing_core=True) if under_load else None
+    tuned = [tune(path, backend, start_method) for _ in range(runs)]
+    loaded = tune(path, backend, start_method, competing_core=True) if under_load else None
     answers = [answer for answer, _ in tuned + ([loaded] if loaded else [])]
     settings = grid(answers[0])
     settings |= {f"answer {i}": a.config for i, a in enumerate(answers, 1) if a.config not in settings.values()}
@@ -134,11 +143,12 @@ def run_example(row: str, rounds: int, runs: int, under_load: bool) -> dict:
     rates = {label: [] for label in settings}
     for _ in range(rounds):
         for label, config in settings.items():
-            rates[label].append(stopwatch(path, config, epochs, answers[0].backend))
+            rates[label].append(stopwatch(path, config, epochs, answers[0].backend, start_method))
     speedups = {label: speedup(values, rates["inline (no pool)"]) for label, values in rates.items()}
     rule = rule_of_thumb(answers[0].machine, answers[0].dataset)
     speedups.setdefault("rule of thumb", speedups.get(rule.label(), 1.0))
     shown = f"{name} ({backends.label(answers[0].backend)})" if backend != "tensorflow" else name
+    shown += f" ({start_method})" if start_method else ""
     return {"example": shown, "epochs": epochs, "rates": rates, "speedups": speedups,
             "runs": [judge(a, t, settings, speedups) for a, t in tuned],
             "under_load": judge(*loaded, settings, speedups) if loaded else None}
@@ -242,16 +252,20 @@ def undecided_under_load(run: dict) -> bool:
     return not run["settled"] and warned
 
 
-def publish(results: list[dict], rounds: int, saved: list[Path]) -> None:
-    """Replaces this benchmark's section of benchmarks/RESULTS.md and the README's table."""
+def publish(results: list[dict], rounds: int, saved: list[Path], start_method: str | None = None) -> None:
+    """Replaces this benchmark's section of benchmarks/RESULTS.md and the README's table; a run under another
+    start method than this Python's has a section of its own and leaves the README alone."""
     machine = probe_machine()
     body = (f"{machine.usable_cores} usable cores, Python {machine.python_version}; stopwatch: a fresh process per "
             f"setting, {rounds} interleaved rounds, the epochs after the first of one fit, speed-ups as geometric "
             f"means of per-round ratios to the defaults.\n\n{table(results)}\n\n{goals(results)}")
     runs = "; ".join(f"at commit {path.parent.name}, raw results in `{path.relative_to(ROOT)}`" for path in saved)
-    record.write_summary_section(RESULTS_BEGIN, RESULTS_END, (
-        f"## Truth: answers against a broad grid, by a stopwatch\n\nGenerated by `python benchmarks/truth.py` "
-        f"({runs}; the commit is the code a run started with; raw results are not committed).\n\n{body}"))
+    under = f" --start-method {start_method}" * bool(start_method)
+    record.write_summary_section(RESULTS_BEGIN.replace("-->", under + " -->"), RESULTS_END.replace("-->", under + " -->"), (
+        f"## Truth{under}: answers against a broad grid, by a stopwatch\n\nGenerated by `python benchmarks/truth.py"
+        f"{under}` ({runs}; the commit is the code a run started with; raw results are not committed).\n\n{body}"))
+    if start_method:
+        return
     readme = ROOT / "README.md"
     block = f"{README_BEGIN}\n{body}\n{README_END}"
     readme.write_text(re.sub(re.escape(README_BEGIN) + ".*?" + re.escape(README_END), lambda _: block,
@@ -265,6 +279,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="tune-loader runs per example (default 3)")
     parser.add_argument("--under-load", action="store_true",
                         help="also tune each example beside a process spinning one core (the stopwatch runs quiet)")
+    parser.add_argument("--start-method", choices=("fork", "forkserver", "spawn"),
+                        help="tune and time with process pools started so (its own section of RESULTS.md)")
     parser.add_argument("--from", dest="saved", type=Path, nargs="+", metavar="SAVED",
                         help="re-render the tables from saved runs instead (a later file's row replaces an earlier's)")
     args = parser.parse_args()
@@ -272,13 +288,13 @@ def main() -> None:
         saved = [path.resolve() for path in args.saved]
         rows = {row["example"]: row for path in saved for row in json.loads(path.read_text())["results"]}
         results = list(rows.values())
-        publish(results, len(results[0]["rates"]["inline (no pool)"]), saved)
+        publish(results, len(results[0]["rates"]["inline (no pool)"]), saved, args.start_method)
         print(table(results) + "\n\n" + goals(results))
         return
     results, saved = record.run_and_save(
-        "truth", args.examples, lambda row: run_example(row, args.rounds, args.runs, args.under_load))
+        "truth", args.examples, lambda row: run_example(row, args.rounds, args.runs, args.under_load, args.start_method))
     print("\n" + table(results) + "\n\n" + goals(results))
-    publish(results, args.rounds, [saved])
+    publish(results, args.rounds, [saved], args.start_method)
     print(f"\nwrote {saved.relative_to(ROOT)}, benchmarks/RESULTS.md and the README's table")
 
 

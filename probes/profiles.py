@@ -107,6 +107,38 @@ class NativePools:
 
 
 @dataclass(frozen=True)
+class StartCost:
+    """What each worker of a process pool costs at every epoch start under a start method that starts a
+    fresh interpreter (forkserver, spawn), beyond a forked one: Keras builds a new pool every epoch, and
+    each worker is sent the dataset.
+
+    ``worker_seconds`` is a fresh worker until it runs code, ``fork_worker_seconds`` the same under fork
+    (0 where fork does not exist), ``keras_seconds`` the worker importing Keras; ``pickle_seconds`` and
+    ``pickle_bytes`` are the dataset pickled in the training process, once per worker; ``import_seconds``
+    is the dataset unpickled in the worker: your module and what it imports beyond Keras. ``error`` says
+    why a fresh worker could not unpickle it (its module cannot be imported there), "" when it could.
+    """
+
+    method: str
+    worker_seconds: float
+    fork_worker_seconds: float
+    keras_seconds: float
+    pickle_seconds: float
+    pickle_bytes: int
+    import_seconds: float
+    error: str = ""
+
+    @property
+    def interpreter_seconds(self) -> float:
+        return max(0.0, self.worker_seconds - self.fork_worker_seconds)
+
+    @property
+    def per_worker_seconds(self) -> float:
+        """What a worker adds to an epoch beyond a forked one."""
+        return self.interpreter_seconds + self.keras_seconds + self.pickle_seconds + self.import_seconds
+
+
+@dataclass(frozen=True)
 class DatasetProfile:
     """How the user's data code behaves when called inline, batch by batch.
 
@@ -139,6 +171,7 @@ class DatasetProfile:
     # through **kwargs); None when the data is not a PyDataset, or its signature cannot be read.
     takes_knob_arguments: bool | None = None
     native: NativePools | None = None  # None: no BLAS/OpenMP pool with more than one thread
+    start_cost: StartCost | None = None  # None: processes start by fork, or cannot run this dataset
 
     @property
     def waits(self) -> bool:

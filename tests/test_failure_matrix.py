@@ -51,6 +51,18 @@ FILES = {
                 return np.ones((8, 4), "float32"), np.zeros(8, "float32")
         def make_dataset(): return HangsInAPool()
     """,
+    "unpicklable": """
+        import threading, keras, numpy as np
+        class Locked(keras.utils.PyDataset):
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+                self.lock = threading.Lock()
+            def __len__(self): return 32
+            def __getitem__(self, i):
+                with self.lock:
+                    return np.ones((8, 4), "float32"), np.zeros(8, "float32")
+        def make_dataset(): return Locked()
+    """,
     "hangs_at_batch_5": """
         import time, keras, numpy as np
         class HangsAtFive(keras.utils.PyDataset):
@@ -182,6 +194,20 @@ def test_data_code_that_hangs_only_in_a_pool_keeps_the_defaults_with_each_reason
     assert "hangs_in_a_pool.py, line 7, in __getitem__" in result.stderr  # the terminal gives the line too
     assert any(reason.startswith("Every worker pool tried failed or hung") for reason in answer["reasons"])
     assert "hangs_in_a_pool.py, line 7" in (out / "report.html").read_text()
+    assert left_after(tag) == []
+
+
+def test_an_unpicklable_dataset_under_spawn_is_tuned_without_processes_and_says_why_in_one_line(tmp_path):
+    out = tmp_path / "out"
+    result, tag = run_cli(tmp_path, write(tmp_path, "unpicklable"), "--start-method", "spawn", "--time-budget", "5",
+                          "--trials", "4", out=out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and not any(line.startswith("error:") for line in result.stderr.splitlines())
+    answer = json.loads((out / "results.json").read_text())
+    assert answer["machine"]["start_method"] == "spawn"
+    assert not any(t["config"]["use_multiprocessing"] for t in answer["trials"])
+    why = [w for w in answer["warnings"] if w.startswith("Processes were not tried")]
+    assert len(why) == 1 and "cannot pickle" in why[0] and "under spawn every worker is sent it by pickle" in why[0]
     assert left_after(tag) == []
 
 

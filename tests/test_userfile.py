@@ -78,3 +78,13 @@ def test_model_factory_is_optional(tmp_path):
     module = write(tmp_path, "def make_model(): return 'model'\n")
     assert find_model(module, None, is_model=lambda o: False).build() == "model"
     assert find_model(write(tmp_path, "x = 1\n", "other.py"), None, is_model=lambda o: False) is None
+
+
+def test_a_file_is_imported_under_its_own_name_so_spawned_workers_can_import_it_again(tmp_path):
+    module = write(tmp_path, "class Shards(Base):\n    pass\n", name="spawnable_shards.py")
+    assert module.__name__ == "spawnable_shards" and module.Shards.__module__ == "spawnable_shards"
+
+
+def test_a_file_whose_name_is_taken_gets_a_private_name(tmp_path):
+    module = write(tmp_path, "class Shards(Base):\n    pass\n", name="json.py")  # json is imported already
+    assert module.__name__ == "tune_loader_user_json"

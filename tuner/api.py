@@ -179,10 +179,12 @@ def recommend(dataset: Any, model: Any = None, options: Options | None = None, *
     progress = progress or _Silent()
     asked = backends.configured(options.backend)
     started, machine = time.monotonic(), probe_machine()
+    machine = dataclasses.replace(machine, start_method=options.start_method or machine.start_method)
     budget = options.max_memory if options.max_memory is not None else machine.memory_usable_bytes // 2
     source = _source_for(dataset, model, options)
     measurer = TrialMeasurer(source, memory_budget_bytes=budget, load_timeout=options.load_timeout,
-                             backend=asked.name, trial_timeout=options.window_timeout)
+                             backend=asked.name, trial_timeout=options.window_timeout,
+                             start_method=machine.start_method)
     try:
         facts = _probe(measurer, machine, budget, started, provenance_of(source), options, progress, asked)
         if options.quick:
@@ -351,6 +353,9 @@ def _measured(facts: Facts, evidence: Evidence, limit: Ceiling) -> dict[str, Any
         threads_measured=advice.thread_gain(trials, race.samples),
         every_pool_failed=_every_pool_failed(trials),
     )
+    start_cost = advice.start_method_cost(facts.dataset, facts.machine.usable_cores, chosen,
+                                          chosen_rate.median if chosen_rate else None, trials, facts.epoch_batches)
+    reasons += (start_cost,) if start_cost else ()
     default_trial = _trial_for(trials, KERAS_DEFAULTS)
     return dict(
         config=chosen, best_tried=best, best_tried_batches_per_second=_raced_rate(race, best, _trial_for(trials, best)),

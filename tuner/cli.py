@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import multiprocessing
 import os
 import re
 import signal
@@ -83,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="let a plain generator run in processes, each with its own copy (duplicates batches)")
     parser.add_argument("--compare-keras3", action="store_true",
                         help="for a tf-keras Sequence, also tune it as a Keras 3 PyDataset and compare")
+    parser.add_argument("--start-method", choices=("fork", "forkserver", "spawn"),
+                        help="how process pools start in your training (default: this Python's, "
+                             f"{multiprocessing.get_start_method()}); every process pool is timed so")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress; print one line: the settings and their speed-up over the defaults")
     parser.add_argument("--json", action="store_true", help="print results.json to stdout instead of tables "
@@ -197,7 +201,7 @@ def options_of(args: argparse.Namespace) -> Options:
                    max_memory=args.max_memory, window_timeout=args.trial_timeout, load_timeout=args.load_timeout,
                    quick=args.quick, study_name=args.study_name, engine=args.engine, backend=args.backend,
                    native_threads=args.native_threads, allow_duplicated_data=args.allow_duplicated_data,
-                   compare_keras3=args.compare_keras3)
+                   compare_keras3=args.compare_keras3, start_method=args.start_method)
 
 
 def _study_storage(args, folder: OutputFolder, fresh_start: _FreshStart) -> Callable[[str], str]:

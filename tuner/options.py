@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +35,10 @@ class Options:
     BLAS/OpenMP threads per worker where the probe saw such pools at work.
     ``allow_duplicated_data`` lets a plain generator run in processes, each
     with its own copy; ``compare_keras3`` also tunes a tf-keras Sequence as
-    a Keras 3 PyDataset and reports what migrating gains.
+    a Keras 3 PyDataset and reports what migrating gains. ``start_method``
+    ("fork", "forkserver", "spawn") starts every process pool the trials
+    time; by default what ``multiprocessing.get_start_method()`` gives here,
+    which is what Keras's pool uses in the user's training.
     """
 
     dataset_name: str | None = None
@@ -52,6 +56,7 @@ class Options:
     native_threads: bool = True
     allow_duplicated_data: bool = False
     compare_keras3: bool = False
+    start_method: str | None = None
 
     @classmethod
     def of(cls, options: Options | None, overrides: Mapping[str, Any]) -> Options:
@@ -81,6 +86,9 @@ class Options:
             (self.max_memory is not None and self.max_memory < MIN_MEMORY_BUDGET_BYTES,
              f"--max-memory (max_memory) must be at least {MIN_MEMORY_BUDGET_BYTES / 2**30:g} GiB: the trial process "
              f"needs about that for TensorFlow, Keras and a small model before any data. Received: {self.max_memory} bytes"),
+            (self.start_method is not None and self.start_method not in multiprocessing.get_all_start_methods(),
+             f"--start-method (start_method) must be one of {', '.join(multiprocessing.get_all_start_methods())} "
+             f"on this platform. Received: {self.start_method!r}"),
         ]
         for failed, message in problems:
             if failed:

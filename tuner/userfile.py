@@ -51,10 +51,10 @@ def import_user_file(path: str | Path) -> ModuleType:
         )
     if path.suffix != ".py":
         raise TuneLoaderError(f"Expected a Python file ending in .py. Received: path={path}")
-    module_name = f"tune_loader_user_{path.stem}"
+    sys.path.insert(0, str(path.parent))
+    module_name = _module_name(path)
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(path.parent))
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
@@ -70,6 +70,23 @@ def import_user_file(path: str | Path) -> ModuleType:
             f"{type(error).__name__}: {error}. Fix the file so that `python {path.name}` runs."
         ) from error
     return module
+
+
+def _module_name(path: Path) -> str:
+    """The file's own name as a module when ``import STEM`` finds this very file (its folder is first on
+    ``sys.path``), so that a worker started by spawn or forkserver, which unpickles the dataset by its
+    class's module, imports the file again as the user's training would; otherwise (the name is taken, or
+    not an identifier) a private name."""
+    stem = path.stem
+    if stem.isidentifier() and stem not in sys.modules:
+        importlib.invalidate_caches()  # the folder's listing may predate the file
+        try:
+            found = importlib.util.find_spec(stem)
+        except (ImportError, ValueError):
+            found = None
+        if found is not None and found.origin and Path(found.origin).resolve() == path:
+            return stem
+    return f"tune_loader_user_{stem}"
 
 
 def _user_line(error: BaseException, path: Path) -> int | None:

@@ -5,6 +5,7 @@ import dataclasses
 
 import pytest
 
+from probes.profiles import StartCost
 from tests import builders
 from tuner.analysis import advice
 from tuner.results import KERAS_DEFAULTS, Confirmation, LoaderConfig
@@ -116,3 +117,29 @@ def test_without_a_race_the_thread_gain_comes_from_the_trials():
               builders.trial(2, LoaderConfig(2, True, 10), 90.0))
     assert advice.thread_gain(trials, {}) == (LoaderConfig(2, False, 10), pytest.approx(1.2))
     assert advice.thread_gain(trials[1:], {}) is None  # no inline trial to compare with
+
+
+SPAWN_COST = StartCost("spawn", worker_seconds=0.3, fork_worker_seconds=0.01, keras_seconds=2.0,
+                       pickle_seconds=0.05, pickle_bytes=3 * 2**20, import_seconds=0.4)
+
+
+def test_under_spawn_the_reasons_give_each_worker_s_start_and_what_fork_would_gain():
+    spawned = dataclasses.replace(builders.dataset(cpu_fraction=1.0, thread_speedup=0.8), start_cost=SPAWN_COST)
+    # 2 processes ran 200-batch epochs at 50 batches/s (4 s), about 2.8 s of it starting the two workers
+    trials = (builders.trial(0, KERAS_DEFAULTS, 60.0), builders.trial(1, LoaderConfig(2, True, 10), 50.0))
+    text = advice.start_method_cost(spawned, 2, KERAS_DEFAULTS, 60.0, trials, 200)
+    assert "start by spawn" in text and "each costs 2.74 s beyond a forked one" in text
+    assert "3.0 MiB" in text and "importing your module, in 0.40 s" in text
+    # fork: a 4 s epoch less 0.29 + 2.0 (interpreter and Keras, both workers at once on two cores), less
+    # 2 x 0.05 pickling and 0.4 importing: 1.21 s, 165 batches/s against the answer's 60
+    assert "Under fork, 2 processes, queue 10 would run about 2.75x the answer" in text
+    assert "persistent_workers=True" in text
+
+
+def test_under_fork_nothing_is_said_and_a_small_start_cost_is_not_called_a_loss():
+    assert advice.start_method_cost(builders.dataset(), 2, KERAS_DEFAULTS, 60.0, (), 200) is None
+    cheap = dataclasses.replace(SPAWN_COST, keras_seconds=0.0, worker_seconds=0.02, import_seconds=0.0,
+                                pickle_seconds=0.0)
+    spawned = dataclasses.replace(builders.dataset(), start_cost=cheap)
+    trials = (builders.trial(1, LoaderConfig(2, True, 10), 50.0),)
+    assert "Under fork" not in advice.start_method_cost(spawned, 2, KERAS_DEFAULTS, 60.0, trials, 200)

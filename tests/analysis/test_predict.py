@@ -2,6 +2,7 @@ import dataclasses
 
 import pytest
 
+from probes.profiles import StartCost
 from tests import builders
 from tuner.analysis.predict import (batch_cost, best_predictions, ceiling, ceiling_with_measured, gil_seconds,
                                     parallel_share, predict)
@@ -92,3 +93,18 @@ def test_the_gil_share_never_exceeds_the_cpu_time():
     assert gil_seconds(half_waiting) == pytest.approx(0.010)
 
 
+
+
+def test_under_spawn_each_process_worker_adds_the_dataset_s_pickling_and_its_module_s_import():
+    cost = StartCost("spawn", worker_seconds=0.3, fork_worker_seconds=0.01, keras_seconds=2.0,
+                     pickle_seconds=0.05, pickle_bytes=2**20, import_seconds=0.4)
+    spawned = dataclasses.replace(GIL_BOUND, start_cost=cost)
+
+    def fixed(config, data):
+        return predict(config, MACHINE, data, MODEL, EPOCH).fixed_seconds
+
+    four = LoaderConfig(4, True, 10)
+    # four workers pickled in turn, imported two at a time on two cores
+    assert fixed(four, spawned) - fixed(four, GIL_BOUND) == pytest.approx(4 * 0.05 + 2 * 0.4)
+    threads = LoaderConfig(4, False, 10)
+    assert fixed(threads, spawned) == fixed(threads, GIL_BOUND)

@@ -228,3 +228,17 @@ def test_a_config_over_the_memory_budget_is_stopped_recorded_infeasible_and_the_
     assert any(t.status == "ok" for t in result.trials)
     assert not result.config.use_multiprocessing
     assert no_descendants_left() == []
+
+
+def test_under_forkserver_the_start_cost_is_measured_in_fresh_workers_and_explained(tmp_path):
+    from tuner import recommend
+
+    path = tmp_path / "sleepy_forkserver.py"
+    path.write_text(SLEEPY_FILE)
+    result = recommend(str(path), trials=3, time_budget=10, start_method="forkserver")
+    assert result.machine.start_method == "forkserver"
+    cost = result.dataset.start_cost
+    # a fresh worker imported Keras, then unpickled the dataset, importing the user's file by its own name
+    assert cost is not None and cost.method == "forkserver" and cost.error == "" and cost.keras_seconds > 0.1
+    assert any(reason.startswith("Process pools start by forkserver") for reason in result.reasons)
+    assert no_descendants_left() == []

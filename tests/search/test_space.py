@@ -1,3 +1,5 @@
+import dataclasses
+
 import optuna
 
 from tests import builders
@@ -55,3 +57,12 @@ def test_effective_parallelism_is_capped_by_the_queue():
     assert LoaderConfig(1, False, 64).effective_parallelism == 1
     assert LoaderConfig(1, True, 10).parallel
     assert LoaderConfig(1, False, 5).equivalence_key() == KERAS_DEFAULTS.equivalence_key()
+
+
+def test_under_spawn_a_generator_gets_no_processes_and_an_unpicklable_dataset_is_told_why():
+    spawn = dataclasses.replace(builders.machine(), start_method="spawn")
+    generator = SearchSpace.for_profiles(spawn, builders.dataset(kind="generator"), allow_duplicated_data=True)
+    assert not generator.allow_processes and "started by spawn" in generator.processes_excluded
+    locked = builders.dataset(picklable=False, pickle_error="cannot pickle '_thread.lock' object")
+    space = SearchSpace.for_profiles(spawn, locked)
+    assert not space.allow_processes and "under spawn every worker is sent it by pickle" in space.processes_excluded

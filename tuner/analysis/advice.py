@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import platform
 import statistics
 
 from probes.profiles import DataKind, DatasetProfile, ModelProfile, PoolKind
 from probes.stats import outlier_mask, summarize
+from tuner.analysis.predict import start_cost_seconds
 from tuner.engines.backend import inline_uses_tf_data
 from tuner.results import (KERAS_DEFAULTS, Ceiling, Confirmation, EngineComparison, EngineName, LoaderConfig,
                            RaceLoad, TrialResult, TrialStatus, completed)
@@ -31,6 +33,8 @@ THREAD_TEST_FLOOR_SECONDS = 0.001
 # CPython 3.11 before 3.11.8 (and 3.12 before 3.12.2) kept the AST constructor's recursion depth in state
 # that threads share; np.load parses every .npy header with ast.literal_eval, so threads calling it can fail.
 AST_RACE = "AST constructor recursion depth mismatch"
+# Under forkserver or spawn, the start cost is named as a loss when fork would gain at least this much.
+FORK_GAIN_WORTH_SAYING = 1.05
 
 
 def explain(
@@ -201,6 +205,36 @@ def native_threads_text(dataset: DatasetProfile, chosen: LoaderConfig) -> str | 
                  "on there for other BLAS work too; TensorFlow's and XLA's own threads are separate pools, and "
                  "whatever it cost the model step is inside the measured epochs.")
     return text
+
+
+def start_method_cost(dataset: DatasetProfile, usable_cores: int, chosen: LoaderConfig, chosen_rate: float | None,
+                      trials: tuple[TrialResult, ...], epoch_batches: int) -> str | None:
+    """Under forkserver or spawn: what each process worker costs every epoch (``StartCost``) and, when the
+    fastest process pool measured would beat the answer under fork, by about how much and the fixes. The
+    fork figure is an estimate: that pool's measured epochs less the start cost the probe measured."""
+    cost = dataset.start_cost
+    if cost is None:
+        return None
+    text = (f"Process pools start by {cost.method} here, as in your training (--start-method): Keras starts fresh "
+            f"workers every epoch, and each costs {cost.per_worker_seconds:.2f} s beyond a forked one (a fresh "
+            f"interpreter {cost.interpreter_seconds:.2f} s, importing Keras {cost.keras_seconds:.2f} s; your dataset "
+            f"pickled in {cost.pickle_seconds:.2f} s, {cost.pickle_bytes / 2**20:.1f} MiB, and unpickled in the "
+            f"worker, importing your module, in {cost.import_seconds:.2f} s).")
+    pools = [t for t in completed(trials) if t.config.use_multiprocessing and t.epoch_batches_per_second]
+    if not pools or not chosen_rate:
+        return text
+    fastest = max(pools, key=lambda t: t.epoch_batches_per_second.median)
+    epoch = epoch_batches / fastest.epoch_batches_per_second.median
+    extra = ((cost.interpreter_seconds + cost.keras_seconds) * math.ceil(fastest.config.workers / usable_cores)
+             + start_cost_seconds(cost, fastest.config.workers, usable_cores))
+    under_fork = epoch_batches / max(epoch - extra, 0.05 * epoch)
+    if under_fork <= FORK_GAIN_WORTH_SAYING * chosen_rate:
+        return text
+    return text + (f" Under fork, {fastest.config.label()} would run about {under_fork / chosen_rate:.2f}x the answer "
+                   "(an estimate: its measured epochs less that start cost). Fixes: fewer, longer epochs (each pays "
+                   "the start once); a torch DataLoader with persistent_workers=True, which keeps its workers across "
+                   "epochs; or multiprocessing.set_start_method('fork') before training, where your platform and "
+                   "libraries allow it.")
 
 
 def data_nature(dataset: DatasetProfile, threads_measured: tuple[LoaderConfig, float] | None = None) -> str:

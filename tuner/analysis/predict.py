@@ -21,8 +21,9 @@ A configuration's batch period is the largest of:
   transfer of every batch twice (pickled in the worker, unpickled here).
 
 An epoch then costs the pool's start-up and tear-down (measured with free
-data, plus a first batch, plus any stall after the epoch's end) plus
-``batches x period``. docs/analytic-model.md says how close that comes.
+data, plus a first batch, plus any stall after the epoch's end; under
+forkserver or spawn, plus the dataset sent to each process worker:
+``start_cost_seconds``) plus ``batches x period``. docs/analytic-model.md says how close that comes.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from probes.profiles import DataKind, DatasetProfile, MachineProfile, ModelProfile, PoolKind
+from probes.profiles import DataKind, DatasetProfile, MachineProfile, ModelProfile, PoolKind, StartCost
 from tuner.results import Ceiling, LoaderConfig, TrialResult, completed
 
 SWITCH_INTERVAL_SECONDS = sys.getswitchinterval()
@@ -88,6 +89,15 @@ def batch_cost(config: LoaderConfig, dataset: DatasetProfile) -> tuple[float, fl
     return native.default_seconds, max(native.default_cpu_seconds, dataset.cpu_seconds.median)
 
 
+def start_cost_seconds(cost: StartCost | None, workers: int, usable_cores: int) -> float:
+    """What a pool of ``workers`` processes adds to each epoch under forkserver or spawn beyond the free-data
+    probe's pool, which already paid the fresh interpreters and Keras's import: the dataset pickled to each
+    worker in turn, and its module imported in each, as many at once as there are cores."""
+    if cost is None:
+        return 0.0
+    return workers * cost.pickle_seconds + math.ceil(workers / usable_cores) * cost.import_seconds
+
+
 def predict(
     config: LoaderConfig, machine: MachineProfile, dataset: DatasetProfile, model: ModelProfile, epoch_batches: int
 ) -> Prediction:
@@ -121,6 +131,7 @@ def predict(
         threads = model.pipeline_point(PoolKind.THREADS)
         fork_per_worker = max(0.0, point.fixed_seconds - threads.fixed_seconds) / point.workers
         fixed += fork_per_worker * max(0, config.workers - point.workers)
+        fixed += start_cost_seconds(dataset.start_cost, config.workers, machine.usable_cores)
     return Prediction(config, period, fixed, point.epoch_end_seconds, epoch_batches / (fixed + epoch_batches * period), bound)
 
 

@@ -128,15 +128,15 @@ class EpochClock:
         self.batch_ends = []
 
     def on_train_batch_begin(self, batch, logs=None):
-        if not self.epochs and not self.batch_ends:  # a fit's first step traces and waits for the pool
+        if not self.batch_ends:  # an epoch's first step waits for its pool to start (and a fit's first traces)
             heartbeat.watch(False)
 
     def on_train_batch_end(self, batch, logs=None):
         now = time.perf_counter()
-        if not self.epochs and not self.batch_ends:
+        if not self.batch_ends:
             heartbeat.watch(True)
         else:  # a step's spacing counts toward the slowest batch the stall limit scales with
-            heartbeat.step(now - (self.batch_ends[-1] if self.batch_ends else self.begin))
+            heartbeat.step(now - self.batch_ends[-1])
         self.batch_ends.append(now)
 
     def on_epoch_end(self, epoch, logs=None):

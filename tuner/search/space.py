@@ -59,14 +59,23 @@ class SearchSpace:
         """
         generator = dataset.kind == DataKind.GENERATOR
         per_core = WAITING_WORKERS_PER_CORE if dataset.waits and not generator else WORKERS_PER_CORE
-        if generator:
+        if generator and machine.start_method != "fork":
+            allow, excluded = False, (f"a plain generator cannot be sent to a worker process started by "
+                                      f"{machine.start_method}, as your training starts them (--start-method)")
+        elif generator:
             allow = allow_duplicated_data
             excluded = "" if allow else DUPLICATED_DATA + " (pass --allow-duplicated-data to try them anyway)"
         else:
             allow = dataset.picklable
             excluded = "" if allow else (
                 f"pickling {dataset.class_name} failed ({dataset.pickle_error}). Make it picklable (no open files, "
-                "locks or lambdas as attributes) to let tune-loader try processes")
+                "locks or lambdas as attributes) to let tune-loader try processes"
+                + (f"; under {machine.start_method} every worker is sent it by pickle at every epoch start, so "
+                   "processes cannot run it in your training either" if machine.start_method != "fork" else ""))
+        if allow and dataset.start_cost and dataset.start_cost.error:
+            allow, excluded = False, (f"a worker started by {machine.start_method}, as your training starts them, "
+                                      f"could not unpickle {dataset.class_name}: {dataset.start_cost.error}. Fix: "
+                                      "define the class in a module that the workers can import")
         if unsafe := backend_rules.processes_excluded(backend):
             allow, excluded = False, unsafe
         threads = ""

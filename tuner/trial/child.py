@@ -15,6 +15,9 @@ import dataclasses
 import faulthandler
 import inspect
 import math
+import multiprocessing
+import multiprocessing.forkserver
+import multiprocessing.resource_tracker
 import os
 import pickle
 import re
@@ -29,7 +32,7 @@ from typing import Any, BinaryIO
 
 import psutil
 
-from probes.profiles import DatasetProfile, ModelProfile, PipelinePoint, PoolKind
+from probes.profiles import DataKind, DatasetProfile, ModelProfile, PipelinePoint, PoolKind, StartCost
 from tuner.errors import TuneLoaderError
 from tuner.results import KERAS_DEFAULTS, LoaderConfig, WindowTiming
 from tuner.trial import heartbeat
@@ -37,6 +40,7 @@ from tuner.trial.protocol import (FileSource, Load, Loaded, PickledSource, Prepa
                                   read_message, write_message)
 
 WARMUP_BATCHES = 8
+START_METHOD_ENVIRONMENT = "TUNE_LOADER_START_METHOD"  # how Keras's process pools start (--start-method)
 PIPELINE_PROBE_BATCHES = 60
 PIPELINE_PROBE_MIN_BATCHES = 16
 PIPELINE_PROBE_TARGET_SECONDS = 2.0
@@ -188,7 +192,24 @@ class Session:
         model_profile = probe_model(
             self.model, batch, description=self.model_description, is_default_model=self.is_default_model
         )
+        dataset_profile = dataclasses.replace(dataset_profile, start_cost=self._probe_start_cost(dataset_profile))
         return dataset_profile, dataclasses.replace(model_profile, pipeline=self._probe_pipelines(batch, model_profile))
+
+    def _probe_start_cost(self, profile: DatasetProfile) -> StartCost | None:
+        """What each process worker costs per epoch under this process's start method beyond fork, where
+        processes could run this dataset at all (``probes.start_cost``)."""
+        from probes.start_cost import probe_start_cost
+        from tuner.engines import backend as backends
+
+        method = multiprocessing.get_start_method()
+        if (method == "fork" or profile.pickle_error or profile.kind == DataKind.GENERATOR
+                or backends.processes_excluded(self.engine.backend)):
+            return None
+        heartbeat.watch(False)  # fresh interpreters import Keras: seconds without a batch
+        try:
+            return probe_start_cost(self.dataset, method, preloaded=(type(self.engine).__module__,))
+        finally:
+            heartbeat.watch(True)
 
     def _probe_pipelines(self, batch, model_profile: ModelProfile) -> tuple[PipelinePoint, ...]:
         """Keras's pipeline with free data under each kind of pool. The epoch-end cost belongs to the enqueuer,
@@ -288,8 +309,12 @@ def _build(factory, label: str):
 
 
 def _reap_leftover_workers() -> int:
-    """Waits briefly for pool workers to exit, kills the rest, and counts them."""
-    children = psutil.Process().children(recursive=True)
+    """Waits briefly for pool workers to exit, kills the rest, and counts them. The forkserver and the
+    resource tracker that forkserver and spawn start are not workers: they live as long as the training
+    process, in the user's training too, and the next pool would have to start them again."""
+    helpers = {multiprocessing.forkserver._forkserver._forkserver_pid,
+               multiprocessing.resource_tracker._resource_tracker._pid}
+    children = [child for child in psutil.Process().children(recursive=True) if child.pid not in helpers]
     _, alive = psutil.wait_procs(children, timeout=LEFTOVER_GRACE_SECONDS)
     for process in alive:
         process.kill()
@@ -373,6 +398,8 @@ def die_with_parent() -> None:
 def main() -> None:
     die_with_parent()
     heartbeat.install_from_environment()
+    if method := os.environ.get(START_METHOD_ENVIRONMENT):
+        multiprocessing.set_start_method(method, force=True)  # Keras builds its pools from the default context
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # the parent asks for stacks before killing a hang
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # the user's prints and C-level output must not corrupt the protocol

@@ -11,8 +11,9 @@ beat, never the stall.
 
 While ``watched`` is 0 nothing counts as a stall: importing the user's file
 and building the dataset (bounded by ``--load-timeout``), and the first step
-of every ``fit``, which traces the graph and waits for the pool to start
-(bounded by the window's total timeout).
+of every epoch, which waits for the epoch's pool to start (fresh
+interpreters under forkserver or spawn) and, in a ``fit``'s first epoch,
+traces the graph (bounded by the window's total timeout).
 """
 
 from __future__ import annotations

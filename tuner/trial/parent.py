@@ -30,7 +30,7 @@ from tuner.errors import TuneLoaderError
 from tuner.results import LoaderConfig, TrialStatus
 from tuner.search.measurer import Measurement, TrialStopped
 from tuner.trial import heartbeat
-from tuner.trial.child import innermost_user_frame
+from tuner.trial.child import START_METHOD_ENVIRONMENT, innermost_user_frame
 from tuner.trial.protocol import (FileSource, Load, Loaded, PickledSource, Prepare, Probe, Request, Window,
                                   read_message, write_message)
 
@@ -52,9 +52,11 @@ TF_LOG_LINE = re.compile(r"^\s*([IWEF]\d{4} \d\d:\d\d:\d\d|WARNING: All log mess
 class TrialProcess:
     """One ``python -m tuner.trial.child`` in its own process group."""
 
-    def __init__(self, memory_budget_bytes: int | None = None, backend: str = "tensorflow"):
+    def __init__(self, memory_budget_bytes: int | None = None, backend: str = "tensorflow",
+                 start_method: str | None = None):
         self.memory_budget_bytes = memory_budget_bytes
         self.backend = backend  # KERAS_BACKEND for the child: the one the user trains with (engines.backend)
+        self.start_method = start_method  # how the child starts process pools (--start-method)
         self.process: subprocess.Popen | None = None
         self.last_foreign_cores = 0.0  # what other processes used during the last request (probes.load)
         self.busy = False  # a request is in flight (an interrupted call leaves it so)
@@ -66,6 +68,8 @@ class TrialProcess:
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         env["KERAS_BACKEND"] = self.backend
         env[heartbeat.ENVIRONMENT] = str(self.heartbeat.fd)
+        if self.start_method:
+            env[START_METHOD_ENVIRONMENT] = self.start_method
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tuner.trial.child"],
             stdin=subprocess.PIPE,
@@ -207,9 +211,9 @@ class TrialMeasurer:
 
     def __init__(self, source: FileSource | PickledSource, *, memory_budget_bytes: int | None,
                  load_timeout: float = LOAD_TIMEOUT_SECONDS, backend: str = "tensorflow",
-                 trial_timeout: float | None = None):
+                 trial_timeout: float | None = None, start_method: str | None = None):
         self.source = source
-        self.process = TrialProcess(memory_budget_bytes, backend)
+        self.process = TrialProcess(memory_budget_bytes, backend, start_method)
         self.load_timeout = load_timeout
         self.trial_timeout = trial_timeout  # --trial-timeout, when the user gave one
         self.window_size: Callable[[LoaderConfig], int] = lambda config: MIN_WINDOW_BATCHES

@@ -1,0 +1,28 @@
+"""The options the CLI and recommend() share."""
+
+import multiprocessing
+
+import pytest
+
+from tuner.cli import build_parser, options_of
+from tuner.errors import TuneLoaderError
+from tuner.options import Options
+
+
+def test_keywords_override_the_defaults_and_an_unknown_one_is_refused_with_the_known_ones():
+    assert Options.of(None, {"trials": 8}).trials == 8
+    with pytest.raises(TuneLoaderError, match="Unknown option.*seed.*Received: seed=3"):
+        Options.of(None, {"seed": 3})
+
+
+def test_a_start_method_this_platform_lacks_is_refused_naming_the_flag():
+    with pytest.raises(TuneLoaderError, match=r"--start-method \(start_method\) must be one of .*Received: 'vfork'"):
+        Options(start_method="vfork").check()
+    Options(start_method=multiprocessing.get_all_start_methods()[0]).check()
+
+
+def test_the_cli_s_flags_become_the_options():
+    args = build_parser().parse_args(["my_gen.py", "--start-method", "spawn", "--trial-timeout", "20"])
+    options = options_of(args)
+    assert (options.start_method, options.window_timeout, options.trials) == ("spawn", 20.0, Options.default("trials"))
+    assert options_of(build_parser().parse_args(["my_gen.py"])).start_method is None

@@ -74,7 +74,7 @@ def speedup_text(r: Recommendation) -> str:
     if c:
         kept = "" if r.config == r.best_tried else f" for {r.best_tried.label()}: no speed-up shown, defaults kept"
         undecided = "" if r.race_settled or not r.race_stopped_because else (
-            f" (the race {r.race_stopped_because})")
+            f" (the race stopped: {r.race_stopped_because})")
         return f"{c.speedup:.2f}x, {c.interval_text()}{kept}{undecided}"
     if not r.measured:
         return "not measured (--quick: nothing was timed)"

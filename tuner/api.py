@@ -44,9 +44,10 @@ SCREEN_WINDOW_SECONDS = 0.5
 MIN_SCREEN_BATCHES = 8
 # Race fits: windows of about 0.7 s (at least 16 batches, at most an epoch). A window shorter than the epoch
 # runs in fits of two epochs, the second timed. A window that is the whole epoch runs in fits of enough
-# epochs to span RACE_FIT_SECONDS (3 to 8 epochs, every one but the first timed), and inline under tf.data
-# (TensorFlow) in fits of INLINE_FIT_SECONDS: some of its epochs wait for tf.data's autotuner and some do
-# not, so its mean needs more epochs than a pool's (docs/measuring.md).
+# epochs to span RACE_FIT_SECONDS (3 to 8 epochs, every one but the first timed). Inline under tf.data
+# (TensorFlow) times whole epochs when one lasts at most INLINE_FIT_SECONDS, in fits of that long: some of
+# its epochs wait for tf.data's autotuner until a tick that depends on the epoch's length, and some do not,
+# so its mean needs whole epochs and more of them than a pool's (docs/keras-behaviours.md).
 RACE_WINDOW_SECONDS = 0.7
 MIN_RACE_BATCHES = 16
 RACE_FIT_SECONDS = 0.8
@@ -117,17 +118,23 @@ class Facts:
     def race_plan(self, config: LoaderConfig, screened: TrialResult | None = None) -> RacePlan:
         """How the race times ``config``, from its screen window (else the model's prediction): windows of
         about 0.7 s; a window that is the whole epoch in fits of several epochs, more for inline under
-        tf.data. A setting whose epoch costs over ``MODELLED_FIXED_SECONDS`` beyond its batches (tf-keras's
-        5 s stall) is timed in lone windows with that cost added from the probe, as the screen does: two
-        epochs of it would cost more than the whole race."""
+        tf.data, whose window is the whole epoch when that lasts at most ``INLINE_FIT_SECONDS``: its wait
+        for the autotuner ends at a tick that depends on the epoch's length (docs/keras-behaviours.md),
+        so a shorter epoch waits for another share of it. A setting whose epoch costs over
+        ``MODELLED_FIXED_SECONDS`` beyond its batches (tf-keras's 5 s stall) is timed in lone windows
+        with that cost added from the probe, as the screen does: two epochs of it would cost more than
+        the whole race."""
         rate = screened.steady_batches_per_second if screened and screened.steady_batches_per_second else None
         rate = rate or self.predicted(config)
         batches = self.window_batches(config, rate, RACE_WINDOW_SECONDS, MIN_RACE_BATCHES)
         if screened and screened.fixed_seconds and screened.fixed_seconds > MODELLED_FIXED_SECONDS:
             return RacePlan(batches, 1)
-        if batches != self.dataset.batches_per_epoch:
-            return RacePlan(batches, 2)
         waits = not config.parallel and not config.is_tf_data and backends.inline_uses_tf_data(self.backend)
+        whole = self.dataset.batches_per_epoch
+        if waits and whole and whole <= INLINE_FIT_SECONDS * rate:
+            batches = whole
+        if batches != whole:
+            return RacePlan(batches, 2)
         seconds, (least, most) = INLINE_FIT_SECONDS if waits else RACE_FIT_SECONDS, FULL_EPOCH_FITS
         return RacePlan(batches, min(most, max(least, math.ceil(seconds * rate / batches) + 1)))
 

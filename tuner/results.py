@@ -142,6 +142,7 @@ class WindowTiming:
     first_batch_seconds: float | None = None
     timed_epochs: int = 1  # epochs of one fit averaged into this one (``engines.common.mean_timing``)
     epoch_seconds_cv: float = 0.0  # their durations' coefficient of variation (0 for a single epoch)
+    steady_from_middle: bool = False  # the rate is the slope past the start-up and before the drain
 
     def predicted_epoch_seconds(self, epoch_batches: int) -> float:
         return self.fixed_seconds + epoch_batches / self.steady_batches_per_second

@@ -2,8 +2,8 @@ import dataclasses
 
 import pytest
 
-from tuner.analysis.epoch_model import epoch_throughput, window_timing, with_fixed_cost
-from tuner.results import WindowTiming
+from tuner.analysis.epoch_model import drain_batches, epoch_throughput, window_timing, with_fixed_cost
+from tuner.results import LoaderConfig, WindowTiming
 
 
 def clock(startup: float, rate: float, batches: int, teardown: float = 0.0):
@@ -86,3 +86,47 @@ def test_a_cost_after_the_epoch_counts_per_epoch_but_leaves_the_rate_alone():
     # tf-keras's 5 s Sequence stall makes a 100-batch epoch 3x longer: 7.2 s instead of 2.2 s.
     assert epoch_throughput(stalled, 100) == pytest.approx(100 / 7.2)
 
+
+
+def ramp_clock(ramp_batches: int, ramp_rate: float, rate: float, batches: int):
+    """A fresh pool whose queue fills while the model waits: ``ramp_batches`` come at ``ramp_rate``, the
+    rest at the steady ``rate``."""
+    ends, now = [], 0.02
+    for index in range(batches):
+        now += 1.0 / (ramp_rate if index < ramp_batches else rate)
+        ends.append(now)
+    return 0.0, ends, ends[-1]
+
+
+def test_a_ramp_over_many_batches_is_a_per_epoch_cost_read_from_the_epoch_s_middle():
+    # numpy_augment's 2 threads: the first batches of every epoch come slowly, long after the first one.
+    begin, ends, end = ramp_clock(ramp_batches=12, ramp_rate=40.0, rate=110.0, batches=60)
+    timing = window_timing(begin, ends, end, drain=12)
+    assert timing.steady_from_middle
+    assert timing.steady_batches_per_second == pytest.approx(110.0)
+    assert timing.predicted_epoch_seconds(60) == pytest.approx(end)
+    # The probe's cost, capped at the first batch, would take the ramp for slow batches: a longer epoch
+    # would be predicted slower than it runs. A middle rate is kept as it is.
+    assert with_fixed_cost(timing, 0.16) == timing
+    capped = with_fixed_cost(window_timing(begin, ends, end), 0.16)
+    assert epoch_throughput(capped, 120) < 0.93 * epoch_throughput(timing, 120)
+
+
+def test_a_final_burst_is_left_out_of_a_middle_rate():
+    # Starved consumer: 60 batches trickle over 1.0 s, then the 24 a queue of 20 and 4 workers held drain.
+    ends = [0.2 + 1.0 * (i + 1) / 60 for i in range(60)] + [1.2 + 0.01 * (i + 1) / 24 for i in range(24)]
+    timing = window_timing(0.0, ends, ends[-1], drain=24)
+    assert timing.steady_from_middle and timing.steady_batches_per_second == pytest.approx(60.0)
+
+
+def test_too_few_batches_between_the_middle_and_the_drain_leave_the_rate_to_the_known_fixed_cost():
+    begin, ends, end = clock(startup=0.2, rate=100.0, batches=40)
+    timing = window_timing(begin, ends, end, drain=32 + 16)
+    assert not timing.steady_from_middle
+    assert timing.steady_batches_per_second == pytest.approx(100.0)
+    assert with_fixed_cost(timing, 0.1).fixed_seconds == pytest.approx(0.2, abs=0.01)
+
+
+def test_a_pool_drains_its_queue_and_workers_and_tf_data_has_no_known_drain():
+    assert drain_batches(LoaderConfig(8, False, 16)) == 24
+    assert drain_batches(LoaderConfig.tf_data()) is None

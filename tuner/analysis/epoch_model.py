@@ -13,17 +13,30 @@ from collections.abc import Sequence
 
 from probes.profiles import Spread
 from probes.stats import summarize
-from tuner.results import WindowTiming
+from tuner.results import LoaderConfig, WindowTiming
 
 MIN_BATCHES_FOR_SLOPE = 4
 
 
-def window_timing(epoch_begin: float, batch_ends: Sequence[float], epoch_end: float) -> WindowTiming:
+def drain_batches(config: LoaderConfig) -> int | None:
+    """The batches that can arrive in a burst at a Keras pool's epoch end: the queue and what the workers
+    hold, made ahead while the training loop waited (for the GIL, say) and drained once no more are asked
+    for. None for tf.data, whose autotuned buffers have no known size."""
+    return None if config.is_tf_data else config.max_queue_size + config.workers
+
+
+def window_timing(epoch_begin: float, batch_ends: Sequence[float], epoch_end: float,
+                  drain: int | None = None) -> WindowTiming:
     """Splits one epoch's clock readings into steady rate and fixed cost.
 
-    The steady rate comes from the later half of the batches: the first ones
-    arrive in a burst when a fresh pool's workers all finish together, and
-    would overstate the rate.
+    The steady rate is the slope of the batches from the epoch's middle to the
+    ``drain`` batches before its end (``drain_batches``), where the steady
+    state holds: the first batches arrive slowly while a fresh pool starts
+    and its queue fills (a ramp that can last many batches, all of it a
+    per-epoch cost), the last ones in a burst as the queue drains. Such a rate
+    is marked ``steady_from_middle``. Without ``drain``, or with too few
+    batches between, the slope runs to the end and the parent re-reads it
+    with the probe's fixed cost (``with_fixed_cost``).
     """
     batches = len(batch_ends)
     epoch_seconds = epoch_end - epoch_begin
@@ -33,10 +46,14 @@ def window_timing(epoch_begin: float, batch_ends: Sequence[float], epoch_end: fl
     if batches < MIN_BATCHES_FOR_SLOPE:
         return WindowTiming(batches, epoch_seconds, batches / epoch_seconds, 0.0, first_batch_seconds)
     first = batches // 2
-    span = batch_ends[-1] - batch_ends[first - 1]
-    rate = (batches - first) / span if span > 0 else batches / epoch_seconds
+    middle = drain is not None and batches - drain - first >= MIN_BATCHES_FOR_SLOPE
+    last = batches - drain if middle else batches
+    span = batch_ends[last - 1] - batch_ends[first - 1]
+    rate = (last - first) / span if span > 0 else batches / epoch_seconds
+    # A drain faster than the steady rate makes this negative: the rate is kept, so a longer epoch's
+    # extra batches come at the steady rate, and the drain's head start is not counted.
     fixed = max(0.0, epoch_seconds - batches / rate)
-    return WindowTiming(batches, epoch_seconds, rate, fixed, first_batch_seconds)
+    return WindowTiming(batches, epoch_seconds, rate, fixed, first_batch_seconds, steady_from_middle=middle)
 
 
 def with_fixed_cost(timing: WindowTiming, fixed_seconds: float, epoch_end_seconds: float = 0.0) -> WindowTiming:
@@ -47,6 +64,8 @@ def with_fixed_cost(timing: WindowTiming, fixed_seconds: float, epoch_end_second
     the producers fill the queue, then drains it in a burst at the end. The
     epoch's total time does not lie, so with the fixed cost known (Keras's
     pool start-up and tear-down, measured with free data) the rate follows.
+    That re-reading is for slopes that ran to the epoch's end: a rate read
+    between the ramp and the drain (``steady_from_middle``) is kept.
 
     The known cost is an extrapolation for pools bigger than the probe's two
     workers, so the window's own first batch bounds it from both sides: no
@@ -59,6 +78,8 @@ def with_fixed_cost(timing: WindowTiming, fixed_seconds: float, epoch_end_second
     outside the timed epoch (see ``PipelinePoint``): it does not touch the
     rate but is part of every epoch.
     """
+    if timing.steady_from_middle:
+        return dataclasses.replace(timing, fixed_seconds=timing.fixed_seconds + epoch_end_seconds)
     start_up = fixed_seconds
     if timing.first_batch_seconds is not None:
         start_up = min(max(start_up, _start_up_seen(timing)), timing.first_batch_seconds)

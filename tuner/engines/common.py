@@ -119,9 +119,10 @@ class EpochClock:
     Each engine mixes it into its own Keras's ``Callback`` class.
     """
 
-    def __init__(self):
+    def __init__(self, drain: int | None = None):
         super().__init__()
         self.epochs: list[tuple[float, list[float], float]] = []  # (begin, batch ends, end) per epoch
+        self.drain = drain  # batches a pool's queue can drain in a burst at the epoch end (drain_batches)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.begin = time.perf_counter()
@@ -158,8 +159,8 @@ class EpochClock:
         """
         if len(self.epochs) == 1:
             begin, batch_ends, end = self.epochs[0]
-            return window_timing(begin, batch_ends, end)
-        return mean_timing([window_timing(previous[2], batch_ends, end)
+            return window_timing(begin, batch_ends, end, self.drain)
+        return mean_timing([window_timing(previous[2], batch_ends, end, self.drain)
                             for previous, (_, batch_ends, end) in zip(self.epochs, self.epochs[1:])])
 
 
@@ -173,7 +174,8 @@ def mean_timing(epochs: list[WindowTiming]) -> WindowTiming:
     batches = epochs[0].batches
     spread = statistics.stdev(durations) / seconds if len(durations) > 1 else 0.0
     return WindowTiming(batches, seconds, batches / max(seconds - fixed, 1e-9), fixed,
-                        statistics.fmean(first) if first else None, len(epochs), spread)
+                        statistics.fmean(first) if first else None, len(epochs), spread,
+                        all(e.steady_from_middle for e in epochs))
 
 
 def build_default_model(keras_module: ModuleType, batch: tuple, flavour: str) -> tuple[Any, str]:

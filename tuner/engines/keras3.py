@@ -16,6 +16,7 @@ import time
 import keras
 
 from probes.profiles import DataKind
+from tuner.analysis.epoch_model import drain_batches
 from tuner.engines import common
 from tuner.results import EngineName, LoaderConfig, WindowTiming
 from tuner.trial import heartbeat
@@ -107,15 +108,15 @@ class Keras3Engine:
     def batch(self, dataset: keras.utils.PyDataset, index: int):
         return dataset[index]
 
-    def fit_epochs(self, model: keras.Model, data, epochs: int = 1) -> WindowTiming:
-        clock = _EpochClock()
+    def fit_epochs(self, model: keras.Model, data, epochs: int = 1, drain: int | None = None) -> WindowTiming:
+        clock = _EpochClock(drain)
         model.fit(data, epochs=epochs, verbose=0, callbacks=[clock])
         return clock.timing()
 
     def run_window(self, model: keras.Model, dataset, config: LoaderConfig, batches: int, offset: int,
                    epochs: int = 1) -> WindowTiming:
         with common.native_threads_restored():
-            return self.fit_epochs(model, WindowView(dataset, batches, offset, config), epochs)
+            return self.fit_epochs(model, WindowView(dataset, batches, offset, config), epochs, drain_batches(config))
 
     def run_cached_window(self, model: keras.Model, batch, config: LoaderConfig, batches: int, dataset=None,
                           measure_epoch_end: bool = True) -> tuple[WindowTiming, float, float]:

@@ -33,6 +33,7 @@ import tf_keras
 from tf_keras.src.utils import data_utils
 
 from probes.profiles import DataKind
+from tuner.analysis.epoch_model import drain_batches
 from tuner.engines import common
 from tuner.engines.common import GeneratorData
 from tuner.results import EngineName, LoaderConfig, WindowTiming
@@ -86,9 +87,11 @@ class _EpochClock(common.EpochClock, tf_keras.callbacks.Callback):
     pass
 
 
-def _fit(model, data, config: LoaderConfig, steps: int | None, epochs: int = 1) -> tuple[_EpochClock, float]:
-    """Runs one ``fit_generator`` call of ``epochs`` epochs; returns its clock and when the call returned."""
-    clock = _EpochClock()
+def _fit(model, data, config: LoaderConfig, steps: int | None, epochs: int = 1,
+         drain: int | None = None) -> tuple[_EpochClock, float]:
+    """Runs one ``fit_generator`` call of ``epochs`` epochs; returns its clock (``drain``: see
+    ``epoch_model.drain_batches``) and when the call returned."""
+    clock = _EpochClock(drain)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fit_generator's deprecation warning, once per window
         model.fit_generator(
@@ -138,8 +141,8 @@ class TfKerasEngine:
         """Batch ``index`` of a Sequence; a generator's next batch (it has no indices)."""
         return next(dataset.probe_iterator) if isinstance(dataset, GeneratorData) else dataset[index]
 
-    def fit_epochs(self, model, data, epochs: int = 1) -> WindowTiming:
-        clock = _EpochClock()
+    def fit_epochs(self, model, data, epochs: int = 1, drain: int | None = None) -> WindowTiming:
+        clock = _EpochClock(drain)
         model.fit(data, epochs=epochs, verbose=0, callbacks=[clock])
         return clock.timing()
 
@@ -150,15 +153,15 @@ class TfKerasEngine:
         instead of to every window. Consecutive epochs are full epochs of the view, as the user's are: the
         stall between them is part of the next epoch's time. A generator's epochs run on from one fresh
         generator, as the user's ``fit`` reads it."""
-        native = config.native_threads
+        native, drain = config.native_threads, drain_batches(config)
         with common.native_threads_restored():
             if isinstance(dataset, GeneratorData):
-                clock, _ = _fit(model, common.limited_stream(dataset.fresh(), native), config, batches, epochs)
+                clock, _ = _fit(model, common.limited_stream(dataset.fresh(), native), config, batches, epochs, drain)
             elif epochs == 1:
                 clock, _ = _fit(model, SequenceWindow(dataset, batches + _spare(config), offset, native), config,
-                                    batches)
+                                batches, drain=drain)
             else:
-                clock, _ = _fit(model, SequenceWindow(dataset, batches, offset, native), config, None, epochs)
+                clock, _ = _fit(model, SequenceWindow(dataset, batches, offset, native), config, None, epochs, drain)
         return clock.timing()
 
     def run_cached_window(self, model, batch, config: LoaderConfig, batches: int, dataset=None,

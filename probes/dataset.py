@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import pickle
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -188,12 +189,18 @@ def _per_thread(fresh_stream: Callable[[], Callable[[], Any]]) -> Callable[[int]
 
 
 def _judge_stream_thread_safety(next_batch: Callable[[], Any], threads: int, calls: int) -> tuple[bool, str]:
-    """Reads one stream from ``threads`` threads at once, as tf-keras's thread workers do."""
+    """Reads one stream from ``threads`` threads at once, as tf-keras's thread workers do. The GIL is
+    handed over every microsecond meanwhile, so two threads meet inside the generator's body whenever
+    it lets them, not only when a batch outlasts Python's 5 ms switch interval."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
     try:
         with ThreadPoolExecutor(max_workers=threads) as pool:
             list(pool.map(lambda _: next_batch(), range(max(calls, 4 * threads))))
     except ValueError as error:  # "generator already executing"
         return False, f"reading it from {threads} threads at once raised ValueError: {error}"
+    finally:
+        sys.setswitchinterval(interval)
     return True, f"{threads} threads read it at once without an error"
 
 

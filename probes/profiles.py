@@ -27,6 +27,7 @@ class DataKind(TextEnum):
     SEQUENCE = "sequence"
     GENERATOR = "generator"
     SEQUENCE_AS_PYDATASET = "sequence as pydataset"  # a tf-keras Sequence wrapped to run under Keras 3
+    DATALOADER = "dataloader"  # a torch DataLoader, which Keras 3's fit takes under every backend
 
 
 class PoolKind(TextEnum):

@@ -37,7 +37,7 @@ def trained_on(r: Recommendation) -> str:
 def summary_rows(r: Recommendation) -> tuple[SummaryRow, ...]:
     """Label and plain text of each summary line, in order; lines without data are left out."""
     rate = r.recommended_batches_per_second
-    rows = [("Settings", r.config.settings_text())]
+    rows = [("Settings", r.settings_text())]
     if rate:
         samples = f", {r.samples_per_second:,.0f} samples/s" if r.samples_per_second else ""
         rows.append(("Throughput", f"{rate.median:.1f} ± {rate.mad:.1f} batches/s (median ± MAD of the race's "

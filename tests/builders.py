@@ -5,6 +5,7 @@ from __future__ import annotations
 from probes.profiles import DatasetProfile, MachineProfile, ModelProfile, NativePools, Spread
 from probes.stats import summarize
 from probes.profiles import PipelinePoint
+from tuner.engines import registry
 from tuner.results import (KERAS_DEFAULTS, Ceiling, Confirmation, LoaderConfig, Provenance, Recommendation, TrialResult,
                            WindowTiming)
 
@@ -73,7 +74,7 @@ def recommendation(*, class_name="ShardDataset", reason_text="", engine="keras3"
     )
     confirmation = Confirmation((300.0, 305.0, 298.0), (45.0, 44.0, 46.0), 6.6, 6.3, 6.9, 0.95)
     return Recommendation(
-        config=best, dataset_name="make_dataset", engine=engine, machine=machine(), dataset=dataset(class_name=class_name, **dataset_overrides),
+        config=best, knobs=registry.knob_set(engine).recorded(best, "fork"), dataset_name="make_dataset", engine=engine, machine=machine(), dataset=dataset(class_name=class_name, **dataset_overrides),
         model=model(), epoch_batches=200, window_batches=50, best_tried=best,
         best_tried_batches_per_second=trials[2].epoch_batches_per_second,
         default_batches_per_second=trials[0].epoch_batches_per_second, confirmation=confirmation,

@@ -63,6 +63,17 @@ FILES = {
                     return np.ones((8, 4), "float32"), np.zeros(8, "float32")
         def make_dataset(): return Locked()
     """,
+    "dataloader_workers_crash": """
+        import os, torch
+        from torch.utils.data import DataLoader, Dataset, get_worker_info
+        class CrashesInAWorker(Dataset):
+            def __len__(self): return 256
+            def __getitem__(self, i):
+                if get_worker_info() is not None:
+                    os._exit(3)
+                return torch.ones(4), torch.zeros(())
+        def make_dataset(): return DataLoader(CrashesInAWorker(), batch_size=8)
+    """,
     "hangs_at_batch_5": """
         import time, keras, numpy as np
         class HangsAtFive(keras.utils.PyDataset):
@@ -188,7 +199,8 @@ def test_data_code_that_hangs_only_in_a_pool_keeps_the_defaults_with_each_reason
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr and not any(line.startswith("error:") for line in result.stderr.splitlines())
     answer = json.loads((out / "results.json").read_text())
-    assert answer["config"] == {"workers": 1, "use_multiprocessing": False, "max_queue_size": 10, "native_threads": None}
+    assert answer["knobs"] == {"workers": 1, "use_multiprocessing": False, "max_queue_size": 10}
+    assert answer["config"]["native_threads"] is None
     hung = [t for t in answer["trials"] if t["status"] == "failed"]
     assert hung and all("hangs_in_a_pool.py, line 7, in __getitem__" in t["reason"] for t in hung), hung
     assert "hangs_in_a_pool.py, line 7, in __getitem__" in result.stderr  # the terminal gives the line too
@@ -208,6 +220,24 @@ def test_an_unpicklable_dataset_under_spawn_is_tuned_without_processes_and_says_
     assert not any(t["config"]["use_multiprocessing"] for t in answer["trials"])
     why = [w for w in answer["warnings"] if w.startswith("Processes were not tried")]
     assert len(why) == 1 and "cannot pickle" in why[0] and "under spawn every worker is sent it by pickle" in why[0]
+    assert left_after(tag) == []
+
+
+def test_a_dataloader_whose_workers_crash_keeps_the_defaults_and_records_each_crash(tmp_path):
+    pytest.importorskip("torch")
+    out = tmp_path / "out"
+    result, tag = run_cli(tmp_path, write(tmp_path, "dataloader_workers_crash"), "--time-budget", "8", "--trials", "4",
+                          out=out, KERAS_BACKEND="torch")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and not any(line.startswith("error:") for line in result.stderr.splitlines())
+    answer = json.loads((out / "results.json").read_text())
+    assert answer["engine"] == "torch-dataloader" and answer["knobs"] == {"num_workers": 0}
+    crashed = [t for t in answer["trials"] if t["config"]["use_multiprocessing"]]
+    # torch names the dead worker when it checks its workers (every 5 s); on a busy machine the stall watch
+    # can stop the trial first
+    assert crashed and all(t["status"] == "failed" and ("DataLoader worker" in t["reason"] or t["reason"].startswith(
+        "timed out: no batch came")) for t in crashed), [(t["status"], t["reason"]) for t in crashed]
+    assert any(reason.startswith("Every worker pool tried failed or hung") for reason in answer["reasons"])
     assert left_after(tag) == []
 
 

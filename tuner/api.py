@@ -25,6 +25,7 @@ from probes.stats import bootstrap_ratio_interval, summarize
 from tuner.analysis import advice
 from tuner.analysis.predict import Prediction, best_predictions, ceiling, ceiling_with_measured, predict
 from tuner.engines import backend as backends
+from tuner.engines import registry
 from tuner.errors import TuneLoaderError
 from tuner.options import Options
 from tuner.results import (KERAS_DEFAULTS, Ceiling, EngineComparison, EngineName, LoaderConfig, Provenance,
@@ -129,7 +130,8 @@ class Facts:
         batches = self.window_batches(config, rate, RACE_WINDOW_SECONDS, MIN_RACE_BATCHES)
         if screened and screened.fixed_seconds and screened.fixed_seconds > MODELLED_FIXED_SECONDS:
             return RacePlan(batches, 1)
-        waits = not config.parallel and not config.is_tf_data and backends.inline_uses_tf_data(self.backend)
+        waits = (not config.parallel and not config.is_tf_data
+                 and backends.inline_uses_tf_data(self.backend, self.engine))
         whole = self.dataset.batches_per_epoch
         if waits and whole and whole <= INLINE_FIT_SECONDS * rate:
             batches = whole
@@ -204,7 +206,7 @@ def recommend(dataset: Any, model: Any = None, options: Options | None = None, *
     finally:
         measurer.close()
     answer = assemble(facts, Evidence(screened, race), allow_duplicated_data=options.allow_duplicated_data)
-    record_answer(settings, study_attributes(answer), answer.config)
+    record_answer(settings, study_attributes(answer), answer.config, facts.space)
     answer = dataclasses.replace(answer, other_machines=other_machines(settings))
     if options.compare_keras3 and answer.legacy:
         answer = _with_keras3_comparison(answer, dataset, model, options, progress)
@@ -216,7 +218,7 @@ def study_attributes(answer: Recommendation) -> dict[str, str]:
     c = answer.confirmation
     claim = f"{c.speedup:.2f}x the defaults, {c.interval_text()}" if c and answer.config != KERAS_DEFAULTS else (
         "the defaults kept")
-    return {"recommendation": answer.config.settings_text(), "speedup": claim, "machine": answer.machine.fingerprint,
+    return {"recommendation": answer.settings_text(), "speedup": claim, "machine": answer.machine.fingerprint,
             "provenance": json.dumps(to_dict(answer.provenance)) if answer.provenance else "",
             "packages": json.dumps(answer.machine.package_versions),
             "race": json.dumps(answer.race_epochs or {}), "race_stopped_because": answer.race_stopped_because or ""}
@@ -240,7 +242,8 @@ def _probe(measurer: TrialMeasurer, machine: MachineProfile, budget: int, starte
     dataset, model = measurer.probe(machine.usable_cores)
     loaded = measurer.loaded
     space = SearchSpace.for_profiles(machine, dataset, allow_duplicated_data=options.allow_duplicated_data,
-                                     backend=loaded.backend, search_native_threads=options.native_threads)
+                                     backend=loaded.backend, search_native_threads=options.native_threads,
+                                     knobs=registry.knob_set(loaded.engine))
     return Facts(machine, dataset, model, loaded.dataset_name, loaded.class_name, loaded.engine, space, budget, started,
                  provenance, loaded.backend, tuple(filter(None, [backend_mismatch(asked, loaded.backend, loaded.engine)])))
 
@@ -279,7 +282,8 @@ def _study_settings(facts: Facts, options: Options) -> StudySettings:
 def _screen(measurer: TrialMeasurer, facts: Facts, settings: StudySettings, trials: int,
             progress: Progress) -> ScreenOutcome:
     """One cheap window of each candidate of the broad grid (``candidates``), the model's favourites first."""
-    todo = candidates(facts.space, rule_of_thumb(facts.machine, facts.dataset), facts.predicted, trials)
+    todo = candidates(facts.space, rule_of_thumb(facts.machine, facts.dataset, facts.space.knobs), facts.predicted,
+                      trials)
     progress.stage(f"Screening {len(todo)} settings, one short epoch each (time budget {settings.time_budget_seconds:.0f} s "
                    "for the screen and the race)")
     progress.searching(len(todo), settings.time_budget_seconds)
@@ -304,7 +308,7 @@ def _race(measurer: TrialMeasurer, facts: Facts, screened: ScreenOutcome, progre
     generator), interleaved, until ``decision`` has nothing left open or ``deadline``."""
     finals = decision.finalists(screened.trials, keep=[KERAS_DEFAULTS])
     timed = {t.config: t for t in screened.trials if t.steady_batches_per_second}
-    tf_data = TF_DATA if facts.dataset.kind != DataKind.GENERATOR else None
+    tf_data = TF_DATA if facts.dataset.kind in (DataKind.PYDATASET, DataKind.SEQUENCE, DataKind.SEQUENCE_AS_PYDATASET) else None
     others = " and a tf.data pipeline" * bool(tf_data)
     progress.stage(f"Racing {len(finals)} settings ({'; '.join(c.label() for c in finals)}){others}, interleaved, "
                    "until no setting left can beat the leader by more than 3% and the claim is decided")
@@ -335,6 +339,7 @@ def assemble(facts: Facts, evidence: Evidence | None, *, allow_duplicated_data: 
         duplicated_data_allowed=allow_duplicated_data and facts.space.allow_processes,
         provenance=facts.provenance,
         backend=facts.backend,
+        knobs=facts.space.knobs.recorded(fields["config"], facts.machine.start_method),
         **(fields | {"warnings": facts.notes + tuple(fields["warnings"])}),
     )
 

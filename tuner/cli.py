@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from tuner.engines import registry
 from tuner.errors import TuneLoaderError
 from tuner.options import Options
 from tuner.outdir import OutputFolder
@@ -72,9 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "and a hash of this machine)")
     parser.add_argument("--quick", action="store_true",
                         help="answer in seconds from the probes and the analytic model alone: a prediction, not a measurement")
-    parser.add_argument("--engine", choices=("keras3", "tf-keras"),
-                        help="Keras to tune under (default: what the dataset is: PyDataset -> keras3, "
-                        "tf_keras Sequence or generator -> tf-keras)")
+    parser.add_argument("--engine", choices=registry.NAMES,
+                        help="engine to tune under (default: what the dataset is: PyDataset -> keras3, "
+                        "tf_keras Sequence or generator -> tf-keras, torch DataLoader -> torch-dataloader)")
     parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"),
                         help="the Keras 3 backend to time under (default: the one Keras loads here, from "
                         "KERAS_BACKEND or ~/.keras/keras.json); under jax processes are not tried")
@@ -164,7 +165,7 @@ def one_line(r: Recommendation) -> str:
     """--quiet's whole output: the settings and what they measured against the defaults."""
     from reports.summary import speedup_text
 
-    return f"{r.config.settings_text()}: {speedup_text(r)}"
+    return f"{r.settings_text()}: {speedup_text(r)}"
 
 
 def _run(args, console: Console) -> tuple[Recommendation, Path]:
@@ -349,12 +350,7 @@ def print_summary(console: Console, r: Recommendation, folder: Path, storage: st
 
 def _print_code(console: Console, r: Recommendation) -> None:
     """The settings as code to paste, for the Keras the data is written for, and tf.data when it won."""
-    blocks = [("Keras 3", r.keras3_code())]
-    if r.legacy:
-        blocks = [("tf-keras", r.tf_keras_code()), ("Moving to Keras 3", r.keras3_code())]
-    if r.tf_data_is_faster:
-        blocks.append(("tf.data (measured faster)", r.tf_data_code()))
-    for title, code in blocks:
+    for title, code in r.code_blocks():
         console.print(f"\n{title}:")
         console.print(code, highlight=False, markup=False, soft_wrap=True)
         if title == "Moving to Keras 3" and r.keras3:

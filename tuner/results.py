@@ -10,8 +10,10 @@ from dataclasses import dataclass
 
 from probes.profiles import DataKind, DatasetProfile, MachineProfile, ModelProfile, PoolKind, Spread, TextEnum
 from probes.serde import from_dict, to_dict
+from tuner.engines.registry import EngineName
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
+READABLE_SCHEMA_VERSIONS = (6, 7)  # 6: no knobs, which were always Keras's three
 # A validation PyDataset is a second loader with its own knobs, and tune-loader times training only.
 VALIDATION_NOTE = ("\n# validation_data=...: a validation PyDataset has its own workers, use_multiprocessing and "
                    "max_queue_size;\n# they were not tuned (Keras's defaults apply unless you set them).")
@@ -26,23 +28,22 @@ class TrialStatus(TextEnum):
     INFEASIBLE = "infeasible"
 
 
-class EngineName(TextEnum):
-    """The Keras a dataset is tuned under."""
-
-    KERAS3 = "keras3"
-    TF_KERAS = "tf-keras"
-
-
 @dataclass(frozen=True, order=True)
 class LoaderConfig:
-    """The three knobs Keras exposes for Python data code, and a fourth it does not: ``native_threads``, the
+    """A loader's pool, in Keras's three knobs, and a fourth it does not have: ``native_threads``, the
     BLAS/OpenMP threads each worker's data code may use (``threadpoolctl.threadpool_limits`` at the start of
-    every batch); None leaves the libraries at their default, one thread per core."""
+    every batch); None leaves the libraries at their default, one thread per core.
+
+    Other engines' knobs map onto the same pool (``tuner.engines.knobs``): ``max_queue_size`` is then the
+    batches in flight, and ``persistent_workers`` keeps the workers from one epoch to the next, which
+    Keras's own pool never does.
+    """
 
     workers: int = 1
     use_multiprocessing: bool = False
     max_queue_size: int = 10
     native_threads: int | None = None
+    persistent_workers: bool = False
 
     @classmethod
     def tf_data(cls) -> LoaderConfig:
@@ -73,7 +74,7 @@ class LoaderConfig:
         Among settings that measure alike the simplest costs the least memory
         and contention; a queue of 1 or 2 leaves no slack for uneven batches.
         """
-        return (self.workers, self.use_multiprocessing, self.native_threads is not None,
+        return (self.workers, self.use_multiprocessing, self.persistent_workers, self.native_threads is not None,
                 abs(math.log(max(self.max_queue_size, 1) / 10)))
 
     @property
@@ -90,7 +91,7 @@ class LoaderConfig:
         native = () if self.native_threads is None else (("native threads", self.native_threads),)
         if not self.parallel:
             return ("inline",) + native
-        return (self.workers, self.use_multiprocessing, self.max_queue_size) + native
+        return (self.workers, self.use_multiprocessing, self.max_queue_size, self.persistent_workers) + native
 
     def label(self) -> str:
         if self.is_tf_data:
@@ -101,7 +102,8 @@ class LoaderConfig:
             return "inline (no pool)" + native
         unit = "process" if self.use_multiprocessing else "thread"
         unit += "" if self.workers == 1 else ("es" if self.use_multiprocessing else "s")
-        return f"{self.workers} {unit}, queue {self.max_queue_size}" + native
+        persistent = ", persistent" if self.persistent_workers else ""
+        return f"{self.workers} {unit}, queue {self.max_queue_size}{persistent}" + native
 
     def as_kwargs(self) -> str:
         """The three Keras knobs as keyword arguments, to paste."""
@@ -109,11 +111,6 @@ class LoaderConfig:
             f"workers={self.workers}, use_multiprocessing={self.use_multiprocessing}, "
             f"max_queue_size={self.max_queue_size}"
         )
-
-    def settings_text(self) -> str:
-        """All four knobs in one line: the Keras arguments, and the native-thread limit when set."""
-        native = "" if self.native_threads is None else f"; threadpool_limits(limits={self.native_threads}) per batch"
-        return self.as_kwargs() + native
 
 
 KERAS_DEFAULTS = LoaderConfig()
@@ -311,6 +308,8 @@ class Recommendation:
     # Every race contender's epoch throughputs, round by round (a contender that left ran the first rounds).
     race_epochs: dict[str, tuple[float, ...]] | None = None
     race_left: dict[str, str] | None = None  # why each setting that left the race early left
+    # The answer in its engine's own names (``tuner.engines.knobs``): what the code sets.
+    knobs: dict[str, int | bool | str | None] | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -339,6 +338,36 @@ class Recommendation:
     def legacy(self) -> bool:
         """The data is a tf-keras Sequence or a plain generator: Keras 2 code."""
         return self.engine == EngineName.TF_KERAS
+
+    def knob_values(self) -> dict[str, int | bool | str | None]:
+        """The recorded knobs; a schema-6 file's are Keras's three."""
+        return self.knobs if self.knobs is not None else {
+            "workers": self.config.workers, "use_multiprocessing": self.config.use_multiprocessing,
+            "max_queue_size": self.config.max_queue_size}
+
+    def settings_text(self) -> str:
+        """Every knob in one line: the engine's arguments, and the native-thread limit when set."""
+        native = "" if self.config.native_threads is None else (
+            f"; threadpool_limits(limits={self.config.native_threads}) per batch")
+        return ", ".join(f"{name}={value!r}" for name, value in self.knob_values().items()) + native
+
+    def code_blocks(self) -> list[tuple[str, str]]:
+        """The answer as code to paste, titled: the user's own API first, then what else was measured."""
+        if self.engine == EngineName.TORCH_DATALOADER:
+            blocks = [("torch DataLoader", self.dataloader_code())]
+        elif self.legacy:
+            blocks = [("tf-keras", self.tf_keras_code()), ("Moving to Keras 3", self.keras3_code())]
+        else:
+            blocks = [("Keras 3", self.keras3_code())]
+        if self.tf_data_is_faster:
+            blocks.append(("tf.data (measured faster)", self.tf_data_code()))
+        return blocks
+
+    def dataloader_code(self) -> str:
+        arguments = ", ".join(f"{name}={value!r}" for name, value in self.knob_values().items())
+        return (self.native_threads_code()
+                + f"loader = DataLoader(dataset, batch_size=..., {arguments})  # your other arguments as now\n"
+                  "model.fit(loader, epochs=...)")
 
     def native_threads_code(self) -> str:
         """The fourth knob as code: the limit set first thing in every batch, in whichever worker makes it
@@ -426,9 +455,10 @@ class Recommendation:
     def from_json(cls, text: str) -> Recommendation:
         data = json.loads(text)
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_SCHEMA_VERSIONS:
             raise ValueError(
-                f"results.json has schema version {version}, this tune-loader reads {SCHEMA_VERSION}. "
+                f"results.json has schema version {version}, this tune-loader reads "
+                f"{', '.join(map(str, READABLE_SCHEMA_VERSIONS))}. "
                 "Re-run tune-loader to regenerate it."
             )
         return from_dict(cls, data)

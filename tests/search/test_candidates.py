@@ -4,7 +4,8 @@ import dataclasses
 
 from tests import builders
 from tuner.results import KERAS_DEFAULTS, LoaderConfig
-from tuner.search.candidates import TRIM_SHARE, broad_grid, candidates, worker_ladder
+from tuner.engines.knobs import worker_ladder
+from tuner.search.candidates import TRIM_SHARE, broad_grid, candidates
 from tuner.search.space import SearchSpace
 
 

@@ -21,7 +21,9 @@ def test_a_limit_is_its_own_setting_and_says_so():
     assert LoaderConfig(native_threads=1).equivalence_key() != KERAS_DEFAULTS.equivalence_key()
     assert limited.label() == "2 processes, queue 10, 1 BLAS/OpenMP thread"
     assert limited.as_kwargs() == "workers=2, use_multiprocessing=True, max_queue_size=10"  # Keras's arguments only
-    assert limited.settings_text().endswith("; threadpool_limits(limits=1) per batch")
+    answer = builders.recommendation(best=limited)
+    assert answer.settings_text() == ("workers=2, use_multiprocessing=True, max_queue_size=10; "
+                                      "threadpool_limits(limits=1) per batch")
     assert min([limited, LoaderConfig(2, True, 10)], key=lambda c: c.simplicity).native_threads is None
 
 
@@ -49,7 +51,7 @@ def test_an_optuna_trial_asks_for_it_and_a_stored_trial_gives_it_back():
         study.enqueue_trial(space.params(config))
         trial = study.ask()
         assert space.suggest(trial) == config
-        assert SearchSpace.config_of(trial.params) == config
+        assert space.config_of(trial.params) == config
         study.tell(trial, 1.0)
     assert "native_threads" not in SearchSpace(8, True).params(limited)  # a space without the knob never asks
 

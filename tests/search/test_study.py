@@ -82,7 +82,7 @@ def test_the_stored_study_marks_the_answer_the_race_confirmed(tmp_path):
     stored = settings(storage=f"sqlite:///{tmp_path / 'study.db'}")
     outcome = screen(FakeMeasurer(), SPACE, TODO[:3], stored)
     answer = outcome.trials[1]
-    record_answer(stored, {"recommendation": answer.config.as_kwargs()}, answer.config)
+    record_answer(stored, {"recommendation": answer.config.as_kwargs()}, answer.config, SPACE)
     study = optuna.load_study(study_name="tune-loader", storage=stored.storage)
     assert study.user_attrs == {"recommendation": answer.config.as_kwargs(),
                                 CONFIRMED_ATTR: f"{answer.config.label()}: trial {answer.number}"}

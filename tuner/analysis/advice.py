@@ -215,12 +215,16 @@ def start_method_cost(dataset: DatasetProfile, usable_cores: int, chosen: Loader
     cost = dataset.start_cost
     if cost is None:
         return None
-    text = (f"Process pools start by {cost.method} here, as in your training (--start-method): Keras starts fresh "
+    loader = dataset.kind == DataKind.DATALOADER  # its workers import no Keras, and can outlive an epoch
+    who = "a DataLoader without persistent_workers starts" if loader else "Keras starts"
+    keras = "" if loader else f", importing Keras {cost.keras_seconds:.2f} s"
+    text = (f"Process pools start by {cost.method} here, as in your training (--start-method): {who} fresh "
             f"workers every epoch, and each costs {cost.per_worker_seconds:.2f} s beyond a forked one (a fresh "
-            f"interpreter {cost.interpreter_seconds:.2f} s, importing Keras {cost.keras_seconds:.2f} s; your dataset "
+            f"interpreter {cost.interpreter_seconds:.2f} s{keras}; your dataset "
             f"pickled in {cost.pickle_seconds:.2f} s, {cost.pickle_bytes / 2**20:.1f} MiB, and unpickled in the "
             f"worker, importing your module, in {cost.import_seconds:.2f} s).")
-    pools = [t for t in completed(trials) if t.config.use_multiprocessing and t.epoch_batches_per_second]
+    pools = [t for t in completed(trials) if t.config.use_multiprocessing and not t.config.persistent_workers
+             and t.epoch_batches_per_second]
     if not pools or not chosen_rate:
         return text
     fastest = max(pools, key=lambda t: t.epoch_batches_per_second.median)
@@ -232,9 +236,10 @@ def start_method_cost(dataset: DatasetProfile, usable_cores: int, chosen: Loader
         return text
     return text + (f" Under fork, {fastest.config.label()} would run about {under_fork / chosen_rate:.2f}x the answer "
                    "(an estimate: its measured epochs less that start cost). Fixes: fewer, longer epochs (each pays "
-                   "the start once); a torch DataLoader with persistent_workers=True, which keeps its workers across "
-                   "epochs; or multiprocessing.set_start_method('fork') before training, where your platform and "
-                   "libraries allow it.")
+                   "the start once); " + ("persistent_workers=True" if loader else "a torch DataLoader with "
+                   "persistent_workers=True") + ", which keeps the workers across epochs; or "
+                   + ("multiprocessing_context='fork'" if loader else "multiprocessing.set_start_method('fork') "
+                      "before training") + ", where your platform and libraries allow it.")
 
 
 def data_nature(dataset: DatasetProfile, threads_measured: tuple[LoaderConfig, float] | None = None) -> str:
@@ -422,7 +427,7 @@ def autotune_wait(chosen: LoaderConfig, engine: EngineName, epoch_seconds: float
     or torch's inline path. Race fits of whole epochs contain the wait, so
     the caller asks only when the race timed shorter windows.
     """
-    if chosen.parallel or not epoch_seconds or not inline_uses_tf_data(backend):
+    if chosen.parallel or not epoch_seconds or not inline_uses_tf_data(backend, engine):
         return None
     keras = "Keras 3" if engine == EngineName.KERAS3 else "tf-keras"
     latest = next(tick for tick in AUTOTUNE_TICKS_SECONDS if tick >= epoch_seconds)

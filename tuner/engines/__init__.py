@@ -2,24 +2,38 @@
 
 ``keras3`` drives ``keras.utils.PyDataset``; ``tf_keras`` drives legacy
 ``tf_keras.utils.Sequence`` and plain generators through ``fit_generator``;
+``torch_loader`` drives a ``torch.utils.data.DataLoader`` under Keras 3's ``fit``;
 ``tfdata`` runs the same per-batch code through a tf.data pipeline, under
-either. Detection checks ``sys.modules`` first: if the user's file did not
-import a Keras, nothing in it can be that Keras's dataset, and tune-loader
-does not pay seconds of import to find that out.
+either Keras. ``registry`` lists them. Detection checks ``sys.modules`` first:
+if the user's file did not import a framework, nothing in it can be that
+framework's dataset, and tune-loader does not pay seconds of import to find
+that out. This module imports no ``tuner.results`` at its top, since that takes
+``EngineName`` from ``registry``.
 """
 
 from __future__ import annotations
 
 import collections.abc
 import sys
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from probes.profiles import DataKind
-from tuner.engines.common import GeneratorData
+from tuner.engines import registry
+from tuner.engines.registry import EngineName
 from tuner.errors import TuneLoaderError
-from tuner.results import EngineName, LoaderConfig, WindowTiming
+
+if TYPE_CHECKING:
+    from tuner.results import LoaderConfig, WindowTiming
 
 __all__ = ["Engine", "GeneratorData", "KerasEngine", "choose", "load", "resolve"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "GeneratorData":  # lazily: tuner.engines.common imports tuner.results
+        from tuner.engines.common import GeneratorData
+
+        return GeneratorData
+    raise AttributeError(name)
 
 
 class Engine(Protocol):
@@ -67,6 +81,8 @@ class KerasEngine(Engine, Protocol):
 
 def is_generator(obj: Any) -> bool:
     """A plain generator, or any iterator that is not a Keras dataset (a lock-guarded wrapper, say)."""
+    from tuner.engines.common import GeneratorData
+
     if isinstance(obj, GeneratorData):
         return True
     return isinstance(obj, collections.abc.Iterator) and not is_keras3_dataset(obj) and not is_tf_keras_sequence(obj)
@@ -90,8 +106,16 @@ def is_tf_keras_sequence(obj: Any) -> bool:
     return (cls := _loaded("tf_keras", "utils.Sequence")) is not None and isinstance(obj, cls)
 
 
+def is_torch_loader(obj: Any) -> bool:
+    """A ``torch.utils.data.DataLoader``, or a torch ``Dataset`` whose ``make_dataloader(**knobs)`` builds
+    one (``torch_loader.LoaderSource``)."""
+    loader, dataset = _loaded("torch", "utils.data.DataLoader"), _loaded("torch", "utils.data.Dataset")
+    return loader is not None and (isinstance(obj, loader) or (
+        isinstance(obj, dataset) and callable(getattr(obj, "make_dataloader", None))))
+
+
 def is_dataset(obj: Any) -> bool:
-    return is_keras3_dataset(obj) or is_tf_keras_sequence(obj) or is_generator(obj)
+    return is_keras3_dataset(obj) or is_tf_keras_sequence(obj) or is_torch_loader(obj) or is_generator(obj)
 
 
 def is_dataset_class(cls: type) -> bool:
@@ -112,9 +136,8 @@ def choose(dataset: Any, requested: str | None) -> EngineName:
     generator runs under Keras 3 only inline, so asking for that is an error
     that says what to do instead.
     """
-    names = [name.value for name in EngineName]
-    if requested is not None and requested not in names:
-        raise TuneLoaderError(f"Unknown engine. Expected one of {', '.join(names)}. Received: engine={requested!r}")
+    if requested is not None:
+        registry.entry(requested)  # an unknown name is refused with the known ones
     if is_keras3_dataset(dataset):
         if requested == EngineName.TF_KERAS:
             raise TuneLoaderError(
@@ -124,6 +147,14 @@ def choose(dataset: Any, requested: str | None) -> EngineName:
         return EngineName.KERAS3
     if is_tf_keras_sequence(dataset):
         return EngineName(requested or EngineName.TF_KERAS)
+    if is_torch_loader(dataset):
+        if requested not in (None, EngineName.TORCH_DATALOADER):
+            raise TuneLoaderError(
+                f"{type(dataset).__name__} is a torch DataLoader (or a Dataset with make_dataloader), which only "
+                "the torch-dataloader engine times: its knobs are num_workers, prefetch_factor and "
+                f"persistent_workers. Fix: drop --engine. Received: engine={requested!r}"
+            )
+        return EngineName.TORCH_DATALOADER
     if is_generator(dataset):
         if requested == EngineName.KERAS3:
             raise TuneLoaderError(
@@ -136,25 +167,15 @@ def choose(dataset: Any, requested: str | None) -> EngineName:
             )
         return EngineName.TF_KERAS
     raise TuneLoaderError(
-        "Expected a keras.utils.PyDataset (Keras 3), a tf_keras.utils.Sequence or a generator function. "
+        "Expected a keras.utils.PyDataset (Keras 3), a tf_keras.utils.Sequence, a torch DataLoader or a generator "
+        "function. "
         f"Received: {type(dataset).__name__}"
     )
 
 
 def load(name: EngineName) -> KerasEngine:
-    """Imports the engine (and with it its Keras)."""
-    if name == EngineName.KERAS3:
-        from tuner.engines import keras3
-
-        return keras3.Keras3Engine()
-    try:
-        from tuner.engines import tf_keras
-    except ImportError as error:
-        raise TuneLoaderError(
-            f"The tf-keras engine needs the tf-keras package, which is not installed ({error}). "
-            "Fix: pip install 'tune-loader[legacy]' (or pip install tf-keras matching your TensorFlow)."
-        ) from error
-    return tf_keras.TfKerasEngine()
+    """Imports the engine (and with it its framework)."""
+    return registry.load(name)
 
 
 def resolve(dataset: Any, requested: str | None) -> KerasEngine:

@@ -99,9 +99,10 @@ def processes_excluded(backend: str) -> str:
     return FORK_UNSAFE if backend == JAX else ""
 
 
-def inline_uses_tf_data(backend: str) -> bool:
-    """Whether Keras feeds a pool-less PyDataset through tf.data (prefetch and its autotuner)."""
-    return backend == TENSORFLOW
+def inline_uses_tf_data(backend: str, engine: str = "keras3") -> bool:
+    """Whether Keras feeds a pool-less PyDataset through tf.data (prefetch and its autotuner); a torch
+    DataLoader goes through ``from_generator`` without a prefetch (``torch_data_loader_adapter.py``)."""
+    return backend == TENSORFLOW and engine != "torch-dataloader"
 
 
 def label(backend: str) -> str:

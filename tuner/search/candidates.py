@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from probes.profiles import PoolKind
+from tuner.engines.knobs import DEFAULT_QUEUE
 from tuner.results import KERAS_DEFAULTS, LoaderConfig
 from tuner.search.space import SearchSpace
 
@@ -18,32 +20,15 @@ from tuner.search.space import SearchSpace
 # have run 30% under and 8x over the measurements (docs/analytic-model.md): a factor of three keeps every
 # setting it underrates by less than that.
 TRIM_SHARE = 1 / 3
-DEFAULT_QUEUE = KERAS_DEFAULTS.max_queue_size
-
-
-def worker_ladder(first: int, most: int) -> list[int]:
-    """Workers on a log scale: ``first``, twice that, ... up to ``most``, and ``most`` itself."""
-    ladder, workers = [], first
-    while workers < most:
-        ladder.append(workers)
-        workers *= 2
-    return ladder + [most]
 
 
 def broad_grid(space: SearchSpace) -> list[LoaderConfig]:
-    """Inline, then every allowed pool kind at workers 1 (processes) or 2 (threads), doubling up to the
-    space's most, each with Keras's queue of 10 and, where that is longer, a queue of twice its workers
-    (a queue of 10 already keeps up to 11 batches in flight, and shorter ones leave less slack); every one also at
-    each native-thread limit the space searches. Thread pools the data cannot run are represented by one
-    setting, recorded as infeasible without running."""
-    pools = []
-    if not space.threads_infeasible:
-        pools += [(workers, False) for workers in worker_ladder(2, space.max_workers)]
-    if space.allow_processes:
-        pools += [(workers, True) for workers in worker_ladder(1, space.max_workers)]
-    base = [KERAS_DEFAULTS] + [LoaderConfig(workers, processes, queue) for workers, processes in pools
-                               for queue in sorted({DEFAULT_QUEUE, max(DEFAULT_QUEUE, min(2 * workers, space.max_queue_size))})]
-    if space.threads_infeasible:
+    """Inline, then the engine's pools that span the space (``KnobSet.pools``: workers on a log scale up to the
+    space's most), every one also at each native-thread limit the space searches. Thread pools the data
+    cannot run are represented by one setting, recorded as infeasible without running."""
+    runnable = tuple(kind for kind in space.pool_kinds if kind != PoolKind.THREADS or not space.threads_infeasible)
+    base = [KERAS_DEFAULTS] + space.knobs.pools(space.max_workers, runnable, space.max_queue_size)
+    if space.threads_infeasible and PoolKind.THREADS in space.pool_kinds:
         base.append(LoaderConfig(2, False, DEFAULT_QUEUE))
     natives = [dataclasses.replace(config, native_threads=limit) for limit in space.native_threads for config in base]
     return _unique(base + natives)

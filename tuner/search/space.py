@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
-from probes.profiles import DataKind, DatasetProfile, MachineProfile
+from probes.profiles import DataKind, DatasetProfile, MachineProfile, PoolKind
 from tuner.engines import backend as backend_rules
+from tuner.engines.knobs import KERAS_KNOBS, MAX_QUEUE, KnobSet, optuna_params
 from tuner.results import LoaderConfig
 
-# Keras's default 10 among them, so a guess that ties with the rule of thumb is the same setting.
-QUEUE_SIZES = (1, 2, 4, 8, 10, 16, 32, 64)
-MAX_QUEUE = QUEUE_SIZES[-1]
 WORKERS_PER_CORE = 4
 WAITING_WORKERS_PER_CORE = 16
 
@@ -22,7 +21,7 @@ DUPLICATED_DATA = (
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """workers in 1..max_workers, processes only where allowed, queue 1..64 (log).
+    """workers in 1..max_workers, processes only where allowed, queue 1..64 (log), in ``knobs``'s terms.
 
     ``processes_excluded`` says why processes are not searched, and
     ``threads_infeasible`` why thread pools cannot run this data ("" when
@@ -37,11 +36,12 @@ class SearchSpace:
     processes_excluded: str = ""
     threads_infeasible: str = ""
     native_threads: tuple[int, ...] = ()
+    knobs: KnobSet = KERAS_KNOBS
 
     @classmethod
     def for_profiles(cls, machine: MachineProfile, dataset: DatasetProfile, *,
                      allow_duplicated_data: bool = False, backend: str = "tensorflow",
-                     search_native_threads: bool = True) -> SearchSpace:
+                     search_native_threads: bool = True, knobs: KnobSet = KERAS_KNOBS) -> SearchSpace:
         """Workers up to 4 per usable core, or 16 per core for data code that waits and gives batch i on
         demand.
 
@@ -66,7 +66,8 @@ class SearchSpace:
             allow = allow_duplicated_data
             excluded = "" if allow else DUPLICATED_DATA + " (pass --allow-duplicated-data to try them anyway)"
         else:
-            allow = dataset.picklable
+            # A forked DataLoader worker inherits its dataset; Keras's forked pool is handed it by pickle.
+            allow = dataset.picklable or (dataset.kind == DataKind.DATALOADER and machine.start_method == "fork")
             excluded = "" if allow else (
                 f"pickling {dataset.class_name} failed ({dataset.pickle_error}). Make it picklable (no open files, "
                 "locks or lambdas as attributes) to let tune-loader try processes"
@@ -87,11 +88,19 @@ class SearchSpace:
             )
         native = native_limits(machine, dataset) if search_native_threads else ()
         return cls(per_core * machine.usable_cores, allow, processes_excluded=excluded, threads_infeasible=threads,
-                   native_threads=native)
+                   native_threads=native, knobs=knobs)
+
+    @property
+    def pool_kinds(self) -> tuple[PoolKind, ...]:
+        """The pools the engine has and this data may run in: thread pools the data cannot run are still
+        listed (``infeasible`` records them without running)."""
+        return tuple(kind for kind in self.knobs.pool_kinds
+                     if kind == PoolKind.THREADS or self.allow_processes)
 
     @property
     def allows_pools(self) -> bool:
-        return self.allow_processes or not self.threads_infeasible
+        kinds = self.pool_kinds
+        return PoolKind.PROCESSES in kinds or (PoolKind.THREADS in kinds and not self.threads_infeasible)
 
     def allows(self, config: LoaderConfig) -> bool:
         """Whether the search may suggest ``config`` (a start the space excludes is not enqueued)."""
@@ -107,39 +116,27 @@ class SearchSpace:
 
     def grid(self) -> list[LoaderConfig]:
         """Every setting the analytic model ranks: inline, then each allowed pool kind by workers and queue."""
-        kinds = ((False,) if not self.threads_infeasible else ()) + ((True,) if self.allow_processes else ())
-        return [LoaderConfig()] + [
-            LoaderConfig(workers, processes, queue)
-            for processes in kinds
-            for workers in range(1 if processes else 2, self.max_workers + 1)
-            for queue in QUEUE_SIZES
-        ]
+        kinds = tuple(k for k in self.pool_kinds if k != PoolKind.THREADS or not self.threads_infeasible)
+        return [LoaderConfig()] + self.knobs.model_grid(self.max_workers, kinds)
 
     def suggest(self, trial) -> LoaderConfig:
         """Asks an Optuna trial for one setting (native threads as an int, 0 for the libraries' default)."""
         native = trial.suggest_categorical("native_threads", [0, *self.native_threads]) if self.native_threads else 0
-        return LoaderConfig(
-            workers=trial.suggest_int("workers", 1, self.max_workers),
-            use_multiprocessing=trial.suggest_categorical(
-                "use_multiprocessing", [False, True] if self.allow_processes else [False]
-            ),
-            max_queue_size=trial.suggest_int("max_queue_size", 1, self.max_queue_size, log=True),
-            native_threads=native or None,
-        )
+        config = self.knobs.suggest(trial, self.max_workers, self.pool_kinds)
+        return dataclasses.replace(config, native_threads=native or None)
 
     def params(self, config: LoaderConfig) -> dict:
         """``config`` as the Optuna parameters ``suggest`` asks for (an enqueued trial must fix them all)."""
-        params = {"workers": config.workers, "use_multiprocessing": config.use_multiprocessing,
-                  "max_queue_size": config.max_queue_size}
+        params = optuna_params(self.knobs, config)
         if self.native_threads:
             params["native_threads"] = config.native_threads or 0
         return params
 
-    @staticmethod
-    def config_of(params: dict) -> LoaderConfig:
-        """The setting a stored trial's parameters describe."""
-        return LoaderConfig(params["workers"], params["use_multiprocessing"], params["max_queue_size"],
-                            params.get("native_threads") or None)
+    def config_of(self, params: dict) -> LoaderConfig | None:
+        """The setting a stored trial's parameters describe (None: not this engine's knobs)."""
+        if not {knob.name for knob in self.knobs.knobs} <= set(params):
+            return None
+        return dataclasses.replace(self.knobs.config_of(params), native_threads=params.get("native_threads") or None)
 
 
 def native_limits(machine: MachineProfile, dataset: DatasetProfile) -> tuple[int, ...]:
@@ -151,10 +148,10 @@ def native_limits(machine: MachineProfile, dataset: DatasetProfile) -> tuple[int
     return (1,) + ((half,) if 1 < half < dataset.native.default_threads else ())
 
 
-def rule_of_thumb(machine: MachineProfile, dataset: DatasetProfile) -> LoaderConfig:
+def rule_of_thumb(machine: MachineProfile, dataset: DatasetProfile, knobs: KnobSet = KERAS_KNOBS) -> LoaderConfig:
     """What people usually guess: one worker per core, processes if the code holds the GIL.
 
     Never processes for a plain generator: that would duplicate the data.
     """
     processes = dataset.gil_bound and dataset.picklable and dataset.kind != DataKind.GENERATOR
-    return LoaderConfig(workers=machine.usable_cores, use_multiprocessing=processes, max_queue_size=10)
+    return knobs.rule_of_thumb(machine.usable_cores, processes)

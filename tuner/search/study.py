@@ -89,7 +89,8 @@ def other_machines(settings: StudySettings) -> tuple[str, ...]:
     )
 
 
-def record_answer(settings: StudySettings, attributes: dict[str, str], answer: LoaderConfig) -> None:
+def record_answer(settings: StudySettings, attributes: dict[str, str], answer: LoaderConfig,
+                  space: SearchSpace) -> None:
     """Writes the outcome into the stored study for optuna-dashboard and later readers: ``attributes``
     (the recommendation, its speed-up, provenance, the race) and ``confirmed_answer``, the trials that
     screened the setting the race chose, which need not be the study's best trial (the screen's single
@@ -100,7 +101,7 @@ def record_answer(settings: StudySettings, attributes: dict[str, str], answer: L
     for key, value in attributes.items():
         study.set_user_attr(key, value)
     confirmed = [t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-                 if SearchSpace.config_of(t.params).equivalence_key() == answer.equivalence_key()]
+                 if (config := space.config_of(t.params)) and config.equivalence_key() == answer.equivalence_key()]
     study.set_user_attr(CONFIRMED_ATTR, f"{answer.label()}: trial {', '.join(map(str, confirmed))}"
                         if confirmed else f"{answer.label()}: timed only in the race")
 
@@ -119,7 +120,7 @@ def screen(measurer: Measurer, space: SearchSpace, candidates: Sequence[tuple[st
     analytic model's error stays visible; ``clock`` tells the time.
     """
     study = _open_study(settings)
-    _fail_abandoned(study)
+    _fail_abandoned(study, space)
     results = _results_in(study)
     resumed, began = len(results), clock()
     known = {r.config.equivalence_key() for r in results}
@@ -183,7 +184,7 @@ def _record(study: optuna.Study, trial: optuna.Trial, result: TrialResult) -> No
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
 
-def _fail_abandoned(study: optuna.Study) -> None:
+def _fail_abandoned(study: optuna.Study, space: SearchSpace) -> None:
     """Records the trials a killed run left running as failed, with that reason.
 
     One run tunes a study at a time (the CLI locks its folder), so a
@@ -191,9 +192,8 @@ def _fail_abandoned(study: optuna.Study) -> None:
     Left running, Optuna would carry it along forever.
     """
     for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        params = frozen.params
-        if {"workers", "use_multiprocessing", "max_queue_size"} <= set(params):
-            result = TrialResult(frozen.number, SearchSpace.config_of(params), TrialStatus.FAILED,
+        if (config := space.config_of(frozen.params)) is not None:
+            result = TrialResult(frozen.number, config, TrialStatus.FAILED,
                                  frozen.user_attrs.get(ORIGIN_ATTR, "grid"), reason=ABANDONED)
             # Optuna has no public setter for another run's trial; its own fail_stale_trials uses the storage.
             study._storage.set_trial_user_attr(frozen._trial_id, RESULT_ATTR, json.dumps(to_dict(result)))

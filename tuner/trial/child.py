@@ -111,7 +111,8 @@ class Session:
             self.pickle_error = ""
         self.engine = self.resolve_engine(dataset, source.engine)
         self.dataset = self.engine.adopt(dataset)
-        class_name = dataset.name if isinstance(dataset, GeneratorData) else type(dataset).__name__
+        class_name = (dataset.name if isinstance(dataset, GeneratorData)
+                      else getattr(self.dataset, "class_name", type(dataset).__name__))
         self._check_contract(class_name)
         return Loaded(self.dataset_name, self.engine.kind(self.dataset), class_name, self.engine.name,
                       self.engine.backend)
@@ -186,7 +187,7 @@ class Session:
             get_batch=self._batch,
             fresh_stream=fresh,
             pickle_error=self.pickle_error,
-            name=stream.name if stream else None,
+            name=stream.name if stream else getattr(self.dataset, "class_name", None),  # a DataLoader's Dataset
         )
         batch = standardize(self._batch(0))
         model_profile = probe_model(
@@ -207,7 +208,9 @@ class Session:
             return None
         heartbeat.watch(False)  # fresh interpreters import Keras: seconds without a batch
         try:
-            return probe_start_cost(self.dataset, method, preloaded=(type(self.engine).__module__,))
+            # What a worker imports before the dataset: Keras for a PyDataset, nothing for a DataLoader's.
+            preloaded = getattr(self.engine, "worker_modules", (type(self.engine).__module__,))
+            return probe_start_cost(self.dataset, method, preloaded=preloaded)
         finally:
             heartbeat.watch(True)
 

@@ -1,0 +1,105 @@
+"""The engine registry and each engine's knob set, without training: names, translations both ways, the
+settings each knob set offers the search, what results.json records and the code the answer hands over."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import pickle
+
+import optuna
+import pytest
+
+from probes.profiles import DataKind, PoolKind
+from tests import builders
+from tuner.engines import knobs, registry
+from tuner.errors import TuneLoaderError
+from tuner.results import KERAS_DEFAULTS, EngineName, LoaderConfig, Recommendation
+from tuner.search.candidates import broad_grid
+from tuner.search.space import SearchSpace
+
+
+def test_every_entry_names_an_engine_module_its_class_and_a_knob_set():
+    for entry in registry.ENGINES:
+        assert importlib.util.find_spec(entry.module) is not None, entry
+        assert isinstance(registry.knob_set(entry.name), (knobs.KerasKnobs, knobs.DataLoaderKnobs))
+        assert EngineName(entry.name) is getattr(EngineName, entry.member)
+    assert pickle.loads(pickle.dumps(EngineName.TORCH_DATALOADER)) is EngineName.TORCH_DATALOADER
+
+
+def test_an_unknown_engine_is_refused_with_the_known_ones():
+    with pytest.raises(TuneLoaderError, match="Expected one of keras3, tf-keras, torch-dataloader. Received: "
+                                              "engine='torch'"):
+        registry.entry("torch")
+
+
+@pytest.mark.parametrize("knob_set", [knobs.KERAS_KNOBS, knobs.DATALOADER_KNOBS], ids=["keras", "dataloader"])
+def test_a_knob_set_translates_every_setting_it_offers_both_ways(knob_set):
+    offered = knob_set.pools(8, knob_set.pool_kinds, 64) + knob_set.model_grid(8, knob_set.pool_kinds)
+    assert offered
+    for config in offered + [KERAS_DEFAULTS]:
+        values = knob_set.values(config)
+        assert set(values) == {knob.name for knob in knob_set.knobs}
+        assert knob_set.config_of(values) == config
+
+
+def test_a_dataloader_pool_is_processes_with_its_prefetch_in_flight_and_inline_is_the_keras_reference():
+    dl = knobs.DATALOADER_KNOBS
+    config = dl.config_of({"num_workers": 4, "prefetch_factor": 3, "persistent_workers": True})
+    assert config == LoaderConfig(4, True, 12, persistent_workers=True)
+    assert config.kind == PoolKind.PROCESSES and config.effective_parallelism == 4
+    assert dl.config_of({"num_workers": 0, "prefetch_factor": None, "persistent_workers": False}) == KERAS_DEFAULTS
+    assert dl.recorded(config, "forkserver") == {"num_workers": 4, "prefetch_factor": 3, "persistent_workers": True,
+                                                 "multiprocessing_context": "forkserver"}
+    assert dl.recorded(KERAS_DEFAULTS, "forkserver") == {"num_workers": 0}
+    assert config.label() == "4 processes, queue 12, persistent"
+    assert config.equivalence_key() != dataclasses.replace(config, persistent_workers=False).equivalence_key()
+
+
+def test_the_dataloader_search_has_no_threads_and_tries_workers_with_and_without_persistence():
+    space = SearchSpace(8, allow_processes=True, knobs=knobs.DATALOADER_KNOBS)
+    grid = broad_grid(space)
+    assert grid[0] == KERAS_DEFAULTS
+    assert all(c.use_multiprocessing for c in grid[1:])
+    assert {(c.workers, c.persistent_workers) for c in grid[1:]} == {
+        (w, p) for w in (1, 2, 4, 8) for p in (False, True)}
+    assert all(c.use_multiprocessing or not c.parallel for c in space.grid())
+    assert broad_grid(dataclasses.replace(space, allow_processes=False)) == [KERAS_DEFAULTS]
+    assert not dataclasses.replace(space, allow_processes=False).allows_pools
+
+
+@pytest.mark.parametrize("config", [KERAS_DEFAULTS, LoaderConfig(2, True, 4, persistent_workers=True),
+                                    LoaderConfig(3, True, 12, native_threads=1)])
+def test_an_enqueued_dataloader_trial_stores_knobs_that_give_the_setting_back(config):
+    space = SearchSpace(8, allow_processes=True, native_threads=(1,), knobs=knobs.DATALOADER_KNOBS)
+    trial = optuna.trial.FixedTrial(space.params(config))
+    assert space.suggest(trial) == config
+    assert space.config_of(trial.params) == config
+    assert SearchSpace(8, allow_processes=True).config_of(trial.params) is None  # not Keras's knobs
+
+
+def test_a_dataloader_answer_records_its_knobs_and_hands_over_a_dataloader_line(tmp_path):
+    best = LoaderConfig(2, True, 4, persistent_workers=True)
+    answer = builders.recommendation(engine="torch-dataloader", best=best, kind=DataKind.DATALOADER)
+    answer = dataclasses.replace(answer, knobs=knobs.DATALOADER_KNOBS.recorded(best, "forkserver"))
+    assert answer.settings_text() == ("num_workers=2, prefetch_factor=2, persistent_workers=True, "
+                                      "multiprocessing_context='forkserver'")
+    (title, code), *_ = answer.code_blocks()
+    assert title == "torch DataLoader"
+    assert ("DataLoader(dataset, batch_size=..., num_workers=2, prefetch_factor=2, persistent_workers=True, "
+            "multiprocessing_context='forkserver')") in code
+    assert Recommendation.from_json(answer.to_json()) == answer
+
+
+def test_a_schema_6_file_loads_and_its_knobs_are_kerass_three():
+    answer = builders.recommendation()
+    data = json.loads(answer.to_json())
+    del data["knobs"]
+    data["schema_version"] = 6
+    old = Recommendation.from_json(json.dumps(data))
+    assert old.knobs is None and old.schema_version == 6
+    assert old.knob_values() == {"workers": 8, "use_multiprocessing": False, "max_queue_size": 16}
+    data["schema_version"] = 5
+    with pytest.raises(ValueError, match="schema version 5, this tune-loader reads 6, 7"):
+        Recommendation.from_json(json.dumps(data))

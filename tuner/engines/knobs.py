@@ -1,0 +1,176 @@
+"""Each engine's knobs: their names, types and defaults, the settings worth timing, and the code to paste.
+
+Every engine's knobs describe one pool, and a ``LoaderConfig`` is that pool as
+the search, the analytic model and the race see it: how many workers, threads
+or processes, how many batches in flight (``max_queue_size``), and whether the
+workers outlive an epoch. A knob set translates both ways, so the engine's own
+names reach only results.json (``Recommendation.knobs``), the study's stored
+parameters and the code the report prints. Nothing here imports a framework.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from probes.profiles import PoolKind
+from tuner.results import KERAS_DEFAULTS, LoaderConfig
+
+KnobValue = int | bool | str | None
+# Keras's default 10 among them, so a guess that ties with the rule of thumb is the same setting.
+QUEUE_SIZES = (1, 2, 4, 8, 10, 16, 32, 64)
+MAX_QUEUE = QUEUE_SIZES[-1]
+DEFAULT_QUEUE = KERAS_DEFAULTS.max_queue_size
+
+
+@dataclass(frozen=True)
+class Knob:
+    name: str
+    type: type
+    default: KnobValue
+    help: str
+
+
+def worker_ladder(first: int, most: int) -> list[int]:
+    """Workers on a log scale: ``first``, twice that, ... up to ``most``, and ``most`` itself."""
+    ladder, workers = [], first
+    while workers < most:
+        ladder.append(workers)
+        workers *= 2
+    return ladder + [most]
+
+
+@dataclass(frozen=True)
+class KerasKnobs:
+    """``workers``, ``use_multiprocessing`` and ``max_queue_size``: PyDataset arguments in Keras 3, ``fit``
+    arguments in tf-keras."""
+
+    knobs: tuple[Knob, ...] = (
+        Knob("workers", int, 1, "threads or processes that make batches (1 without processes: inline)"),
+        Knob("use_multiprocessing", bool, False, "processes instead of threads"),
+        Knob("max_queue_size", int, 10, "batches asked for ahead of the model"),
+    )
+    pool_kinds: tuple[PoolKind, ...] = (PoolKind.THREADS, PoolKind.PROCESSES)
+
+    def values(self, config: LoaderConfig) -> dict[str, KnobValue]:
+        return {"workers": config.workers, "use_multiprocessing": config.use_multiprocessing,
+                "max_queue_size": config.max_queue_size}
+
+    def config_of(self, values: dict[str, Any]) -> LoaderConfig:
+        return LoaderConfig(values["workers"], values["use_multiprocessing"], values["max_queue_size"])
+
+    def recorded(self, config: LoaderConfig, start_method: str) -> dict[str, KnobValue]:
+        """The knobs as results.json records them and the code sets them (Keras's pool takes the default
+        start method)."""
+        return self.values(config)
+
+    def pools(self, max_workers: int, kinds: tuple[PoolKind, ...], max_queue: int) -> list[LoaderConfig]:
+        """Every kind at workers 1 (processes) or 2 (threads), doubling up to ``max_workers``, each with
+        Keras's queue of 10 and, where that is longer, a queue of twice its workers (a queue of 10 already
+        keeps up to 11 batches in flight, and shorter ones leave less slack)."""
+        return [LoaderConfig(workers, kind == PoolKind.PROCESSES, queue)
+                for kind in kinds
+                for workers in worker_ladder(1 if kind == PoolKind.PROCESSES else 2, max_workers)
+                for queue in sorted({DEFAULT_QUEUE, max(DEFAULT_QUEUE, min(2 * workers, max_queue))})]
+
+    def model_grid(self, max_workers: int, kinds: tuple[PoolKind, ...]) -> list[LoaderConfig]:
+        """Every setting the analytic model ranks: each kind by workers and queue."""
+        return [LoaderConfig(workers, kind == PoolKind.PROCESSES, queue)
+                for kind in kinds
+                for workers in range(1 if kind == PoolKind.PROCESSES else 2, max_workers + 1)
+                for queue in QUEUE_SIZES]
+
+    def suggest(self, trial, max_workers: int, kinds: tuple[PoolKind, ...]) -> LoaderConfig:
+        processes = [False, True] if PoolKind.PROCESSES in kinds else [False]
+        return LoaderConfig(trial.suggest_int("workers", 1, max_workers),
+                            trial.suggest_categorical("use_multiprocessing", processes),
+                            trial.suggest_int("max_queue_size", 1, MAX_QUEUE, log=True))
+
+    def rule_of_thumb(self, cores: int, processes: bool) -> LoaderConfig:
+        """What people usually guess: one worker per core, processes if the code holds the GIL."""
+        return LoaderConfig(workers=cores, use_multiprocessing=processes, max_queue_size=DEFAULT_QUEUE)
+
+
+@dataclass(frozen=True)
+class DataLoaderKnobs:
+    """``torch.utils.data.DataLoader``'s ``num_workers``, ``prefetch_factor`` and ``persistent_workers``; its
+    ``multiprocessing_context`` is the start method tuned under (``--start-method``), set explicitly in the code.
+
+    The pool is always processes: ``num_workers`` of them, each holding
+    ``prefetch_factor`` batches ahead, so ``max_queue_size`` is their product;
+    ``num_workers=0`` is inline, the same reference as Keras's defaults.
+    """
+
+    knobs: tuple[Knob, ...] = (
+        Knob("num_workers", int, 0, "worker processes (0: batches are made in the training loop)"),
+        Knob("prefetch_factor", int, None, "batches each worker holds ahead (None: torch's 2)"),
+        Knob("persistent_workers", bool, False, "keep the workers alive from one epoch to the next"),
+    )
+    pool_kinds: tuple[PoolKind, ...] = (PoolKind.PROCESSES,)
+    prefetch_factors: tuple[int, ...] = (2, 4)
+
+    def values(self, config: LoaderConfig) -> dict[str, KnobValue]:
+        if not config.parallel:
+            return {"num_workers": 0, "prefetch_factor": None, "persistent_workers": False}
+        return {"num_workers": config.workers, "prefetch_factor": max(1, config.max_queue_size // config.workers),
+                "persistent_workers": config.persistent_workers}
+
+    def config_of(self, values: dict[str, Any]) -> LoaderConfig:
+        workers = values["num_workers"]
+        if not workers:
+            return KERAS_DEFAULTS
+        return LoaderConfig(workers, True, workers * (values["prefetch_factor"] or 2),
+                            persistent_workers=bool(values["persistent_workers"]))
+
+    def recorded(self, config: LoaderConfig, start_method: str) -> dict[str, KnobValue]:
+        """The knobs as results.json records them and the code sets them: the start method timed under, set
+        explicitly, since a DataLoader takes it as an argument."""
+        values = self.values(config)
+        if not values["num_workers"]:
+            return {"num_workers": 0}
+        return values | {"multiprocessing_context": start_method}
+
+    def pools(self, max_workers: int, kinds: tuple[PoolKind, ...], max_queue: int) -> list[LoaderConfig]:
+        """Workers 1, 2, 4, ... up to ``max_workers``, each with and without persistent workers, at torch's
+        prefetch of 2 batches a worker."""
+        if PoolKind.PROCESSES not in kinds:
+            return []
+        return [LoaderConfig(workers, True, 2 * workers, persistent_workers=persistent)
+                for workers in worker_ladder(1, max_workers) for persistent in (False, True)]
+
+    def model_grid(self, max_workers: int, kinds: tuple[PoolKind, ...]) -> list[LoaderConfig]:
+        if PoolKind.PROCESSES not in kinds:
+            return []
+        return [LoaderConfig(workers, True, prefetch * workers, persistent_workers=persistent)
+                for workers in range(1, max_workers + 1) for prefetch in self.prefetch_factors
+                for persistent in (False, True)]
+
+    def suggest(self, trial, max_workers: int, kinds: tuple[PoolKind, ...]) -> LoaderConfig:
+        most = max_workers if PoolKind.PROCESSES in kinds else 0
+        return self.config_of({"num_workers": trial.suggest_int("num_workers", 0, most),
+                               "prefetch_factor": trial.suggest_categorical("prefetch_factor", list(self.prefetch_factors)),
+                               "persistent_workers": trial.suggest_categorical("persistent_workers", [False, True])})
+
+    def rule_of_thumb(self, cores: int, processes: bool) -> LoaderConfig:
+        """What DataLoader users usually write: a worker per core, torch's prefetch, workers not kept."""
+        return LoaderConfig(cores, True, 2 * cores)
+
+
+KERAS_KNOBS = KerasKnobs()
+DATALOADER_KNOBS = DataLoaderKnobs()
+KnobSet = KerasKnobs | DataLoaderKnobs
+
+
+def as_kwargs(values: dict[str, KnobValue]) -> str:
+    """Recorded knobs as keyword arguments, to paste."""
+    return ", ".join(f"{name}={value!r}" for name, value in values.items())
+
+
+def optuna_params(knobs: KnobSet, config: LoaderConfig) -> dict[str, KnobValue]:
+    """``config`` as the parameters ``knobs.suggest`` asks an Optuna trial for (prefetch only where a pool
+    holds one: Optuna's categorical takes no None)."""
+    values = knobs.values(config)
+    if values.get("prefetch_factor", 0) is None:
+        values["prefetch_factor"] = knobs.prefetch_factors[0]
+    return values
+

@@ -1,0 +1,65 @@
+"""The engines tune-loader can time, one entry each: adding an engine is its module here and one line below.
+
+An entry names the engine, where its class lives (imported only to train, so
+that choosing costs no framework import), its knob set (``tuner.engines.knobs``)
+and what to install when its framework is missing. Nothing here imports a
+framework or ``tuner.results``, which takes ``EngineName`` from here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from probes.profiles import TextEnum
+from tuner.errors import TuneLoaderError
+
+
+@dataclass(frozen=True)
+class EngineEntry:
+    name: str  # --engine NAME and results.json's "engine"
+    member: str  # its EngineName attribute
+    module: str
+    class_name: str
+    knobs: str  # the knob set's name in tuner.engines.knobs
+    install: str  # the fix when importing ``module`` fails
+
+
+ENGINES = (
+    EngineEntry("keras3", "KERAS3", "tuner.engines.keras3", "Keras3Engine", "KERAS_KNOBS", "pip install keras"),
+    EngineEntry("tf-keras", "TF_KERAS", "tuner.engines.tf_keras", "TfKerasEngine", "KERAS_KNOBS",
+                "pip install 'tune-loader[legacy]' (or pip install tf-keras matching your TensorFlow)"),
+    EngineEntry("torch-dataloader", "TORCH_DATALOADER", "tuner.engines.torch_loader", "TorchLoaderEngine",
+                "DATALOADER_KNOBS", "pip install 'tune-loader[torch]' (or pip install torch)"),
+)
+
+EngineName = TextEnum("EngineName", [(entry.member, entry.name) for entry in ENGINES], module=__name__)
+EngineName.__doc__ = "The engine a dataset is tuned under (``tuner.engines.registry.ENGINES``)."
+NAMES = tuple(entry.name for entry in ENGINES)
+
+
+def entry(name: str) -> EngineEntry:
+    for candidate in ENGINES:
+        if candidate.name == name:
+            return candidate
+    raise TuneLoaderError(f"Unknown engine. Expected one of {', '.join(NAMES)}. Received: engine={name!r}")
+
+
+def knob_set(name: str):
+    """The engine's knobs (``tuner.engines.knobs``)."""
+    from tuner.engines import knobs
+
+    return getattr(knobs, entry(name).knobs)
+
+
+def load(name: str):
+    """Imports the engine (and with it its framework) and returns an instance."""
+    found = entry(name)
+    try:
+        module = importlib.import_module(found.module)
+    except ImportError as error:
+        raise TuneLoaderError(
+            f"The {found.name} engine could not be imported ({error}). Fix: {found.install}. "
+            f"Received: engine={found.name!r}"
+        ) from error
+    return getattr(module, found.class_name)()

@@ -1,0 +1,71 @@
+"""The torch DataLoader engine: Keras 3's ``fit`` over a ``torch.utils.data.DataLoader``, under any backend.
+
+Keras 3 takes a DataLoader as it is (``torch_data_loader_adapter.py``): under
+torch and JAX it iterates it, under TensorFlow through ``from_generator``
+without a prefetch. Every epoch calls ``iter(loader)``, which starts
+``num_workers`` processes, unless ``persistent_workers`` keeps the first
+epoch's. The knobs timed are ``num_workers``, ``prefetch_factor`` and
+``persistent_workers`` (``knobs.DataLoaderKnobs``), under the start method this
+process was given (``--start-method``), passed as ``multiprocessing_context``.
+The data side, which workers unpickle, is ``torch_data``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import keras
+
+from probes.profiles import DataKind, PoolKind
+from tuner.analysis.epoch_model import drain_batches
+from tuner.engines import common
+from tuner.engines.keras3 import Keras3Engine, _EpochClock
+from tuner.engines.torch_data import LoaderSource, Repeated, loader_for, shut_down, to_numpy
+from tuner.results import EngineName, LoaderConfig, WindowTiming
+
+
+class TorchLoaderEngine(Keras3Engine):
+    """A torch DataLoader under Keras 3's ``fit`` (implements ``engines.KerasEngine``); the model side is
+    Keras 3's."""
+
+    name = EngineName.TORCH_DATALOADER
+    worker_modules = ()  # a DataLoader worker imports only what unpickling the dataset imports
+
+    def adopt(self, dataset) -> LoaderSource:
+        return dataset if isinstance(dataset, LoaderSource) else LoaderSource(dataset)
+
+    def kind(self, dataset: LoaderSource) -> DataKind:
+        return DataKind.DATALOADER
+
+    def num_batches(self, dataset: LoaderSource) -> int:
+        return dataset.num_batches
+
+    def batch(self, dataset: LoaderSource, index: int):
+        """Batch ``index`` as numpy arrays, which the probes and every backend read."""
+        return to_numpy(dataset.batch(index))
+
+    def run_window(self, model: keras.Model, dataset: LoaderSource, config: LoaderConfig, batches: int,
+                   offset: int, epochs: int = 1) -> WindowTiming:
+        loader = dataset.loader(config, batches, offset)
+        try:
+            with common.native_threads_restored():
+                return self.fit_epochs(model, loader, epochs, drain_batches(config))
+        finally:
+            shut_down(loader)
+
+    def run_cached_window(self, model: keras.Model, batch, config: LoaderConfig, batches: int, dataset=None,
+                          measure_epoch_end: bool = True) -> tuple[WindowTiming, float, float]:
+        """Free data through a DataLoader inline or with worker processes. A DataLoader has no thread pool:
+        the threads point is Keras's own, which the analytic model reads only as the base that process
+        start-up is measured from."""
+        if config.kind == PoolKind.THREADS:
+            return super().run_cached_window(model, batch, config, batches, dataset, measure_epoch_end)
+        clock = _EpochClock()
+        loader = loader_for(Repeated(batch, batches), config)
+        cpu_start = time.process_time()
+        try:
+            model.fit(loader, epochs=1, verbose=0, callbacks=[clock])
+        finally:
+            shut_down(loader)
+        after_epoch = time.perf_counter() - clock.end
+        return clock.timing(), time.process_time() - cpu_start, after_epoch

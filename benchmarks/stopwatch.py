@@ -1,6 +1,6 @@
 """A plain stopwatch around a user's training, in its own process: what a user would time by hand.
 
-    python benchmarks/stopwatch.py FILE WORKERS USE_MULTIPROCESSING MAX_QUEUE_SIZE EPOCHS [NATIVE_THREADS]
+    python benchmarks/stopwatch.py FILE WORKERS USE_MULTIPROCESSING MAX_QUEUE_SIZE EPOCHS [NATIVE_THREADS [PERSISTENT]]
 
 Loads FILE's dataset and model as tune-loader does (its make_model, else the same small default model),
 sets the three knobs the way the user would (PyDataset properties under Keras 3, fit_generator arguments
@@ -14,7 +14,10 @@ the owner's stopwatch excludes the first epoch) and ``whole_fit_batches_per_seco
 It shares no timing code with tune-loader: no windows, no epoch model. The Keras backend is whatever
 ``KERAS_BACKEND`` says, and process pools start by ``STOPWATCH_START_METHOD`` (fork, forkserver, spawn;
 default this Python's), as in the user's own training. NATIVE_THREADS patches the dataset's class in this
-process, which workers started by forkserver or spawn do not see, so it needs fork.
+process, which workers started by forkserver or spawn do not see, so it needs fork. A torch DataLoader is
+rebuilt as its user would edit the line: the same dataset, batches and collate, with ``num_workers``,
+``prefetch_factor`` and ``persistent_workers`` (PERSISTENT) from the pool the three knobs describe
+(``tuner.engines.knobs.DataLoaderKnobs``), and ``multiprocessing_context`` the start method.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def main() -> None:
     path, workers, processes, queue, epochs = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "True", int(sys.argv[4]), int(sys.argv[5])
     native = int(sys.argv[6]) if len(sys.argv) > 6 and sys.argv[6] != "default" else None
+    persistent = len(sys.argv) > 7 and sys.argv[7] == "True"
     if method := os.environ.get("STOPWATCH_START_METHOD"):
         import multiprocessing
 
@@ -42,6 +46,7 @@ def main() -> None:
             sys.exit(f"NATIVE_THREADS needs fork: workers started by {method} do not see the patched class")
     from tuner import engines
     from tuner.engines.common import standardize
+    from tuner.results import LoaderConfig
     from tuner.userfile import find_dataset, find_model, import_user_file
 
     module = import_user_file(path)
@@ -50,10 +55,15 @@ def main() -> None:
     engine = engines.resolve(dataset, None)
     if native is not None:
         limit_each_batch(type(dataset), native)
-    model = model_found.build() if model_found else engine.build_default_model(standardize(dataset[0]))[0]
+    model = model_found.build() if model_found else engine.build_default_model(
+        standardize(engine.batch(engine.adopt(dataset), 0)))[0]
     knobs = {"workers": workers, "use_multiprocessing": processes, "max_queue_size": queue}
     callback = epoch_ends(engine.name)
-    if workers == 0:
+    batches = engine.num_batches(engine.adopt(dataset))
+    if engine.name == "torch-dataloader":
+        loader = with_knobs(dataset, LoaderConfig(workers, processes, queue, persistent_workers=persistent))
+        fit = lambda count, cb: model.fit(loader, epochs=count, verbose=0, callbacks=cb)  # noqa: E731
+    elif workers == 0:
         data = tf_data_pipeline(dataset)
         fit = lambda count, cb: model.fit(data, epochs=count, verbose=0, callbacks=cb)  # noqa: E731
     elif engine.name == "keras3":
@@ -69,13 +79,30 @@ def main() -> None:
         fit(epochs, [callback])
         seconds = time.perf_counter() - started
     ends = callback.ends
-    print(json.dumps({"batches_per_second": (epochs - 1) * len(dataset) / (ends[-1] - ends[0]),
-                      "whole_fit_batches_per_second": epochs * len(dataset) / seconds, "seconds": seconds}))
+    print(json.dumps({"batches_per_second": (epochs - 1) * batches / (ends[-1] - ends[0]),
+                      "whole_fit_batches_per_second": epochs * batches / seconds, "seconds": seconds}))
+
+
+def with_knobs(user, config):
+    """The user's DataLoader (or its Dataset's ``make_dataloader``) with the knobs ``config`` describes."""
+    import multiprocessing
+
+    from torch.utils.data import DataLoader
+
+    from tuner.engines.knobs import DATALOADER_KNOBS
+
+    knobs = DATALOADER_KNOBS.recorded(config, multiprocessing.get_start_method())
+    if not isinstance(user, DataLoader):
+        return user.make_dataloader(**knobs)
+    batching = {"batch_sampler": user.batch_sampler} if user.batch_sampler is not None else {
+        "batch_size": None, "sampler": user.sampler}
+    return DataLoader(user.dataset, collate_fn=user.collate_fn, worker_init_fn=user.worker_init_fn,
+                      timeout=user.timeout, **batching, **knobs)
 
 
 def epoch_ends(engine: str):
     """A callback that notes when each epoch ended, nothing else."""
-    if engine == "keras3":
+    if engine in ("keras3", "torch-dataloader"):
         import keras as module
     else:
         import tf_keras as module

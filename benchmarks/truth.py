@@ -12,7 +12,8 @@ It prints, per example and run: the answer over the grid's best, the claim error
 - 1), the time to an answer, and the spread of the runs' answers by the stopwatch; then whether each of
 issue 30's goals held. With ``--under-load`` each example is also tuned once beside a process spinning
 one core, and that answer is judged against the same quiet stopwatch. A row ``EXAMPLE@jax`` tunes and
-times under JAX (no processes there). With ``--start-method forkserver`` (or spawn) every tune and every
+times under JAX (no processes there); ``torch_dataloader@torch`` tunes a torch DataLoader under the torch
+backend against ``num_workers`` 0, 1, 2 and 4, each with and without ``persistent_workers``. With ``--start-method forkserver`` (or spawn) every tune and every
 stopwatch fit starts its process pools so, and the grid's process pools stop at 8 workers: each worker
 imports TensorFlow at every epoch start.
 
@@ -46,13 +47,16 @@ from probes import probe_machine  # noqa: E402
 from probes.profiles import DataKind  # noqa: E402
 from tuner import recommend  # noqa: E402
 from tuner.engines import backend as backends  # noqa: E402
+from tuner.engines import registry  # noqa: E402
+from tuner.engines.knobs import KERAS_KNOBS  # noqa: E402
 from tuner.results import KERAS_DEFAULTS, LoaderConfig, Recommendation  # noqa: E402
 from tuner.search.space import SearchSpace, rule_of_thumb  # noqa: E402
 
 EXAMPLES = ("io_bound", "gil_bound", "numpy_augment", "image_files", "flow_from_directory", "legacy_sequence",
-            "legacy_generator", "blas_features", "io_bound@jax", "gil_bound@jax")
+            "legacy_generator", "blas_features", "io_bound@jax", "gil_bound@jax", "torch_dataloader@torch")
 STOPWATCH = ROOT / "benchmarks" / "stopwatch.py"
 GRID_WORKERS = (1, 2, 4, 8, 16, 32)
+LOADER_WORKERS = (1, 2, 4)  # a torch DataLoader's num_workers, each with and without persistent workers
 # "never below the rule of thumb or tf.data, within the intervals": two stopwatch rounds vary by a few percent
 RULE_NOISE = TF_DATA_NOISE = 1.05
 FRESH_WORKERS_MOST = 8  # process pools under forkserver or spawn: each worker imports TensorFlow every epoch
@@ -70,7 +74,8 @@ def stopwatch(path: Path, config: LoaderConfig, epochs: int, backend: str, start
     that ``fit`` failed ``tries`` times in a row (each error is printed), as it could in the user's
     training (CPython 3.11.7's AST race fails threads that call np.load now and then)."""
     command = [sys.executable, str(STOPWATCH), str(path), str(config.workers), str(config.use_multiprocessing),
-               str(config.max_queue_size), str(epochs), str(config.native_threads or "default")]
+               str(config.max_queue_size), str(epochs), str(config.native_threads or "default"),
+               str(config.persistent_workers)]
     for _ in range(tries):
         done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=ROOT,
                               env=os.environ | {"KERAS_BACKEND": backend} | (
@@ -93,6 +98,9 @@ def speedup(values: list[float | None], defaults: list[float | None]) -> float:
 def grid(answer: Recommendation) -> dict[str, LoaderConfig]:
     """The broad grid for this data, as far as the data allows each kind of pool (not as far as
     tune-loader's own space reaches), with the defaults, the rule of thumb and tf.data."""
+    knobs = registry.knob_set(answer.engine)
+    if knobs is not KERAS_KNOBS:
+        return loader_grid(answer, knobs)
     space = SearchSpace.for_profiles(answer.machine, answer.dataset, backend=answer.backend)
     kinds = [False] * (not space.threads_infeasible) + [True] * space.allow_processes
     forked = answer.machine.start_method == "fork"
@@ -108,6 +116,18 @@ def grid(answer: Recommendation) -> dict[str, LoaderConfig]:
         settings["rule of thumb"] = rule
     if answer.dataset.kind != DataKind.GENERATOR:
         settings["tf.data"] = LoaderConfig.tf_data()
+    return settings
+
+
+def loader_grid(answer: Recommendation, knobs) -> dict[str, LoaderConfig]:
+    """A torch DataLoader's grid: no workers (the defaults) and ``LOADER_WORKERS`` at torch's prefetch of 2,
+    each with and without persistent workers, and the rule of thumb (a worker per core)."""
+    configs = [KERAS_DEFAULTS] + [LoaderConfig(workers, True, 2 * workers, persistent_workers=persistent)
+                                  for workers in LOADER_WORKERS for persistent in (False, True)]
+    settings = {config.label(): config for config in configs}
+    rule = rule_of_thumb(answer.machine, answer.dataset, knobs)
+    if rule not in configs:
+        settings["rule of thumb"] = rule
     return settings
 
 
@@ -145,7 +165,7 @@ def run_example(row: str, rounds: int, runs: int, under_load: bool, start_method
         for label, config in settings.items():
             rates[label].append(stopwatch(path, config, epochs, answers[0].backend, start_method))
     speedups = {label: speedup(values, rates["inline (no pool)"]) for label, values in rates.items()}
-    rule = rule_of_thumb(answers[0].machine, answers[0].dataset)
+    rule = rule_of_thumb(answers[0].machine, answers[0].dataset, registry.knob_set(answers[0].engine))
     speedups.setdefault("rule of thumb", speedups.get(rule.label(), 1.0))
     shown = f"{name} ({backends.label(answers[0].backend)})" if backend != "tensorflow" else name
     shown += f" ({start_method})" if start_method else ""
@@ -252,19 +272,21 @@ def undecided_under_load(run: dict) -> bool:
     return not run["settled"] and warned
 
 
-def publish(results: list[dict], rounds: int, saved: list[Path], start_method: str | None = None) -> None:
+def publish(results: list[dict], rounds: int, saved: list[Path], start_method: str | None = None,
+            chosen: list[str] | None = None) -> None:
     """Replaces this benchmark's section of benchmarks/RESULTS.md and the README's table; a run under another
-    start method than this Python's has a section of its own and leaves the README alone."""
+    start method than this Python's, or over ``chosen`` examples (``--examples``), has a section of its own
+    and leaves the README alone, whose rows it would drop."""
     machine = probe_machine()
     body = (f"{machine.usable_cores} usable cores, Python {machine.python_version}; stopwatch: a fresh process per "
             f"setting, {rounds} interleaved rounds, the epochs after the first of one fit, speed-ups as geometric "
             f"means of per-round ratios to the defaults.\n\n{table(results)}\n\n{goals(results)}")
     runs = "; ".join(f"at commit {path.parent.name}, raw results in `{path.relative_to(ROOT)}`" for path in saved)
-    under = f" --start-method {start_method}" * bool(start_method)
+    under = f" --start-method {start_method}" * bool(start_method) + f" --examples {' '.join(chosen)}" * bool(chosen)
     record.write_summary_section(RESULTS_BEGIN.replace("-->", under + " -->"), RESULTS_END.replace("-->", under + " -->"), (
         f"## Truth{under}: answers against a broad grid, by a stopwatch\n\nGenerated by `python benchmarks/truth.py"
         f"{under}` ({runs}; the commit is the code a run started with; raw results are not committed).\n\n{body}"))
-    if start_method:
+    if under:
         return
     readme = ROOT / "README.md"
     block = f"{README_BEGIN}\n{body}\n{README_END}"
@@ -274,7 +296,8 @@ def publish(results: list[dict], rounds: int, saved: list[Path], start_method: s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--examples", nargs="+", choices=EXAMPLES, default=list(EXAMPLES))
+    parser.add_argument("--examples", nargs="+", choices=EXAMPLES,
+                        help="these examples only, in a section of their own (default: all, and the README's table)")
     parser.add_argument("--rounds", type=int, default=2, help="stopwatch rounds per setting (default 2)")
     parser.add_argument("--runs", type=int, default=3, help="tune-loader runs per example (default 3)")
     parser.add_argument("--under-load", action="store_true",
@@ -284,17 +307,18 @@ def main() -> None:
     parser.add_argument("--from", dest="saved", type=Path, nargs="+", metavar="SAVED",
                         help="re-render the tables from saved runs instead (a later file's row replaces an earlier's)")
     args = parser.parse_args()
+    chosen, args.examples = args.examples, args.examples or list(EXAMPLES)
     if args.saved:
         saved = [path.resolve() for path in args.saved]
         rows = {row["example"]: row for path in saved for row in json.loads(path.read_text())["results"]}
         results = list(rows.values())
-        publish(results, len(results[0]["rates"]["inline (no pool)"]), saved, args.start_method)
+        publish(results, len(results[0]["rates"]["inline (no pool)"]), saved, args.start_method, chosen)
         print(table(results) + "\n\n" + goals(results))
         return
     results, saved = record.run_and_save(
         "truth", args.examples, lambda row: run_example(row, args.rounds, args.runs, args.under_load, args.start_method))
     print("\n" + table(results) + "\n\n" + goals(results))
-    publish(results, args.rounds, [saved], args.start_method)
+    publish(results, args.rounds, [saved], args.start_method, chosen)
     print(f"\nwrote {saved.relative_to(ROOT)}, benchmarks/RESULTS.md and the README's table")
 
 

@@ -17,7 +17,8 @@ default this Python's), as in the user's own training. NATIVE_THREADS patches th
 process, which workers started by forkserver or spawn do not see, so it needs fork. A torch DataLoader is
 rebuilt as its user would edit the line: the same dataset, batches and collate, with ``num_workers``,
 ``prefetch_factor`` and ``persistent_workers`` (PERSISTENT) from the pool the three knobs describe
-(``tuner.engines.knobs.DataLoaderKnobs``), and ``multiprocessing_context`` the start method.
+(``tuner.engines.knobs.DataLoaderKnobs``), and ``multiprocessing_context`` the start method; a PyDataset
+with PERSISTENT is handed to a DataLoader so (``batch_size=None``), as the report's code does.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def main() -> None:
     knobs = {"workers": workers, "use_multiprocessing": processes, "max_queue_size": queue}
     callback = epoch_ends(engine.name)
     batches = engine.num_batches(engine.adopt(dataset))
-    if engine.name == "torch-dataloader":
+    if engine.name == "torch-dataloader" or persistent:
         loader = with_knobs(dataset, LoaderConfig(workers, processes, queue, persistent_workers=persistent))
         fit = lambda count, cb: model.fit(loader, epochs=count, verbose=0, callbacks=cb)  # noqa: E731
     elif workers == 0:
@@ -92,6 +93,8 @@ def with_knobs(user, config):
     from tuner.engines.knobs import DATALOADER_KNOBS
 
     knobs = DATALOADER_KNOBS.recorded(config, multiprocessing.get_start_method())
+    if hasattr(user, "num_batches"):  # a PyDataset, as the report hands it over: batch i is dataset[i]
+        return DataLoader(user, batch_size=None, **knobs)
     if not isinstance(user, DataLoader):
         return user.make_dataloader(**knobs)
     batching = {"batch_sampler": user.batch_sampler} if user.batch_sampler is not None else {

@@ -97,9 +97,10 @@ def speedup(values: list[float | None], defaults: list[float | None]) -> float:
 
 def grid(answer: Recommendation) -> dict[str, LoaderConfig]:
     """The broad grid for this data, as far as the data allows each kind of pool (not as far as
-    tune-loader's own space reaches), with the defaults, the rule of thumb and tf.data."""
-    knobs = registry.knob_set(answer.engine)
-    if knobs is not KERAS_KNOBS:
+    tune-loader's own space reaches), with the defaults, the rule of thumb and tf.data; a PyDataset under
+    torch also in a DataLoader with persistent workers, ``LOADER_WORKERS`` of them."""
+    knobs = registry.knob_set(answer.engine, answer.backend)
+    if answer.engine == "torch-dataloader":
         return loader_grid(answer, knobs)
     space = SearchSpace.for_profiles(answer.machine, answer.dataset, backend=answer.backend)
     kinds = [False] * (not space.threads_infeasible) + [True] * space.allow_processes
@@ -107,6 +108,8 @@ def grid(answer: Recommendation) -> dict[str, LoaderConfig]:
     pools = [LoaderConfig(workers, processes, queue) for processes in kinds for workers in GRID_WORKERS
              if (workers > 1 or processes) and (forked or not processes or workers <= FRESH_WORKERS_MOST)
              for queue in sorted({10, 2 * workers})]
+    if knobs is not KERAS_KNOBS and space.allow_processes:
+        pools += [LoaderConfig(workers, True, 2 * workers, persistent_workers=True) for workers in LOADER_WORKERS]
     configs = [KERAS_DEFAULTS] + pools
     if space.native_threads:
         configs += [LoaderConfig(c.workers, c.use_multiprocessing, c.max_queue_size, 1) for c in configs]

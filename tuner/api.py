@@ -128,7 +128,8 @@ class Facts:
         rate = screened.steady_batches_per_second if screened and screened.steady_batches_per_second else None
         rate = rate or self.predicted(config)
         batches = self.window_batches(config, rate, RACE_WINDOW_SECONDS, MIN_RACE_BATCHES)
-        if screened and screened.fixed_seconds and screened.fixed_seconds > MODELLED_FIXED_SECONDS:
+        if (screened and screened.fixed_seconds and screened.fixed_seconds > MODELLED_FIXED_SECONDS
+                and not config.persistent_workers):
             return RacePlan(batches, 1)
         waits = (not config.parallel and not config.is_tf_data
                  and backends.inline_uses_tf_data(self.backend, self.engine))
@@ -243,7 +244,7 @@ def _probe(measurer: TrialMeasurer, machine: MachineProfile, budget: int, starte
     loaded = measurer.loaded
     space = SearchSpace.for_profiles(machine, dataset, allow_duplicated_data=options.allow_duplicated_data,
                                      backend=loaded.backend, search_native_threads=options.native_threads,
-                                     knobs=registry.knob_set(loaded.engine))
+                                     knobs=registry.knob_set(loaded.engine, loaded.backend))
     return Facts(machine, dataset, model, loaded.dataset_name, loaded.class_name, loaded.engine, space, budget, started,
                  provenance, loaded.backend, tuple(filter(None, [backend_mismatch(asked, loaded.backend, loaded.engine)])))
 

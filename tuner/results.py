@@ -355,6 +355,8 @@ class Recommendation:
         """The answer as code to paste, titled: the user's own API first, then what else was measured."""
         if self.engine == EngineName.TORCH_DATALOADER:
             blocks = [("torch DataLoader", self.dataloader_code())]
+        elif self.config.persistent_workers:
+            blocks = [("Your PyDataset in a torch DataLoader", self.dataloader_code())]
         elif self.legacy:
             blocks = [("tf-keras", self.tf_keras_code()), ("Moving to Keras 3", self.keras3_code())]
         else:
@@ -364,10 +366,14 @@ class Recommendation:
         return blocks
 
     def dataloader_code(self) -> str:
+        """The DataLoader line: the user's own, or one that hands the PyDataset's batch i to the workers."""
         arguments = ", ".join(f"{name}={value!r}" for name, value in self.knob_values().items())
-        return (self.native_threads_code()
-                + f"loader = DataLoader(dataset, batch_size=..., {arguments})  # your other arguments as now\n"
-                  "model.fit(loader, epochs=...)")
+        if self.engine == EngineName.TORCH_DATALOADER:
+            line = f"loader = DataLoader(dataset, batch_size=..., {arguments})  # your other arguments as now\n"
+        else:
+            line = (f"from torch.utils.data import DataLoader\n\ndataset = {self.dataset.class_name}(...)\n"
+                    f"loader = DataLoader(dataset, batch_size=None, {arguments})  # batch i is dataset[i]\n")
+        return self.native_threads_code() + line + "model.fit(loader, epochs=...)"
 
     def native_threads_code(self) -> str:
         """The fourth knob as code: the limit set first thing in every batch, in whichever worker makes it

@@ -108,3 +108,14 @@ def test_under_spawn_each_process_worker_adds_the_dataset_s_pickling_and_its_mod
     assert fixed(four, spawned) - fixed(four, GIL_BOUND) == pytest.approx(4 * 0.05 + 2 * 0.4)
     threads = LoaderConfig(4, False, 10)
     assert fixed(threads, spawned) == fixed(threads, GIL_BOUND)
+
+
+def test_persistent_workers_pay_no_start_at_every_epoch():
+    cost = StartCost("forkserver", worker_seconds=0.6, fork_worker_seconds=0.01, keras_seconds=0.0,
+                     pickle_seconds=0.01, pickle_bytes=2**10, import_seconds=0.7)
+    started = dataclasses.replace(GIL_BOUND, start_cost=cost)
+    fresh, kept = LoaderConfig(4, True, 8), LoaderConfig(4, True, 8, persistent_workers=True)
+    assert predict(kept, MACHINE, started, MODEL, EPOCH).fixed_seconds < predict(
+        fresh, MACHINE, GIL_BOUND, MODEL, EPOCH).fixed_seconds < predict(fresh, MACHINE, started, MODEL, EPOCH).fixed_seconds
+    assert predict(kept, MACHINE, started, MODEL, EPOCH).batch_period_seconds == predict(
+        fresh, MACHINE, started, MODEL, EPOCH).batch_period_seconds

@@ -34,7 +34,8 @@ def test_an_unknown_engine_is_refused_with_the_known_ones():
         registry.entry("torch")
 
 
-@pytest.mark.parametrize("knob_set", [knobs.KERAS_KNOBS, knobs.DATALOADER_KNOBS], ids=["keras", "dataloader"])
+@pytest.mark.parametrize("knob_set", [knobs.KERAS_KNOBS, knobs.DATALOADER_KNOBS, knobs.PYDATASET_IN_DATALOADER_KNOBS],
+                         ids=["keras", "dataloader", "pydataset-in-dataloader"])
 def test_a_knob_set_translates_every_setting_it_offers_both_ways(knob_set):
     offered = knob_set.pools(8, knob_set.pool_kinds, 64) + knob_set.model_grid(8, knob_set.pool_kinds)
     assert offered
@@ -103,3 +104,34 @@ def test_a_schema_6_file_loads_and_its_knobs_are_kerass_three():
     data["schema_version"] = 5
     with pytest.raises(ValueError, match="schema version 5, this tune-loader reads 6, 7"):
         Recommendation.from_json(json.dumps(data))
+
+
+def test_a_pydataset_under_torch_also_offers_persistent_dataloader_pools_and_records_them_as_dataloader_knobs():
+    assert registry.knob_set("keras3", "torch") is knobs.PYDATASET_IN_DATALOADER_KNOBS
+    assert registry.knob_set("keras3", "tensorflow") is registry.knob_set("keras3") is knobs.KERAS_KNOBS
+    wrapped = knobs.PYDATASET_IN_DATALOADER_KNOBS
+    space = SearchSpace(4, allow_processes=True, knobs=wrapped)
+    grid = broad_grid(space)
+    assert {c.workers for c in grid if c.persistent_workers} == {1, 2, 4}
+    assert [c for c in grid if not c.persistent_workers] == broad_grid(SearchSpace(4, allow_processes=True))
+    assert not any(c.persistent_workers for c in broad_grid(dataclasses.replace(space, allow_processes=False)))
+    persistent = LoaderConfig(2, True, 4, persistent_workers=True)
+    assert wrapped.recorded(persistent, "spawn") == knobs.DATALOADER_KNOBS.recorded(persistent, "spawn")
+    assert wrapped.recorded(LoaderConfig(4, False, 10), "spawn") == {"workers": 4, "use_multiprocessing": False,
+                                                                     "max_queue_size": 10}
+    # Optuna may pair persistence with threads: only processes can persist
+    assert wrapped.config_of({"workers": 4, "use_multiprocessing": False, "max_queue_size": 8,
+                              "persistent_workers": True}) == LoaderConfig(4, False, 8)
+    trial = optuna.trial.FixedTrial(space.params(persistent))
+    assert space.suggest(trial) == persistent and space.config_of(trial.params) == persistent
+
+
+def test_a_pydataset_answered_with_persistent_workers_hands_over_the_dataloader_that_wraps_it():
+    best = LoaderConfig(2, True, 4, persistent_workers=True)
+    answer = dataclasses.replace(builders.recommendation(best=best),
+                                 knobs=knobs.PYDATASET_IN_DATALOADER_KNOBS.recorded(best, "forkserver"))
+    (title, code), *_ = answer.code_blocks()
+    assert title == "Your PyDataset in a torch DataLoader"
+    assert "dataset = ShardDataset(...)" in code
+    assert ("DataLoader(dataset, batch_size=None, num_workers=2, prefetch_factor=2, persistent_workers=True, "
+            "multiprocessing_context='forkserver')") in code

@@ -86,3 +86,15 @@ def test_the_stored_study_marks_the_answer_the_race_confirmed(tmp_path):
     study = optuna.load_study(study_name="tune-loader", storage=stored.storage)
     assert study.user_attrs == {"recommendation": answer.config.as_kwargs(),
                                 CONFIRMED_ATTR: f"{answer.config.label()}: trial {answer.number}"}
+
+
+def test_persistent_workers_are_screened_over_two_epochs_so_their_once_per_fit_start_is_left_out():
+    from tuner.engines.knobs import DATALOADER_KNOBS
+
+    space = SearchSpace(max_workers=4, allow_processes=True, knobs=DATALOADER_KNOBS)
+    todo = candidates(space, LoaderConfig(2, True, 4), lambda c: float(c.effective_parallelism), limit=24)
+    fake = FakeMeasurer()
+    screen(fake, space, todo, settings(), predict=lambda c: 1.0)
+    assert {c.persistent_workers for c, _ in fake.calls} == {False, True}
+    assert all(epochs == (2 if config.persistent_workers else 1)
+               for (config, _), epochs in zip(fake.calls, fake.epochs_per_fit))

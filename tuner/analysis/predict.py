@@ -127,7 +127,9 @@ def predict(
         # one switch interval, as often as the GIL is busy.
         period += min(gil_held, SWITCH_INTERVAL_SECONDS) * min(1.0, gil_held / period)
     fixed = point.fixed_seconds + point.epoch_end_seconds + (wall if config.parallel else 0.0)
-    if kind == PoolKind.PROCESSES:
+    if config.persistent_workers:  # its workers start once per fit, not at every epoch
+        fixed = inline.fixed_seconds + point.epoch_end_seconds + wall
+    elif kind == PoolKind.PROCESSES:
         threads = model.pipeline_point(PoolKind.THREADS)
         fork_per_worker = max(0.0, point.fixed_seconds - threads.fixed_seconds) / point.workers
         fixed += fork_per_worker * max(0, config.workers - point.workers)

@@ -115,8 +115,22 @@ class Keras3Engine:
 
     def run_window(self, model: keras.Model, dataset, config: LoaderConfig, batches: int, offset: int,
                    epochs: int = 1) -> WindowTiming:
+        if config.persistent_workers:
+            return self._run_in_dataloader(model, dataset, config, batches, offset, epochs)
         with common.native_threads_restored():
             return self.fit_epochs(model, WindowView(dataset, batches, offset, config), epochs, drain_batches(config))
+
+    def _run_in_dataloader(self, model: keras.Model, dataset, config: LoaderConfig, batches: int, offset: int,
+                           epochs: int) -> WindowTiming:
+        """A persistent pool: the PyDataset in a torch DataLoader (``knobs.PyDatasetInDataLoaderKnobs``)."""
+        from tuner.engines.torch_data import PyDatasetSource, shut_down
+
+        loader = PyDatasetSource(dataset).loader(config, batches, offset)
+        try:
+            with common.native_threads_restored():
+                return self.fit_epochs(model, loader, epochs, drain_batches(config))
+        finally:
+            shut_down(loader)
 
     def run_cached_window(self, model: keras.Model, batch, config: LoaderConfig, batches: int, dataset=None,
                           measure_epoch_end: bool = True) -> tuple[WindowTiming, float, float]:

@@ -10,7 +10,7 @@ parameters and the code the report prints. Nothing here imports a framework.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from probes.profiles import PoolKind
@@ -156,8 +156,51 @@ class DataLoaderKnobs:
         return LoaderConfig(cores, True, 2 * cores)
 
 
+@dataclass(frozen=True)
+class PyDatasetInDataLoaderKnobs(KerasKnobs):
+    """A PyDataset under the torch backend: Keras's three knobs, and the same PyDataset handed to a torch
+    ``DataLoader`` (``batch_size=None``: batch i is ``dataset[i]``) whose ``persistent_workers`` keep
+    its processes from one epoch to the next, which Keras's pool never does. A persistent pool is that
+    DataLoader: ``num_workers`` processes, ``prefetch_factor`` batches each."""
+
+    knobs: tuple[Knob, ...] = KerasKnobs.knobs + (
+        Knob("persistent_workers", bool, False, "the PyDataset in a torch DataLoader whose workers outlive an epoch"),)
+
+    def values(self, config: LoaderConfig) -> dict[str, KnobValue]:
+        if not config.persistent_workers:
+            return super().values(config) | {"persistent_workers": False}
+        return {"workers": config.workers, "use_multiprocessing": True, "max_queue_size": config.max_queue_size,
+                "persistent_workers": True}
+
+    def config_of(self, values: dict[str, Any]) -> LoaderConfig:
+        config = super().config_of(values)
+        return replace(config, persistent_workers=bool(values.get("persistent_workers")) and config.parallel
+                       and config.use_multiprocessing)
+
+    def recorded(self, config: LoaderConfig, start_method: str) -> dict[str, KnobValue]:
+        """Keras's three, or for a persistent pool the DataLoader's arguments."""
+        if not config.persistent_workers:
+            return KERAS_KNOBS.recorded(config, start_method)
+        return DATALOADER_KNOBS.recorded(config, start_method)
+
+    def pools(self, max_workers: int, kinds: tuple[PoolKind, ...], max_queue: int) -> list[LoaderConfig]:
+        persistent = [] if PoolKind.PROCESSES not in kinds else [
+            LoaderConfig(workers, True, 2 * workers, persistent_workers=True) for workers in worker_ladder(1, max_workers)]
+        return super().pools(max_workers, kinds, max_queue) + persistent
+
+    def model_grid(self, max_workers: int, kinds: tuple[PoolKind, ...]) -> list[LoaderConfig]:
+        return super().model_grid(max_workers, kinds) + [
+            config for config in DATALOADER_KNOBS.model_grid(max_workers, kinds) if config.persistent_workers]
+
+    def suggest(self, trial, max_workers: int, kinds: tuple[PoolKind, ...]) -> LoaderConfig:
+        config = super().suggest(trial, max_workers, kinds)
+        persistent = trial.suggest_categorical("persistent_workers", [False, True])
+        return self.config_of(self.values(config) | {"persistent_workers": persistent})
+
+
 KERAS_KNOBS = KerasKnobs()
 DATALOADER_KNOBS = DataLoaderKnobs()
+PYDATASET_IN_DATALOADER_KNOBS = PyDatasetInDataLoaderKnobs()
 KnobSet = KerasKnobs | DataLoaderKnobs
 
 

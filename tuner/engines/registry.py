@@ -23,10 +23,12 @@ class EngineEntry:
     class_name: str
     knobs: str  # the knob set's name in tuner.engines.knobs
     install: str  # the fix when importing ``module`` fails
+    knobs_by_backend: tuple[tuple[str, str], ...] = ()  # (Keras backend, knob set) where it has more knobs
 
 
 ENGINES = (
-    EngineEntry("keras3", "KERAS3", "tuner.engines.keras3", "Keras3Engine", "KERAS_KNOBS", "pip install keras"),
+    EngineEntry("keras3", "KERAS3", "tuner.engines.keras3", "Keras3Engine", "KERAS_KNOBS", "pip install keras",
+                (("torch", "PYDATASET_IN_DATALOADER_KNOBS"),)),
     EngineEntry("tf-keras", "TF_KERAS", "tuner.engines.tf_keras", "TfKerasEngine", "KERAS_KNOBS",
                 "pip install 'tune-loader[legacy]' (or pip install tf-keras matching your TensorFlow)"),
     EngineEntry("torch-dataloader", "TORCH_DATALOADER", "tuner.engines.torch_loader", "TorchLoaderEngine",
@@ -45,11 +47,12 @@ def entry(name: str) -> EngineEntry:
     raise TuneLoaderError(f"Unknown engine. Expected one of {', '.join(NAMES)}. Received: engine={name!r}")
 
 
-def knob_set(name: str):
-    """The engine's knobs (``tuner.engines.knobs``)."""
+def knob_set(name: str, backend: str | None = None):
+    """The engine's knobs (``tuner.engines.knobs``) under the Keras ``backend``."""
     from tuner.engines import knobs
 
-    return getattr(knobs, entry(name).knobs)
+    found = entry(name)
+    return getattr(knobs, dict(found.knobs_by_backend).get(backend, found.knobs))
 
 
 def load(name: str):

@@ -16,7 +16,7 @@ import multiprocessing
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, default_convert
 
 from tuner.engines import common
 from tuner.engines.knobs import DATALOADER_KNOBS
@@ -63,10 +63,24 @@ class LoaderSource:
                        self.timeout)
 
 
+class PyDatasetSource:
+    """A Keras PyDataset as a DataLoader with ``batch_size=None`` sees it: batch i is ``dataset[i]``, its
+    arrays made tensors (``default_convert``), in the worker."""
+
+    def __init__(self, dataset):
+        self.dataset, self.num_batches = dataset, dataset.num_batches
+
+    def batch(self, index: int) -> Any:
+        return default_convert(self.dataset[index])
+
+    def loader(self, config: LoaderConfig, batches: int, offset: int) -> DataLoader:
+        return loader_for(_Window(self, batches, offset, config.native_threads), config)
+
+
 class _Window(Dataset):
     """``batches`` of the source's batches from ``offset`` on (wrapping), one item each, watched."""
 
-    def __init__(self, source: LoaderSource, batches: int, offset: int, native_threads: int | None):
+    def __init__(self, source: LoaderSource | PyDatasetSource, batches: int, offset: int, native_threads: int | None):
         self.source, self.batches, self.offset, self.native_threads = source, batches, offset, native_threads
 
     def __len__(self) -> int:

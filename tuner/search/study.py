@@ -163,7 +163,8 @@ def _screen_one(measurer: Measurer, space: SearchSpace, study: optuna.Study, ori
         return trial, TrialResult(trial.number, config, TrialStatus.INFEASIBLE, origin, reason=reason)
     began = time.monotonic()
     try:
-        measurement = measurer.measure(config, 0)
+        # persistent workers start once per fit: their second epoch is what a long training runs
+        measurement = measurer.measure(config, 0, epochs=2 if config.persistent_workers else 1)
     except TrialStopped as stop:
         return trial, TrialResult(trial.number, config, stop.status, origin, reason=stop.reason,
                                   wall_seconds=time.monotonic() - began)

@@ -19,14 +19,29 @@ class CpuSnapshot:
     ours_seconds: float
 
 
-def cpu_snapshot(pids: tuple[int, ...]) -> CpuSnapshot:
-    """System-wide busy and steal CPU seconds, and the CPU seconds of ``pids`` with their reaped children."""
+def cpu_snapshot(pids: tuple[int, ...], trees: tuple[int, ...] = ()) -> CpuSnapshot:
+    """System-wide busy and steal CPU seconds, and the CPU seconds of ``pids``, of ``trees`` and of every
+    live descendant of ``trees``, each with its reaped children.
+
+    Live descendants count because a forkserver's workers are its children, not the trial process's: their
+    CPU reaches the forkserver's reaped-children times, never the trial process's, and would otherwise read
+    as another program's load. A descendant reaped between two snapshots moves from its own times to its
+    parent's reaped-children times, so the difference stays what the tree used in between.
+    """
     system = psutil.cpu_times()
     busy = sum(getattr(system, field, 0.0) for field in ("user", "nice", "system", "irq", "softirq"))
-    ours = 0.0
-    for pid in pids:
+    tree: dict[int, psutil.Process] = {}
+    for pid in pids + trees:
         try:
-            times = psutil.Process(pid).cpu_times()
+            root = psutil.Process(pid)
+            descendants = root.children(recursive=True) if pid in trees else []
+        except psutil.Error:
+            continue
+        tree |= {process.pid: process for process in [root, *descendants]}
+    ours = 0.0
+    for process in tree.values():
+        try:
+            times = process.cpu_times()
         except psutil.Error:
             continue
         ours += times.user + times.system + getattr(times, "children_user", 0.0) + getattr(times, "children_system", 0.0)

@@ -29,3 +29,22 @@ def test_a_process_spinning_beside_the_measured_one_is_seen_as_foreign():
         spinner.kill()
         spinner.wait()
     assert load >= 0.5  # one core spinning; the measured process itself slept
+
+
+def test_a_descendant_of_a_measured_tree_is_ours_even_when_another_process_reaps_it():
+    # a forkserver's workers are its children: their CPU never reaches the trial process's reaped times
+    spin = "import time\nend = time.time() + 3\nwhile time.time() < end: pass"
+    server = subprocess.Popen([sys.executable, "-c", f"import subprocess, sys; subprocess.run([sys.executable, '-c', {spin!r}])"])
+    try:
+        time.sleep(0.5)  # let the grandchild start spinning
+        ours = (os.getpid(),)
+        before, began = cpu_snapshot(ours, (server.pid,)), time.monotonic()
+        plain = cpu_snapshot(ours)
+        time.sleep(1.0)
+        wall = time.monotonic() - began
+        as_tree = foreign_cores(before, cpu_snapshot(ours, (server.pid,)), wall)
+        as_pids = foreign_cores(plain, cpu_snapshot(ours), wall)
+    finally:
+        server.kill()
+        server.wait()
+    assert as_pids - as_tree >= 0.5  # the spinning grandchild: foreign only when its tree is not measured

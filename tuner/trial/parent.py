@@ -92,8 +92,8 @@ class TrialProcess:
         """
         if self.process is None or self.process.poll() is not None:
             raise TrialStopped(TrialStatus.FAILED, "the trial process is not running")
-        pids = (os.getpid(), self.process.pid)
-        before, began = cpu_snapshot(pids), time.monotonic()
+        pids, trees = (os.getpid(),), (self.process.pid,)  # not this process's other children: a user's load
+        before, began = cpu_snapshot(pids, trees), time.monotonic()
         self.busy = True
         self.heartbeat.arm(watched=not isinstance(request, Load))  # importing the file is not watched
         write_message(self.process.stdin, request)
@@ -103,7 +103,7 @@ class TrialProcess:
         except EOFError:
             reply = None
         self.busy = False
-        self.last_foreign_cores = foreign_cores(before, cpu_snapshot(pids), time.monotonic() - began)
+        self.last_foreign_cores = foreign_cores(before, cpu_snapshot(pids, trees), time.monotonic() - began)
         if reply is None:
             self._fail(self._death_reason())
         peak = max(peak, tree_pss_bytes(self.process.pid))

@@ -79,3 +79,17 @@ def test_outside_a_trial_process_the_heartbeat_does_nothing(monkeypatch):
     heartbeat.step(1.0)
     heartbeat.watch(False)
     assert value == 42
+
+
+def test_while_unwatched_only_a_batch_call_running_past_the_limit_is_a_stall():
+    shared = heartbeat.Heartbeat.create()
+    shared.arm(watched=False)  # an epoch's first step: the pool may be starting, the graph tracing
+    now = time.monotonic()
+    assert not shared.read().stalled(now + 60, limit=20)  # a long pause with no batch asked for
+    shared.requested(5)  # Keras shuffled the hung batch into the first step
+    assert not shared.read().stalled(time.monotonic() + 10, limit=20)
+    assert shared.read().stalled(time.monotonic() + 30, limit=20)
+    shared.watch(True)
+    shared.returned(5, 0.01)
+    assert not shared.read().stalled(time.monotonic() + 10, limit=20)
+    assert shared.read().stalled(time.monotonic() + 30, limit=20)

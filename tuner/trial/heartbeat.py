@@ -9,11 +9,12 @@ total timeout would. Each field is one aligned 8-byte word, written whole,
 so a reader never sees half of one; writers that race only ever lose a
 beat, never the stall.
 
-While ``watched`` is 0 nothing counts as a stall: importing the user's file
-and building the dataset (bounded by ``--load-timeout``), and the first step
-of every epoch, which waits for the epoch's pool to start (fresh
-interpreters under forkserver or spawn) and, in a ``fit``'s first epoch,
-traces the graph (bounded by the window's total timeout).
+While ``watched`` is 0 a pause without batches is no stall: building the
+model, and the first step of every epoch, which waits for the epoch's pool to
+start (fresh interpreters under forkserver or spawn) and, in a ``fit``'s first
+epoch, traces the graph. One call of the user's batch code running past the
+limit is a stall even then (``Progress.stalled``): Keras shuffles a
+PyDataset's batches, so the first step may wait on a hung batch.
 """
 
 from __future__ import annotations
@@ -47,9 +48,16 @@ class Progress:
 
     last_progress: float
     oldest_in_flight: int
+    oldest_in_flight_since: float  # its start (``time.monotonic()``); 0.0 when nothing is in flight
     returned: int
     slowest_seconds: float
     watched: bool
+
+    def stalled(self, now: float, limit: float) -> bool:
+        """No batch for ``limit`` seconds while watched; while not, one batch call running that long."""
+        if self.watched:
+            return now - self.last_progress > limit
+        return self.oldest_in_flight >= 0 and now - self.oldest_in_flight_since > limit
 
     def where(self) -> str:
         """Which batch the user's code is stuck on, as far as the heartbeat knows: the call in flight the
@@ -117,15 +125,19 @@ class Heartbeat:
             self._set("slowest_seconds", seconds)
 
     def read(self) -> Progress:
-        return Progress(self._get("last_progress"), self._oldest_in_flight(), self._get("returned"),
+        index, since = self._oldest_in_flight()
+        return Progress(self._get("last_progress"), index, since, self._get("returned"),
                         self._get("slowest_seconds"), bool(self._get("watched")))
 
-    def _oldest_in_flight(self) -> int:
-        """The index of the call in flight the longest, skipping calls of processes that are gone (Keras
-        ends a process pool at each epoch's end, whatever its workers were doing)."""
+    def _oldest_in_flight(self) -> tuple[int, float]:
+        """The index and start of the call in flight the longest, skipping calls of processes that are gone
+        (Keras ends a process pool at each epoch's end, whatever its workers were doing); (-1, 0.0): none."""
         calls = (_SLOT.unpack_from(self._map, self._slot_offset(slot)) for slot in range(_SLOTS))
         alive = [(start, index - 1) for index, start, pid in calls if index and _alive(pid)]
-        return min(alive)[1] if alive else -1
+        if not alive:
+            return -1, 0.0
+        since, index = min(alive)
+        return index, since
 
 
 def _alive(pid: int) -> bool:

@@ -127,7 +127,7 @@ class TrialProcess:
                 self._fail(f"timed out after {timeout:.0f} s{self._stuck_at()} (a worker hung or the data code "
                            "is too slow)")
             progress = self.heartbeat.read()
-            if stall_after and progress.watched and time.monotonic() - progress.last_progress > stall_after:
+            if stall_after and progress.stalled(time.monotonic(), stall_after):
                 self._fail(f"timed out: no batch came for {stall_after:.0f} s ({progress.where()})"
                            f"{self._stuck_at()}")
         return peak

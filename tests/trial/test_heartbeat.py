@@ -93,3 +93,37 @@ def test_while_unwatched_only_a_batch_call_running_past_the_limit_is_a_stall():
     shared.returned(5, 0.01)
     assert not shared.read().stalled(time.monotonic() + 10, limit=20)
     assert shared.read().stalled(time.monotonic() + 30, limit=20)
+
+
+def test_a_batch_call_that_raises_is_no_longer_in_flight(monkeypatch):
+    shared = heartbeat.Heartbeat.create()
+    shared.arm(watched=False)
+    monkeypatch.setattr(heartbeat, "_current", shared)
+    stream = iter([1])
+    for _ in range(2):  # a generator's end raises StopIteration inside the call
+        try:
+            with heartbeat.batch(3):
+                next(stream)
+        except StopIteration:
+            pass
+    progress = shared.read()
+    assert (progress.oldest_in_flight, progress.returned) == (-1, 3)
+    assert not progress.stalled(time.monotonic() + 60, limit=30)
+
+
+def test_a_slot_read_while_it_is_written_is_skipped(monkeypatch):
+    shared = heartbeat.Heartbeat.create()
+    shared.arm(watched=False)
+    shared.requested(2)
+    whole = shared._map[:]
+    torn = bytearray(whole)
+    start = heartbeat._WORD * len(heartbeat._FIELDS) + heartbeat._SLOT.size * 2 + 8
+    torn[start:start + 8] = bytes(8)  # the index written, the start not yet
+    reads = iter([bytes(torn), whole])
+
+    class TornMap:
+        def __getitem__(self, key):
+            return next(reads)[key]
+
+    monkeypatch.setattr(shared, "_map", TornMap())
+    assert shared._oldest_in_flight() == (-1, 0.0)

@@ -34,7 +34,8 @@ _FORMATS = {"last_progress": "d", "returned": "q", "slowest_seconds": "d", "watc
 _WORD = 8
 # Calls of the user's batch code in flight, one slot each, chosen by the batch index: a pool runs at
 # most its workers at once, over indices a queue apart, so two calls that share a slot are rare (and then
-# only the message's batch index is lost, never the stall). A slot is (index + 1, start, pid); 0 is free.
+# the earlier one is lost to the heartbeat: its batch index, and its stall while a step is unwatched, which
+# the step's total timeout still bounds). A slot is (index + 1, start, pid); index 0 is free.
 _SLOTS = 256
 _SLOT = struct.Struct("qdq")
 _SIZE = _WORD * len(_FIELDS) + _SLOT.size * _SLOTS
@@ -112,11 +113,15 @@ class Heartbeat:
     def returned(self, index: int, seconds: float) -> None:
         self._set("last_progress", time.monotonic())
         self._set("returned", index)
+        self.ended(index)
+        if seconds > self._get("slowest_seconds"):
+            self._set("slowest_seconds", seconds)
+
+    def ended(self, index: int) -> None:
+        """The call of batch ``index`` is no longer in flight (it returned or raised)."""
         offset = self._slot_offset(index)
         if _SLOT.unpack_from(self._map, offset)[0] == index + 1:
             struct.pack_into("q", self._map, offset, 0)
-        if seconds > self._get("slowest_seconds"):
-            self._set("slowest_seconds", seconds)
 
     def beat(self, seconds: float | None = None) -> None:
         """A model step ended (``seconds``: how long it took, when known)."""
@@ -132,7 +137,9 @@ class Heartbeat:
     def _oldest_in_flight(self) -> tuple[int, float]:
         """The index and start of the call in flight the longest, skipping calls of processes that are gone
         (Keras ends a process pool at each epoch's end, whatever its workers were doing); (-1, 0.0): none."""
-        calls = (_SLOT.unpack_from(self._map, self._slot_offset(slot)) for slot in range(_SLOTS))
+        area = slice(_WORD * len(_FIELDS), _SIZE)
+        first, second = self._map[area], self._map[area]  # a slot that differs was being written: skip it
+        calls = (call for call, again in zip(_SLOT.iter_unpack(first), _SLOT.iter_unpack(second)) if call == again)
         alive = [(start, index - 1) for index, start, pid in calls if index and _alive(pid)]
         if not alive:
             return -1, 0.0
@@ -170,7 +177,11 @@ def batch(index: int) -> Iterator[None]:
         return
     _current.requested(index)
     began = time.monotonic()
-    yield
+    try:
+        yield
+    except BaseException:  # a generator's StopIteration, the user's error: no batch, but no call in flight
+        _current.ended(index)
+        raise
     _current.returned(index, time.monotonic() - began)
 
 

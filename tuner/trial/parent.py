@@ -35,6 +35,7 @@ from tuner.trial.protocol import (FileSource, Load, Loaded, PickledSource, Prepa
                                   read_message, write_message)
 
 POLL_SECONDS = 0.2
+PAUSE_SECONDS = 10.0  # a poll this late: the machine did not run (RunningClock)
 STDERR_LINES_KEPT = 500  # a stack dump of every thread of a big pool fits
 DUMP_WAIT_SECONDS = 0.5
 LOAD_TIMEOUT_SECONDS = 300.0  # importing the file and building the dataset (--load-timeout)
@@ -47,6 +48,23 @@ REAP_SECONDS = 5.0
 # TensorFlow's and absl's C++ log lines ("I0000 00:00:...", "W1202 ...", "WARNING: All log messages before
 # absl::InitializeLog() ..."): never the reason a user needs.
 TF_LOG_LINE = re.compile(r"^\s*([IWEF]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl)")
+
+
+class RunningClock:
+    """``time.monotonic()`` less the pauses seen between calls: a call ``PAUSE_SECONDS`` after the last one
+    means nothing here ran (a virtual machine's host can stop it for minutes while the monotonic clock runs
+    on), so the user's code did not stall, it did not run. Called every ``POLL_SECONDS``."""
+
+    def __init__(self):
+        self.last = time.monotonic()
+        self.paused = 0.0
+
+    def now(self) -> float:
+        now = time.monotonic()
+        if now - self.last > PAUSE_SECONDS:
+            self.paused += now - self.last
+        self.last = now
+        return now - self.paused
 
 
 class TrialProcess:
@@ -114,20 +132,22 @@ class TrialProcess:
         raise TrialStopped(TrialStatus.FAILED, reply.message)
 
     def _wait_for_reply(self, deadline: float, timeout: float, stall_after: float | None) -> int:
-        """Polls until the reply is ready, sampling memory and the heartbeat; returns the peak PSS seen."""
-        peak = 0
+        """Polls until the reply is ready, sampling memory and the heartbeat; returns the peak PSS seen.
+        Both timeouts run on a ``RunningClock``: a pause of the whole machine is no stall."""
+        peak, clock = 0, RunningClock()
         while not select.select([self.process.stdout], [], [], POLL_SECONDS)[0]:
+            now = clock.now()
             peak = max(peak, tree_pss_bytes(self.process.pid))
             if self.process.poll() is not None:
                 self._fail(self._death_reason())
             if self.memory_budget_bytes and peak > self.memory_budget_bytes:
                 self._fail(f"memory {peak / 2**20:,.0f} MiB went over the budget of "
                            f"{self.memory_budget_bytes / 2**20:,.0f} MiB (--max-memory)", TrialStatus.INFEASIBLE)
-            if time.monotonic() > deadline:
+            if now > deadline:
                 self._fail(f"timed out after {timeout:.0f} s{self._stuck_at()} (a worker hung or the data code "
                            "is too slow)")
             progress = self.heartbeat.read()
-            if stall_after and progress.stalled(time.monotonic(), stall_after):
+            if stall_after and progress.stalled(now, stall_after):
                 self._fail(f"timed out: no batch came for {stall_after:.0f} s ({progress.where()})"
                            f"{self._stuck_at()}")
         return peak

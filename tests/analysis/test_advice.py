@@ -143,3 +143,10 @@ def test_under_fork_nothing_is_said_and_a_small_start_cost_is_not_called_a_loss(
     spawned = dataclasses.replace(builders.dataset(), start_cost=cheap)
     trials = (builders.trial(1, LoaderConfig(2, True, 10), 50.0),)
     assert "Under fork" not in advice.start_method_cost(spawned, 2, KERAS_DEFAULTS, 60.0, trials, 200)
+
+
+def test_when_the_defaults_failed_in_the_race_the_claim_names_the_answer_and_claims_no_speed_up():
+    threads = LoaderConfig(2, False, 10)
+    text = advice.claim(threads, threads, None, 100, "")
+    assert "2 threads, queue 10" in text and "without a speed-up claimed" in text and "keep the defaults" not in text
+    assert "keep the defaults" in advice.claim(KERAS_DEFAULTS, threads, None, 100, "")

@@ -106,6 +106,9 @@ def explain(
 def claim(chosen: LoaderConfig, best: LoaderConfig, confirmation: Confirmation | None, epoch_batches: int,
           race_stopped_because: str) -> str:
     """What the race showed about the best setting against the defaults, and how sure that is."""
+    if confirmation is None and chosen != KERAS_DEFAULTS:  # the defaults failed in the race
+        return (f"The defaults could not be timed in the race (see the warnings), so {chosen.label()}, the "
+                "fastest setting that ran there, is recommended without a speed-up claimed over them.")
     if confirmation is None:
         return (f"The best configuration tried ({best.label()}) could not be confirmed against the defaults "
                 "side by side (see the warnings): keep the defaults.")

@@ -94,7 +94,7 @@ def with_knobs(user, config):
 
     knobs = DATALOADER_KNOBS.recorded(config, multiprocessing.get_start_method())
     if hasattr(user, "num_batches"):  # a PyDataset, as the report hands it over: batch i is dataset[i]
-        return DataLoader(user, batch_size=None, **knobs)
+        return DataLoader(user, batch_size=None, shuffle=True, **knobs)
     if not isinstance(user, DataLoader):
         return user.make_dataloader(**knobs)
     batching = {"batch_sampler": user.batch_sampler} if user.batch_sampler is not None else {

@@ -48,7 +48,7 @@ from probes.profiles import DataKind  # noqa: E402
 from tuner import recommend  # noqa: E402
 from tuner.engines import backend as backends  # noqa: E402
 from tuner.engines import registry  # noqa: E402
-from tuner.engines.knobs import KERAS_KNOBS  # noqa: E402
+from tuner.engines.knobs import PYDATASET_IN_DATALOADER_KNOBS  # noqa: E402
 from tuner.results import KERAS_DEFAULTS, LoaderConfig, Recommendation  # noqa: E402
 from tuner.search.space import SearchSpace, rule_of_thumb  # noqa: E402
 
@@ -108,7 +108,7 @@ def grid(answer: Recommendation) -> dict[str, LoaderConfig]:
     pools = [LoaderConfig(workers, processes, queue) for processes in kinds for workers in GRID_WORKERS
              if (workers > 1 or processes) and (forked or not processes or workers <= FRESH_WORKERS_MOST)
              for queue in sorted({10, 2 * workers})]
-    if knobs is not KERAS_KNOBS and space.allow_processes:
+    if knobs is PYDATASET_IN_DATALOADER_KNOBS and space.allow_processes:
         pools += [LoaderConfig(workers, True, 2 * workers, persistent_workers=True) for workers in LOADER_WORKERS]
     configs = [KERAS_DEFAULTS] + pools
     if space.native_threads:

@@ -51,7 +51,7 @@ def render_markdown(r: Recommendation) -> str:
     for title, items in (("Why", r.reasons), ("Warnings", r.warnings)):
         if items:
             lines += ["", f"{title}:", ""] + [f"- {item}" for item in items]
-    lines += ["", "```python", r.code_blocks()[0][1], "```"]
+    lines += ["", "```python", r.code_blocks()[0].code, "```"]
     if p := r.provenance:
         digest = f", sha256 {p.source_sha256[:12]}" if p.source_sha256 else ""
         lines += ["", f"<sub>tune-loader {p.tune_loader_version}, {p.started_utc}, {p.source}{digest}; "

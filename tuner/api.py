@@ -309,7 +309,7 @@ def _race(measurer: TrialMeasurer, facts: Facts, screened: ScreenOutcome, progre
     generator), interleaved, until ``decision`` has nothing left open or ``deadline``."""
     finals = decision.finalists(screened.trials, keep=[KERAS_DEFAULTS])
     timed = {t.config: t for t in screened.trials if t.steady_batches_per_second}
-    tf_data = TF_DATA if facts.dataset.kind in (DataKind.PYDATASET, DataKind.SEQUENCE, DataKind.SEQUENCE_AS_PYDATASET) else None
+    tf_data = TF_DATA if facts.space.knobs.races_tf_data and facts.dataset.kind != DataKind.GENERATOR else None
     others = " and a tf.data pipeline" * bool(tf_data)
     progress.stage(f"Racing {len(finals)} settings ({'; '.join(c.label() for c in finals)}){others}, interleaved, "
                    "until no setting left can beat the leader by more than 3% and the claim is decided")
@@ -367,7 +367,8 @@ def _measured(facts: Facts, evidence: Evidence, limit: Ceiling) -> dict[str, Any
         every_pool_failed=_every_pool_failed(trials),
     )
     start_cost = advice.start_method_cost(facts.dataset, facts.machine.usable_cores, chosen,
-                                          chosen_rate.median if chosen_rate else None, trials, facts.epoch_batches)
+                                          chosen_rate.median if chosen_rate else None, trials, facts.epoch_batches,
+                                          facts.space.knobs.pool_start)
     reasons += (start_cost,) if start_cost else ()
     default_trial = _trial_for(trials, KERAS_DEFAULTS)
     return dict(

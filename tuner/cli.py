@@ -350,13 +350,13 @@ def print_summary(console: Console, r: Recommendation, folder: Path, storage: st
 
 def _print_code(console: Console, r: Recommendation) -> None:
     """The settings as code to paste, for the Keras the data is written for, and tf.data when it won."""
-    for title, code in r.code_blocks():
-        console.print(f"\n{title}:")
-        console.print(code, highlight=False, markup=False, soft_wrap=True)
-        if title == "Moving to Keras 3" and r.keras3:
-            k = r.keras3
-            gain = f", {k.ratio:.2f}x this answer [{k.ratio_low:.2f}, {k.ratio_high:.2f}]" if k.ratio else ""
-            console.print(f"    measured as a PyDataset: {k.config.label()}{gain}", highlight=False, markup=False)
+    for block in r.code_blocks():
+        if not block.brief:
+            continue
+        console.print(f"\n{block.title}:")
+        console.print(block.code, highlight=False, markup=False, soft_wrap=True)
+        if block.after:
+            console.print(f"    {block.after}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _add_row(table: Table, label: str, value: str) -> None:

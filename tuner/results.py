@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from probes.profiles import DataKind, DatasetProfile, MachineProfile, ModelProfile, PoolKind, Spread, TextEnum
+from probes.profiles import DatasetProfile, MachineProfile, ModelProfile, PoolKind, Spread, TextEnum
 from probes.serde import from_dict, to_dict
 from tuner.engines.registry import EngineName
 
 SCHEMA_VERSION = 7
 READABLE_SCHEMA_VERSIONS = (6, 7)  # 6: no knobs, which were always Keras's three
-# A validation PyDataset is a second loader with its own knobs, and tune-loader times training only.
-VALIDATION_NOTE = ("\n# validation_data=...: a validation PyDataset has its own workers, use_multiprocessing and "
-                   "max_queue_size;\n# they were not tuned (Keras's defaults apply unless you set them).")
-
 
 class TrialStatus(TextEnum):
     """How a trial ended: measured, stopped early as clearly losing, crashed or hung, or not allowed."""
@@ -351,108 +346,13 @@ class Recommendation:
             f"; threadpool_limits(limits={self.config.native_threads}) per batch")
         return ", ".join(f"{name}={value!r}" for name, value in self.knob_values().items()) + native
 
-    def code_blocks(self) -> list[tuple[str, str]]:
-        """The answer as code to paste, titled: the user's own API first, then what else was measured."""
-        if self.engine == EngineName.TORCH_DATALOADER:
-            blocks = [("torch DataLoader", self.dataloader_code())]
-        elif self.config.persistent_workers:
-            blocks = [("Your PyDataset in a torch DataLoader", self.dataloader_code())]
-        elif self.legacy:
-            blocks = [("tf-keras", self.tf_keras_code()), ("Moving to Keras 3", self.keras3_code())]
-        else:
-            blocks = [("Keras 3", self.keras3_code())]
-        if self.tf_data_is_faster:
-            blocks.append(("tf.data (measured faster)", self.tf_data_code()))
-        return blocks
+    def code_blocks(self) -> list:
+        """The answer as code to paste (``tuner.engines.snippets.CodeBlock``), as its engine's knob set writes
+        it, then the tf.data pipeline when the race measured it faster."""
+        from tuner.engines import registry, snippets
 
-    def dataloader_code(self) -> str:
-        """The DataLoader line: the user's own, or one that hands the PyDataset's batch i to the workers."""
-        arguments = ", ".join(f"{name}={value!r}" for name, value in self.knob_values().items())
-        if self.engine == EngineName.TORCH_DATALOADER:
-            line = f"loader = DataLoader(dataset, batch_size=..., {arguments})  # your other arguments as now\n"
-        else:
-            line = (f"from torch.utils.data import DataLoader\n\ndataset = {self.dataset.class_name}(...)\n"
-                    f"loader = DataLoader(dataset, batch_size=None, {arguments})  # batch i is dataset[i]\n")
-        return self.native_threads_code() + line + "model.fit(loader, epochs=...)"
-
-    def native_threads_code(self) -> str:
-        """The fourth knob as code: the limit set first thing in every batch, in whichever worker makes it
-        (as tune-loader timed it); "" when the libraries keep their default."""
-        limit = self.config.native_threads
-        if limit is None:
-            return ""
-        if self.dataset.kind == DataKind.GENERATOR:
-            where = (f"def {self.dataset_name}(...):  # your generator\n    while ...:\n"
-                     f"        threadpool_limits(limits={limit})  # before each batch's work\n        yield ...")
-        else:
-            where = (f"class {self.dataset.class_name}(...):  # your dataset, as now\n"
-                     "    def __getitem__(self, index):\n"
-                     f"        threadpool_limits(limits={limit})  # first thing in every batch\n"
-                     "        ...  # your batch code, unchanged")
-        return (f"# BLAS/OpenMP threads per worker: {limit} (pip install threadpoolctl)\n"
-                f"from threadpoolctl import threadpool_limits\n\n{where}\n\n")
-
-    def keras3_code(self) -> str:
-        """The settings in Keras 3; for legacy data, the PyDataset it would become."""
-        return self.native_threads_code() + self._keras3_knobs_code()
-
-    def _keras3_knobs_code(self) -> str:
-        if not self.legacy and self.dataset.takes_knob_arguments is False:
-            c = self.config
-            return (f"dataset = ...  # your {self.dataset.class_name}, built as now\n"
-                    f"dataset.workers = {c.workers}\ndataset.use_multiprocessing = {c.use_multiprocessing}\n"
-                    f"dataset.max_queue_size = {c.max_queue_size}\nmodel.fit(dataset, epochs=...){VALIDATION_NOTE}")
-        if not self.legacy:
-            return (f"dataset = {self.dataset.class_name}(..., {self.config.as_kwargs()})\n"
-                    f"model.fit(dataset, epochs=...){VALIDATION_NOTE}")
-        body = (
-            "        return ...  # your Sequence's __getitem__, unchanged"
-            if self.dataset.kind != DataKind.GENERATOR
-            else "        return ...  # the batch your generator yields as its index-th (no shared iterator state)"
-        )
-        return (
-            "import keras\n\n"
-            "class MyData(keras.utils.PyDataset):\n"
-            "    def __init__(self, ..., **kwargs):\n"
-            "        super().__init__(**kwargs)  # workers, use_multiprocessing, max_queue_size\n"
-            "        ...\n\n"
-            "    def __len__(self):\n"
-            "        return ...  # batches per epoch\n\n"
-            "    def __getitem__(self, index):\n"
-            f"{body}\n\n"
-            f"dataset = MyData(..., {self.config.as_kwargs()})\n"
-            "model.fit(dataset, epochs=...)  # fit() itself no longer takes the three knobs"
-        )
-
-    def tf_keras_code(self) -> str:
-        return self.native_threads_code() + self._tf_keras_knobs_code()
-
-    def _tf_keras_knobs_code(self) -> str:
-        if self.dataset.kind == DataKind.GENERATOR:
-            return (
-                f"model.fit_generator({self.dataset_name}(), steps_per_epoch=..., epochs=..., {self.config.as_kwargs()})\n"
-                f"# or, not deprecated:\nmodel.fit({self.dataset_name}(), steps_per_epoch=..., epochs=..., "
-                f"{self.config.as_kwargs()})"
-            )
-        return (
-            f"model.fit(sequence, epochs=..., {self.config.as_kwargs()})\n"
-            f"# deprecated, forwards to fit:\nmodel.fit_generator(sequence, epochs=..., {self.config.as_kwargs()})"
-        )
-
-    def tf_data_code(self) -> str:
-        dtypes = ", ".join(f"tf.{name}" for name in re.findall(r"(\w+)\[", self.dataset.batch_structure))
-        return (
-            "import tensorflow as tf\n\n"
-            f"dataset = {self.dataset.class_name}(...)\n\n"
-            "def load(index):\n    return dataset[int(index)]\n\n"
-            "pipeline = (\n"
-            "    tf.data.Dataset.range(len(dataset))\n"
-            f"    .map(lambda i: tuple(tf.py_function(load, [i], Tout=[{dtypes}])),\n"
-            "         num_parallel_calls=tf.data.AUTOTUNE)\n"
-            "    .prefetch(tf.data.AUTOTUNE)\n"
-            ")\n"
-            "model.fit(pipeline, epochs=...)"
-        )
+        blocks = registry.knob_set(self.engine, self.backend).code_blocks(self)
+        return blocks + ([snippets.tf_data(self)] if self.tf_data_is_faster else [])
 
     def to_json(self) -> str:
         return json.dumps(to_dict(self), indent=2)

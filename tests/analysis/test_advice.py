@@ -8,6 +8,7 @@ import pytest
 from probes.profiles import StartCost
 from tests import builders
 from tuner.analysis import advice
+from tuner.engines.knobs import DATALOADER_KNOBS, KERAS_KNOBS
 from tuner.results import KERAS_DEFAULTS, Confirmation, LoaderConfig
 from tuner.search import decision
 from tuner.search.race import Interleaved
@@ -127,22 +128,28 @@ def test_under_spawn_the_reasons_give_each_worker_s_start_and_what_fork_would_ga
     spawned = dataclasses.replace(builders.dataset(cpu_fraction=1.0, thread_speedup=0.8), start_cost=SPAWN_COST)
     # 2 processes ran 200-batch epochs at 50 batches/s (4 s), about 2.8 s of it starting the two workers
     trials = (builders.trial(0, KERAS_DEFAULTS, 60.0), builders.trial(1, LoaderConfig(2, True, 10), 50.0))
-    text = advice.start_method_cost(spawned, 2, KERAS_DEFAULTS, 60.0, trials, 200)
+    text = advice.start_method_cost(spawned, 2, KERAS_DEFAULTS, 60.0, trials, 200, KERAS_KNOBS.pool_start)
     assert "start by spawn" in text and "each costs 2.74 s beyond a forked one" in text
     assert "3.0 MiB" in text and "importing your module, in 0.40 s" in text
     # fork: a 4 s epoch less 0.29 + 2.0 (interpreter and Keras, both workers at once on two cores), less
     # 2 x 0.05 pickling and 0.4 importing: 1.21 s, 165 batches/s against the answer's 60
     assert "Under fork, 2 processes, queue 10 would run about 2.75x the answer" in text
-    assert "persistent_workers=True" in text
+    assert "Keras starts fresh workers" in text and "importing Keras 2.00 s" in text
+    assert "a torch DataLoader with persistent_workers=True" in text and "set_start_method('fork')" in text
+    # the same cost as a DataLoader's: its engine names who starts the workers and its own fixes
+    loader = advice.start_method_cost(spawned, 2, KERAS_DEFAULTS, 60.0, trials, 200, DATALOADER_KNOBS.pool_start)
+    assert "a DataLoader without persistent_workers starts fresh workers" in loader
+    assert "importing Keras" not in loader and "multiprocessing_context='fork'" in loader
 
 
 def test_under_fork_nothing_is_said_and_a_small_start_cost_is_not_called_a_loss():
-    assert advice.start_method_cost(builders.dataset(), 2, KERAS_DEFAULTS, 60.0, (), 200) is None
+    assert advice.start_method_cost(builders.dataset(), 2, KERAS_DEFAULTS, 60.0, (), 200, KERAS_KNOBS.pool_start) is None
     cheap = dataclasses.replace(SPAWN_COST, keras_seconds=0.0, worker_seconds=0.02, import_seconds=0.0,
                                 pickle_seconds=0.0)
     spawned = dataclasses.replace(builders.dataset(), start_cost=cheap)
     trials = (builders.trial(1, LoaderConfig(2, True, 10), 50.0),)
-    assert "Under fork" not in advice.start_method_cost(spawned, 2, KERAS_DEFAULTS, 60.0, trials, 200)
+    assert "Under fork" not in advice.start_method_cost(spawned, 2, KERAS_DEFAULTS, 60.0, trials, 200,
+                                                        KERAS_KNOBS.pool_start)
 
 
 def test_when_the_defaults_failed_in_the_race_the_claim_names_the_answer_and_claims_no_speed_up():

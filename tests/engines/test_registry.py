@@ -86,10 +86,10 @@ def test_a_dataloader_answer_records_its_knobs_and_hands_over_a_dataloader_line(
     answer = dataclasses.replace(answer, knobs=knobs.DATALOADER_KNOBS.recorded(best, "forkserver"))
     assert answer.settings_text() == ("num_workers=2, prefetch_factor=2, persistent_workers=True, "
                                       "multiprocessing_context='forkserver'")
-    (title, code), *_ = answer.code_blocks()
-    assert title == "torch DataLoader"
+    block, *_ = answer.code_blocks()
+    assert block.title == "torch DataLoader"
     assert ("DataLoader(dataset, batch_size=..., num_workers=2, prefetch_factor=2, persistent_workers=True, "
-            "multiprocessing_context='forkserver')") in code
+            "multiprocessing_context='forkserver')") in block.code
     assert Recommendation.from_json(answer.to_json()) == answer
 
 
@@ -128,10 +128,10 @@ def test_a_pydataset_under_torch_also_offers_persistent_dataloader_pools_and_rec
 
 def test_a_pydataset_answered_with_persistent_workers_hands_over_the_dataloader_that_wraps_it():
     best = LoaderConfig(2, True, 4, persistent_workers=True)
-    answer = dataclasses.replace(builders.recommendation(best=best),
+    answer = dataclasses.replace(builders.recommendation(best=best), backend="torch",
                                  knobs=knobs.PYDATASET_IN_DATALOADER_KNOBS.recorded(best, "forkserver"))
-    (title, code), *_ = answer.code_blocks()
-    assert title == "Your PyDataset in a torch DataLoader"
-    assert "dataset = ShardDataset(...)" in code
-    assert ("DataLoader(dataset, batch_size=None, num_workers=2, prefetch_factor=2, persistent_workers=True, "
-            "multiprocessing_context='forkserver')") in code
+    block, *_ = answer.code_blocks()
+    assert block.title == "Your PyDataset in a torch DataLoader"
+    assert "dataset = ShardDataset(...)" in block.code
+    assert ("DataLoader(dataset, batch_size=None, shuffle=True, num_workers=2, prefetch_factor=2, persistent_workers=True, "
+            "multiprocessing_context='forkserver')") in block.code

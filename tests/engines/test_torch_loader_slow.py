@@ -84,7 +84,7 @@ def test_a_pydataset_under_torch_is_also_timed_in_a_dataloader_whose_workers_per
     assert persistent and all(t["status"] == "ok" and t["config"]["use_multiprocessing"] for t in persistent)
     if data["config"]["persistent_workers"]:
         assert data["knobs"]["persistent_workers"] and data["knobs"]["multiprocessing_context"] == "forkserver"
-        assert "DataLoader(dataset, batch_size=None, num_workers=" in result.stdout
+        assert "DataLoader(dataset, batch_size=None, shuffle=True, num_workers=" in result.stdout
     else:
         assert set(data["knobs"]) == {"workers", "use_multiprocessing", "max_queue_size"}
     assert left_after(tag) == []

@@ -87,7 +87,7 @@ def test_a_legacy_generator_report_leads_with_tf_keras_and_shows_the_keras3_rewr
     recommendation = builders.recommendation(engine="tf-keras", kind="generator", class_name="csv_batches")
     write_reports(recommendation, tmp_path)
     html = (tmp_path / "report.html").read_text()
-    assert html.index("tf-keras (Keras 2)") < html.index('id="migration"')
+    assert html.index("<strong>tf-keras</strong> (Keras 2), tuned under it") < html.index('id="migration"')
     assert "model.fit_generator(make_dataset(), steps_per_epoch=..." in html
     assert "class MyData(keras.utils.PyDataset)" in html and "must become a PyDataset" in html
     assert 'id="duplicated"' not in html
@@ -187,10 +187,10 @@ def test_a_dataset_whose_constructor_cannot_take_the_knobs_gets_code_that_runs_a
     from tuner.search.space import SearchSpace
 
     stiff = builders.recommendation(takes_knob_arguments=False)
-    code = stiff.keras3_code()
+    code = stiff.code_blocks()[0].code
     assert "ShardDataset(" not in code
     assert "dataset.workers = 8\ndataset.use_multiprocessing = False\ndataset.max_queue_size = 16" in code
-    assert "ShardDataset(..., workers=8" in builders.recommendation().keras3_code()
+    assert "ShardDataset(..., workers=8" in builders.recommendation().code_blocks()[0].code
     warnings = advice.warn(chosen=stiff.config, chosen_trial=None, trials=(), dataset=stiff.dataset,
                            memory_budget_bytes=None, space=SearchSpace(8, True))
     assert warnings[0].startswith("ShardDataset.__init__ takes neither the three knobs nor **kwargs")

@@ -69,11 +69,11 @@ def test_the_model_predicts_pools_at_the_default_threads_no_faster_than_the_core
 
 def test_the_answer_hands_over_the_line_to_paste_where_the_batch_is_made():
     r = builders.recommendation(best=LoaderConfig(2, True, 10, native_threads=1))
-    code = r.keras3_code()
+    code = r.code_blocks()[0].code
     assert "from threadpoolctl import threadpool_limits" in code
     assert "    def __getitem__(self, index):\n        threadpool_limits(limits=1)" in code
     assert "workers=2, use_multiprocessing=True, max_queue_size=10" in code
-    assert "threadpool_limits" not in builders.recommendation().keras3_code()
+    assert "threadpool_limits" not in builders.recommendation().code_blocks()[0].code
     column = trials_frame(r)["native_threads"]
     assert str(column.dtype) == "Int64"
 

@@ -3,6 +3,7 @@ import dataclasses
 import optuna
 
 from tests import builders
+from tuner.engines.knobs import DATALOADER_KNOBS, KERAS_KNOBS
 from tuner.results import KERAS_DEFAULTS, LoaderConfig
 from tuner.search.candidates import candidates
 from tuner.search.space import SearchSpace, rule_of_thumb
@@ -66,3 +67,12 @@ def test_under_spawn_a_generator_gets_no_processes_and_an_unpicklable_dataset_is
     locked = builders.dataset(picklable=False, pickle_error="cannot pickle '_thread.lock' object")
     space = SearchSpace.for_profiles(spawn, locked)
     assert not space.allow_processes and "under spawn every worker is sent it by pickle" in space.processes_excluded
+
+
+def test_under_fork_an_unpicklable_dataset_runs_in_dataloader_workers_but_not_in_keras_s_pool():
+    locked = builders.dataset(picklable=False, pickle_error="cannot pickle '_thread.lock' object")
+    fork = dataclasses.replace(builders.machine(), start_method="fork")
+    assert SearchSpace.for_profiles(fork, locked, knobs=DATALOADER_KNOBS).allow_processes  # forked workers inherit it
+    assert not SearchSpace.for_profiles(fork, locked, knobs=KERAS_KNOBS).allow_processes  # Keras pickles it
+    forkserver = dataclasses.replace(fork, start_method="forkserver")
+    assert not SearchSpace.for_profiles(forkserver, locked, knobs=DATALOADER_KNOBS).allow_processes

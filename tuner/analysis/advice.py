@@ -10,6 +10,7 @@ from probes.profiles import DataKind, DatasetProfile, ModelProfile, PoolKind
 from probes.stats import outlier_mask, summarize
 from tuner.analysis.predict import start_cost_seconds
 from tuner.engines.backend import inline_uses_tf_data
+from tuner.engines.knobs import PoolStart
 from tuner.results import (KERAS_DEFAULTS, Ceiling, Confirmation, EngineComparison, EngineName, LoaderConfig,
                            RaceLoad, TrialResult, TrialStatus, completed)
 from tuner.search import decision
@@ -211,17 +212,16 @@ def native_threads_text(dataset: DatasetProfile, chosen: LoaderConfig) -> str | 
 
 
 def start_method_cost(dataset: DatasetProfile, usable_cores: int, chosen: LoaderConfig, chosen_rate: float | None,
-                      trials: tuple[TrialResult, ...], epoch_batches: int) -> str | None:
+                      trials: tuple[TrialResult, ...], epoch_batches: int, start: PoolStart) -> str | None:
     """Under forkserver or spawn: what each process worker costs every epoch (``StartCost``) and, when the
-    fastest process pool measured would beat the answer under fork, by about how much and the fixes. The
-    fork figure is an estimate: that pool's measured epochs less the start cost the probe measured."""
+    fastest process pool measured would beat the answer under fork, by about how much and the fixes
+    (``start``: the engine's, ``KnobSet.pool_start``). The fork figure is an estimate: that pool's measured
+    epochs less the start cost the probe measured."""
     cost = dataset.start_cost
     if cost is None:
         return None
-    loader = dataset.kind == DataKind.DATALOADER  # its workers import no Keras, and can outlive an epoch
-    who = "a DataLoader without persistent_workers starts" if loader else "Keras starts"
-    keras = "" if loader else f", importing Keras {cost.keras_seconds:.2f} s"
-    text = (f"Process pools start by {cost.method} here, as in your training (--start-method): {who} fresh "
+    keras = f", importing Keras {cost.keras_seconds:.2f} s" if start.imports_keras else ""
+    text = (f"Process pools start by {cost.method} here, as in your training (--start-method): {start.starter} fresh "
             f"workers every epoch, and each costs {cost.per_worker_seconds:.2f} s beyond a forked one (a fresh "
             f"interpreter {cost.interpreter_seconds:.2f} s{keras}; your dataset "
             f"pickled in {cost.pickle_seconds:.2f} s, {cost.pickle_bytes / 2**20:.1f} MiB, and unpickled in the "
@@ -239,10 +239,7 @@ def start_method_cost(dataset: DatasetProfile, usable_cores: int, chosen: Loader
         return text
     return text + (f" Under fork, {fastest.config.label()} would run about {under_fork / chosen_rate:.2f}x the answer "
                    "(an estimate: its measured epochs less that start cost). Fixes: fewer, longer epochs (each pays "
-                   "the start once); " + ("persistent_workers=True" if loader else "a torch DataLoader with "
-                   "persistent_workers=True") + ", which keeps the workers across epochs; or "
-                   + ("multiprocessing_context='fork'" if loader else "multiprocessing.set_start_method('fork') "
-                      "before training") + ", where your platform and libraries allow it.")
+                   f"the start once); {start.fixes}, where your platform and libraries allow it.")
 
 
 def data_nature(dataset: DatasetProfile, threads_measured: tuple[LoaderConfig, float] | None = None) -> str:

@@ -108,9 +108,12 @@ class Keras3Engine:
     def batch(self, dataset: keras.utils.PyDataset, index: int):
         return dataset[index]
 
-    def fit_epochs(self, model: keras.Model, data, epochs: int = 1, drain: int | None = None) -> WindowTiming:
+    def fit_epochs(self, model: keras.Model, data, epochs: int = 1, drain: int | None = None,
+                   shuffle: bool = True) -> WindowTiming:
+        """``shuffle`` as the user's fit has it: on for a PyDataset (fit's default, which orders its batches),
+        off for a DataLoader, whose own sampler orders them and for which fit only warns that it ignores it."""
         clock = _EpochClock(drain)
-        model.fit(data, epochs=epochs, verbose=0, callbacks=[clock])
+        model.fit(data, epochs=epochs, verbose=0, callbacks=[clock], shuffle=shuffle)
         return clock.timing()
 
     def run_window(self, model: keras.Model, dataset, config: LoaderConfig, batches: int, offset: int,
@@ -128,7 +131,7 @@ class Keras3Engine:
         loader = PyDatasetSource(dataset).loader(config, batches, offset)
         try:
             with common.native_threads_restored():
-                return self.fit_epochs(model, loader, epochs, drain_batches(config))
+                return self.fit_epochs(model, loader, epochs, drain_batches(config), shuffle=False)
         finally:
             shut_down(loader)
 

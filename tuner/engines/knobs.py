@@ -11,16 +11,32 @@ parameters and the code the report prints. Nothing here imports a framework.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from probes.profiles import PoolKind
+from tuner.engines import snippets
+from tuner.engines.snippets import CodeBlock
 from tuner.results import KERAS_DEFAULTS, LoaderConfig
+
+if TYPE_CHECKING:
+    from tuner.results import Recommendation
 
 KnobValue = int | bool | str | None
 # Keras's default 10 among them, so a guess that ties with the rule of thumb is the same setting.
 QUEUE_SIZES = (1, 2, 4, 8, 10, 16, 32, 64)
 MAX_QUEUE = QUEUE_SIZES[-1]
 DEFAULT_QUEUE = KERAS_DEFAULTS.max_queue_size
+
+
+@dataclass(frozen=True)
+class PoolStart:
+    """How an engine's process pool starts under forkserver or spawn, for the reasons: who starts the
+    workers (``starter``, a sentence's subject), whether each imports Keras, and the fixes to name when
+    that start cost loses to fork."""
+
+    starter: str
+    imports_keras: bool
+    fixes: str
 
 
 @dataclass(frozen=True)
@@ -51,6 +67,11 @@ class KerasKnobs:
         Knob("max_queue_size", int, 10, "batches asked for ahead of the model"),
     )
     pool_kinds: tuple[PoolKind, ...] = (PoolKind.THREADS, PoolKind.PROCESSES)
+    races_tf_data: bool = True  # batch i on demand, so the same code can run in a tf.data pipeline
+    forked_workers_inherit_data: bool = False  # Keras's forked pool is handed the dataset by pickle
+    pool_start: PoolStart = PoolStart(
+        "Keras starts", True, "a torch DataLoader with persistent_workers=True, which keeps the workers across "
+        "epochs; or multiprocessing.set_start_method('fork') before training")
 
     def values(self, config: LoaderConfig) -> dict[str, KnobValue]:
         return {"workers": config.workers, "use_multiprocessing": config.use_multiprocessing,
@@ -90,6 +111,19 @@ class KerasKnobs:
         """What people usually guess: one worker per core, processes if the code holds the GIL."""
         return LoaderConfig(workers=cores, use_multiprocessing=processes, max_queue_size=DEFAULT_QUEUE)
 
+    def code_blocks(self, answer: Recommendation) -> list[CodeBlock]:
+        """The PyDataset's constructor arguments, and in the report the same knobs for tf-keras readers."""
+        return [snippets.keras3(answer), snippets.tf_keras(answer, tuned_under=False)]
+
+
+@dataclass(frozen=True)
+class TfKerasKnobs(KerasKnobs):
+    """Keras's three knobs as tf-keras's ``fit`` takes them, for a Sequence or a plain generator."""
+
+    def code_blocks(self, answer: Recommendation) -> list[CodeBlock]:
+        """``fit`` arguments, and the Keras 3 PyDataset the data would become."""
+        return [snippets.tf_keras(answer, tuned_under=True), snippets.moving_to_keras3(answer)]
+
 
 @dataclass(frozen=True)
 class DataLoaderKnobs:
@@ -108,6 +142,11 @@ class DataLoaderKnobs:
     )
     pool_kinds: tuple[PoolKind, ...] = (PoolKind.PROCESSES,)
     prefetch_factors: tuple[int, ...] = (2, 4)
+    races_tf_data: bool = False  # its batches come from its own sampler and collate_fn
+    forked_workers_inherit_data: bool = True  # a forked DataLoader worker is not sent its dataset
+    pool_start: PoolStart = PoolStart(
+        "a DataLoader without persistent_workers starts", False,
+        "persistent_workers=True, which keeps the workers across epochs; or multiprocessing_context='fork'")
 
     def values(self, config: LoaderConfig) -> dict[str, KnobValue]:
         if not config.parallel:
@@ -155,6 +194,9 @@ class DataLoaderKnobs:
         """What DataLoader users usually write: a worker per core, torch's prefetch, workers not kept."""
         return LoaderConfig(cores, True, 2 * cores)
 
+    def code_blocks(self, answer: Recommendation) -> list[CodeBlock]:
+        return [snippets.dataloader(answer, user_loader=True)]
+
 
 @dataclass(frozen=True)
 class PyDatasetInDataLoaderKnobs(KerasKnobs):
@@ -197,8 +239,15 @@ class PyDatasetInDataLoaderKnobs(KerasKnobs):
         persistent = trial.suggest_categorical("persistent_workers", [False, True])
         return self.config_of(self.values(config) | {"persistent_workers": persistent})
 
+    def code_blocks(self, answer: Recommendation) -> list[CodeBlock]:
+        """A persistent pool as the DataLoader that wraps the PyDataset, else Keras's three."""
+        if answer.config.persistent_workers:
+            return [snippets.dataloader(answer, user_loader=False)]
+        return super().code_blocks(answer)
+
 
 KERAS_KNOBS = KerasKnobs()
+TF_KERAS_KNOBS = TfKerasKnobs()
 DATALOADER_KNOBS = DataLoaderKnobs()
 PYDATASET_IN_DATALOADER_KNOBS = PyDatasetInDataLoaderKnobs()
 KnobSet = KerasKnobs | DataLoaderKnobs

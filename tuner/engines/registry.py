@@ -29,7 +29,7 @@ class EngineEntry:
 ENGINES = (
     EngineEntry("keras3", "KERAS3", "tuner.engines.keras3", "Keras3Engine", "KERAS_KNOBS", "pip install keras",
                 (("torch", "PYDATASET_IN_DATALOADER_KNOBS"),)),
-    EngineEntry("tf-keras", "TF_KERAS", "tuner.engines.tf_keras", "TfKerasEngine", "KERAS_KNOBS",
+    EngineEntry("tf-keras", "TF_KERAS", "tuner.engines.tf_keras", "TfKerasEngine", "TF_KERAS_KNOBS",
                 "pip install 'tune-loader[legacy]' (or pip install tf-keras matching your TensorFlow)"),
     EngineEntry("torch-dataloader", "TORCH_DATALOADER", "tuner.engines.torch_loader", "TorchLoaderEngine",
                 "DATALOADER_KNOBS", "pip install 'tune-loader[torch]' (or pip install torch)"),

@@ -49,7 +49,7 @@ class TorchLoaderEngine(Keras3Engine):
         loader = dataset.loader(config, batches, offset)
         try:
             with common.native_threads_restored():
-                return self.fit_epochs(model, loader, epochs, drain_batches(config))
+                return self.fit_epochs(model, loader, epochs, drain_batches(config), shuffle=False)
         finally:
             shut_down(loader)
 
@@ -64,7 +64,7 @@ class TorchLoaderEngine(Keras3Engine):
         loader = loader_for(Repeated(batch, batches), config)
         cpu_start = time.process_time()
         try:
-            model.fit(loader, epochs=1, verbose=0, callbacks=[clock])
+            model.fit(loader, epochs=1, verbose=0, callbacks=[clock], shuffle=False)
         finally:
             shut_down(loader)
         after_epoch = time.perf_counter() - clock.end

@@ -66,8 +66,7 @@ class SearchSpace:
             allow = allow_duplicated_data
             excluded = "" if allow else DUPLICATED_DATA + " (pass --allow-duplicated-data to try them anyway)"
         else:
-            # A forked DataLoader worker inherits its dataset; Keras's forked pool is handed it by pickle.
-            allow = dataset.picklable or (dataset.kind == DataKind.DATALOADER and machine.start_method == "fork")
+            allow = dataset.picklable or (knobs.forked_workers_inherit_data and machine.start_method == "fork")
             excluded = "" if allow else (
                 f"pickling {dataset.class_name} failed ({dataset.pickle_error}). Make it picklable (no open files, "
                 "locks or lambdas as attributes) to let tune-loader try processes"

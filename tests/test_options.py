@@ -26,3 +26,12 @@ def test_the_cli_s_flags_become_the_options():
     options = options_of(args)
     assert (options.start_method, options.window_timeout, options.trials) == ("spawn", 20.0, Options.default("trials"))
     assert options_of(build_parser().parse_args(["my_gen.py"])).start_method is None
+
+
+def test_the_time_budget_counts_from_the_start_so_slow_probes_shorten_the_search_but_never_below_half():
+    from tuner.api import search_seconds
+
+    assert Options().time_budget == 50.0
+    assert search_seconds(50.0, 7.0) == 43.0  # start-up and probes under fork
+    assert search_seconds(50.0, 18.0) == 32.0  # under forkserver: fresh interpreters
+    assert search_seconds(50.0, 40.0) == 25.0  # a slow model's probes: the search keeps half

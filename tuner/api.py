@@ -58,6 +58,7 @@ MODELLED_FIXED_SECONDS = 1.0
 FIT_OVERHEAD_SECONDS = 0.3  # what a fit call costs beyond its epochs (the iterator, Keras's first batches)
 TF_DATA = LoaderConfig.tf_data()
 MIN_WINDOW_TIMEOUT_SECONDS = 30.0
+MIN_SEARCH_SHARE = 0.5  # of --time-budget, for the screen and the race however long the probes took
 
 
 class Progress(Protocol):
@@ -200,8 +201,8 @@ def recommend(dataset: Any, model: Any = None, options: Options | None = None, *
         if options.quick:
             return assemble(facts, None)
         configure_measurer(measurer, facts, options.window_timeout)
-        settings = _study_settings(facts, options)
-        deadline = time.monotonic() + options.time_budget  # the screen and the race share the time budget
+        settings = _study_settings(facts, options, search_seconds(options.time_budget, time.monotonic() - started))
+        deadline = time.monotonic() + settings.time_budget_seconds  # the screen and the race share it
         screened = _screen(measurer, facts, settings, options.trials, progress)
         race = _race(measurer, facts, screened, progress, deadline)
     finally:
@@ -244,7 +245,7 @@ def _probe(measurer: TrialMeasurer, machine: MachineProfile, budget: int, starte
     loaded = measurer.loaded
     space = SearchSpace.for_profiles(machine, dataset, allow_duplicated_data=options.allow_duplicated_data,
                                      backend=loaded.backend, search_native_threads=options.native_threads,
-                                     knobs=registry.knob_set(loaded.engine, loaded.backend))
+                                     knobs=registry.knob_set(loaded.engine, loaded.backend), model=model)
     return Facts(machine, dataset, model, loaded.dataset_name, loaded.class_name, loaded.engine, space, budget, started,
                  provenance, loaded.backend, tuple(filter(None, [backend_mismatch(asked, loaded.backend, loaded.engine)])))
 
@@ -272,11 +273,18 @@ def configure_measurer(measurer: TrialMeasurer, facts: Facts, window_timeout: fl
                                (lambda batches: max(MIN_WINDOW_TIMEOUT_SECONDS, 10 * batches * per_batch)))
 
 
-def _study_settings(facts: Facts, options: Options) -> StudySettings:
+def search_seconds(time_budget: float, spent: float) -> float:
+    """What the screen and the race may take: the time budget counts from the start of the tune, so what
+    start-up and the probes ``spent`` comes off it (under forkserver or spawn they start fresh interpreters),
+    but never more than ``1 - MIN_SEARCH_SHARE`` of it."""
+    return max(MIN_SEARCH_SHARE * time_budget, time_budget - spent)
+
+
+def _study_settings(facts: Facts, options: Options, search_budget: float) -> StudySettings:
     source = Path(facts.provenance.source).stem if facts.provenance.source_sha256 else "object"
     name = options.study_name or default_study_name(source, facts.dataset_name, facts.class_name, facts.machine)
     storage = options.storage(name) if callable(options.storage) else options.storage
-    return StudySettings(epoch_batches=facts.epoch_batches, time_budget_seconds=options.time_budget,
+    return StudySettings(epoch_batches=facts.epoch_batches, time_budget_seconds=search_budget,
                          storage=storage, study_name=name, race_fit_seconds=facts.race_fit_seconds)
 
 
@@ -285,8 +293,8 @@ def _screen(measurer: TrialMeasurer, facts: Facts, settings: StudySettings, tria
     """One cheap window of each candidate of the broad grid (``candidates``), the model's favourites first."""
     todo = candidates(facts.space, rule_of_thumb(facts.machine, facts.dataset, facts.space.knobs), facts.predicted,
                       trials)
-    progress.stage(f"Screening {len(todo)} settings, one short epoch each (time budget {settings.time_budget_seconds:.0f} s "
-                   "for the screen and the race)")
+    progress.stage(f"Screening {len(todo)} settings, one short epoch each ({settings.time_budget_seconds:.0f} s of the "
+                   "time budget left for the screen and the race)")
     progress.searching(len(todo), settings.time_budget_seconds)
     measured: list[TrialResult] = []
 

@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     trials, budget, load = (Options.default(name) for name in ("trials", "time_budget", "load_timeout"))
     parser.add_argument("--trials", type=int, default=trials, help=f"most settings to screen (default {trials})")
     parser.add_argument("--time-budget", type=float, default=budget, metavar="SECONDS",
-                        help=f"time for the screen and the race together, after the probes (default {budget:g})")
+                        help=f"time for the whole tune, start-up and probes included; the screen and the race "
+                             f"get what those leave, at least half (default {budget:g})")
     parser.add_argument("--max-memory", type=parse_size, metavar="SIZE",
                         help="memory budget for the process tree, e.g. 4G (default: half the available RAM)")
     parser.add_argument("--trial-timeout", type=float, metavar="SECONDS",

@@ -19,7 +19,9 @@ class Options:
     """How to tune; each field names its CLI flag.
 
     ``trials`` caps the settings screened (``--trials``); ``time_budget``
-    (seconds, ``--time-budget``) bounds the screen and the race together;
+    (seconds, ``--time-budget``) bounds the whole tune, from its start to
+    the answer: the screen and the race get what start-up and the probes
+    leave of it, never under half (``api.search_seconds``);
     ``max_memory`` (bytes, default half the available RAM) makes settings
     above it infeasible. ``window_timeout`` (``--trial-timeout``) stops a
     timed epoch that runs longer, and a step that waits that long for its
@@ -44,7 +46,7 @@ class Options:
     dataset_name: str | None = None
     model_name: str | None = None
     trials: int = 24
-    time_budget: float = 45.0
+    time_budget: float = 50.0
     max_memory: int | None = None
     window_timeout: float | None = None
     load_timeout: float = 300.0

@@ -76,3 +76,23 @@ def test_under_fork_an_unpicklable_dataset_runs_in_dataloader_workers_but_not_in
     assert not SearchSpace.for_profiles(fork, locked, knobs=KERAS_KNOBS).allow_processes  # Keras pickles it
     forkserver = dataclasses.replace(fork, start_method="forkserver")
     assert not SearchSpace.for_profiles(forkserver, locked, knobs=DATALOADER_KNOBS).allow_processes
+
+
+def test_fresh_process_pools_are_not_searched_when_a_worker_s_start_outweighs_a_whole_inline_epoch():
+    from probes.profiles import StartCost
+
+    forkserver = dataclasses.replace(builders.machine(), start_method="forkserver")
+    # 200 batches of 20 ms data and a 2 ms step: an inline epoch of about 4.4 s
+    def started(keras_seconds):
+        cost = StartCost("forkserver", worker_seconds=0.9, fork_worker_seconds=0.03, keras_seconds=keras_seconds,
+                         pickle_seconds=0.0, pickle_bytes=100, import_seconds=0.0)
+        return dataclasses.replace(builders.dataset(), start_cost=cost)
+
+    slow = SearchSpace.for_profiles(forkserver, started(9.0), model=builders.model())  # 9.87 s > 2 x 4.4 s
+    assert not slow.allow_processes
+    assert "takes 9.9 s to start, at every epoch" in slow.processes_excluded
+    assert "about 4.40 s for 200 batches" in slow.processes_excluded and "persistent_workers=True" in slow.processes_excluded
+    assert SearchSpace.for_profiles(forkserver, started(4.0), model=builders.model()).allow_processes  # 4.87 s
+    # a DataLoader's persistent workers start once per fit, and without the model nothing is ruled out
+    assert SearchSpace.for_profiles(forkserver, started(9.0), model=builders.model(), knobs=DATALOADER_KNOBS).allow_processes
+    assert SearchSpace.for_profiles(forkserver, started(9.0)).allow_processes

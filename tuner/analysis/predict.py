@@ -38,6 +38,9 @@ from probes.profiles import DataKind, DatasetProfile, MachineProfile, ModelProfi
 from tuner.results import Ceiling, LoaderConfig, TrialResult, completed
 
 SWITCH_INTERVAL_SECONDS = sys.getswitchinterval()
+# A fresh process worker whose start alone takes more than this many whole inline epochs rules out pools
+# that start at every epoch: a margin over the probes' estimate of an inline epoch.
+START_OUTWEIGHS_EPOCHS = 2.0
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,23 @@ def start_cost_seconds(cost: StartCost | None, workers: int, usable_cores: int) 
     if cost is None:
         return 0.0
     return workers * cost.pickle_seconds + math.ceil(workers / usable_cores) * cost.import_seconds
+
+
+def inline_epoch_seconds(dataset: DatasetProfile, model: ModelProfile) -> float | None:
+    """An epoch made inline as the probes see it, every batch made and then trained on (an upper bound:
+    under TensorFlow inline overlaps one batch); None for data without an epoch length."""
+    if not dataset.batches_per_epoch:
+        return None
+    return dataset.batches_per_epoch * (dataset.wall_seconds.median + model.step_seconds.median)
+
+
+def start_outweighs_epoch(dataset: DatasetProfile, model: ModelProfile) -> bool:
+    """Whether one fresh worker's start (``StartCost.per_worker_seconds``) takes more than
+    ``START_OUTWEIGHS_EPOCHS`` whole inline epochs. A pool started at every epoch then loses to inline
+    however fast its workers make batches, since no batch arrives before a worker has started."""
+    epoch = inline_epoch_seconds(dataset, model)
+    cost = dataset.start_cost
+    return bool(cost and not cost.error and epoch and cost.per_worker_seconds > START_OUTWEIGHS_EPOCHS * epoch)
 
 
 def predict(

@@ -68,6 +68,7 @@ class KerasKnobs:
     )
     pool_kinds: tuple[PoolKind, ...] = (PoolKind.THREADS, PoolKind.PROCESSES)
     races_tf_data: bool = True  # batch i on demand, so the same code can run in a tf.data pipeline
+    persistent_pools: bool = False  # Keras builds its pool at every epoch start
     forked_workers_inherit_data: bool = False  # Keras's forked pool is handed the dataset by pickle
     pool_start: PoolStart = PoolStart(
         "Keras starts", True, "a torch DataLoader with persistent_workers=True, which keeps the workers across "
@@ -143,6 +144,7 @@ class DataLoaderKnobs:
     pool_kinds: tuple[PoolKind, ...] = (PoolKind.PROCESSES,)
     prefetch_factors: tuple[int, ...] = (2, 4)
     races_tf_data: bool = False  # its batches come from its own sampler and collate_fn
+    persistent_pools: bool = True  # persistent_workers: a pool that starts once per fit
     forked_workers_inherit_data: bool = True  # a forked DataLoader worker is not sent its dataset
     pool_start: PoolStart = PoolStart(
         "a DataLoader without persistent_workers starts", False,
@@ -207,6 +209,7 @@ class PyDatasetInDataLoaderKnobs(KerasKnobs):
 
     knobs: tuple[Knob, ...] = KerasKnobs.knobs + (
         Knob("persistent_workers", bool, False, "the PyDataset in a torch DataLoader whose workers outlive an epoch"),)
+    persistent_pools: bool = True
 
     def values(self, config: LoaderConfig) -> dict[str, KnobValue]:
         if not config.persistent_workers:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from probes.profiles import DataKind, DatasetProfile, MachineProfile, PoolKind
+from probes.profiles import DataKind, DatasetProfile, MachineProfile, ModelProfile, PoolKind
+from tuner.analysis.predict import START_OUTWEIGHS_EPOCHS, inline_epoch_seconds, start_outweighs_epoch
 from tuner.engines import backend as backend_rules
 from tuner.engines.knobs import KERAS_KNOBS, MAX_QUEUE, KnobSet, optuna_params
 from tuner.results import LoaderConfig
@@ -41,7 +42,8 @@ class SearchSpace:
     @classmethod
     def for_profiles(cls, machine: MachineProfile, dataset: DatasetProfile, *,
                      allow_duplicated_data: bool = False, backend: str = "tensorflow",
-                     search_native_threads: bool = True, knobs: KnobSet = KERAS_KNOBS) -> SearchSpace:
+                     search_native_threads: bool = True, knobs: KnobSet = KERAS_KNOBS,
+                     model: ModelProfile | None = None) -> SearchSpace:
         """Workers up to 4 per usable core, or 16 per core for data code that waits and gives batch i on
         demand.
 
@@ -53,7 +55,10 @@ class SearchSpace:
         Processes only for a dataset that pickles (every start method but
         fork needs it), and for a plain generator only when duplicated data
         is explicitly allowed; never under a backend that forking endangers
-        (``engines.backend.processes_excluded``). Each reason ends with its fix.
+        (``engines.backend.processes_excluded``); and, given the ``model``, not
+        for an engine whose pools start at every epoch when a fresh worker's
+        start outweighs a whole inline epoch (``predict.start_outweighs_epoch``;
+        the probes then time no process pool either). Each reason ends with its fix.
         Native threads per worker are searched when the probe saw the data
         code's pools in use (``native_limits``).
         """
@@ -76,6 +81,8 @@ class SearchSpace:
             allow, excluded = False, (f"a worker started by {machine.start_method}, as your training starts them, "
                                       f"could not unpickle {dataset.class_name}: {dataset.start_cost.error}. Fix: "
                                       "define the class in a module that the workers can import")
+        if allow and model and not knobs.persistent_pools and start_outweighs_epoch(dataset, model):
+            allow, excluded = False, _start_outweighs_text(dataset, model, knobs)
         if unsafe := backend_rules.processes_excluded(backend):
             allow, excluded = False, unsafe
         threads = ""
@@ -136,6 +143,14 @@ class SearchSpace:
         if not {knob.name for knob in self.knobs.knobs} <= set(params):
             return None
         return dataclasses.replace(self.knobs.config_of(params), native_threads=params.get("native_threads") or None)
+
+
+def _start_outweighs_text(dataset: DatasetProfile, model: ModelProfile, knobs: KnobSet) -> str:
+    cost, epoch = dataset.start_cost, inline_epoch_seconds(dataset, model)
+    return (f"under {cost.method}, as your training starts them, a process worker takes "
+            f"{cost.per_worker_seconds:.1f} s to start, at every epoch, more than {START_OUTWEIGHS_EPOCHS:.0f}x a "
+            f"whole epoch made inline (about {epoch:.2f} s for {dataset.batches_per_epoch} batches), so a pool "
+            f"started at every epoch cannot beat inline. Fixes: fewer, longer epochs; or {knobs.pool_start.fixes}")
 
 
 def native_limits(machine: MachineProfile, dataset: DatasetProfile) -> tuple[int, ...]:

@@ -33,6 +33,8 @@ from typing import Any, BinaryIO
 import psutil
 
 from probes.profiles import DataKind, DatasetProfile, ModelProfile, PipelinePoint, PoolKind, StartCost
+from tuner.analysis.predict import start_outweighs_epoch
+from tuner.engines import registry
 from tuner.errors import TuneLoaderError
 from tuner.results import KERAS_DEFAULTS, LoaderConfig, WindowTiming
 from tuner.trial import heartbeat
@@ -194,7 +196,11 @@ class Session:
             self.model, batch, description=self.model_description, is_default_model=self.is_default_model
         )
         dataset_profile = dataclasses.replace(dataset_profile, start_cost=self._probe_start_cost(dataset_profile))
-        return dataset_profile, dataclasses.replace(model_profile, pipeline=self._probe_pipelines(batch, model_profile))
+        # A pool whose workers' start outweighs an epoch is not searched (SearchSpace.for_profiles): not timed here.
+        fresh_pools_lose = (not registry.knob_set(self.engine.name, self.engine.backend).persistent_pools
+                            and start_outweighs_epoch(dataset_profile, model_profile))
+        pipeline = self._probe_pipelines(batch, model_profile, processes=not fresh_pools_lose)
+        return dataset_profile, dataclasses.replace(model_profile, pipeline=pipeline)
 
     def _probe_start_cost(self, profile: DatasetProfile) -> StartCost | None:
         """What each process worker costs per epoch under this process's start method beyond fork, where
@@ -214,12 +220,13 @@ class Session:
         finally:
             heartbeat.watch(True)
 
-    def _probe_pipelines(self, batch, model_profile: ModelProfile) -> tuple[PipelinePoint, ...]:
-        """Keras's pipeline with free data under each kind of pool. The epoch-end cost belongs to the enqueuer,
-        the same for either pool, so the processes probe skips it and takes the threads'; each point keeps
-        only what its pool costs there beyond inline."""
+    def _probe_pipelines(self, batch, model_profile: ModelProfile, processes: bool = True) -> tuple[PipelinePoint, ...]:
+        """Keras's pipeline with free data under each kind of pool (``processes``: also a process pool). The
+        epoch-end cost belongs to the enqueuer, the same for either pool, so the processes probe skips it and
+        takes the threads'; each point keeps only what its pool costs there beyond inline."""
         batches = pipeline_probe_batches(model_profile.step_seconds.median)
-        points = {config.kind: self._probe_pipeline(batch, config, batches) for config in PIPELINE_PROBES}
+        points = {config.kind: self._probe_pipeline(batch, config, batches) for config in PIPELINE_PROBES
+                  if processes or config.kind != PoolKind.PROCESSES}
         threads_after = points[PoolKind.THREADS].epoch_end_seconds
         inline_after = points[PoolKind.INLINE].epoch_end_seconds
         return tuple(

@@ -340,11 +340,15 @@ class Recommendation:
             "workers": self.config.workers, "use_multiprocessing": self.config.use_multiprocessing,
             "max_queue_size": self.config.max_queue_size}
 
+    def knob_arguments(self) -> str:
+        """The recorded knobs as keyword arguments, to paste."""
+        return ", ".join(f"{name}={value!r}" for name, value in self.knob_values().items())
+
     def settings_text(self) -> str:
         """Every knob in one line: the engine's arguments, and the native-thread limit when set."""
         native = "" if self.config.native_threads is None else (
             f"; threadpool_limits(limits={self.config.native_threads}) per batch")
-        return ", ".join(f"{name}={value!r}" for name, value in self.knob_values().items()) + native
+        return self.knob_arguments() + native
 
     def code_blocks(self) -> list:
         """The answer as code to paste (``tuner.engines.snippets.CodeBlock``), as its engine's knob set writes

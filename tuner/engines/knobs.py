@@ -256,11 +256,6 @@ PYDATASET_IN_DATALOADER_KNOBS = PyDatasetInDataLoaderKnobs()
 KnobSet = KerasKnobs | DataLoaderKnobs
 
 
-def as_kwargs(values: dict[str, KnobValue]) -> str:
-    """Recorded knobs as keyword arguments, to paste."""
-    return ", ".join(f"{name}={value!r}" for name, value in values.items())
-
-
 def optuna_params(knobs: KnobSet, config: LoaderConfig) -> dict[str, KnobValue]:
     """``config`` as the parameters ``knobs.suggest`` asks an Optuna trial for (prefetch only where a pool
     holds one: Optuna's categorical takes no None)."""

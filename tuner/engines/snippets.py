@@ -36,22 +36,17 @@ class CodeBlock:
     after: str = ""
 
 
-def arguments(answer: Recommendation) -> str:
-    """The recorded knobs as keyword arguments."""
-    return ", ".join(f"{name}={value!r}" for name, value in answer.knob_values().items())
-
-
 def dataloader(answer: Recommendation, user_loader: bool) -> CodeBlock:
     """The DataLoader line: the user's own (``user_loader``), or one that hands a PyDataset's batch i to
     the workers."""
     if user_loader:
-        title, line = "torch DataLoader", (f"loader = DataLoader(dataset, batch_size=..., {arguments(answer)})  "
-                                           "# your other arguments as now\n")
+        title, line = "torch DataLoader", (f"loader = DataLoader(dataset, batch_size=..., "
+                                           f"{answer.knob_arguments()})  # your other arguments as now\n")
     else:
         title, line = "Your PyDataset in a torch DataLoader", (
             f"from torch.utils.data import DataLoader\n\ndataset = {answer.dataset.class_name}(...)\n"
             "# batch i is dataset[i]; shuffle=True orders the batches anew every epoch, as fit does a PyDataset's\n"
-            f"loader = DataLoader(dataset, batch_size=None, shuffle=True, {arguments(answer)})\n")
+            f"loader = DataLoader(dataset, batch_size=None, shuffle=True, {answer.knob_arguments()})\n")
     note = ", trained by Keras 3's fit" + (
         " (multiprocessing_context is the start method tuned under)" if answer.knob_values().get("num_workers") else "")
     return CodeBlock(title, note, native_threads(answer) + line + "model.fit(loader, epochs=...)")

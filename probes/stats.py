@@ -108,7 +108,8 @@ def _percentile_interval(point: float, draws: np.ndarray, confidence: float) -> 
 @dataclass(frozen=True)
 class RatioInterval:
     """The geometric mean of per-round ratios and a t interval around it (``low`` 0 and ``high`` inf when
-    nothing bounds the noise yet); ``noise`` is the standard deviation of one round's log ratio it used."""
+    nothing bounds the noise yet); ``noise`` is the standard deviation of one round's log ratio it used, with
+    ``df`` degrees of freedom."""
 
     ratio: float
     low: float
@@ -116,6 +117,15 @@ class RatioInterval:
     confidence: float
     rounds: int
     noise: float
+    df: int = 0
+
+    def probability_above(self, threshold: float = 1.0) -> float:
+        """How likely the true ratio is above ``threshold``: the t distribution of the mean log ratio read as
+        a posterior under a flat prior (0.5 when nothing bounds the noise yet)."""
+        if self.df < 1 or self.noise <= 0.0:
+            return 0.5
+        standard_error = self.noise / math.sqrt(self.rounds)
+        return float(student_t.cdf((math.log(self.ratio) - math.log(threshold)) / standard_error, self.df))
 
 
 def paired_log_interval(numerator: Sequence[float], denominator: Sequence[float], confidence: float = 0.95, *,
@@ -141,6 +151,6 @@ def paired_log_interval(numerator: Sequence[float], denominator: Sequence[float]
     own = float(logs.std(ddof=1)) if n > 1 else 0.0
     noise, df = max(own, pooled_noise, noise_floor), max(n - 1, pooled_df)
     if df < 1:
-        return RatioInterval(math.exp(mean), 0.0, math.inf, confidence, n, noise)
+        return RatioInterval(math.exp(mean), 0.0, math.inf, confidence, n, noise, df)
     half = float(student_t.ppf(confidence if one_sided else (1.0 + confidence) / 2.0, df)) * noise / math.sqrt(n)
-    return RatioInterval(math.exp(mean), math.exp(mean - half), math.exp(mean + half), confidence, n, noise)
+    return RatioInterval(math.exp(mean), math.exp(mean - half), math.exp(mean + half), confidence, n, noise, df)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from tuner.engines import backend as backends
 from tuner.results import KERAS_DEFAULTS, EngineName, Recommendation
+from tuner.search import decision
 
 
 @dataclass(frozen=True)
@@ -72,10 +73,13 @@ def summary_rows(r: Recommendation) -> tuple[SummaryRow, ...]:
 def speedup_text(r: Recommendation) -> str:
     c = r.confirmation
     if c:
-        kept = "" if r.config == r.best_tried else f" for {r.best_tried.label()}: no speed-up shown, defaults kept"
-        undecided = "" if r.race_settled or not r.race_stopped_because else (
+        kept = "" if r.config == r.best_tried else f" for {r.best_tried.label()}: defaults kept"
+        odds = r.decision.probability_faster if r.decision else None
+        undecided = "" if decision.decided(c) or odds is None else (
+            f"; not decided: faster than the defaults with probability {odds:.0%}")
+        stopped = "" if r.race_settled or not r.race_stopped_because else (
             f" (the race stopped: {r.race_stopped_because})")
-        return f"{c.speedup:.2f}x, {c.interval_text()}{kept}{undecided}"
+        return f"{c.speedup:.2f}x, {c.interval_text()}{kept}{undecided}{stopped}"
     if not r.measured:
         return "not measured (--quick: nothing was timed)"
     if r.unconfirmed:

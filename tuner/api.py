@@ -372,7 +372,8 @@ def _measured(facts: Facts, evidence: Evidence, limit: Ceiling) -> dict[str, Any
         dataset=facts.dataset, model=facts.model, epoch_batches=facts.epoch_batches, engine=facts.engine,
         rewrite=_predicted_rewrite(facts), race=race,
         threads_measured=advice.thread_gain(trials, race.samples),
-        every_pool_failed=_every_pool_failed(trials),
+        every_pool_failed=_every_pool_failed(trials), how=verdict.decision,
+        elapsed_seconds=time.monotonic() - facts.started,
     )
     start_cost = advice.start_method_cost(facts.dataset, facts.machine.usable_cores, chosen,
                                           chosen_rate.median if chosen_rate else None, trials, facts.epoch_batches,
@@ -390,6 +391,7 @@ def _measured(facts: Facts, evidence: Evidence, limit: Ceiling) -> dict[str, Any
         race_settled=race.settled, race_load=race.load,
         race_epochs={config.label(): epochs for config, epochs in race.samples.items()},
         race_left={config.label(): why for config, why in {**race.left, **race.failures}.items()},
+        decision=verdict.decision,
     )
 
 

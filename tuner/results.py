@@ -11,8 +11,8 @@ from probes.profiles import DatasetProfile, MachineProfile, ModelProfile, PoolKi
 from probes.serde import from_dict, to_dict
 from tuner.engines.registry import EngineName
 
-SCHEMA_VERSION = 7
-READABLE_SCHEMA_VERSIONS = (6, 7)  # 6: no knobs, which were always Keras's three
+SCHEMA_VERSION = 8
+READABLE_SCHEMA_VERSIONS = (6, 7, 8)  # 6: no knobs, which were always Keras's three; 7: no decision
 
 class TrialStatus(TextEnum):
     """How a trial ended: measured, stopped early as clearly losing, crashed or hung, or not allowed."""
@@ -201,6 +201,31 @@ class Confirmation:
                 f"{len(self.best_samples)} interleaved rounds")
 
 
+class ChoiceBasis(TextEnum):
+    """Why the race's answer is what it is (``tuner.search.decision.verdict``)."""
+
+    DECIDED_FASTER = "decided_faster"  # its interval against the defaults lies above 1
+    LIKELIEST_FASTER = "likeliest_faster"  # the fastest expected, the claim not decided yet
+    DEFAULTS_AS_FAST = "defaults_as_fast"  # the defaults are, or could well be, as fast
+    HARM_GUARD = "harm_guard"  # the faster-looking settings' evidence allowed a material loss
+    DEFAULTS_UNTIMED = "defaults_untimed"  # the defaults failed in the race: the fastest that ran
+    UNCONFIRMED = "unconfirmed"  # too few rounds timed the best beside the defaults to compare them
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How the race chose, as values: ``basis``; how likely the best setting other than the defaults is
+    faster than them (``probability_faster``); how many interleaved rounds of it and the defaults, each
+    ``round_seconds`` long, would decide its claim at the noise measured (``rounds_to_decide``, None when
+    decided or unknowable); and ``guarded``, the faster-looking setting the harm guard set aside."""
+
+    basis: ChoiceBasis
+    probability_faster: float | None = None
+    rounds_to_decide: int | None = None
+    round_seconds: float | None = None
+    guarded: LoaderConfig | None = None
+
+
 @dataclass(frozen=True)
 class RaceLoad:
     """How much the machine was in use by others during the race: rounds dropped and rerun because other
@@ -305,6 +330,7 @@ class Recommendation:
     race_left: dict[str, str] | None = None  # why each setting that left the race early left
     # The answer in its engine's own names (``tuner.engines.knobs``): what the code sets.
     knobs: dict[str, int | bool | str | None] | None = None
+    decision: Decision | None = None  # how the race chose (None for --quick and schema 6-7 files)
     schema_version: int = SCHEMA_VERSION
 
     @property

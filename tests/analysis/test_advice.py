@@ -2,6 +2,7 @@
 what stopped trials say."""
 
 import dataclasses
+import math
 
 import pytest
 
@@ -157,3 +158,27 @@ def test_when_the_defaults_failed_in_the_race_the_claim_names_the_answer_and_cla
     text = advice.claim(threads, threads, None, 100, "")
     assert "2 threads, queue 10" in text and "without a speed-up claimed" in text and "keep the defaults" not in text
     assert "keep the defaults" in advice.claim(KERAS_DEFAULTS, threads, None, 100, "")
+
+
+def test_an_undecided_answer_gives_its_odds_and_the_time_budget_that_would_decide_it():
+    four = LoaderConfig(4, False, 10)
+    rounds = {four: (150.0, 160.0), KERAS_DEFAULTS: (100.0, 100.0)}
+    result = decision.verdict(rounds, [four, KERAS_DEFAULTS], pooled=decision.Noise(0.3, 3),
+                              round_seconds={four: 1.5, KERAS_DEFAULTS: 2.5})
+    text = advice.claim(result.chosen, result.best, result.claim, 100, "", result.decision, elapsed_seconds=48.0)
+    more = result.decision.rounds_to_decide - 2
+    assert f"faster than them with probability {result.decision.probability_faster:.0%}" in text
+    assert "recommended as the fastest the evidence shows, but the claim is not decided" in text
+    assert f"About {more} more interleaved rounds" in text
+    assert f"--time-budget {10 * math.ceil((48.0 + 4.0 * more) / 10)}" in text
+    assert "keep the defaults" not in text
+
+
+def test_a_set_aside_leader_is_named_beside_the_defaults_kept():
+    eight = LoaderConfig(8, False, 16)
+    shaky = decision.Noise(0.03, 6, within={eight: 0.35**2})
+    rounds = {eight: (130.0, 125.0, 135.0), KERAS_DEFAULTS: (100.0, 99.0, 101.0)}
+    result = decision.verdict(rounds, [eight, KERAS_DEFAULTS], pooled=shaky)
+    text = advice.claim(result.chosen, result.best, result.claim, 100, "", result.decision)
+    assert text.startswith("8 threads, queue 16 looked faster, but its evidence allows a loss of more than 10%")
+    assert ": keep the defaults." in text and "not recommended" in text

@@ -5,7 +5,8 @@ import math
 import pytest
 
 from tests import builders
-from tuner.results import KERAS_DEFAULTS, Confirmation, LoaderConfig
+from probes.stats import paired_log_interval
+from tuner.results import KERAS_DEFAULTS, ChoiceBasis, Confirmation, LoaderConfig
 from tuner.search import decision
 
 TWO, FOUR, EIGHT = LoaderConfig(2, False, 10), LoaderConfig(4, False, 10), LoaderConfig(8, False, 16)
@@ -80,3 +81,52 @@ def test_the_verdict_keeps_the_defaults_unless_the_best_is_faster_and_names_the_
 def test_the_screen_leaves_the_race_at_most_half_the_budget():
     assert decision.reserve_seconds([2.0, 1.0], 100.0) == pytest.approx(decision.RESERVE_ROUNDS * 3.0)
     assert decision.reserve_seconds([20.0, 10.0], 40.0) == pytest.approx(20.0)
+
+
+def test_an_undecided_race_whose_leader_leads_by_half_recommends_it_and_says_what_would_decide_it():
+    """Two rounds at a 1.5x lead: the interval holds 1, but the leader is faster with high probability and
+    allows no material loss, so it is the answer; the claim stays undecided, with the rounds to decide it."""
+    rounds = {FOUR: (150.0, 160.0), KERAS_DEFAULTS: (100.0, 100.0)}
+    noisy = decision.Noise(0.3, 3)  # what the other pairs of a short race showed
+    result = decision.verdict(rounds, [FOUR, KERAS_DEFAULTS], pooled=noisy,
+                              round_seconds={FOUR: 1.5, KERAS_DEFAULTS: 2.5})
+    assert result.chosen == result.best == FOUR
+    assert result.claim.speedup_low < 1.0 and not decision.decided(result.claim)
+    assert result.decision.basis == ChoiceBasis.LIKELIEST_FASTER
+    assert result.decision.probability_faster > decision.MIN_PROBABILITY_FASTER
+    assert result.decision.rounds_to_decide > 2 and result.decision.round_seconds == pytest.approx(4.0)
+
+
+def test_a_leader_whose_evidence_allows_a_twenty_percent_loss_is_set_aside_for_a_safe_pool_or_the_defaults():
+    shaky = decision.Noise(0.03, 6, within={EIGHT: 0.35**2})  # its fits' own epochs swung by 35%
+    rounds = {EIGHT: (130.0, 125.0, 135.0), TWO: (112.0, 111.0, 113.0), KERAS_DEFAULTS: (100.0, 99.0, 101.0)}
+    bound = decision.compare(rounds, EIGHT, KERAS_DEFAULTS, shaky, confidence=decision.HARM_CONFIDENCE, one_sided=True)
+    assert bound.speedup_low < 0.9 and bound.speedup < decision.LARGE_GAIN
+    safe = decision.verdict(rounds, [EIGHT, TWO, KERAS_DEFAULTS], pooled=shaky)
+    assert safe.chosen == safe.best == TWO and safe.decision.guarded == EIGHT
+    assert safe.decision.basis == ChoiceBasis.DECIDED_FASTER
+    alone = decision.verdict({c: v for c, v in rounds.items() if c != TWO}, [EIGHT, KERAS_DEFAULTS], pooled=shaky)
+    assert alone.chosen == KERAS_DEFAULTS and alone.best == EIGHT
+    assert alone.decision.basis == ChoiceBasis.HARM_GUARD and alone.decision.guarded == EIGHT
+
+
+def test_a_tie_keeps_the_defaults_as_the_simpler_setting():
+    rounds = {FOUR: (100.5, 99.0, 101.0), KERAS_DEFAULTS: (100.0, 100.0, 100.0)}
+    tie = decision.verdict(rounds, [FOUR, KERAS_DEFAULTS], pooled=decision.Noise(0.02, 4))
+    assert tie.chosen == KERAS_DEFAULTS and tie.best == FOUR
+    assert tie.decision.basis == ChoiceBasis.DEFAULTS_AS_FAST
+    assert 0.3 < tie.decision.probability_faster < 0.7
+
+
+def test_a_small_likely_gain_is_not_worth_a_pool_and_a_gap_inside_the_noise_has_no_round_count():
+    rounds = {TWO: (101.5, 101.0, 101.5), KERAS_DEFAULTS: (100.0, 100.0, 100.0)}
+    small = decision.verdict(rounds, [TWO, KERAS_DEFAULTS], pooled=decision.Noise(0.002, 4))
+    assert small.decision.probability_faster > 0.95 and small.chosen == KERAS_DEFAULTS  # 1.3% < MIN_EXPECTED_GAIN
+    wide = paired_log_interval((103.0, 101.0), (100.0, 100.0), pooled_noise=0.5, pooled_df=4)
+    assert decision.rounds_to_decide(wide) is None  # a 2% gap under 50% noise needs hundreds of rounds
+    clear = paired_log_interval((150.0, 160.0), (100.0, 100.0), decision.CLAIM_CONFIDENCE, pooled_noise=0.3,
+                                pooled_df=4)
+    needed = decision.rounds_to_decide(clear)
+    more = paired_log_interval((155.0,) * needed, (100.0,) * needed, decision.CLAIM_CONFIDENCE, pooled_noise=0.3,
+                               pooled_df=needed - 1)
+    assert decision.decided(Confirmation((), (), more.ratio, more.low, more.high, more.confidence))

@@ -11,8 +11,8 @@ from probes.stats import outlier_mask, summarize
 from tuner.analysis.predict import start_cost_seconds
 from tuner.engines.backend import inline_uses_tf_data
 from tuner.engines.knobs import PoolStart
-from tuner.results import (KERAS_DEFAULTS, Ceiling, Confirmation, EngineComparison, EngineName, LoaderConfig,
-                           RaceLoad, TrialResult, TrialStatus, completed)
+from tuner.results import (KERAS_DEFAULTS, Ceiling, ChoiceBasis, Confirmation, Decision, EngineComparison,
+                           EngineName, LoaderConfig, RaceLoad, TrialResult, TrialStatus, completed)
 from tuner.search import decision
 from tuner.search.race import Interleaved
 from tuner.search.space import SearchSpace
@@ -53,13 +53,16 @@ def explain(
     race: Interleaved | None = None,
     threads_measured: tuple[LoaderConfig, float] | None = None,
     every_pool_failed: bool = False,
+    how: Decision | None = None,
+    elapsed_seconds: float = 0.0,
 ) -> tuple[str, ...]:
     """Why this configuration: the data code's nature, the model, the evidence.
 
     ``best`` is the best setting other than the defaults (the one the claim
     compares with them); ``race`` holds what the race timed;
     ``threads_measured`` the best thread pool's measured gain over inline
-    (``thread_gain``); ``every_pool_failed``: no worker pool tried ran.
+    (``thread_gain``); ``every_pool_failed``: no worker pool tried ran;
+    ``how`` the race's decision and ``elapsed_seconds`` the tune's time so far.
     """
     reasons = [data_nature(dataset, threads_measured), f"Training is {ceiling.verdict}."]
     if native := native_threads_text(dataset, chosen):
@@ -74,7 +77,8 @@ def explain(
     elif best == KERAS_DEFAULTS:
         reasons.append("The Keras defaults were the best configuration measured.")
     else:
-        reasons.append(claim(chosen, best, confirmation, epoch_batches, race.stopped_because if race else ""))
+        reasons.append(claim(chosen, best, confirmation, epoch_batches, race.stopped_because if race else "", how,
+                             elapsed_seconds))
     if tf_data is not None:
         interval = tf_data.interval_text()
         if tf_data.significant:
@@ -105,8 +109,10 @@ def explain(
 
 
 def claim(chosen: LoaderConfig, best: LoaderConfig, confirmation: Confirmation | None, epoch_batches: int,
-          race_stopped_because: str) -> str:
-    """What the race showed about the best setting against the defaults, and how sure that is."""
+          race_stopped_because: str, how: Decision | None = None, elapsed_seconds: float = 0.0) -> str:
+    """What the race showed about the best setting against the defaults, why the answer is what it is
+    (``how.basis``), how sure the claim is, and what would decide it."""
+    basis = how.basis if how else None
     if confirmation is None and chosen != KERAS_DEFAULTS:  # the defaults failed in the race
         return (f"The defaults could not be timed in the race (see the warnings), so {chosen.label()}, the "
                 "fastest setting that ran there, is recommended without a speed-up claimed over them.")
@@ -115,16 +121,49 @@ def claim(chosen: LoaderConfig, best: LoaderConfig, confirmation: Confirmation |
                 "side by side (see the warnings): keep the defaults.")
     measured = f"{best.label()} ran {confirmation.speedup:.2f}x the defaults, {confirmation.interval_text()}"
     stopped = f"; the race stopped because {race_stopped_because}" if race_stopped_because else ""
-    equivalent = confirmation.speedup_high <= 1.0 + decision.EQUIVALENT_WITHIN
-    if chosen == KERAS_DEFAULTS and equivalent:
-        return f"{measured}: no real gain over the defaults, so keep them (the simpler setting){stopped}."
+    odds = (f", faster than them with probability {how.probability_faster:.0%}"
+            if how and how.probability_faster is not None else "")
+    to_decide = deciding_text(how, confirmation, elapsed_seconds) if how else ""
+    guard = harm_guard_text(how) if how and how.guarded else ""
+    if chosen == KERAS_DEFAULTS and basis == ChoiceBasis.HARM_GUARD:
+        return f"{guard}{measured}{odds}: keep the defaults{stopped}.{to_decide}"
+    if chosen == KERAS_DEFAULTS and confirmation.speedup_high <= 1.0 + decision.EQUIVALENT_WITHIN:
+        return f"{guard}{measured}: no real gain over the defaults, so keep them (the simpler setting){stopped}."
     if chosen == KERAS_DEFAULTS:
-        return (f"{measured}. That does not show a speed-up, so keep the defaults; the answer is undecided, not "
-                f"equal{stopped}.")
+        return (f"{guard}{measured}{odds}. That does not show a gain of {decision.MIN_EXPECTED_GAIN:.0%} or "
+                f"more at {decision.MIN_PROBABILITY_FASTER:.0%} probability, so keep the defaults; the "
+                f"answer is undecided, not equal{stopped}.{to_decide}")
+    if basis == ChoiceBasis.LIKELIEST_FASTER:
+        return (f"{guard}{measured}{odds} (epochs of {epoch_batches} batches): recommended as the fastest the "
+                f"evidence shows, but the claim is not decided{stopped}.{to_decide}")
     width = "" if decision.decided(confirmation) else (
-        f" The interval reaches +-{confirmation.half_width:.0%}, wider than the +-{decision.DECIDED_WITHIN:.0%} the "
-        f"race aims for{stopped}.")
-    return f"{measured} (epochs of {epoch_batches} batches).{width}"
+        f" The interval reaches +-{confirmation.half_width:.0%}, wider than the +-{decision.DECIDED_WITHIN:.0%} "
+        f"the race aims for{stopped}.{to_decide}")
+    return f"{guard}{measured} (epochs of {epoch_batches} batches).{width}"
+
+
+def harm_guard_text(how: Decision) -> str:
+    """The faster-looking setting the harm guard set aside, and why."""
+    return (f"{how.guarded.label()} looked faster, but its evidence allows a loss of more than "
+            f"{1 - decision.HARM_FLOOR:.0%} against the defaults (its one-sided "
+            f"{decision.HARM_CONFIDENCE:.0%} lower bound is under {decision.HARM_FLOOR:.2f}) for an "
+            f"expected gain under {decision.LARGE_GAIN:.1f}x, so it is not recommended. ")
+
+
+def deciding_text(how: Decision, confirmation: Confirmation, elapsed_seconds: float) -> str:
+    """What would decide an undecided claim, after a space: the rounds the measured noise needs, and the
+    --time-budget that buys them ("" once decided)."""
+    if decision.decided(confirmation):
+        return ""
+    if how.rounds_to_decide is None:
+        return (f" At the noise measured, more than {decision.MAX_ROUNDS} interleaved rounds would be needed to "
+                "decide it: the difference is inside the run-to-run noise.")
+    more = how.rounds_to_decide - len(confirmation.best_samples)
+    if not how.round_seconds:
+        return f" About {more} more interleaved rounds would decide it."
+    budget = 10 * math.ceil((elapsed_seconds + more * how.round_seconds) / 10)
+    return (f" About {more} more interleaved rounds of it and the defaults ({how.round_seconds:.1f} s each) "
+            f"would decide it: --time-budget {budget}.")
 
 
 def race_summary(race: Interleaved, winner: LoaderConfig) -> str:

@@ -18,8 +18,11 @@ import statistics
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from probes.stats import paired_log_interval
-from tuner.results import KERAS_DEFAULTS, Confirmation, LoaderConfig, TrialResult, completed
+from scipy.stats import t as student_t
+
+from probes.stats import RatioInterval, paired_log_interval
+from tuner.results import (KERAS_DEFAULTS, ChoiceBasis, Confirmation, Decision, LoaderConfig, TrialResult,
+                           completed)
 
 Rounds = Mapping[LoaderConfig, Sequence[float]]
 
@@ -34,6 +37,16 @@ SETTLED_MARGIN = 0.03
 SETTLED_CONFIDENCE = 0.90
 # Of the settings the race cannot tell apart, the simplest within this of the leader's mean is the answer.
 NEAR_LEADER = 0.01
+# The choice over the defaults (docs/search.md, "The choice and the claim"): the best expected pool is
+# recommended when it is expected at least MIN_EXPECTED_GAIN faster and faster with at least this
+# probability (four to one), decided or not; below either, the defaults could well be as fast. The harm
+# guard: a pool whose one-sided HARM_CONFIDENCE lower bound against the defaults is under HARM_FLOOR (a
+# 10% loss is within what the evidence allows) is set aside unless it is expected LARGE_GAIN faster.
+MIN_EXPECTED_GAIN = 0.02
+MIN_PROBABILITY_FASTER = 0.80
+HARM_CONFIDENCE = 0.95
+HARM_FLOOR = 0.90
+LARGE_GAIN = 1.5
 # The claim against the defaults (and tf.data's against the answer): a two-sided 90% interval, so that a
 # setting is recommended over the defaults at 95% one-sided confidence that it is faster; decided when it
 # excludes 1 within +-10%, or includes 1 within +-5% (equivalent: the simpler side wins).
@@ -121,11 +134,21 @@ def compare(rounds: Rounds, a: LoaderConfig, b: LoaderConfig, noise: Noise = Noi
             confidence: float = CLAIM_CONFIDENCE, one_sided: bool = False) -> Confirmation | None:
     """``a`` over ``b`` over the rounds that timed both, with a t interval (``paired_log_interval``); None
     before ``FIRST_VERDICT_ROUND`` shared rounds."""
+    interval = _interval(rounds, a, b, noise, confidence, one_sided=one_sided)
+    return _confirmation(rounds, a, b, interval) if interval else None
+
+
+def _interval(rounds: Rounds, a: LoaderConfig, b: LoaderConfig, noise: Noise, confidence: float = CLAIM_CONFIDENCE,
+              *, one_sided: bool = False) -> RatioInterval | None:
     x, y = shared(rounds, a, b)
     if len(x) < FIRST_VERDICT_ROUND:
         return None
-    interval = paired_log_interval(x, y, confidence, one_sided=one_sided, pooled_noise=noise.pooled,
-                                   pooled_df=noise.df, noise_floor=noise.floor(a, b))
+    return paired_log_interval(x, y, confidence, one_sided=one_sided, pooled_noise=noise.pooled,
+                               pooled_df=noise.df, noise_floor=noise.floor(a, b))
+
+
+def _confirmation(rounds: Rounds, a: LoaderConfig, b: LoaderConfig, interval: RatioInterval) -> Confirmation:
+    x, y = shared(rounds, a, b)
     return Confirmation(tuple(x), tuple(y), interval.ratio, interval.low, interval.high, interval.confidence)
 
 
@@ -172,34 +195,94 @@ def choice(rounds: Rounds, candidates: Collection[LoaderConfig]) -> LoaderConfig
 
 @dataclass(frozen=True)
 class Verdict:
-    """What the race recommends: ``chosen`` (the best Keras setting, or the defaults when it is not clearly
-    faster), ``best`` (the best setting other than the defaults, which ``claim`` compares with them),
-    and ``tf_data`` (tf.data against ``chosen``)."""
+    """What the race recommends: ``chosen`` (the setting the evidence says is fastest, guarded against a
+    material loss; the defaults when they are, or could well be, as fast), ``best`` (the best setting other
+    than the defaults, which ``claim`` compares with them), ``decision`` (why, as values) and ``tf_data``
+    (tf.data against ``chosen``)."""
 
     chosen: LoaderConfig
     best: LoaderConfig | None
     claim: Confirmation | None
     tf_data: Confirmation | None
+    decision: Decision = Decision(ChoiceBasis.UNCONFIRMED)
 
 
 def verdict(rounds: Rounds, candidates: Collection[LoaderConfig], tf_data: LoaderConfig | None = None,
-            pooled: Noise = Noise()) -> Verdict:
+            pooled: Noise = Noise(), round_seconds: Mapping[LoaderConfig, float] | None = None) -> Verdict:
     """The race's answer among the Keras ``candidates`` still racing at its end (or every one raced, when it
     ended before any left).
 
-    When the defaults lead, ``best`` is the best pool raced, the one their claim is measured against. A
-    setting is recommended over the defaults only when its interval against them lies above 1; the
-    defaults, the simpler, are kept otherwise (unless they could not be timed at all). tf.data is judged
-    against what is recommended. ``pooled`` is the race's last estimate of a round's noise.
+    The answer is a decision under uncertainty, separate from the claim
+    (docs/search.md, "The choice and the claim"): the pool with the best
+    expected throughput (``choice``) that passes the harm guard
+    (``_guarded_best``) is recommended over the defaults when it is worth it
+    (``_worth``), whether or not its claim is decided. tf.data is judged against what is recommended. ``pooled`` is
+    the race's last estimate of a round's noise; ``round_seconds`` what one
+    fit of each setting took, to say what deciding the claim would cost.
     """
-    overall = choice(rounds, candidates)
     raced_pools = [config for config in rounds if config not in (KERAS_DEFAULTS, tf_data)]
     pools = [config for config in candidates if config != KERAS_DEFAULTS] or raced_pools
-    best = overall if overall != KERAS_DEFAULTS else choice(rounds, pools)
-    claim = compare(rounds, best, KERAS_DEFAULTS, pooled) if best is not None else None
     if not rounds.get(KERAS_DEFAULTS):  # the defaults failed in the race: nothing to keep instead
-        chosen = overall or KERAS_DEFAULTS
+        chosen = choice(rounds, candidates) or KERAS_DEFAULTS
+        return Verdict(chosen, chosen, None, _challenge(rounds, tf_data, chosen, pooled),
+                       Decision(ChoiceBasis.DEFAULTS_UNTIMED))
+    best, guarded = _guarded_best(rounds, pools, pooled)
+    interval = _interval(rounds, best, KERAS_DEFAULTS, pooled) if best is not None else None
+    claim = _confirmation(rounds, best, KERAS_DEFAULTS, interval) if interval else None
+    if claim is None:
+        basis, chosen = ChoiceBasis.UNCONFIRMED, KERAS_DEFAULTS
     else:
-        chosen = best if overall == best and claim is not None and claim.significant else KERAS_DEFAULTS
-    challenge = compare(rounds, tf_data, chosen, pooled) if tf_data is not None and rounds.get(tf_data) else None
-    return Verdict(chosen, best, claim, challenge)
+        worth = best != guarded and _worth(interval)
+        chosen = best if worth else KERAS_DEFAULTS
+        basis = (ChoiceBasis.DECIDED_FASTER if claim.significant else ChoiceBasis.LIKELIEST_FASTER) if worth else (
+            ChoiceBasis.HARM_GUARD if guarded else ChoiceBasis.DEFAULTS_AS_FAST)
+    seconds = sum((round_seconds or {}).get(config, 0.0) for config in (best, KERAS_DEFAULTS)) or None
+    decision = Decision(basis, interval.probability_above(1.0) if interval else None,
+                        rounds_to_decide(interval) if interval and not decided(claim) else None, seconds, guarded)
+    return Verdict(chosen, best, claim, _challenge(rounds, tf_data, chosen, pooled), decision)
+
+
+def _guarded_best(rounds: Rounds, pools: Sequence[LoaderConfig], pooled: Noise
+                  ) -> tuple[LoaderConfig | None, LoaderConfig | None]:
+    """The pool with the best expected throughput (``choice``), unless the harm guard sets it aside: a pool
+    worth recommending (``_worth``) whose one-sided lower bound against the defaults at ``HARM_CONFIDENCE``
+    is under ``HARM_FLOOR`` and whose expected gain is under ``LARGE_GAIN``; the next best is then looked at.
+    Returns the pool (the first one set aside when every worthy pool was) and the first one set aside."""
+    left, guarded = list(pools), None
+    while left:
+        best = choice(rounds, left)
+        interval = _interval(rounds, best, KERAS_DEFAULTS, pooled)
+        if interval is None or not _worth(interval):
+            return best, guarded
+        bound = _interval(rounds, best, KERAS_DEFAULTS, pooled, HARM_CONFIDENCE, one_sided=True)
+        if bound.low >= HARM_FLOOR or bound.ratio >= LARGE_GAIN:
+            return best, guarded
+        guarded = guarded or best
+        left.remove(best)
+    return guarded, guarded
+
+
+def _worth(interval: RatioInterval) -> bool:
+    """A pool is worth recommending over the defaults when it is expected at least ``MIN_EXPECTED_GAIN``
+    faster and faster with probability ``MIN_PROBABILITY_FASTER``: else the defaults could well be as fast."""
+    return interval.ratio >= 1.0 + MIN_EXPECTED_GAIN and interval.probability_above(1.0) >= MIN_PROBABILITY_FASTER
+
+
+def rounds_to_decide(interval: RatioInterval) -> int | None:
+    """How many interleaved rounds would decide a claim at the noise measured: its interval excluding 1
+    within +-``DECIDED_WITHIN`` at the gain measured, or holding 1 within +-``EQUIVALENT_WITHIN``, whichever
+    comes first, with the degrees of freedom those rounds would bring. None past ``MAX_ROUNDS``: then the
+    gap is inside the run-to-run noise."""
+    gain = abs(math.log(interval.ratio))
+    reach = max(min(gain, math.log(1.0 + DECIDED_WITHIN)), math.log(1.0 + EQUIVALENT_WITHIN) - gain)
+    for rounds in range(max(FIRST_VERDICT_ROUND, interval.rounds + 1), MAX_ROUNDS + 1):
+        quantile = float(student_t.ppf((1.0 + CLAIM_CONFIDENCE) / 2.0, max(rounds - 1, interval.df)))
+        if quantile * interval.noise / math.sqrt(rounds) < reach:
+            return rounds
+    return None
+
+
+def _challenge(rounds: Rounds, tf_data: LoaderConfig | None, chosen: LoaderConfig,
+               pooled: Noise) -> Confirmation | None:
+    """tf.data against the answer, when the race timed it."""
+    return compare(rounds, tf_data, chosen, pooled) if tf_data is not None and rounds.get(tf_data) else None

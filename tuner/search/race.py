@@ -107,6 +107,7 @@ class _RaceState:
         self.defaults_beaten = False  # the defaults race on only for the claim
         self.pooled = decision.Noise()  # a round's noise as the race knows it (decision.pooled_noise)
         self.within: dict[LoaderConfig, list[float]] = {config: [] for config in configs}
+        self.fit_seconds: dict[LoaderConfig, list[float]] = {config: [] for config in configs}  # what a fit costs
         self.rounds = self.dropped = self.loaded = self.loaded_in_a_row = 0
         self.peak_load = 0.0
         self.last_round: list[LoaderConfig] = []
@@ -140,8 +141,9 @@ class _RaceState:
 
     def result(self, stopped_because: str, settled: bool) -> Interleaved:
         samples = {c: tuple(v) for c, v in self.samples.items() if v}
+        cost = {config: statistics.fmean(seconds) for config, seconds in self.fit_seconds.items() if seconds}
         verdict = decision.verdict(samples, self.candidates() or self.keras_racing() or list(samples), self.tf_data,
-                                   self.pooled)
+                                   self.pooled, cost)
         return Interleaved(samples, self.peaks, self.failures, self.left, verdict, stopped_because, settled,
                            RaceLoad(self.dropped, self.loaded, self.peak_load))
 
@@ -162,6 +164,7 @@ def _run_round(measurer: Measurer, state: _RaceState, round_index: int, plan: Ca
         state.samples[config].append(epoch_throughput(timing, epoch_batches))
         state.within[config].append(timing.epoch_seconds_cv ** 2 / timing.timed_epochs)
         state.peaks[config] = max(state.peaks[config], measurement.peak_memory_bytes)
+        state.fit_seconds[config].append(measurement.wall_seconds)
         state.last_round.append(config)
         load = max(load, measurement.foreign_cores)
     state.racing = [config for config in state.racing if config not in state.failures]

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from probes.fork_safety import fork_hazards
 from probes.native import probe_native_threads
 from probes.profiles import DataKind, DatasetProfile
 from probes.stats import summarize
@@ -103,6 +104,7 @@ def probe_dataset(
         user_max_queue_size=int(getattr(dataset, "max_queue_size", 10) or 10),
         takes_knob_arguments=takes_knob_arguments(type(dataset)) if kind == DataKind.PYDATASET else None,
         native=native,
+        fork_hazards=fork_hazards(dataset, "dataset"),
     )
 
 

@@ -139,6 +139,24 @@ class StartCost:
         return self.interpreter_seconds + self.keras_seconds + self.pickle_seconds + self.import_seconds
 
 
+class ForkHazardKind(TextEnum):
+    """State a forked worker inherits but must not use (``probes.fork_safety``)."""
+
+    SQLITE = "sqlite3 connection"
+    SOCKET = "open socket"
+    OPEN_FILE = "open file"
+    THREAD = "running thread"
+    CUDA = "initialised CUDA context"
+
+
+@dataclass(frozen=True)
+class ForkHazard:
+    """One fork-unsafe object and where it was found (``dataset.conn``)."""
+
+    kind: ForkHazardKind
+    where: str
+
+
 @dataclass(frozen=True)
 class DatasetProfile:
     """How the user's data code behaves when called inline, batch by batch.
@@ -173,6 +191,7 @@ class DatasetProfile:
     takes_knob_arguments: bool | None = None
     native: NativePools | None = None  # None: no BLAS/OpenMP pool with more than one thread
     start_cost: StartCost | None = None  # None: processes start by fork, or cannot run this dataset
+    fork_hazards: tuple[ForkHazard, ...] = ()  # what forked workers inherit but must not use
 
     @property
     def waits(self) -> bool:

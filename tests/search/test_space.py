@@ -69,13 +69,18 @@ def test_under_spawn_a_generator_gets_no_processes_and_an_unpicklable_dataset_is
     assert not space.allow_processes and "under spawn every worker is sent it by pickle" in space.processes_excluded
 
 
-def test_under_fork_an_unpicklable_dataset_runs_in_dataloader_workers_but_not_in_keras_s_pool():
-    locked = builders.dataset(picklable=False, pickle_error="cannot pickle '_thread.lock' object")
+def test_under_fork_an_unpicklable_dataset_runs_in_processes_and_under_forkserver_it_does_not():
+    """Keras's pool hands the dataset over as initargs and a DataLoader's workers are forked with it: a fork
+    inherits it either way, without pickling. forkserver pickles it to every worker."""
+    locked = builders.dataset(picklable=False, pickle_error="cannot pickle 'sqlite3.Connection' object")
     fork = dataclasses.replace(builders.machine(), start_method="fork")
-    assert SearchSpace.for_profiles(fork, locked, knobs=DATALOADER_KNOBS).allow_processes  # forked workers inherit it
-    assert not SearchSpace.for_profiles(fork, locked, knobs=KERAS_KNOBS).allow_processes  # Keras pickles it
+    for knobs in (DATALOADER_KNOBS, KERAS_KNOBS):
+        space = SearchSpace.for_profiles(fork, locked, knobs=knobs)
+        assert space.allow_processes and not space.processes_excluded
     forkserver = dataclasses.replace(fork, start_method="forkserver")
-    assert not SearchSpace.for_profiles(forkserver, locked, knobs=DATALOADER_KNOBS).allow_processes
+    for knobs in (DATALOADER_KNOBS, KERAS_KNOBS):
+        space = SearchSpace.for_profiles(forkserver, locked, knobs=knobs)
+        assert not space.allow_processes and "sqlite3.Connection" in space.processes_excluded
 
 
 def test_fresh_process_pools_are_not_searched_when_a_worker_s_start_outweighs_a_whole_inline_epoch():

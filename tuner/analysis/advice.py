@@ -397,10 +397,31 @@ def _setting_risks(chosen: LoaderConfig, dataset: DatasetProfile, space: SearchS
             "Batches differ from call to call (random augmentation?) and the workers are forked processes: each "
             "starts with the same NumPy random state. Seed per worker or per index to avoid repeated augmentations."
         )
+    if chosen.use_multiprocessing and not generator:
+        warnings += fork_risks(dataset)
     if space.processes_excluded:
         warnings.append(f"Processes were not tried: {space.processes_excluded}.")
     if dataset.thread_safe is False and not generator and chosen.kind == PoolKind.THREADS:
         warnings.append(f"Threads returned different batches than inline calls: {dataset.thread_safety_note}.")
+    return warnings
+
+
+def fork_risks(dataset: DatasetProfile) -> list[str]:
+    """What a forked worker inherits that it must not use (``probes.fork_safety``), with the fix, and a
+    dataset that runs in processes only because fork does not pickle it."""
+    warnings = []
+    if dataset.fork_hazards:
+        found = "; ".join(f"{hazard.kind} at {hazard.where}" for hazard in dataset.fork_hazards[:4])
+        warnings.append(
+            f"Every forked worker inherits what {dataset.class_name} holds, and some of it must not cross fork(): "
+            f"{found}. SQLite says a connection must not be carried across fork(); sockets and files share their "
+            "offsets with the parent; threads and CUDA contexts do not survive it. Fix: open these in the worker "
+            "that uses them, lazily: keep the os.getpid() they were opened in and reopen when it differs.")
+    if not dataset.picklable:
+        warnings.append(
+            f"{dataset.class_name} does not pickle ({dataset.pickle_error}); it runs in processes here because fork "
+            "hands it to the workers without pickling. Under spawn or forkserver (macOS, Windows, and Linux from "
+            "Python 3.14) the same setting fails: open such state lazily in each worker to keep it portable.")
     return warnings
 
 

@@ -69,7 +69,8 @@ class KerasKnobs:
     pool_kinds: tuple[PoolKind, ...] = (PoolKind.THREADS, PoolKind.PROCESSES)
     races_tf_data: bool = True  # batch i on demand, so the same code can run in a tf.data pipeline
     persistent_pools: bool = False  # Keras builds its pool at every epoch start
-    forked_workers_inherit_data: bool = False  # Keras's forked pool is handed the dataset by pickle
+    # Keras's pool hands the dataset to its workers as initargs, which a fork inherits without pickling.
+    forked_workers_inherit_data: bool = True
     pool_start: PoolStart = PoolStart(
         "Keras starts", True, "a torch DataLoader with persistent_workers=True, which keeps the workers across "
         "epochs; or multiprocessing.set_start_method('fork') before training")

@@ -74,6 +74,18 @@ FILES = {
                 return torch.ones(4), torch.zeros(())
         def make_dataset(): return DataLoader(CrashesInAWorker(), batch_size=8)
     """,
+    # Native code that crashes only in a process worker: Keras's pool replaces the dead worker silently.
+    "crashes_in_a_worker": """
+        import ctypes, multiprocessing, keras, numpy as np
+        class CrashesInAWorker(keras.utils.PyDataset):
+            def __len__(self): return 32
+            def __getitem__(self, i):
+                if i == 3 and multiprocessing.parent_process() is not None:
+                    ctypes.string_at(0)
+                sum(range(600_000))  # holds the GIL, so process pools are among the first screened
+                return np.ones((8, 4), "float32"), np.zeros(8, "float32")
+        def make_dataset(): return CrashesInAWorker()
+    """,
     "hangs_at_batch_5": """
         import time, keras, numpy as np
         class HangsAtFive(keras.utils.PyDataset):
@@ -238,6 +250,21 @@ def test_a_dataloader_whose_workers_crash_keeps_the_defaults_and_records_each_cr
     assert crashed and all(t["status"] == "failed" and ("DataLoader worker" in t["reason"] or t["reason"].startswith(
         "timed out: no batch came")) for t in crashed), [(t["status"], t["reason"]) for t in crashed]
     assert any(reason.startswith("Every worker pool tried failed or hung") for reason in answer["reasons"])
+    assert left_after(tag) == []
+
+
+def test_a_worker_that_crashes_is_named_at_once_with_its_signal_batch_and_line(tmp_path):
+    out = tmp_path / "out"
+    result, tag = run_cli(tmp_path, write(tmp_path, "crashes_in_a_worker"), "--time-budget", "8", "--trials", "4",
+                          out=out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer = json.loads((out / "results.json").read_text())
+    crashed = [t for t in answer["trials"] if t["config"]["use_multiprocessing"]]
+    assert crashed and all(t["status"] == "failed" for t in crashed)
+    for trial in crashed:  # not a 30 s "timed out": the death itself, as it happened
+        assert trial["reason"].startswith("a worker process died from SIGSEGV while making batch 3, at "), trial
+        assert "crashes_in_a_worker.py, line 7, in __getitem__" in trial["reason"]
+    assert answer["config"]["use_multiprocessing"] is False
     assert left_after(tag) == []
 
 

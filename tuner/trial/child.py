@@ -411,6 +411,7 @@ def main() -> None:
     if method := os.environ.get(START_METHOD_ENVIRONMENT):
         multiprocessing.set_start_method(method, force=True)  # Keras builds its pools from the default context
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # the parent asks for stacks before killing a hang
+    faulthandler.enable(all_threads=True)  # a crash here or in a forked worker names itself on stderr
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # the user's prints and C-level output must not corrupt the protocol
     sys.stdout = sys.stderr

@@ -134,6 +134,12 @@ class Heartbeat:
         return Progress(self._get("last_progress"), index, since, self._get("returned"),
                         self._get("slowest_seconds"), bool(self._get("watched")))
 
+    def calls_of_ended_processes(self) -> list[int]:
+        """The batch indices of calls whose process is gone before they ended, newest first: a worker that
+        died holding them (or a pool that Keras ended at an epoch's end)."""
+        calls = _SLOT.iter_unpack(self._map[_WORD * len(_FIELDS):_SIZE])
+        return [index - 1 for index, _, pid in sorted(calls, key=lambda call: -call[1]) if index and not _alive(pid)]
+
     def _oldest_in_flight(self) -> tuple[int, float]:
         """The index and start of the call in flight the longest, skipping calls of processes that are gone
         (Keras ends a process pool at each epoch's end, whatever its workers were doing); (-1, 0.0): none."""

@@ -52,6 +52,12 @@ REAP_SECONDS = 5.0
 # TensorFlow's and absl's C++ log lines ("I0000 00:00:...", "W1202 ...", "WARNING: All log messages before
 # absl::InitializeLog() ..."): never the reason a user needs.
 TF_LOG_LINE = re.compile(r"^\s*([IWEF]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl)")
+# What faulthandler writes first when a process of the trial crashes (the child enables it; a forked Keras
+# worker inherits it), and the signal each of its words stands for.
+FATAL_ERROR = "Fatal Python error: "
+FATAL_SIGNALS = {"Segmentation fault": "SIGSEGV", "Aborted": "SIGABRT", "Bus error": "SIGBUS",
+                 "Floating-point exception": "SIGFPE", "Floating point exception": "SIGFPE",
+                 "Illegal instruction": "SIGILL"}
 
 
 class RunningClock:
@@ -84,6 +90,7 @@ class TrialProcess:
         self.busy = False  # a request is in flight (an interrupted call leaves it so)
         self.heartbeat = heartbeat.Heartbeat.create()  # kept across restarts: the slowest batch stays known
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES_KEPT)
+        self._fatal: str | None = None  # what faulthandler said crashed during the request in flight
 
     def start(self) -> None:
         env = dict(os.environ)
@@ -116,7 +123,7 @@ class TrialProcess:
             raise TrialStopped(TrialStatus.FAILED, "the trial process is not running")
         pids, trees = (os.getpid(),), (self.process.pid,)  # not this process's other children: a user's load
         before, began = cpu_snapshot(pids, trees), time.monotonic()
-        self.busy = True
+        self.busy, self._fatal = True, None
         self.heartbeat.arm(watched=not isinstance(request, Load))  # importing the file is not watched
         write_message(self.process.stdin, request)
         peak = self._wait_for_reply(began + timeout, timeout, stall_after)
@@ -146,6 +153,8 @@ class TrialProcess:
                 peak, next_sample = max(peak, tree_pss_bytes(self.process.pid)), now + PSS_SAMPLE_SECONDS
             if self.process.poll() is not None:
                 self._fail(self._death_reason())
+            if self._fatal:
+                self._fail(self._crash_reason())
             if budget and peak > budget:
                 self._fail(f"memory {peak / 2**20:,.0f} MiB went over the budget of "
                            f"{budget / 2**20:,.0f} MiB (--max-memory)", TrialStatus.INFEASIBLE)
@@ -220,9 +229,28 @@ class TrialProcess:
         last = [line.strip() for line in self._stderr_tail if line.strip() and not TF_LOG_LINE.match(line)]
         return f"the trial process exited with code {code}" + (f": {last[-1]}" if last else "")
 
+    def _crash_reason(self) -> str:
+        """A process of the trial crashed in native code (faulthandler said so on stderr) while the child
+        lives on: a worker. Keras's pool replaces a dead worker without a word, and the batch it held never
+        comes, so the trial ends now, naming the signal, the batch and the line."""
+        time.sleep(DUMP_WAIT_SECONDS)  # the rest of the dump
+        if self.process.poll() is not None:
+            return self._death_reason()
+        words = self._fatal.strip()
+        name = FATAL_SIGNALS.get(words, words)
+        lost = self.heartbeat.calls_of_ended_processes()
+        held = f" while making batch {lost[0]}" if lost else ""
+        frame = innermost_user_frame(list(self._stderr_tail))
+        return (f"a worker process died from {name}{held}" + (f", at {frame}" if frame else "")
+                + f" ({words}): the data code crashes in a worker process, and Keras's pool replaces the dead "
+                "worker without the batch it held")
+
     def _drain_stderr(self, stream) -> None:
         for raw in iter(stream.readline, b""):
-            self._stderr_tail.append(raw.decode(errors="replace"))
+            line = raw.decode(errors="replace")
+            self._stderr_tail.append(line)
+            if line.startswith(FATAL_ERROR) and self.busy:
+                self._fatal = line[len(FATAL_ERROR):]
 
 
 class TrialMeasurer:

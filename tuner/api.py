@@ -364,7 +364,7 @@ def _measured(facts: Facts, evidence: Evidence, limit: Ceiling) -> dict[str, Any
         chosen=chosen, chosen_trial=chosen_trial, trials=trials, dataset=facts.dataset,
         memory_budget_bytes=facts.memory_budget_bytes, space=facts.space, model=facts.model, engine=facts.engine,
         backend=facts.backend, chosen_epoch_seconds=facts.epoch_batches / chosen_rate.median if chosen_rate else None,
-        race_failures=race.failures, confirmation=verdict.claim, race_load=race.load,
+        race_failures=race.failures, race_reruns=race.rerun, confirmation=verdict.claim, race_load=race.load,
         race_timed_whole_epochs=_race_timed_whole_epochs(facts, chosen, chosen_trial),
     )
     reasons = advice.explain(

@@ -182,3 +182,13 @@ def test_a_set_aside_leader_is_named_beside_the_defaults_kept():
     text = advice.claim(result.chosen, result.best, result.claim, 100, "", result.decision)
     assert text.startswith("8 threads, queue 16 looked faster, but its evidence allows a loss of more than 10%")
     assert ": keep the defaults." in text and "not recommended" in text
+
+
+def test_a_rerun_of_the_defaults_is_reported_with_its_first_failure_and_its_outcome():
+    common = dict(chosen=LoaderConfig(2, False, 10), chosen_trial=None, trials=(), dataset=builders.dataset(),
+                  memory_budget_bytes=None, space=SearchSpace(max_workers=8, allow_processes=True))
+    stall = "timed out: no batch came for 30 s"
+    ran = advice.warn(**common, race_reruns={KERAS_DEFAULTS: stall})
+    assert any(stall in w and w.endswith("it ran, and the race went on.") for w in ran)
+    failed = advice.warn(**common, race_reruns={KERAS_DEFAULTS: stall}, race_failures={KERAS_DEFAULTS: stall})
+    assert any(w.endswith("it failed again.") for w in failed)

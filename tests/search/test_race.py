@@ -116,3 +116,23 @@ def test_a_race_loaded_throughout_keeps_its_rounds_and_counts_them():
     raced = race(fake, [LoaderConfig(16, False, 32), KERAS_DEFAULTS])
     assert raced.load.dropped_rounds == STEADY_LOAD_ROUNDS and raced.load.loaded_rounds >= 2
     assert raced.verdict.chosen == LoaderConfig(16, False, 32)
+
+
+def test_a_stall_of_the_defaults_is_timed_again_at_once_and_a_second_one_is_not():
+    """The defaults are every claim's baseline: one failure of theirs (a stall seen once) is rerun in the
+    same round, so the claim keeps its baseline; a setting other than the defaults is not rerun."""
+    stalls = {"left": 1}
+
+    def stalls_once(config):
+        if config == KERAS_DEFAULTS and stalls["left"]:
+            stalls["left"] -= 1
+            return True
+        return config == LoaderConfig(8, False, 16)
+
+    fake = FakeMeasurer(batch_seconds=0.02, model_seconds=0.001, noise=0.02, fail_when=stalls_once)
+    raced = race(fake, [LoaderConfig(4, False, 10), LoaderConfig(8, False, 16), KERAS_DEFAULTS])
+    assert raced.rerun == {KERAS_DEFAULTS: "fake hang: timed out"} and KERAS_DEFAULTS not in raced.failures
+    assert raced.samples[KERAS_DEFAULTS] and raced.verdict.claim is not None
+    assert raced.failures == {LoaderConfig(8, False, 16): "fake hang: timed out"}
+    always = race(FakeMeasurer(fail_when=lambda c: c == KERAS_DEFAULTS), [LoaderConfig(4, False, 10), KERAS_DEFAULTS])
+    assert KERAS_DEFAULTS in always.failures and KERAS_DEFAULTS in always.rerun  # rerun once, then given up

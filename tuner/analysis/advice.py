@@ -335,18 +335,20 @@ def warn(
     backend: str = "tensorflow",
     chosen_epoch_seconds: float | None = None,
     race_failures: dict[LoaderConfig, str] | None = None,
+    race_reruns: dict[LoaderConfig, str] | None = None,
     confirmation: Confirmation | None = None,
     race_load: RaceLoad = RaceLoad(),
     race_timed_whole_epochs: bool = False,
 ) -> tuple[str, ...]:
     """Risks of the chosen settings and doubts about the measurements (``race_failures``: the settings
-    that stopped in the race, with why; ``confirmation``: the race epochs the claim rests on;
+    that stopped in the race, with why; ``race_reruns``: the failures timed again at once;
+    ``confirmation``: the race epochs the claim rests on;
     ``race_timed_whole_epochs``: the race timed the chosen setting in fits of whole epochs of the user's
     length)."""
     wait = None if race_timed_whole_epochs else autotune_wait(chosen, engine, chosen_epoch_seconds, backend)
     warnings = [w for w in (snippet_fix(chosen, dataset), allocator_churn(model) if model else None, wait) if w]
     warnings += _setting_risks(chosen, dataset, space)
-    warnings += _stopped_settings(trials, space, race_failures or {})
+    warnings += _stopped_settings(trials, space, race_failures or {}, race_reruns or {})
     if any(t.leftover_processes for t in trials):
         count = sum(t.leftover_processes for t in trials)
         warnings.append(f"{count} worker process(es) were still alive after their epoch ended; tune-loader killed them.")
@@ -425,8 +427,8 @@ def fork_risks(dataset: DatasetProfile) -> list[str]:
     return warnings
 
 
-def _stopped_settings(trials: tuple[TrialResult, ...], space: SearchSpace,
-                      race_failures: dict[LoaderConfig, str]) -> list[str]:
+def _stopped_settings(trials: tuple[TrialResult, ...], space: SearchSpace, race_failures: dict[LoaderConfig, str],
+                      race_reruns: dict[LoaderConfig, str]) -> list[str]:
     """Settings recorded as infeasible, or that failed in the search or the race, with their reasons."""
     warnings = []
     unsafe = [t for t in trials if t.status == TrialStatus.INFEASIBLE and t.reason == space.threads_infeasible]
@@ -440,6 +442,10 @@ def _stopped_settings(trials: tuple[TrialResult, ...], space: SearchSpace,
         warnings.append(f"... and {len(stopped) - 5} more trials failed or were infeasible (see the trials table).")
     for config, reason in race_failures.items():
         warnings.append(f"{config.label()} stopped during the race: {reason}")
+    for config, reason in race_reruns.items():
+        again = "failed again" if config in race_failures else "ran, and the race went on"
+        warnings.append(f"{config.label()} stopped once during the race ({reason}) and was timed again at once, "
+                        f"as the claim's baseline: it {again}.")
     if any(AST_RACE in reason for reason in [t.reason for t in stopped] + list(race_failures.values())):
         warnings.append(
             f"\"{AST_RACE}\" is a race in CPython's ast module, not a bug in your code: threads that call "

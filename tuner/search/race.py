@@ -13,12 +13,12 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tuner.analysis.epoch_model import epoch_throughput
 from tuner.results import KERAS_DEFAULTS, LoaderConfig, RaceLoad
 from tuner.search import decision
-from tuner.search.measurer import Measurer, TrialStopped
+from tuner.search.measurer import Measurement, Measurer, TrialStopped
 
 # A round during which other processes took more than this many cores of CPU is dropped and run again, as
 # long as dropped rounds stay under this share of the race's rounds, and until this many rounds in a row
@@ -52,6 +52,7 @@ class Interleaved:
     stopped_because: str
     settled: bool
     load: RaceLoad = RaceLoad()
+    rerun: dict[LoaderConfig, str] = field(default_factory=dict)  # the defaults' failure a rerun made good
 
 
 def run_race(measurer: Measurer, keras: Sequence[LoaderConfig], plan: Callable[[LoaderConfig], RacePlan], *,
@@ -102,6 +103,7 @@ class _RaceState:
         self.samples = {config: [] for config in configs}
         self.peaks = {config: 0 for config in configs}
         self.failures: dict[LoaderConfig, str] = {}
+        self.rerun: dict[LoaderConfig, str] = {}  # the claim's baseline is timed again once when it fails
         self.left: dict[LoaderConfig, str] = {}
         self.racing, self.tf_data = list(configs), tf_data
         self.defaults_beaten = False  # the defaults race on only for the claim
@@ -145,7 +147,7 @@ class _RaceState:
         verdict = decision.verdict(samples, self.candidates() or self.keras_racing() or list(samples), self.tf_data,
                                    self.pooled, cost)
         return Interleaved(samples, self.peaks, self.failures, self.left, verdict, stopped_because, settled,
-                           RaceLoad(self.dropped, self.loaded, self.peak_load))
+                           RaceLoad(self.dropped, self.loaded, self.peak_load), self.rerun)
 
 
 def _run_round(measurer: Measurer, state: _RaceState, round_index: int, plan: Callable[[LoaderConfig], RacePlan],
@@ -155,8 +157,7 @@ def _run_round(measurer: Measurer, state: _RaceState, round_index: int, plan: Ca
     for config in state.racing:
         steps = plan(config)
         try:
-            measurement = measurer.measure(config, RACE_WINDOW_OFFSET + round_index, epochs=steps.epochs,
-                                           batches=steps.batches)
+            measurement = _measure(measurer, state, config, RACE_WINDOW_OFFSET + round_index, steps)
         except TrialStopped as stop:
             state.failures[config] = stop.reason
             continue
@@ -169,6 +170,19 @@ def _run_round(measurer: Measurer, state: _RaceState, round_index: int, plan: Ca
         load = max(load, measurement.foreign_cores)
     state.racing = [config for config in state.racing if config not in state.failures]
     return load
+
+
+def _measure(measurer: Measurer, state: _RaceState, config: LoaderConfig, window: int,
+             steps: RacePlan) -> Measurement:
+    """One fit of ``config``. The defaults are every claim's baseline, so a failure of theirs is timed
+    again once, at once (a stall seen once in an inline epoch did not come back), and kept in ``rerun``."""
+    try:
+        return measurer.measure(config, window, epochs=steps.epochs, batches=steps.batches)
+    except TrialStopped as stop:
+        if config != KERAS_DEFAULTS or state.rerun:
+            raise
+        state.rerun[config] = stop.reason
+        return measurer.measure(config, window, epochs=steps.epochs, batches=steps.batches)
 
 
 def _send_away_far_below(state: _RaceState) -> None:

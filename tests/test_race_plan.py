@@ -4,7 +4,7 @@ import dataclasses
 
 from tests import builders
 from tuner.api import INLINE_FIT_SECONDS, Facts
-from tuner.results import KERAS_DEFAULTS, EngineName, LoaderConfig, Provenance, TrialResult, TrialStatus, WindowTiming
+from tuner.results import KERAS_DEFAULTS, EngineName, LoaderConfig, Provenance, TrialResult, WindowTiming
 from tuner.search.space import SearchSpace
 
 

@@ -11,7 +11,6 @@ import pickle
 import shlex
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path

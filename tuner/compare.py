@@ -8,7 +8,6 @@ here, so a gate below about 0.9 leaves room for that noise.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from tuner.errors import TuneLoaderError

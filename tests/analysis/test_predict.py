@@ -4,7 +4,7 @@ import pytest
 
 from probes.profiles import StartCost
 from tests import builders
-from tuner.analysis.predict import (batch_cost, best_predictions, ceiling, ceiling_with_measured, gil_seconds,
+from tuner.analysis.predict import (best_predictions, ceiling, ceiling_with_measured, gil_seconds,
                                     parallel_share, predict)
 from tuner.results import KERAS_DEFAULTS, LoaderConfig
 from tuner.search.space import SearchSpace

@@ -4,7 +4,6 @@ import time
 
 import pytest
 
-from tests import builders
 from tests.fakes import FakeMeasurer
 from tuner.results import KERAS_DEFAULTS, LoaderConfig
 from tuner.search import decision

@@ -7,7 +7,7 @@ import platform
 import statistics
 
 from probes.profiles import DataKind, DatasetProfile, ModelProfile, PoolKind
-from probes.stats import outlier_mask, summarize
+from probes.stats import outlier_mask
 from tuner.analysis.predict import start_cost_seconds
 from tuner.engines.backend import inline_uses_tf_data
 from tuner.engines.knobs import PoolStart

@@ -215,10 +215,11 @@ def verdict(rounds: Rounds, candidates: Collection[LoaderConfig], tf_data: Loade
     The answer is a decision under uncertainty, separate from the claim
     (docs/search.md, "The choice and the claim"): the pool with the best
     expected throughput (``choice``) that passes the harm guard
-    (``_guarded_best``) is recommended over the defaults when it is worth it
-    (``_worth``), whether or not its claim is decided. tf.data is judged against what is recommended. ``pooled`` is
-    the race's last estimate of a round's noise; ``round_seconds`` what one
-    fit of each setting took, to say what deciding the claim would cost.
+    (``_guarded_best``) is recommended over the defaults when it is worth
+    it (``_worth``), whether or not its claim is decided. tf.data is judged
+    against what is recommended. ``pooled`` is the race's last estimate of
+    a round's noise; ``round_seconds`` what one fit of each setting took, to
+    say what deciding the claim would cost.
     """
     raced_pools = [config for config in rounds if config not in (KERAS_DEFAULTS, tf_data)]
     pools = [config for config in candidates if config != KERAS_DEFAULTS] or raced_pools

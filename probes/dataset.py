@@ -72,24 +72,14 @@ def probe_dataset(
     indices = [index(i) for i in range(1, count + 1)]
 
     test = _thread_test(get_batch, indices, threads, fresh_stream)
-    if fresh_stream:
-        thread_safe, safety_note = _judge_stream_thread_safety(fresh_stream(), threads, len(indices))
-    else:
-        thread_safe, safety_note = _judge_thread_safety(get_batch, indices[0], test.serial_batches, test.threaded_batches)
-    if pickle_error is None:
-        pickle_error = pickle_failure(dataset)
-    if fresh_stream:
-        stream = fresh_stream()
-        native = probe_native_threads(lambda _: stream(), indices)
-    else:
-        native = probe_native_threads(get_batch, indices)
+    thread_safe, safety_note = _thread_safety(get_batch, fresh_stream, indices, threads, test)
+    pickle_error = pickle_failure(dataset) if pickle_error is None else pickle_error
+    native = _native_pools(get_batch, fresh_stream, indices)
     return DatasetProfile(
         kind=kind,
         class_name=name or type(dataset).__name__,
         batches_per_epoch=num_batches,
-        batch_bytes=batch_nbytes(first),
-        samples_per_batch=_samples_in(first),
-        batch_structure=describe_structure(first),
+        batch_bytes=batch_nbytes(first), samples_per_batch=_samples_in(first), batch_structure=describe_structure(first),
         wall_seconds=summarize(test.walls),
         cpu_seconds=summarize(test.cpus),
         cpu_fraction=float(min(1.0, sum(test.cpus) / max(sum(test.walls), 1e-9))),
@@ -99,12 +89,34 @@ def probe_dataset(
         pickle_error=pickle_error,
         thread_safe=thread_safe,
         thread_safety_note=safety_note,
+        native=native,
+        fork_hazards=fork_hazards(dataset, "dataset"),
+        **_user_knobs(dataset, kind),
+    )
+
+
+def _thread_safety(get_batch, fresh_stream, indices: list[int], threads: int, test) -> tuple[bool | None, str]:
+    """Shared-stream safety for a generator, same-batch safety for an indexed dataset."""
+    if fresh_stream:
+        return _judge_stream_thread_safety(fresh_stream(), threads, len(indices))
+    return _judge_thread_safety(get_batch, indices[0], test.serial_batches, test.threaded_batches)
+
+
+def _native_pools(get_batch, fresh_stream, indices: list[int]):
+    """The BLAS/OpenMP pools the batches use (a generator's from a fresh stream)."""
+    if fresh_stream:
+        stream = fresh_stream()
+        return probe_native_threads(lambda _: stream(), indices)
+    return probe_native_threads(get_batch, indices)
+
+
+def _user_knobs(dataset: Any, kind: DataKind) -> dict[str, Any]:
+    """The knobs the user's dataset was built with, and whether its constructor takes them."""
+    return dict(
         user_workers=int(getattr(dataset, "workers", 1) or 1),
         user_use_multiprocessing=bool(getattr(dataset, "use_multiprocessing", False)),
         user_max_queue_size=int(getattr(dataset, "max_queue_size", 10) or 10),
         takes_knob_arguments=takes_knob_arguments(type(dataset)) if kind == DataKind.PYDATASET else None,
-        native=native,
-        fork_hazards=fork_hazards(dataset, "dataset"),
     )
 
 

@@ -80,17 +80,7 @@ def explain(
         reasons.append(claim(chosen, best, confirmation, epoch_batches, race.stopped_because if race else "", how,
                              elapsed_seconds))
     if tf_data is not None:
-        interval = tf_data.interval_text()
-        if tf_data.significant:
-            reasons.append(
-                f"A tf.data pipeline over the same __getitem__ (map with AUTOTUNE, prefetch) ran {tf_data.speedup:.2f}x "
-                f"the recommended setting ({chosen.label()}) {interval}: consider switching (code below)."
-            )
-        else:
-            reasons.append(
-                f"A tf.data pipeline over the same __getitem__ ran {tf_data.speedup:.2f}x the recommended "
-                f"setting ({chosen.label()}) {interval}: no reason to switch."
-            )
+        reasons.append(tf_data_text(tf_data, chosen))
     if dataset.kind == DataKind.GENERATOR and confirmation is not None and not best.use_multiprocessing:
         reasons.append(
             "Keras 3 cannot run a plain generator in parallel: its fit() makes the batches inline, like the "
@@ -106,6 +96,16 @@ def explain(
             "from the probes, not a measurement."
         )
     return tuple(reasons)
+
+
+def tf_data_text(tf_data: Confirmation, chosen: LoaderConfig) -> str:
+    """tf.data against the recommended setting, side by side."""
+    interval = tf_data.interval_text()
+    if tf_data.significant:
+        return (f"A tf.data pipeline over the same __getitem__ (map with AUTOTUNE, prefetch) ran {tf_data.speedup:.2f}x "
+                f"the recommended setting ({chosen.label()}) {interval}: consider switching (code below).")
+    return (f"A tf.data pipeline over the same __getitem__ ran {tf_data.speedup:.2f}x the recommended "
+            f"setting ({chosen.label()}) {interval}: no reason to switch.")
 
 
 def claim(chosen: LoaderConfig, best: LoaderConfig, confirmation: Confirmation | None, epoch_batches: int,

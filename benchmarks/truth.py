@@ -20,6 +20,7 @@ imports TensorFlow at every epoch start.
     python benchmarks/truth.py                                    # what the README shows
     python benchmarks/truth.py --examples image_files io_bound --rounds 3 --runs 2
     python benchmarks/truth.py --examples gil_bound image_files --start-method forkserver
+    python benchmarks/truth.py --examples log_lines volume_patches closure_pipeline whitened_windows
     python benchmarks/truth.py --from benchmarks/results/MACHINE/COMMIT/truth-TIME.json ...   # re-render
 
 Writes the raw results to benchmarks/results/ (git-ignored), its section of benchmarks/RESULTS.md, and the
@@ -54,6 +55,10 @@ from tuner.search.space import SearchSpace, rule_of_thumb  # noqa: E402
 
 EXAMPLES = ("io_bound", "gil_bound", "numpy_augment", "image_files", "flow_from_directory", "legacy_sequence",
             "legacy_generator", "blas_features", "io_bound@jax", "gil_bound@jax", "torch_dataloader@torch")
+# Data code the examples lack, in benchmarks/workloads/ (issue 40): epochs of 1.5 to 5 s with a model step over
+# 20 ms (log_lines), 7 MB batches (volume_patches), a dataset that does not pickle (closure_pipeline), and a
+# BLAS-heavy loader timed also at one BLAS thread a worker (whitened_windows). They are not in the README's table.
+WORKLOADS = ("log_lines", "volume_patches", "closure_pipeline", "whitened_windows")
 STOPWATCH = ROOT / "benchmarks" / "stopwatch.py"
 GRID_WORKERS = (1, 2, 4, 8, 16, 32)
 LOADER_WORKERS = (1, 2, 4)  # a torch DataLoader's num_workers, each with and without persistent workers
@@ -62,7 +67,7 @@ RULE_NOISE = TF_DATA_NOISE = 1.05
 FRESH_WORKERS_MOST = 8  # process pools under forkserver or spawn: each worker imports TensorFlow every epoch
 TIMED_SECONDS = 5.0  # the defaults' timed fit lasts about this long; every setting runs as many epochs
 MIN_EPOCHS, MAX_EPOCHS = 4, 10
-GOALS = {"answer / best": 0.97, "claim error": 0.10, "spread": 0.05, "median seconds": 60.0, "most seconds": 90.0,
+GOALS = {"answer / best": 0.97, "answer / best, every run": 0.95, "defaults kept below": 1.05, "claim error": 0.10, "spread": 0.05, "median seconds": 60.0, "most seconds": 90.0,
          "under load / best": 0.90}
 README_BEGIN, README_END = "<!-- truth table: written by benchmarks/truth.py -->", "<!-- end of truth table -->"
 RESULTS_BEGIN, RESULTS_END = "<!-- truth: written by benchmarks/truth.py -->", "<!-- end of truth -->"
@@ -151,7 +156,7 @@ def tune(path: Path, backend: str, start_method: str | None, competing_core: boo
 def run_example(row: str, rounds: int, runs: int, under_load: bool, start_method: str | None = None) -> dict:
     name, _, backend = row.partition("@")
     backend = backend or "tensorflow"
-    path = ROOT / "examples" / f"{name}.py"
+    path = ROOT / ("benchmarks/workloads" if name in WORKLOADS else "examples") / f"{name}.py"
     print(f"\n== {row}", flush=True)
     tuned = [tune(path, backend, start_method) for _ in range(runs)]
     loaded = tune(path, backend, start_method, competing_core=True) if under_load else None
@@ -235,7 +240,7 @@ def table(results: list[dict]) -> str:
 
 
 def goals(results: list[dict]) -> str:
-    """Each goal of issue 30 with what this run measured against it."""
+    """Each goal (issues 30 and 40) with what this run measured against it."""
     runs = [run for r in results for run in r["runs"]]
     ratios = [over_best(r, run) for r in results for run in r["runs"]]
     seconds = [run["seconds"] for run in runs]
@@ -244,9 +249,17 @@ def goals(results: list[dict]) -> str:
                      for run in r["runs"])
     tf_data = sum(tf_data_held(r, run) for r in results for run in r["runs"])
     largest = max(abs(run["claim_error"]) for run in runs)
+    kept = [(r, run) for r in results for run in r["runs"] if run["answer"] == KERAS_DEFAULTS.label()]
+    wrongly_kept = [f"{r['example']} ({r['speedups'][keras_best(r)]:.2f}x)" for r, _ in kept
+                    if r["speedups"][keras_best(r)] > GOALS["defaults kept below"]]
     lines = [
-        f"- answer at least {GOALS['answer / best']} of the grid's best: "
-        f"{sum(ratio >= GOALS['answer / best'] for ratio in ratios)} of {len(runs)} runs (lowest {min(ratios):.2f})",
+        f"- answer at least {GOALS['answer / best, every run']} of the grid's best in every run: "
+        f"{sum(ratio >= GOALS['answer / best, every run'] for ratio in ratios)} of {len(runs)} runs; at least "
+        f"{GOALS['answer / best']} in 3 of every 4: {sum(ratio >= GOALS['answer / best'] for ratio in ratios)} of "
+        f"{len(runs)} (lowest {min(ratios):.2f})",
+        f"- the defaults kept only where no grid setting beats them by more than "
+        f"{GOALS['defaults kept below'] - 1:.0%}: {len(kept) - len(wrongly_kept)} of {len(kept)} runs that kept them"
+        + (f" (not: {', '.join(wrongly_kept)})" if wrongly_kept else ""),
         f"- claim within {GOALS['claim error']:.0%} of the stopwatch: "
         f"{sum(abs(run['claim_error']) <= GOALS['claim error'] for run in runs)} of {len(runs)} runs (largest {largest:.0%})",
         f"- answers within {GOALS['spread']:.0%} of each other: {sum(s <= GOALS['spread'] for s in spreads)} of "
@@ -299,8 +312,9 @@ def publish(results: list[dict], rounds: int, saved: list[Path], start_method: s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--examples", nargs="+", choices=EXAMPLES,
-                        help="these examples only, in a section of their own (default: all, and the README's table)")
+    parser.add_argument("--examples", nargs="+", choices=EXAMPLES + WORKLOADS,
+                        help="these examples (or benchmarks/workloads/) only, in a section of their own (default: "
+                             "every example, and the README's table)")
     parser.add_argument("--rounds", type=int, default=2, help="stopwatch rounds per setting (default 2)")
     parser.add_argument("--runs", type=int, default=3, help="tune-loader runs per example (default 3)")
     parser.add_argument("--under-load", action="store_true",

@@ -312,16 +312,23 @@ def _screen(measurer: TrialMeasurer, facts: Facts, settings: StudySettings, tria
 
 def _race(measurer: TrialMeasurer, facts: Facts, screened: ScreenOutcome, progress: Progress,
           deadline: float) -> Interleaved:
-    """Races the screen's finalists, the defaults and tf.data (which needs batch i on demand, so not for a
-    generator), interleaved, until ``decision`` has nothing left open or ``deadline``."""
-    finals = decision.finalists(screened.trials, keep=[KERAS_DEFAULTS])
+    """Races the screen's finalists, the defaults and tf.data, interleaved, until ``decision`` has nothing
+    left open or ``deadline``. As many finalists race as three rounds allow in the time left, and tf.data
+    (which needs batch i on demand, so not for a generator) only where it could lead (``decision``)."""
     timed = {t.config: t for t in screened.trials if t.steady_batches_per_second}
-    tf_data = TF_DATA if facts.space.knobs.races_tf_data and facts.dataset.kind != DataKind.GENERATOR else None
+    feasible = facts.space.knobs.races_tf_data and facts.dataset.kind != DataKind.GENERATOR
+    tf_data = TF_DATA if feasible and decision.races_tf_data(screened.trials) else None
+    defaults = timed.get(KERAS_DEFAULTS)
+    finals = decision.finalists(screened.trials, keep=[KERAS_DEFAULTS], fit_seconds=facts.race_fit_seconds,
+                                seconds=deadline - time.monotonic(),
+                                extra_seconds=facts.race_fit_seconds(defaults) if tf_data and defaults else 0.0)
     others = " and a tf.data pipeline" * bool(tf_data)
     progress.stage(f"Racing {len(finals)} settings ({'; '.join(c.label() for c in finals)}){others}, interleaved, "
                    "until no setting left can beat the leader by more than 3% and the claim is decided")
-    return run_race(measurer, finals, lambda config: facts.race_plan(config, timed.get(config)),
+    race = run_race(measurer, finals, lambda config: facts.race_plan(config, timed.get(config)),
                     epoch_batches=facts.epoch_batches, tf_data=tf_data, deadline=deadline, on_round=progress.race_round)
+    sat_out = feasible and not tf_data
+    return dataclasses.replace(race, tf_data_reach=decision.tf_data_reach(screened.trials) if sat_out else None)
 
 
 def assemble(facts: Facts, evidence: Evidence | None, *, allow_duplicated_data: bool = False) -> Recommendation:

@@ -10,7 +10,7 @@ from probes.profiles import StartCost
 from tests import builders
 from tuner.analysis import advice
 from tuner.engines.knobs import DATALOADER_KNOBS, KERAS_KNOBS
-from tuner.results import KERAS_DEFAULTS, Confirmation, LoaderConfig
+from tuner.results import KERAS_DEFAULTS, Ceiling, Confirmation, LoaderConfig
 from tuner.search import decision
 from tuner.search.race import Interleaved
 from tuner.search.space import SearchSpace
@@ -192,3 +192,19 @@ def test_a_rerun_of_the_defaults_is_reported_with_its_first_failure_and_its_outc
     assert any(stall in w and w.endswith("it ran, and the race went on.") for w in ran)
     failed = advice.warn(**common, race_reruns={KERAS_DEFAULTS: stall}, race_failures={KERAS_DEFAULTS: stall})
     assert any(w.endswith("it failed again.") for w in failed)
+
+
+def test_the_reasons_say_why_tf_data_sat_out_the_race():
+    processes = LoaderConfig(2, True, 10)
+    samples = {processes: (80.0, 82.0), KERAS_DEFAULTS: (40.0, 41.0)}
+    race = Interleaved(samples, {}, {}, {}, decision.verdict(samples, [processes, KERAS_DEFAULTS]), "settled", True,
+                       tf_data_reach=0.5)
+    common = dict(chosen=processes, best=processes, confirmation=race.verdict.claim,
+                  ceiling=Ceiling(560.0, 10.0, 2.1, "input-bound", "input-bound"), dataset=builders.dataset(),
+                  model=builders.model(), epoch_batches=100)
+    sat_out = [r for r in advice.explain(tf_data=None, race=race, **common) if "tf.data" in r]
+    assert sat_out == ["A tf.data pipeline was not raced: it runs __getitem__ on threads of the training process, "
+                       "and the fastest setting screened there (inline or threads) ran 0.50x the fastest screened: "
+                       "tf.data would need 2.0x over that setting to lead, and races only within 1.5x."]
+    raced = dataclasses.replace(race, tf_data_reach=None)
+    assert not any("tf.data" in r for r in advice.explain(tf_data=None, race=raced, **common))

@@ -23,6 +23,36 @@ def test_the_fastest_few_within_the_margin_reach_the_race_with_the_defaults():
     assert decision.finalists(screened[:2], keep=[KERAS_DEFAULTS]) == [TWO, KERAS_DEFAULTS]  # 45 is 55% below
 
 
+def test_where_epochs_are_long_the_slowest_finalists_give_way_so_three_rounds_fit():
+    screened = [builders.trial(0, KERAS_DEFAULTS, 50.0), builders.trial(1, TWO, 90.0),
+                builders.trial(2, FOUR, 100.0), builders.trial(3, EIGHT, 95.0)]
+    every = [FOUR, EIGHT, TWO, KERAS_DEFAULTS]  # by the screen; the defaults, 50% below, for the claim
+    assert decision.finalists(screened, keep=[KERAS_DEFAULTS]) == every
+
+    def fit(trial):  # a race fit: the defaults' whole epochs cost 6 s, a pool's windows 2 s
+        return 6.0 if trial.config == KERAS_DEFAULTS else 2.0
+
+    roomy = decision.finalists(screened, keep=[KERAS_DEFAULTS], fit_seconds=fit, seconds=60.0)
+    assert roomy == every  # 3 x (6 + 3 x 2) = 36 s fits in 60
+    tight = decision.finalists(screened, keep=[KERAS_DEFAULTS], fit_seconds=fit, seconds=30.0)
+    assert tight == [FOUR, EIGHT, KERAS_DEFAULTS]  # 3 x (6 + 2 x 2) = 30 s
+    with_tf_data = decision.finalists(screened, keep=[KERAS_DEFAULTS], fit_seconds=fit, seconds=30.0,
+                                      extra_seconds=6.0)
+    assert with_tf_data == [FOUR, KERAS_DEFAULTS]  # the fastest always races, however little time is left
+    assert decision.finalists(screened, keep=[KERAS_DEFAULTS], fit_seconds=fit, seconds=1.0) == with_tf_data
+
+
+def test_tf_data_races_only_where_a_setting_in_the_training_process_comes_near_the_best():
+    processes = LoaderConfig(2, True, 10)
+    gil_bound = [builders.trial(0, KERAS_DEFAULTS, 40.0), builders.trial(1, TWO, 20.0),
+                 builders.trial(2, processes, 80.0)]
+    assert decision.tf_data_reach(gil_bound) == pytest.approx(0.5)  # inline at 40, the best at 80
+    assert not decision.races_tf_data(gil_bound)  # tf.data would need 2x over inline
+    near = gil_bound[:1] + [builders.trial(1, TWO, 60.0), gil_bound[2]]
+    assert decision.races_tf_data(near)  # threads at 0.75 of the processes: 1.33x would lead
+    assert decision.races_tf_data([builders.trial(0, KERAS_DEFAULTS, 40.0)])
+
+
 def test_a_comparison_borrows_the_spread_other_pairs_show_and_the_epochs_inside_the_fits():
     rounds = {TWO: (100.0, 101.0), FOUR: (110.0, 111.1), EIGHT: (120.0, 100.0), KERAS_DEFAULTS: (50.0, 50.5)}
     alone = decision.compare(rounds, FOUR, TWO)  # two rounds in step: its own spread is ~0, the floor is 1%

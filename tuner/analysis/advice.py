@@ -81,6 +81,8 @@ def explain(
                              elapsed_seconds))
     if tf_data is not None:
         reasons.append(tf_data_text(tf_data, chosen))
+    elif race and race.tf_data_reach is not None:
+        reasons.append(tf_data_sat_out_text(race.tf_data_reach))
     if dataset.kind == DataKind.GENERATOR and confirmation is not None and not best.use_multiprocessing:
         reasons.append(
             "Keras 3 cannot run a plain generator in parallel: its fit() makes the batches inline, like the "
@@ -106,6 +108,14 @@ def tf_data_text(tf_data: Confirmation, chosen: LoaderConfig) -> str:
                 f"the recommended setting ({chosen.label()}) {interval}: consider switching (code below).")
     return (f"A tf.data pipeline over the same __getitem__ ran {tf_data.speedup:.2f}x the recommended "
             f"setting ({chosen.label()}) {interval}: no reason to switch.")
+
+
+def tf_data_sat_out_text(reach: float) -> str:
+    """Why tf.data was not raced (``decision.races_tf_data``)."""
+    return (f"A tf.data pipeline was not raced: it runs __getitem__ on threads of the training process, and the "
+            f"fastest setting screened there (inline or threads) ran {reach:.2f}x the fastest screened: tf.data "
+            f"would need {1 / reach:.1f}x over that setting to lead, and races only within "
+            f"{decision.TF_DATA_MOST_GAIN:.1f}x.")
 
 
 def claim(chosen: LoaderConfig, best: LoaderConfig, confirmation: Confirmation | None, epoch_batches: int,

@@ -15,20 +15,24 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from scipy.stats import t as student_t
 
 from probes.stats import RatioInterval, paired_log_interval
 from tuner.results import (KERAS_DEFAULTS, ChoiceBasis, Confirmation, Decision, LoaderConfig, TrialResult,
-                           completed)
+                           best_rate, completed)
 
 Rounds = Mapping[LoaderConfig, Sequence[float]]
 
 # Screening: one cheap window each; the fastest few within this share of the best screen reach the race.
 SCREEN_MARGIN = 0.20
 FINALISTS = 4
+# tf.data runs the batch code on threads of the training process. The most it ran over the best thread pool
+# or inline setting in benchmarks/truth.py is 1.32x (legacy_sequence); it races only where this much over
+# the best of those reaches the screen's best.
+TF_DATA_MOST_GAIN = 1.5
 # Racing: a setting whose one-sided upper bound against the leader is below 1 is clearly slower and leaves.
 ELIMINATION_CONFIDENCE = 0.95
 # The best-arm question is settled when no setting left in the race can beat the leader by more than this,
@@ -66,15 +70,43 @@ RESERVE_ROUNDS = 3
 MAX_RESERVE_SHARE = 0.5
 
 
-def finalists(screened: Sequence[TrialResult], keep: Collection[LoaderConfig] = ()) -> list[LoaderConfig]:
+def finalists(screened: Sequence[TrialResult], keep: Collection[LoaderConfig] = (), *,
+              fit_seconds: Callable[[TrialResult], float] | None = None, seconds: float = math.inf,
+              extra_seconds: float = 0.0) -> list[LoaderConfig]:
     """The settings that race: the ``FINALISTS`` fastest screened within ``SCREEN_MARGIN`` of the fastest,
-    and those in ``keep`` (the defaults, which the claim needs) that were screened and did not fail."""
+    and those in ``keep`` (the defaults, which the claim needs) that were screened and did not fail.
+
+    With ``fit_seconds`` (one race fit of a screened setting), the slowest screened leave until
+    ``RESERVE_ROUNDS`` rounds of them all, with ``extra_seconds`` a round for what else races (tf.data),
+    fit in ``seconds``; the fastest and ``keep`` always race. Where epochs are long, five settings at two
+    rounds each decide less than three settings at three rounds: the claim and the choice both need rounds.
+    """
     ranked = sorted(completed(screened), key=lambda t: -t.epoch_batches_per_second.median)
     if not ranked:
         return []
     floor = (1.0 - SCREEN_MARGIN) * ranked[0].epoch_batches_per_second.median
-    chosen = [t.config for t in ranked if t.epoch_batches_per_second.median >= floor][:FINALISTS]
-    return chosen + [t.config for t in ranked if t.config in keep and t.config not in chosen]
+    chosen = [t for t in ranked if t.epoch_batches_per_second.median >= floor][:FINALISTS]
+    kept = [t for t in ranked if t.config in keep and t not in chosen]
+    while fit_seconds and len(chosen) > 1 and (
+            RESERVE_ROUNDS * (sum(map(fit_seconds, chosen + kept)) + extra_seconds) > seconds):
+        dropped = next(t for t in reversed(chosen) if t.config not in keep)
+        chosen.remove(dropped)
+    return [t.config for t in chosen + kept]
+
+
+def tf_data_reach(screened: Sequence[TrialResult]) -> float:
+    """How fast the screen's best setting inside the training process (inline or a thread pool) ran, over
+    its best setting of all. tf.data runs ``__getitem__`` on threads of that process, so it leads only
+    where such a setting comes within ``TF_DATA_MOST_GAIN`` of the best (1.0 where nothing ran)."""
+    best = best_rate(screened)
+    in_process = best_rate(t for t in screened if not t.config.use_multiprocessing)
+    return in_process / best if best else 1.0
+
+
+def races_tf_data(screened: Sequence[TrialResult]) -> bool:
+    """tf.data races only where it could change the answer: where ``TF_DATA_MOST_GAIN`` over the best
+    setting in the training process reaches the best setting screened."""
+    return TF_DATA_MOST_GAIN * tf_data_reach(screened) >= 1.0
 
 
 def reserve_seconds(fit_seconds: Sequence[float], budget_seconds: float) -> float:

@@ -53,6 +53,7 @@ class Interleaved:
     settled: bool
     load: RaceLoad = RaceLoad()
     rerun: dict[LoaderConfig, str] = field(default_factory=dict)  # the defaults' failure a rerun made good
+    tf_data_reach: float | None = None  # tf.data sat out: the screen's best in-process setting over its best
 
 
 def run_race(measurer: Measurer, keras: Sequence[LoaderConfig], plan: Callable[[LoaderConfig], RacePlan], *,

@@ -18,6 +18,7 @@ It prints each prediction's median over ``--rounds`` and its ratio to the
 whole epochs' median.
 
     python benchmarks/window_split.py examples/numpy_augment.py --window 60 --settings 2x10 4x10 8x16
+    python benchmarks/window_split.py benchmarks/workloads/closure_pipeline.py --window 56 --settings 2x10p 8x10p
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("file", type=Path)
     parser.add_argument("--window", type=int, required=True, help="batches of the shorter window")
-    parser.add_argument("--settings", nargs="+", default=["2x10", "4x10", "8x16"], help="WORKERSxQUEUE, threads")
+    parser.add_argument("--settings", nargs="+", default=["2x10", "4x10", "8x16"],
+                        help="WORKERSxQUEUE: threads; WORKERSxQUEUEp: processes")
     parser.add_argument("--fixed", type=float, default=0.16, help="the known fixed cost the capped reading takes")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
@@ -64,8 +66,8 @@ def main() -> None:
 
     print(f"{args.file.name}: epochs of {whole} batches, windows of {args.window}")
     for setting in args.settings:
-        workers, queue = map(int, setting.split("x"))
-        config = LoaderConfig(workers, False, queue)
+        workers, queue = map(int, setting.rstrip("p").split("x"))
+        config = LoaderConfig(workers, setting.endswith("p"), queue)
         real, readings = [], {"middle": [], "capped": [], "to the end": []}
         for _ in range(args.rounds):
             epochs = epochs_of(config, whole, 3)

@@ -40,6 +40,9 @@ def test_where_epochs_are_long_the_slowest_finalists_give_way_so_three_rounds_fi
                                       extra_seconds=6.0)
     assert with_tf_data == [FOUR, KERAS_DEFAULTS]  # the fastest always races, however little time is left
     assert decision.finalists(screened, keep=[KERAS_DEFAULTS], fit_seconds=fit, seconds=1.0) == with_tf_data
+    inline_first = [builders.trial(0, KERAS_DEFAULTS, 105.0)] + screened[1:]  # the defaults screened fastest
+    assert decision.finalists(inline_first, keep=[KERAS_DEFAULTS], fit_seconds=fit, seconds=1.0) == [
+        KERAS_DEFAULTS, FOUR]  # still raced against the fastest pool
 
 
 def test_tf_data_races_only_where_a_setting_in_the_training_process_comes_near_the_best():

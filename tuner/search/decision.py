@@ -78,7 +78,8 @@ def finalists(screened: Sequence[TrialResult], keep: Collection[LoaderConfig] = 
 
     With ``fit_seconds`` (one race fit of a screened setting), the slowest screened leave until
     ``RESERVE_ROUNDS`` rounds of them all, with ``extra_seconds`` a round for what else races (tf.data),
-    fit in ``seconds``; the fastest and ``keep`` always race. Where epochs are long, five settings at two
+    fit in ``seconds``; ``keep`` and the fastest of the others always race (the defaults screened fastest
+    still race a pool, or nothing would be compared). Where epochs are long, five settings at two
     rounds each decide less than three settings at three rounds: the claim and the choice both need rounds.
     """
     ranked = sorted(completed(screened), key=lambda t: -t.epoch_batches_per_second.median)
@@ -87,10 +88,10 @@ def finalists(screened: Sequence[TrialResult], keep: Collection[LoaderConfig] = 
     floor = (1.0 - SCREEN_MARGIN) * ranked[0].epoch_batches_per_second.median
     chosen = [t for t in ranked if t.epoch_batches_per_second.median >= floor][:FINALISTS]
     kept = [t for t in ranked if t.config in keep and t not in chosen]
-    while fit_seconds and len(chosen) > 1 and (
+    rivals = [t for t in chosen if t.config not in keep]
+    while fit_seconds and len(rivals) > 1 and (
             RESERVE_ROUNDS * (sum(map(fit_seconds, chosen + kept)) + extra_seconds) > seconds):
-        dropped = next(t for t in reversed(chosen) if t.config not in keep)
-        chosen.remove(dropped)
+        chosen.remove(rivals.pop())
     return [t.config for t in chosen + kept]
 
 

@@ -10,7 +10,8 @@ thing in every ``__getitem__``). WORKERS 0 means the tf.data pipeline the report
 untimed epoch (tracing), then one plain ``fit`` of EPOCHS epochs with ``time.perf_counter`` around the
 call and a callback that only notes when each epoch ended, and prints as JSON ``batches_per_second``
 (epochs after the first, from the end of the first to the end of the last: a long training's rate, as
-the owner's stopwatch excludes the first epoch) and ``whole_fit_batches_per_second`` (the whole call).
+the owner's stopwatch excludes the first epoch), ``median_epoch_batches_per_second`` (the median epoch
+after the first: an inline epoch that waits for tf.data's autotuner counts once, not by its length) and ``whole_fit_batches_per_second`` (the whole call).
 It shares no timing code with tune-loader: no windows, no epoch model. The Keras backend is whatever
 ``KERAS_BACKEND`` says, and process pools start by ``STOPWATCH_START_METHOD`` (fork, forkserver, spawn;
 default this Python's), as in the user's own training. NATIVE_THREADS patches the dataset's class in this
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 import time
 import warnings
@@ -80,7 +82,9 @@ def main() -> None:
         fit(epochs, [callback])
         seconds = time.perf_counter() - started
     ends = callback.ends
+    each = [later - earlier for earlier, later in zip(ends, ends[1:])]
     print(json.dumps({"batches_per_second": (epochs - 1) * batches / (ends[-1] - ends[0]),
+                      "median_epoch_batches_per_second": batches / statistics.median(each),
                       "whole_fit_batches_per_second": epochs * batches / seconds, "seconds": seconds}))
 
 

@@ -43,6 +43,10 @@ def test_where_epochs_are_long_the_slowest_finalists_give_way_so_three_rounds_fi
     inline_first = [builders.trial(0, KERAS_DEFAULTS, 105.0)] + screened[1:]  # the defaults screened fastest
     assert decision.finalists(inline_first, keep=[KERAS_DEFAULTS], fit_seconds=fit, seconds=1.0) == [
         KERAS_DEFAULTS, FOUR]  # still raced against the fastest pool
+    processes = LoaderConfig(2, True, 10)
+    mixed = screened + [builders.trial(4, processes, 85.0)]  # the slowest screened, the only process pool
+    assert decision.finalists(mixed, keep=[KERAS_DEFAULTS], fit_seconds=fit, seconds=1.0) == [
+        FOUR, processes, KERAS_DEFAULTS]  # the best of each kind races
 
 
 def test_tf_data_races_only_where_a_setting_in_the_training_process_comes_near_the_best():

@@ -78,9 +78,10 @@ def finalists(screened: Sequence[TrialResult], keep: Collection[LoaderConfig] = 
 
     With ``fit_seconds`` (one race fit of a screened setting), the slowest screened leave until
     ``RESERVE_ROUNDS`` rounds of them all, with ``extra_seconds`` a round for what else races (tf.data),
-    fit in ``seconds``; ``keep`` and the fastest of the others always race (the defaults screened fastest
-    still race a pool, or nothing would be compared). Where epochs are long, five settings at two
-    rounds each decide less than three settings at three rounds: the claim and the choice both need rounds.
+    fit in ``seconds``; ``keep`` and the fastest thread pool and process pool among the others always race
+    (one window each ranks the kinds too noisily to drop one: whitened_windows lost 4 threads at 1.91x so).
+    Where epochs are long, five settings at two rounds each decide less than three settings at three
+    rounds: the claim and the choice both need rounds.
     """
     ranked = sorted(completed(screened), key=lambda t: -t.epoch_batches_per_second.median)
     if not ranked:
@@ -89,9 +90,11 @@ def finalists(screened: Sequence[TrialResult], keep: Collection[LoaderConfig] = 
     chosen = [t for t in ranked if t.epoch_batches_per_second.median >= floor][:FINALISTS]
     kept = [t for t in ranked if t.config in keep and t not in chosen]
     rivals = [t for t in chosen if t.config not in keep]
-    while fit_seconds and len(rivals) > 1 and (
+    best_of_kind = {t.config.use_multiprocessing: t for t in reversed(rivals)}.values()
+    droppable = [t for t in rivals if t not in best_of_kind]
+    while fit_seconds and droppable and (
             RESERVE_ROUNDS * (sum(map(fit_seconds, chosen + kept)) + extra_seconds) > seconds):
-        chosen.remove(rivals.pop())
+        chosen.remove(droppable.pop())
     return [t.config for t in chosen + kept]
 
 

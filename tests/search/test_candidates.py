@@ -3,6 +3,7 @@
 import dataclasses
 
 from tests import builders
+from probes.profiles import PoolKind
 from tuner.results import KERAS_DEFAULTS, LoaderConfig
 from tuner.engines.knobs import worker_ladder
 from tuner.search.candidates import TRIM_SHARE, broad_grid, candidates
@@ -46,8 +47,13 @@ def test_the_defaults_come_first_then_the_model_s_favourites_and_far_below_its_b
     assert ("rule of thumb", rule) in listed
     assert LoaderConfig(1, True, 10) not in configs  # 0.2 x 50 is under a third of the best guess
     assert all(model(c) >= TRIM_SHARE * max(map(model, configs)) or c == rule for c in configs[1:])
-    rates = [model(c) for c in configs[1:]]
-    assert rates == sorted(rates, reverse=True)
+    # The favourite of each family leads (here the best thread pool, then the best process pool), then the
+    # rest in the model's order.
+    heads, rest = configs[1:3], configs[3:]
+    assert [c.use_multiprocessing for c in heads] == [False, True]
+    assert [model(c) for c in heads] == [max(model(c) for c in configs if c.use_multiprocessing == m)
+                                         for m in (False, True)]
+    assert [model(c) for c in rest] == sorted((model(c) for c in rest), reverse=True)
     assert len(candidates(space, rule, model, limit=3)) == 3  # --trials caps the screen
 
 
@@ -56,3 +62,17 @@ def test_native_thread_limits_ride_along_with_their_pool():
     configs = [config for _, config in candidates(space, LoaderConfig(2, False, 10), lambda c: 1.0, limit=100)]
     assert dataclasses.replace(KERAS_DEFAULTS, native_threads=1) in configs
     assert LoaderConfig(2, True, 10, native_threads=1) in configs and LoaderConfig(2, True, 10) in configs
+
+
+def test_a_family_the_model_ranks_last_is_still_screened_early():
+    """The whitened_windows miss: BLAS work read as GIL-bound put every thread pool last."""
+    space = SearchSpace(max_workers=8, allow_processes=True, native_threads=(1,))
+
+    def model(config):
+        return 10.0 if config.kind == PoolKind.THREADS else 20.0 + config.workers
+
+    configs = [config for _, config in candidates(space, LoaderConfig(2, True, 10), model, limit=50)]
+    families = {(c.kind, c.native_threads) for c in configs[1:]}
+    heads = configs[1:1 + len(families)]
+    assert {(c.kind, c.native_threads) for c in heads} == families
+    assert LoaderConfig(2, False, 10) in heads and LoaderConfig(2, False, 10, native_threads=1) in heads

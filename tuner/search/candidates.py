@@ -44,10 +44,23 @@ def candidates(space: SearchSpace, rule_of_thumb: LoaderConfig, predicted: Calla
     rates = {config: predicted(config) for config in grid + rule}
     best = max(rates.values(), default=0.0)
     kept = [config for config in grid if rates[config] >= TRIM_SHARE * best or space.infeasible(config)]
-    ranked = sorted(_unique(rule + kept), key=lambda c: (-round(rates[c], 1), c.simplicity))
+    ranked = _each_family_first(sorted(_unique(rule + kept), key=lambda c: (-round(rates[c], 1), c.simplicity)))
     origins = [("keras defaults", KERAS_DEFAULTS)] + [
         ("rule of thumb" if config in rule else "grid", config) for config in ranked]
     return origins[:limit]
+
+
+def _each_family_first(ranked: list[LoaderConfig]) -> list[LoaderConfig]:
+    """The model's favourite of each family (pool kind, native-thread limit, persistence) first, in the
+    model's order, then the rest in it. The model errs most between families: on per-batch BLAS work its
+    thread test, run at the libraries' default threads, read threads as GIL-bound, ranked every thread pool
+    last, and a screen cut short by the time budget never timed the 1.9x answer (docs/search.md)."""
+    def family(config: LoaderConfig) -> tuple:
+        return config.kind, config.native_threads, config.persistent_workers
+
+    seen: set[tuple] = set()
+    heads = [config for config in ranked if family(config) not in seen and not seen.add(family(config))]
+    return heads + [config for config in ranked if config not in heads]
 
 
 def _unique(configs: list[LoaderConfig]) -> list[LoaderConfig]:

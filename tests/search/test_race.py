@@ -110,6 +110,13 @@ def test_rounds_run_while_other_processes_take_the_cpu_are_dropped_and_run_again
     assert raced.load.peak_foreign_cores == 1.0
 
 
+def test_a_loaded_round_past_the_deadline_is_kept_not_run_again():
+    fake = FakeMeasurer(busy_when=lambda config, index: 1.0 if index == RACE_WINDOW_OFFSET + 1 else 0.0)
+    raced = race(fake, [LoaderConfig(16, False, 32), KERAS_DEFAULTS], deadline=time.monotonic())
+    assert raced.load.dropped_rounds == 0 and raced.load.loaded_rounds == 1
+    assert len(raced.samples[KERAS_DEFAULTS]) == decision.FIRST_VERDICT_ROUND
+
+
 def test_a_race_loaded_throughout_keeps_its_rounds_and_counts_them():
     fake = FakeMeasurer(busy_when=lambda config, index: 1.0)
     raced = race(fake, [LoaderConfig(16, False, 32), KERAS_DEFAULTS])

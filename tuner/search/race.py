@@ -69,7 +69,8 @@ def run_race(measurer: Measurer, keras: Sequence[LoaderConfig], plan: Callable[[
     fewer than ``decision.FIRST_VERDICT_ROUND`` rounds, so even a lone
     setting is timed as the user's training runs it. A round during which
     other processes took more than ``BUSY_CORES`` of CPU is dropped and run
-    again (``_RaceState.keep_round``). A setting that stops is dropped with
+    again (``_RaceState.keep_round``) while a round as long fits before
+    ``deadline``; past it, the round is kept and counted as loaded. A setting that stops is dropped with
     its reason. ``on_round(rounds, leader, racing)`` follows every round kept.
     """
     state = _RaceState(list(keras) + ([tf_data] if tf_data else []), tf_data)
@@ -77,7 +78,8 @@ def run_race(measurer: Measurer, keras: Sequence[LoaderConfig], plan: Callable[[
     for round_index in range(max_rounds):
         began = time.monotonic()
         load = _run_round(measurer, state, round_index, plan, epoch_batches)
-        if not state.keep_round(load, max_rounds):
+        rerun_fits = time.monotonic() + (time.monotonic() - began) <= deadline
+        if not state.keep_round(load, max_rounds, rerun_fits):
             continue
         if not state.keras_racing():
             reason = "every setting in it stopped"
@@ -122,13 +124,15 @@ class _RaceState:
         """The Keras settings that may still be the answer."""
         return [c for c in self.keras_racing() if not (c == KERAS_DEFAULTS and self.defaults_beaten)]
 
-    def keep_round(self, load: float, max_rounds: int) -> bool:
+    def keep_round(self, load: float, max_rounds: int, rerun_fits: bool = True) -> bool:
         """Counts the round just run, or drops it when others loaded the machine: up to
-        ``MAX_DROPPED_SHARE`` of the rounds and ``STEADY_LOAD_ROUNDS`` in a row."""
+        ``MAX_DROPPED_SHARE`` of the rounds and ``STEADY_LOAD_ROUNDS`` in a row, and only while its rerun
+        fits in the time budget (``rerun_fits``): a rerun past it cost one tune 40 s over its budget."""
         self.loaded_in_a_row = self.loaded_in_a_row + 1 if load > BUSY_CORES else 0
         if load > BUSY_CORES:
             self.peak_load = max(self.peak_load, load)
-            if self.loaded_in_a_row <= STEADY_LOAD_ROUNDS and self.dropped < MAX_DROPPED_SHARE * max_rounds:
+            if (rerun_fits and self.loaded_in_a_row <= STEADY_LOAD_ROUNDS
+                    and self.dropped < MAX_DROPPED_SHARE * max_rounds):
                 for config in self.last_round:
                     self.samples[config].pop()
                     self.within[config].pop()

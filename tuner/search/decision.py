@@ -29,6 +29,9 @@ Rounds = Mapping[LoaderConfig, Sequence[float]]
 # Screening: one cheap window each; the fastest few within this share of the best screen reach the race.
 SCREEN_MARGIN = 0.20
 FINALISTS = 4
+# One screen window of the same setting read 67 to 88 batches/s in three tunes of volume_patches: of the
+# pools of a kind screened within this of the kind's fastest, the simplest is the one that always races.
+SCREEN_NOISE = 0.10
 # tf.data runs the batch code on threads of the training process. The most it ran over the best thread pool
 # or inline setting in benchmarks/truth.py is 1.32x (legacy_sequence); it races only where this much over
 # the best of those reaches the screen's best.
@@ -78,8 +81,10 @@ def finalists(screened: Sequence[TrialResult], keep: Collection[LoaderConfig] = 
 
     With ``fit_seconds`` (one race fit of a screened setting), the slowest screened leave until
     ``RESERVE_ROUNDS`` rounds of them all, with ``extra_seconds`` a round for what else races (tf.data),
-    fit in ``seconds``; ``keep`` and the fastest thread pool and process pool among the others always race
-    (one window each ranks the kinds too noisily to drop one: whitened_windows lost 4 threads at 1.91x so).
+    fit in ``seconds``; ``keep`` and one thread pool and one process pool always race (one window each
+    ranks the kinds too noisily to drop one: whitened_windows lost 4 threads at 1.91x so): the simplest
+    within ``SCREEN_NOISE`` of its kind's fastest screened, as the race's own answer is the simplest
+    among equals (volume_patches raced 8 threads alone, screened 4% over 2 threads, at 0.88 of 2 threads).
     Where epochs are long, five settings at two rounds each decide less than three settings at three
     rounds: the claim and the choice both need rounds.
     """
@@ -90,12 +95,19 @@ def finalists(screened: Sequence[TrialResult], keep: Collection[LoaderConfig] = 
     chosen = [t for t in ranked if t.epoch_batches_per_second.median >= floor][:FINALISTS]
     kept = [t for t in ranked if t.config in keep and t not in chosen]
     rivals = [t for t in chosen if t.config not in keep]
-    best_of_kind = {t.config.use_multiprocessing: t for t in reversed(rivals)}.values()
-    droppable = [t for t in rivals if t not in best_of_kind]
+    protected = [_simplest_near_fastest([t for t in rivals if t.config.use_multiprocessing == processes])
+                 for processes in {t.config.use_multiprocessing for t in rivals}]
+    droppable = [t for t in rivals if t not in protected]
     while fit_seconds and droppable and (
             RESERVE_ROUNDS * (sum(map(fit_seconds, chosen + kept)) + extra_seconds) > seconds):
         chosen.remove(droppable.pop())
     return [t.config for t in chosen + kept]
+
+
+def _simplest_near_fastest(ranked: Sequence[TrialResult]) -> TrialResult:
+    """Of screened settings fastest first, the simplest within ``SCREEN_NOISE`` of the first."""
+    floor = (1.0 - SCREEN_NOISE) * ranked[0].epoch_batches_per_second.median
+    return min((t for t in ranked if t.epoch_batches_per_second.median >= floor), key=lambda t: t.config.simplicity)
 
 
 def tf_data_reach(screened: Sequence[TrialResult]) -> float:

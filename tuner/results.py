@@ -73,6 +73,12 @@ class LoaderConfig:
                 abs(math.log(max(self.max_queue_size, 1) / 10)))
 
     @property
+    def family(self) -> tuple:
+        """Settings that differ only in how many batches are in flight: pool kind, native-thread limit,
+        persistence."""
+        return self.kind, self.native_threads, self.persistent_workers
+
+    @property
     def effective_parallelism(self) -> int:
         """Batches in flight at once: Keras bounds pending tasks by the queue size."""
         if not self.parallel:

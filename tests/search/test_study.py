@@ -98,3 +98,24 @@ def test_persistent_workers_are_screened_over_two_epochs_so_their_once_per_fit_s
     assert {c.persistent_workers for c, _ in fake.calls} == {False, True}
     assert all(epochs == (2 if config.persistent_workers else 1)
                for (config, _), epochs in zip(fake.calls, fake.epochs_per_fit))
+
+
+def test_more_workers_of_a_kind_already_far_below_are_not_screened():
+    """Processes that oversubscribe the cores (whitened_windows at default BLAS threads): 2 ran at a fifth of
+    the threads, so 4 and 8 could not reach the race even at linear scaling, and are not timed."""
+    def rate(config):
+        return 20.0 if config.use_multiprocessing else 100.0
+
+    todo = [("keras defaults", KERAS_DEFAULTS), ("grid", LoaderConfig(2, False, 10)),
+            ("grid", LoaderConfig(2, True, 10)), ("grid", LoaderConfig(4, True, 10)),
+            ("grid", LoaderConfig(8, True, 10)), ("grid", LoaderConfig(4, False, 10))]
+    fake = FakeMeasurer(rate_of=rate)
+    outcome = screen(fake, SPACE, todo, settings())
+    assert [config for config, _ in fake.calls] == [KERAS_DEFAULTS, LoaderConfig(2, False, 10),
+                                                    LoaderConfig(2, True, 10), LoaderConfig(4, False, 10)]
+    assert outcome.unscreened == 2 and outcome.stopped_because.startswith("it screened 4 of 6 candidates; 2 more")
+    # 2 processes at 45: 4 could reach 90 and are screened, at 35; 8 could reach only 70 from them.
+    fake = FakeMeasurer(rate_of=lambda c: {2: 45.0, 4: 35.0}.get(c.workers, 1.0) if c.use_multiprocessing else 100.0)
+    screen(fake, SPACE, todo, settings())
+    assert LoaderConfig(4, True, 10) in [c for c, _ in fake.calls] and LoaderConfig(8, True, 10) not in [
+        c for c, _ in fake.calls]

@@ -110,6 +110,19 @@ def _simplest_near_fastest(ranked: Sequence[TrialResult]) -> TrialResult:
     return min((t for t in ranked if t.epoch_batches_per_second.median >= floor), key=lambda t: t.config.simplicity)
 
 
+def cannot_reach_race(config: LoaderConfig, screened: Sequence[TrialResult]) -> bool:
+    """Whether ``config`` could not reach the race however well it scaled: a screened pool of its family
+    with fewer batches in flight ran at ``r``, ``k`` times as many make at most ``k r``, and that is under
+    the finalists' floor (``SCREEN_MARGIN`` below the fastest screened). On whitened_windows 2 processes at
+    the libraries' default BLAS threads ran 6.4 b/s against 33 at one thread, and screening 4 and 8 of them
+    cost 9 s of the race's time."""
+    timed = completed(screened)
+    bounds = [t.epoch_batches_per_second.median * config.effective_parallelism / t.config.effective_parallelism
+              for t in timed if t.config.parallel and t.config.family == config.family
+              and t.config.effective_parallelism < config.effective_parallelism]
+    return bool(bounds) and min(bounds) < (1.0 - SCREEN_MARGIN) * best_rate(timed)
+
+
 def tf_data_reach(screened: Sequence[TrialResult]) -> float:
     """How fast the screen's best setting inside the training process (inline or a thread pool) ran, over
     its best setting of all. tf.data runs ``__getitem__`` on threads of that process, so it leads only

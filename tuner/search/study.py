@@ -125,12 +125,16 @@ def screen(measurer: Measurer, space: SearchSpace, candidates: Sequence[tuple[st
     resumed, began = len(results), clock()
     known = {r.config.equivalence_key() for r in results}
     todo = [(origin, config) for origin, config in candidates if config.equivalence_key() not in known]
-    stopped = f"it screened all {len(candidates)} candidates"
+    stopped, beyond_reach = f"it screened all {len(candidates)} candidates", 0
     for index, (origin, config) in enumerate(todo):
         if index >= 2 and _out_of_time(results, settings, clock() - began):
             stopped = (f"it left {len(todo) - index} of {len(candidates)} candidates unscreened so that the race "
                        "fits in the time budget (--time-budget); the analytic model ranked them lowest")
-            return ScreenOutcome(tuple(results), resumed, stopped, len(todo) - index)
+            return ScreenOutcome(tuple(results), resumed, stopped + _skipped(beyond_reach),
+                                 len(todo) - index + beyond_reach)
+        if decision.cannot_reach_race(config, results):
+            beyond_reach += 1
+            continue
         trial, result = _screen_one(measurer, space, study, origin, config, settings.epoch_batches)
         if predict and result.status == TrialStatus.OK:
             result = replace(result, predicted_batches_per_second=predict(config))
@@ -138,7 +142,14 @@ def screen(measurer: Measurer, space: SearchSpace, candidates: Sequence[tuple[st
         results.append(result)
         if on_trial:
             on_trial(result, len(results))
-    return ScreenOutcome(tuple(results), resumed, stopped)
+    if beyond_reach:
+        stopped = f"it screened {len(candidates) - beyond_reach} of {len(candidates)} candidates"
+    return ScreenOutcome(tuple(results), resumed, stopped + _skipped(beyond_reach), beyond_reach)
+
+
+def _skipped(beyond_reach: int) -> str:
+    return (f"; {beyond_reach} more workers of a kind already screened far below the best could not reach the "
+            "race even at linear scaling, and were not screened") if beyond_reach else ""
 
 
 def _out_of_time(results: list[TrialResult], settings: StudySettings, elapsed: float) -> bool:

@@ -318,17 +318,25 @@ def _race(measurer: TrialMeasurer, facts: Facts, screened: ScreenOutcome, progre
     timed = {t.config: t for t in screened.trials if t.steady_batches_per_second}
     feasible = facts.space.knobs.races_tf_data and facts.dataset.kind != DataKind.GENERATOR
     tf_data = TF_DATA if feasible and decision.races_tf_data(screened.trials) else None
-    defaults = timed.get(KERAS_DEFAULTS)
+    defaults, left = timed.get(KERAS_DEFAULTS), deadline - time.monotonic()
+    tf_data_seconds = facts.race_fit_seconds(defaults) if tf_data and defaults else 0.0  # as long as inline's
     finals = decision.finalists(screened.trials, keep=[KERAS_DEFAULTS], fit_seconds=facts.race_fit_seconds,
-                                seconds=deadline - time.monotonic(),
-                                extra_seconds=facts.race_fit_seconds(defaults) if tf_data and defaults else 0.0)
+                                seconds=left, extra_seconds=tf_data_seconds)
+    round_seconds = sum(facts.race_fit_seconds(timed[config]) for config in finals if config in timed)
+    short = None
+    if tf_data and not decision.tf_data_fits(round_seconds, tf_data_seconds, left):
+        short = (decision.FIRST_VERDICT_ROUND * (round_seconds + tf_data_seconds), left)
+        tf_data = None
+        finals = decision.finalists(screened.trials, keep=[KERAS_DEFAULTS], fit_seconds=facts.race_fit_seconds,
+                                    seconds=left)
     others = " and a tf.data pipeline" * bool(tf_data)
     progress.stage(f"Racing {len(finals)} settings ({'; '.join(c.label() for c in finals)}){others}, interleaved, "
                    "until no setting left can beat the leader by more than 3% and the claim is decided")
     race = run_race(measurer, finals, lambda config: facts.race_plan(config, timed.get(config)),
                     epoch_batches=facts.epoch_batches, tf_data=tf_data, deadline=deadline, on_round=progress.race_round)
-    sat_out = feasible and not tf_data
-    return dataclasses.replace(race, tf_data_reach=decision.tf_data_reach(screened.trials) if sat_out else None)
+    sat_out = feasible and not tf_data and not short
+    return dataclasses.replace(race, tf_data_reach=decision.tf_data_reach(screened.trials) if sat_out else None,
+                               tf_data_short=short)
 
 
 def assemble(facts: Facts, evidence: Evidence | None, *, allow_duplicated_data: bool = False) -> Recommendation:

@@ -208,3 +208,6 @@ def test_the_reasons_say_why_tf_data_sat_out_the_race():
                        "tf.data would need 2.0x over that setting to lead, and races only within 1.5x."]
     raced = dataclasses.replace(race, tf_data_reach=None)
     assert not any("tf.data" in r for r in advice.explain(tf_data=None, race=raced, **common))
+    short = dataclasses.replace(raced, tf_data_short=(38.0, 23.0))
+    (text,) = [r for r in advice.explain(tf_data=None, race=short, elapsed_seconds=52.0, **common) if "tf.data" in r]
+    assert "38 s" in text and "23 s" in text and text.endswith("--time-budget 70 would race it.")

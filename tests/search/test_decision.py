@@ -170,3 +170,8 @@ def test_a_small_likely_gain_is_not_worth_a_pool_and_a_gap_inside_the_noise_has_
     more = paired_log_interval((155.0,) * needed, (100.0,) * needed, decision.CLAIM_CONFIDENCE, pooled_noise=0.3,
                                pooled_df=needed - 1)
     assert decision.decided(Confirmation((), (), more.ratio, more.low, more.high, more.confidence))
+
+
+def test_tf_data_races_only_where_the_first_rounds_with_it_fit_in_the_time_left():
+    assert decision.tf_data_fits(round_seconds=8.0, tf_data_seconds=4.0, seconds=24.0)
+    assert not decision.tf_data_fits(round_seconds=11.0, tf_data_seconds=8.0, seconds=23.0)  # whitened_windows

@@ -83,6 +83,8 @@ def explain(
         reasons.append(tf_data_text(tf_data, chosen))
     elif race and race.tf_data_reach is not None:
         reasons.append(tf_data_sat_out_text(race.tf_data_reach))
+    elif race and race.tf_data_short is not None:
+        reasons.append(tf_data_short_text(*race.tf_data_short, elapsed_seconds))
     if dataset.kind == DataKind.GENERATOR and confirmation is not None and not best.use_multiprocessing:
         reasons.append(
             "Keras 3 cannot run a plain generator in parallel: its fit() makes the batches inline, like the "
@@ -116,6 +118,14 @@ def tf_data_sat_out_text(reach: float) -> str:
             f"fastest setting screened there (inline or threads) ran {reach:.2f}x the fastest screened: tf.data "
             f"would need {1 / reach:.1f}x over that setting to lead, and races only within "
             f"{decision.TF_DATA_MOST_GAIN:.1f}x.")
+
+
+def tf_data_short_text(needed_seconds: float, left_seconds: float, elapsed_seconds: float) -> str:
+    """Why tf.data was not raced for lack of time (``decision.tf_data_fits``), and the budget that races it."""
+    budget = 10 * math.ceil((elapsed_seconds + needed_seconds - left_seconds) / 10)
+    return (f"A tf.data pipeline was not raced: the race's first {decision.FIRST_VERDICT_ROUND} rounds with it "
+            f"would have taken about {needed_seconds:.0f} s, and the screen left {left_seconds:.0f} s; "
+            f"--time-budget {budget} would race it.")
 
 
 def claim(chosen: LoaderConfig, best: LoaderConfig, confirmation: Confirmation | None, epoch_batches: int,

@@ -138,6 +138,14 @@ def races_tf_data(screened: Sequence[TrialResult]) -> bool:
     return TF_DATA_MOST_GAIN * tf_data_reach(screened) >= 1.0
 
 
+def tf_data_fits(round_seconds: float, tf_data_seconds: float, seconds: float) -> bool:
+    """Whether the race's least, ``FIRST_VERDICT_ROUND`` rounds of the finalists (``round_seconds`` each)
+    with tf.data's fit added, fits in ``seconds``. tf.data's fit costs about as much as inline's, which on
+    whitened_windows (2.7 s epochs raced whole) made two rounds 38 s where 23 s were left, and the tune
+    66 s: the claim and the choice need the rounds more than tf.data's challenge does."""
+    return FIRST_VERDICT_ROUND * (round_seconds + tf_data_seconds) <= seconds
+
+
 def reserve_seconds(fit_seconds: Sequence[float], budget_seconds: float) -> float:
     """What the race needs of the time budget: ``RESERVE_ROUNDS`` rounds of fits this long, at most
     ``MAX_RESERVE_SHARE`` of the budget."""

@@ -54,6 +54,8 @@ class Interleaved:
     load: RaceLoad = RaceLoad()
     rerun: dict[LoaderConfig, str] = field(default_factory=dict)  # the defaults' failure a rerun made good
     tf_data_reach: float | None = None  # tf.data sat out: the screen's best in-process setting over its best
+    # tf.data sat out for time: two rounds with it would take this many seconds, of this many left
+    tf_data_short: tuple[float, float] | None = None
 
 
 def run_race(measurer: Measurer, keras: Sequence[LoaderConfig], plan: Callable[[LoaderConfig], RacePlan], *,

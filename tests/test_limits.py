@@ -5,8 +5,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_README_LINES = 300
-MAX_FUNCTION_LINES = 80
-MAX_RECOMMEND_LINES = 60
+MAX_FUNCTION_LINES = 60
 
 
 def _functions(folder: str):
@@ -21,13 +20,9 @@ def test_readme_is_at_most_300_lines():
     assert lines <= MAX_README_LINES, f"README.md has {lines} lines; move design detail to docs/"
 
 
-def test_no_function_is_over_80_lines():
+def test_no_function_is_over_60_lines():
     long = [f"{path}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
             for folder in ("tuner", "probes", "reports") for path, node in _functions(folder)
             if node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
-    assert not long, "functions over 80 lines: " + "; ".join(long)
+    assert not long, "functions over 60 lines: " + "; ".join(long)
 
-
-def test_recommend_is_at_most_60_lines():
-    (node,) = [node for path, node in _functions("tuner") if path.name == "api.py" and node.name == "recommend"]
-    assert node.end_lineno - node.lineno + 1 <= MAX_RECOMMEND_LINES

@@ -79,12 +79,8 @@ def explain(
     else:
         reasons.append(claim(chosen, best, confirmation, epoch_batches, race.stopped_because if race else "", how,
                              elapsed_seconds))
-    if tf_data is not None:
-        reasons.append(tf_data_text(tf_data, chosen))
-    elif race and race.tf_data_reach is not None:
-        reasons.append(tf_data_sat_out_text(race.tf_data_reach))
-    elif race and race.tf_data_short is not None:
-        reasons.append(tf_data_short_text(*race.tf_data_short, elapsed_seconds))
+    if tf_data_reason := tf_data_said(tf_data, chosen, race, elapsed_seconds):
+        reasons.append(tf_data_reason)
     if dataset.kind == DataKind.GENERATOR and confirmation is not None and not best.use_multiprocessing:
         reasons.append(
             "Keras 3 cannot run a plain generator in parallel: its fit() makes the batches inline, like the "
@@ -100,6 +96,18 @@ def explain(
             "from the probes, not a measurement."
         )
     return tuple(reasons)
+
+
+def tf_data_said(tf_data: Confirmation | None, chosen: LoaderConfig, race: Interleaved | None,
+                 elapsed_seconds: float) -> str | None:
+    """tf.data against the answer when it raced; else why it sat out, if the race says."""
+    if tf_data is not None:
+        return tf_data_text(tf_data, chosen)
+    if race and race.tf_data_reach is not None:
+        return tf_data_sat_out_text(race.tf_data_reach)
+    if race and race.tf_data_short is not None:
+        return tf_data_short_text(*race.tf_data_short, elapsed_seconds)
+    return None
 
 
 def tf_data_text(tf_data: Confirmation, chosen: LoaderConfig) -> str:

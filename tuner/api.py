@@ -314,21 +314,19 @@ def _race(measurer: TrialMeasurer, facts: Facts, screened: ScreenOutcome, progre
           deadline: float) -> Interleaved:
     """Races the screen's finalists, the defaults and tf.data, interleaved, until ``decision`` has nothing
     left open or ``deadline``. As many finalists race as three rounds allow in the time left, and tf.data
-    (which needs batch i on demand, so not for a generator) only where it could lead (``decision``)."""
+    (which needs batch i on demand, so not for a generator) only where it could lead and three rounds with
+    it still fit (``decision``): it gets the time the Keras settings leave."""
     timed = {t.config: t for t in screened.trials if t.steady_batches_per_second}
     feasible = facts.space.knobs.races_tf_data and facts.dataset.kind != DataKind.GENERATOR
     tf_data = TF_DATA if feasible and decision.races_tf_data(screened.trials) else None
     defaults, left = timed.get(KERAS_DEFAULTS), deadline - time.monotonic()
-    tf_data_seconds = facts.race_fit_seconds(defaults) if tf_data and defaults else 0.0  # as long as inline's
     finals = decision.finalists(screened.trials, keep=[KERAS_DEFAULTS], fit_seconds=facts.race_fit_seconds,
-                                seconds=left, extra_seconds=tf_data_seconds)
+                                seconds=left)
     round_seconds = sum(facts.race_fit_seconds(timed[config]) for config in finals if config in timed)
+    tf_data_seconds = facts.race_fit_seconds(defaults) if tf_data and defaults else 0.0  # as long as inline's
     short = None
     if tf_data and not decision.tf_data_fits(round_seconds, tf_data_seconds, left):
-        short = (decision.FIRST_VERDICT_ROUND * (round_seconds + tf_data_seconds), left)
-        tf_data = None
-        finals = decision.finalists(screened.trials, keep=[KERAS_DEFAULTS], fit_seconds=facts.race_fit_seconds,
-                                    seconds=left)
+        short, tf_data = (decision.RESERVE_ROUNDS * (round_seconds + tf_data_seconds), left), None
     others = " and a tf.data pipeline" * bool(tf_data)
     progress.stage(f"Racing {len(finals)} settings ({'; '.join(c.label() for c in finals)}){others}, interleaved, "
                    "until no setting left can beat the leader by more than 3% and the claim is decided")

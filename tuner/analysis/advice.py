@@ -131,8 +131,8 @@ def tf_data_sat_out_text(reach: float) -> str:
 def tf_data_short_text(needed_seconds: float, left_seconds: float, elapsed_seconds: float) -> str:
     """Why tf.data was not raced for lack of time (``decision.tf_data_fits``), and the budget that races it."""
     budget = 10 * math.ceil((elapsed_seconds + needed_seconds - left_seconds) / 10)
-    return (f"A tf.data pipeline was not raced: the race's first {decision.FIRST_VERDICT_ROUND} rounds with it "
-            f"would have taken about {needed_seconds:.0f} s, and the screen left {left_seconds:.0f} s; "
+    return (f"A tf.data pipeline was not raced: {decision.RESERVE_ROUNDS} race rounds with it would have taken "
+            f"about {needed_seconds:.0f} s, and the screen left {left_seconds:.0f} s; "
             f"--time-budget {budget} would race it.")
 
 

@@ -74,14 +74,14 @@ MAX_RESERVE_SHARE = 0.5
 
 
 def finalists(screened: Sequence[TrialResult], keep: Collection[LoaderConfig] = (), *,
-              fit_seconds: Callable[[TrialResult], float] | None = None, seconds: float = math.inf,
-              extra_seconds: float = 0.0) -> list[LoaderConfig]:
+              fit_seconds: Callable[[TrialResult], float] | None = None, seconds: float = math.inf
+              ) -> list[LoaderConfig]:
     """The settings that race: the ``FINALISTS`` fastest screened within ``SCREEN_MARGIN`` of the fastest,
     and those in ``keep`` (the defaults, which the claim needs) that were screened and did not fail.
 
     With ``fit_seconds`` (one race fit of a screened setting), the slowest screened leave until
-    ``RESERVE_ROUNDS`` rounds of them all, with ``extra_seconds`` a round for what else races (tf.data),
-    fit in ``seconds``; ``keep`` and one thread pool and one process pool always race (one window each
+    ``RESERVE_ROUNDS`` rounds of them all fit in ``seconds`` (tf.data gets what they leave:
+    ``tf_data_fits``); ``keep`` and one thread pool and one process pool always race (one window each
     ranks the kinds too noisily to drop one: whitened_windows lost 4 threads at 1.91x so): the simplest
     within ``SCREEN_NOISE`` of its kind's fastest screened, as the race's own answer is the simplest
     among equals (volume_patches raced 8 threads alone, screened 4% over 2 threads, at 0.88 of 2 threads).
@@ -99,7 +99,7 @@ def finalists(screened: Sequence[TrialResult], keep: Collection[LoaderConfig] = 
                  for processes in {t.config.use_multiprocessing for t in rivals}]
     droppable = [t for t in rivals if t not in protected]
     while fit_seconds and droppable and (
-            RESERVE_ROUNDS * (sum(map(fit_seconds, chosen + kept)) + extra_seconds) > seconds):
+            RESERVE_ROUNDS * sum(map(fit_seconds, chosen + kept)) > seconds):
         chosen.remove(droppable.pop())
     return [t.config for t in chosen + kept]
 
@@ -139,11 +139,14 @@ def races_tf_data(screened: Sequence[TrialResult]) -> bool:
 
 
 def tf_data_fits(round_seconds: float, tf_data_seconds: float, seconds: float) -> bool:
-    """Whether the race's least, ``FIRST_VERDICT_ROUND`` rounds of the finalists (``round_seconds`` each)
-    with tf.data's fit added, fits in ``seconds``. tf.data's fit costs about as much as inline's, which on
-    whitened_windows (2.7 s epochs raced whole) made two rounds 38 s where 23 s were left, and the tune
-    66 s: the claim and the choice need the rounds more than tf.data's challenge does."""
-    return FIRST_VERDICT_ROUND * (round_seconds + tf_data_seconds) <= seconds
+    """Whether ``RESERVE_ROUNDS`` rounds of the finalists (``round_seconds`` each) with tf.data's fit added
+    fit in ``seconds``: tf.data gets the time the Keras settings leave. Its fit costs about as much as
+    inline's. On whitened_windows (2.7 s epochs raced whole) two rounds with it took 38 s where 23 s were
+    left, and the tune 66 s; on log_lines (3.9 s epochs) four contenders and tf.data had time for two rounds,
+    and 2 processes at 1.16x were left undecided against inline in 2 of 3 tunes. The claim and the choice
+    need the rounds more than tf.data's challenge does (it led the best thread pool by 1.32x at most in
+    ``benchmarks/truth.py``)."""
+    return RESERVE_ROUNDS * (round_seconds + tf_data_seconds) <= seconds
 
 
 def reserve_seconds(fit_seconds: Sequence[float], budget_seconds: float) -> float:

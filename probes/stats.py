@@ -12,9 +12,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import t as student_t
 
 from probes.profiles import Spread
+
+
+def _student_t():
+    """SciPy's t distribution, imported on first use: the epoch model (which every process worker that
+    unpickles a window imports) needs ``summarize`` only, and scipy.stats takes 0.45 s to import."""
+    from scipy.stats import t
+
+    return t
 
 
 def summarize(values: Sequence[float]) -> Spread:
@@ -125,7 +132,7 @@ class RatioInterval:
         if self.df < 1 or self.noise <= 0.0:
             return 0.5
         standard_error = self.noise / math.sqrt(self.rounds)
-        return float(student_t.cdf((math.log(self.ratio) - math.log(threshold)) / standard_error, self.df))
+        return float(_student_t().cdf((math.log(self.ratio) - math.log(threshold)) / standard_error, self.df))
 
 
 def paired_log_interval(numerator: Sequence[float], denominator: Sequence[float], confidence: float = 0.95, *,
@@ -152,5 +159,5 @@ def paired_log_interval(numerator: Sequence[float], denominator: Sequence[float]
     noise, df = max(own, pooled_noise, noise_floor), max(n - 1, pooled_df)
     if df < 1:
         return RatioInterval(math.exp(mean), 0.0, math.inf, confidence, n, noise, df)
-    half = float(student_t.ppf(confidence if one_sided else (1.0 + confidence) / 2.0, df)) * noise / math.sqrt(n)
+    half = float(_student_t().ppf(confidence if one_sided else (1.0 + confidence) / 2.0, df)) * noise / math.sqrt(n)
     return RatioInterval(math.exp(mean), math.exp(mean - half), math.exp(mean + half), confidence, n, noise, df)

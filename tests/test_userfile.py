@@ -88,3 +88,20 @@ def test_a_file_is_imported_under_its_own_name_so_spawned_workers_can_import_it_
 def test_a_file_whose_name_is_taken_gets_a_private_name(tmp_path):
     module = write(tmp_path, "class Shards(Base):\n    pass\n", name="json.py")  # json is imported already
     assert module.__name__ == "tune_loader_user_json"
+
+
+def test_a_module_level_make_dataloader_is_taken_and_called_with_its_defaults(tmp_path):
+    module = write(tmp_path, """
+        def make_dataloader(num_workers=0, prefetch_factor=None, persistent_workers=False):
+            return ("a DataLoader", num_workers)
+    """)
+    found = find(module)
+    assert found.name == "make_dataloader" and found.build() == ("a DataLoader", 0)
+
+
+def test_the_no_dataset_error_names_every_kind_taken(tmp_path):
+    with pytest.raises(TuneLoaderError) as error:
+        find(write(tmp_path, "x = 1\n"))
+    for kind in ("make_dataset()", "make_dataloader(**knobs)", "keras.utils.PyDataset", "tf_keras.utils.Sequence",
+                 "torch DataLoader", "generator", "--dataset NAME"):
+        assert kind in str(error.value)

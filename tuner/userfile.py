@@ -3,13 +3,14 @@
 The convention, in order of precedence:
 
 1. ``--dataset NAME`` / ``--model NAME`` name any attribute of the file.
-2. A function ``make_dataset()`` (and ``make_model()``) taking no arguments.
+2. A function ``make_dataset()`` (and ``make_model()``) taking no arguments; else a function
+   ``make_dataloader(**knobs)`` that returns a torch DataLoader, called with none (its defaults).
 3. A dataset instance at module level.
 4. A dataset class or generator function defined in the file that can be
    called with no arguments.
 
-A dataset is a Keras 3 ``PyDataset``, a tf-keras ``Sequence`` or a plain
-generator (``tuner.engines`` decides which engine runs it).
+A dataset is a Keras 3 ``PyDataset``, a tf-keras ``Sequence``, a torch ``DataLoader`` (or a torch
+``Dataset`` with ``make_dataloader``) or a plain generator (``tuner.engines`` decides which engine runs it).
 
 Several candidates at the first level that has any is an error naming them
 all, never a guess.
@@ -30,6 +31,7 @@ from typing import Any
 from tuner.errors import TuneLoaderError
 
 DATASET_FACTORY = "make_dataset"
+DATALOADER_FACTORY = "make_dataloader"  # make_dataloader(**knobs): the natural way to hand over a DataLoader's knobs
 MODEL_FACTORY = "make_model"
 
 
@@ -108,9 +110,9 @@ def find_dataset(
     """Picks the dataset per the module docstring's convention."""
     if chosen:
         return _chosen(module, chosen, "--dataset", is_instance=is_dataset)
-    factory = getattr(module, DATASET_FACTORY, None)
-    if callable(factory):
-        return Found(DATASET_FACTORY, factory)
+    for name in (DATASET_FACTORY, DATALOADER_FACTORY):
+        if callable(factory := getattr(module, name, None)):
+            return Found(name, factory)
     public = _public_attributes(module)
     instances = [name for name, value in public if is_dataset(value)]
     if instances:
@@ -131,10 +133,12 @@ def find_dataset(
         else ""
     )
     raise TuneLoaderError(
-        f"No dataset found in {_file_name(module)}.{hint} Expected a `{DATASET_FACTORY}()` function, "
-        "a keras.utils.PyDataset or tf_keras.utils.Sequence instance or subclass that takes no arguments, "
-        "or a generator function that takes none. "
-        f"Fix: add `def {DATASET_FACTORY}(): return MyDataset(...)`, or pass --dataset NAME."
+        f"No dataset found in {_file_name(module)}.{hint} Expected a `{DATASET_FACTORY}()` function that "
+        "returns a keras.utils.PyDataset, a tf_keras.utils.Sequence, a torch DataLoader or a generator; a "
+        f"`{DATALOADER_FACTORY}(**knobs)` function that returns a torch DataLoader; a PyDataset, Sequence or "
+        "DataLoader at module level; a PyDataset or Sequence subclass that takes no arguments; or a generator "
+        f"function that takes none. Fix: add `def {DATASET_FACTORY}(): return MyDataset(...)`, or pass "
+        "--dataset NAME."
     )
 
 

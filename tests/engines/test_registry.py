@@ -91,6 +91,10 @@ def test_a_dataloader_answer_records_its_knobs_and_hands_over_a_dataloader_line(
     assert ("DataLoader(dataset, batch_size=..., num_workers=2, prefetch_factor=2, persistent_workers=True, "
             "multiprocessing_context='forkserver')") in block.code
     assert Recommendation.from_json(answer.to_json()) == answer
+    # Handed over as a module-level make_dataloader(**knobs), the answer is that call.
+    (block, *_) = dataclasses.replace(answer, dataset_name="make_dataloader").code_blocks()
+    assert ("loader = make_dataloader(num_workers=2, prefetch_factor=2, persistent_workers=True, "
+            "multiprocessing_context='forkserver')\nmodel.fit(loader") in block.code
 
 
 def test_a_schema_6_file_loads_and_its_knobs_are_kerass_three():

@@ -73,3 +73,16 @@ def test_an_iterable_dataset_is_refused_with_the_fix():
 
     with pytest.raises(TuneLoaderError, match="Stream is an IterableDataset.*Fix: give a map-style Dataset"):
         TorchLoaderEngine().adopt(DataLoader(Stream()))
+
+
+def test_a_file_with_only_a_module_level_make_dataloader_gets_the_dataloader_engine(tmp_path):
+    from tuner.userfile import find_dataset, import_user_file
+
+    path = tmp_path / "loader_only.py"
+    path.write_text("from torch.utils.data import DataLoader\nfrom tests.engines.test_torch_loader import Squares\n\n"
+                    "def make_dataloader(**knobs):\n    return DataLoader(Squares(), batch_size=5, **knobs)\n")
+    found = find_dataset(import_user_file(path), None, is_dataset=engines.is_dataset,
+                         is_dataset_class=engines.is_dataset_class)
+    loader = found.build()
+    assert found.name == "make_dataloader" and loader.num_workers == 0 and loader.batch_size == 5
+    assert engines.choose(loader, None) == EngineName.TORCH_DATALOADER

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from probes.profiles import DataKind
+from tuner.userfile import DATALOADER_FACTORY
 
 if TYPE_CHECKING:
     from tuner.results import Recommendation
@@ -39,7 +40,9 @@ class CodeBlock:
 def dataloader(answer: Recommendation, user_loader: bool) -> CodeBlock:
     """The DataLoader line: the user's own (``user_loader``), or one that hands a PyDataset's batch i to
     the workers."""
-    if user_loader:
+    if user_loader and answer.dataset_name == DATALOADER_FACTORY:
+        title, line = "torch DataLoader", f"loader = {DATALOADER_FACTORY}({answer.knob_arguments()})\n"
+    elif user_loader:
         title, line = "torch DataLoader", (f"loader = DataLoader(dataset, batch_size=..., "
                                            f"{answer.knob_arguments()})  # your other arguments as now\n")
     else:

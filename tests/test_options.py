@@ -31,7 +31,8 @@ def test_the_cli_s_flags_become_the_options():
 def test_the_time_budget_counts_from_the_start_so_slow_probes_shorten_the_search_but_never_below_half():
     from tuner.api import search_seconds
 
-    assert Options().time_budget == 50.0
+    # One default, written once: the CLI's flag and recommend() share it.
+    assert build_parser().parse_args(["my_gen.py"]).time_budget == Options().time_budget
     assert search_seconds(50.0, 7.0) == 43.0  # start-up and probes under fork
     assert search_seconds(50.0, 18.0) == 32.0  # under forkserver: fresh interpreters
     assert search_seconds(50.0, 40.0) == 25.0  # a slow model's probes: the search keeps half

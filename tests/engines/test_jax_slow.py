@@ -36,10 +36,14 @@ def test_an_example_is_tuned_under_jax_with_threads_only(tmp_path, example):
     assert timed and not any(t["config"]["use_multiprocessing"] for t in data["trials"])
     assert not data["config"]["use_multiprocessing"]
     assert f"Processes were not tried: {FORK_UNSAFE}." in data["warnings"]
-    claim = data["confirmation"]
-    # A claim rests on at least the rounds the race's rules need; a pool is chosen only when it is clearly
-    # faster than the defaults (gil_bound's threads can be slower under JAX: then the defaults are kept).
-    assert claim is None or len(claim["default_samples"]) >= decision.FIRST_VERDICT_ROUND
+    claim, how = data["confirmation"], data["decision"]
+    # The answer follows the race's rule (docs/search.md, "The choice and the claim"): a pool when it is
+    # expected faster by the margin with the odds the rule asks for, else the defaults, with the reason
+    # (gil_bound's threads can be slower under JAX).
     if LoaderConfig(**data["config"]) != KERAS_DEFAULTS:
-        assert claim is not None and claim["speedup_low"] > 1.0
+        assert how["basis"] in ("decided_faster", "likeliest_faster")
+        assert claim["speedup"] >= 1.0 + decision.MIN_EXPECTED_GAIN
+        assert how["probability_faster"] >= decision.MIN_PROBABILITY_FASTER
+    else:
+        assert how["basis"] in ("defaults_as_fast", "harm_guard", "unconfirmed")
     assert left_after(tag) == []

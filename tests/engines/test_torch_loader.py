@@ -3,6 +3,7 @@ makes exactly the user's batches, and the loaders it refuses."""
 
 from __future__ import annotations
 
+import multiprocessing
 import numpy as np
 import pytest
 
@@ -64,7 +65,8 @@ def test_a_window_loader_sets_the_knobs_it_was_given():
     source = TorchLoaderEngine().adopt(DataLoader(Squares(), batch_size=2))
     loader = source.loader(LoaderConfig(2, True, 6, persistent_workers=True), batches=5, offset=0)
     assert (loader.num_workers, loader.prefetch_factor, loader.persistent_workers) == (2, 3, True)
-    assert loader.multiprocessing_context is not None
+    # The start method the tune runs under, passed explicitly (the DataLoader's own default is None).
+    assert loader.multiprocessing_context.get_start_method() == multiprocessing.get_start_method()
     assert source.loader(LoaderConfig(), batches=5, offset=0).num_workers == 0
 
 

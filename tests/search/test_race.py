@@ -64,7 +64,7 @@ def test_near_equals_settle_on_the_simplest_and_clear_losers_leave_early():
 def test_tf_data_far_below_after_one_round_leaves_at_once():
     fake = FakeMeasurer(rate_of=lambda c: 30.0 if c.is_tf_data else 100.0 * c.workers)
     raced = race(fake, [LoaderConfig(4, False, 10), KERAS_DEFAULTS], tf_data=TF_DATA)
-    assert raced.samples[TF_DATA] == (30.0 * 50 / 50,) or len(raced.samples[TF_DATA]) == 1
+    assert len(raced.samples[TF_DATA]) == 1 and len(raced.samples[KERAS_DEFAULTS]) >= 2
     assert raced.left[TF_DATA].startswith("far below")
     assert raced.verdict.tf_data is None
 

@@ -113,7 +113,7 @@ def test_more_workers_of_a_kind_already_far_below_are_not_screened():
     outcome = screen(fake, SPACE, todo, settings())
     assert [config for config, _ in fake.calls] == [KERAS_DEFAULTS, LoaderConfig(2, False, 10),
                                                     LoaderConfig(2, True, 10), LoaderConfig(4, False, 10)]
-    assert outcome.unscreened == 2 and outcome.stopped_because.startswith("it screened 4 of 6 candidates; 2 more")
+    assert outcome.unscreened == 2 and outcome.stopped_because.startswith("it screened 4 of 6 candidates; 2 with more workers")
     # 2 processes at 45: 4 could reach 90 and are screened, at 35; 8 could reach only 70 from them.
     fake = FakeMeasurer(rate_of=lambda c: {2: 45.0, 4: 35.0}.get(c.workers, 1.0) if c.use_multiprocessing else 100.0)
     screen(fake, SPACE, todo, settings())

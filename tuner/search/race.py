@@ -54,7 +54,7 @@ class Interleaved:
     load: RaceLoad = RaceLoad()
     rerun: dict[LoaderConfig, str] = field(default_factory=dict)  # the defaults' failure a rerun made good
     tf_data_reach: float | None = None  # tf.data sat out: the screen's best in-process setting over its best
-    # tf.data sat out for time: two rounds with it would take this many seconds, of this many left
+    # tf.data sat out for time: three rounds with it would take this many seconds, of this many left
     tf_data_short: tuple[float, float] | None = None
 
 
@@ -72,8 +72,9 @@ def run_race(measurer: Measurer, keras: Sequence[LoaderConfig], plan: Callable[[
     setting is timed as the user's training runs it. A round during which
     other processes took more than ``BUSY_CORES`` of CPU is dropped and run
     again (``_RaceState.keep_round``) while a round as long fits before
-    ``deadline``; past it, the round is kept and counted as loaded. A setting that stops is dropped with
-    its reason. ``on_round(rounds, leader, racing)`` follows every round kept.
+    ``deadline``; past it, the round is kept and counted as loaded. A
+    setting that stops is dropped with its reason. ``on_round(rounds,
+    leader, racing)`` follows every round kept.
     """
     state = _RaceState(list(keras) + ([tf_data] if tf_data else []), tf_data)
     reason, settled = f"it ran the {max_rounds} rounds allowed", False

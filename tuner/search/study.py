@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -41,7 +42,7 @@ class StudySettings:
     trial)."""
 
     epoch_batches: int
-    time_budget_seconds: float = 45.0
+    time_budget_seconds: float = math.inf  # the API gives what --time-budget leaves (api.search_seconds)
     storage: str | None = None
     study_name: str = "tune-loader"
     race_fit_seconds: Callable[[TrialResult], float] | None = None
@@ -148,8 +149,9 @@ def screen(measurer: Measurer, space: SearchSpace, candidates: Sequence[tuple[st
 
 
 def _skipped(beyond_reach: int) -> str:
-    return (f"; {beyond_reach} more workers of a kind already screened far below the best could not reach the "
-            "race even at linear scaling, and were not screened") if beyond_reach else ""
+    """Says how many settings ``decision.cannot_reach_race`` kept out of the screen ("" for none)."""
+    return (f"; {beyond_reach} with more workers of a kind already screened far below the best were not "
+            "screened: even at linear scaling they could not reach the race") if beyond_reach else ""
 
 
 def _out_of_time(results: list[TrialResult], settings: StudySettings, elapsed: float) -> bool:

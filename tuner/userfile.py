@@ -28,10 +28,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from tuner.engines.snippets import DATALOADER_FACTORY  # make_dataloader(**knobs): a DataLoader's knobs handed over
 from tuner.errors import TuneLoaderError
 
 DATASET_FACTORY = "make_dataset"
-DATALOADER_FACTORY = "make_dataloader"  # make_dataloader(**knobs): the natural way to hand over a DataLoader's knobs
 MODEL_FACTORY = "make_model"
 
 

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from probes.profiles import DataKind
-from tuner.userfile import DATALOADER_FACTORY
 
 if TYPE_CHECKING:
     from tuner.results import Recommendation
 
+# A module-level make_dataloader(**knobs) in the user's file (tuner.userfile): the answer is that call.
+DATALOADER_FACTORY = "make_dataloader"
 # A validation PyDataset is a second loader with its own knobs, and tune-loader times training only.
 VALIDATION_NOTE = ("\n# validation_data=...: a validation PyDataset has its own workers, use_multiprocessing and "
                    "max_queue_size;\n# they were not tuned (Keras's defaults apply unless you set them).")

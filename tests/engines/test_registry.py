@@ -24,7 +24,8 @@ def test_every_entry_names_an_engine_module_its_class_and_a_knob_set():
     for entry in registry.ENGINES:
         assert importlib.util.find_spec(entry.module) is not None, entry
         assert isinstance(registry.knob_set(entry.name), (knobs.KerasKnobs, knobs.DataLoaderKnobs))
-        assert EngineName(entry.name) is getattr(EngineName, entry.member)
+        assert EngineName(entry.name) is entry.name
+    assert [entry.name for entry in registry.ENGINES] == list(EngineName)  # one entry per engine, none without
     assert pickle.loads(pickle.dumps(EngineName.TORCH_DATALOADER)) is EngineName.TORCH_DATALOADER
 
 

@@ -1,4 +1,5 @@
-"""The engines tune-loader can time, one entry each: adding an engine is its module here and one line below.
+"""The engines tune-loader can time, one entry each: adding an engine is its module, a member of
+``EngineName`` and one line in ``ENGINES``.
 
 An entry names the engine, where its class lives (imported only to train, so
 that choosing costs no framework import), its knob set (``tuner.engines.knobs``)
@@ -15,10 +16,17 @@ from probes.profiles import TextEnum
 from tuner.errors import TuneLoaderError
 
 
+class EngineName(TextEnum):
+    """The engine a dataset is tuned under (``ENGINES``): --engine NAME and results.json's "engine"."""
+
+    KERAS3 = "keras3"
+    TF_KERAS = "tf-keras"
+    TORCH_DATALOADER = "torch-dataloader"
+
+
 @dataclass(frozen=True)
 class EngineEntry:
-    name: str  # --engine NAME and results.json's "engine"
-    member: str  # its EngineName attribute
+    name: EngineName
     module: str
     class_name: str
     knobs: str  # the knob set's name in tuner.engines.knobs
@@ -27,16 +35,14 @@ class EngineEntry:
 
 
 ENGINES = (
-    EngineEntry("keras3", "KERAS3", "tuner.engines.keras3", "Keras3Engine", "KERAS_KNOBS", "pip install keras",
+    EngineEntry(EngineName.KERAS3, "tuner.engines.keras3", "Keras3Engine", "KERAS_KNOBS", "pip install keras",
                 (("torch", "PYDATASET_IN_DATALOADER_KNOBS"),)),
-    EngineEntry("tf-keras", "TF_KERAS", "tuner.engines.tf_keras", "TfKerasEngine", "TF_KERAS_KNOBS",
+    EngineEntry(EngineName.TF_KERAS, "tuner.engines.tf_keras", "TfKerasEngine", "TF_KERAS_KNOBS",
                 "pip install 'tune-loader[legacy]' (or pip install tf-keras matching your TensorFlow)"),
-    EngineEntry("torch-dataloader", "TORCH_DATALOADER", "tuner.engines.torch_loader", "TorchLoaderEngine",
+    EngineEntry(EngineName.TORCH_DATALOADER, "tuner.engines.torch_loader", "TorchLoaderEngine",
                 "DATALOADER_KNOBS", "pip install 'tune-loader[torch]' (or pip install torch)"),
 )
 
-EngineName = TextEnum("EngineName", [(entry.member, entry.name) for entry in ENGINES], module=__name__)
-EngineName.__doc__ = "The engine a dataset is tuned under (``tuner.engines.registry.ENGINES``)."
 NAMES = tuple(entry.name for entry in ENGINES)
 
 

@@ -55,8 +55,10 @@ def _each_family_first(ranked: list[LoaderConfig]) -> list[LoaderConfig]:
     model's order, then the rest in it. The model errs most between families: on per-batch BLAS work its
     thread test, run at the libraries' default threads, read threads as GIL-bound, ranked every thread pool
     last, and a screen cut short by the time budget never timed the 1.9x answer (docs/search.md)."""
-    seen: set[tuple] = set()
-    heads = [config for config in ranked if config.family not in seen and not seen.add(config.family)]
+    first: dict[tuple, LoaderConfig] = {}
+    for config in ranked:
+        first.setdefault(config.family, config)
+    heads = list(first.values())
     return heads + [config for config in ranked if config not in heads]
 
 

@@ -60,6 +60,20 @@ FATAL_SIGNALS = {"Segmentation fault": "SIGSEGV", "Aborted": "SIGABRT", "Bus err
                  "Illegal instruction": "SIGILL"}
 
 
+def worker_crash_reason(words: str, lost_batches: list[int], user_frame: str | None) -> str | None:
+    """The failure a worker's crash records (``words``: what faulthandler named), or None when the crash
+    neither held a batch (``lost_batches``: calls of processes that are gone) nor ran the user's code: a
+    helper process that TensorFlow's fork aborts as it exits loses nothing, and a lost batch the heartbeat
+    did not see is still caught by the stall limit."""
+    if not lost_batches and user_frame is None:
+        return None
+    name = FATAL_SIGNALS.get(words, words)
+    held = f" while making batch {lost_batches[0]}" if lost_batches else ""
+    return (f"a worker process died from {name}{held}" + (f", at {user_frame}" if user_frame else "")
+            + f" ({words}): the data code crashes in a worker process, and Keras's pool replaces the dead "
+            "worker without the batch it held")
+
+
 class RunningClock:
     """``time.monotonic()`` less the pauses seen between calls: a call ``PAUSE_SECONDS`` after the last one
     means nothing here ran (a virtual machine's host can stop it for minutes while the monotonic clock runs
@@ -153,8 +167,8 @@ class TrialProcess:
                 peak, next_sample = max(peak, tree_pss_bytes(self.process.pid)), now + PSS_SAMPLE_SECONDS
             if self.process.poll() is not None:
                 self._fail(self._death_reason())
-            if self._fatal:
-                self._fail(self._crash_reason())
+            if self._fatal and (crash := self._crash_reason()):
+                self._fail(crash)
             if budget and peak > budget:
                 self._fail(f"memory {peak / 2**20:,.0f} MiB went over the budget of "
                            f"{budget / 2**20:,.0f} MiB (--max-memory)", TrialStatus.INFEASIBLE)
@@ -229,21 +243,16 @@ class TrialProcess:
         last = [line.strip() for line in self._stderr_tail if line.strip() and not TF_LOG_LINE.match(line)]
         return f"the trial process exited with code {code}" + (f": {last[-1]}" if last else "")
 
-    def _crash_reason(self) -> str:
-        """A process of the trial crashed in native code (faulthandler said so on stderr) while the child
-        lives on: a worker. Keras's pool replaces a dead worker without a word, and the batch it held never
-        comes, so the trial ends now, naming the signal, the batch and the line."""
+    def _crash_reason(self) -> str | None:
+        """Why the trial must end now that faulthandler said a process of it crashed in native code, or None
+        when the crash cost no batch (``worker_crash_reason``). Keras's pool replaces a dead worker without a
+        word, and the batch it held never comes."""
         time.sleep(DUMP_WAIT_SECONDS)  # the rest of the dump
         if self.process.poll() is not None:
             return self._death_reason()
-        words = self._fatal.strip()
-        name = FATAL_SIGNALS.get(words, words)
-        lost = self.heartbeat.calls_of_ended_processes()
-        held = f" while making batch {lost[0]}" if lost else ""
-        frame = innermost_user_frame(list(self._stderr_tail))
-        return (f"a worker process died from {name}{held}" + (f", at {frame}" if frame else "")
-                + f" ({words}): the data code crashes in a worker process, and Keras's pool replaces the dead "
-                "worker without the batch it held")
+        words, self._fatal = self._fatal.strip(), None
+        return worker_crash_reason(words, self.heartbeat.calls_of_ended_processes(),
+                                   innermost_user_frame(list(self._stderr_tail)))
 
     def _drain_stderr(self, stream) -> None:
         for raw in iter(stream.readline, b""):

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import record  # noqa: E402
 from benchmarks.workloads import WORKLOADS, Session  # noqa: E402
 from probes.stats import paired_ratio_interval, summarize  # noqa: E402
-from tuner.results import LoaderConfig  # noqa: E402
+from tuner.core import LoaderConfig  # noqa: E402
 
 
 def thread_pool(workers: int) -> LoaderConfig:

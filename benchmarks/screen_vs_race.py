@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tuner.results import KERAS_DEFAULTS, LoaderConfig  # noqa: E402
+from tuner.core import KERAS_DEFAULTS, LoaderConfig  # noqa: E402
 
 
 def pairs(answer: dict) -> list[tuple[str, str, float, float]]:

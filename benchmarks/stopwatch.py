@@ -49,7 +49,7 @@ def main() -> None:
             sys.exit(f"NATIVE_THREADS needs fork: workers started by {method} do not see the patched class")
     from tuner import engines
     from tuner.engines.common import standardize
-    from tuner.results import LoaderConfig
+    from tuner.core import LoaderConfig
     from tuner.userfile import find_dataset, find_model, import_user_file
 
     module = import_user_file(path)

@@ -47,10 +47,11 @@ from benchmarks import record  # noqa: E402
 from probes import probe_machine  # noqa: E402
 from probes.profiles import DataKind  # noqa: E402
 from tuner import recommend  # noqa: E402
+from tuner.core import KERAS_DEFAULTS, LoaderConfig  # noqa: E402
 from tuner.engines import backend as backends  # noqa: E402
 from tuner.engines import registry  # noqa: E402
 from tuner.engines.knobs import PYDATASET_IN_DATALOADER_KNOBS  # noqa: E402
-from tuner.results import KERAS_DEFAULTS, LoaderConfig, Recommendation  # noqa: E402
+from tuner.results import Recommendation  # noqa: E402
 from tuner.search.space import SearchSpace, rule_of_thumb  # noqa: E402
 
 EXAMPLES = ("io_bound", "gil_bound", "numpy_augment", "image_files", "flow_from_directory", "legacy_sequence",

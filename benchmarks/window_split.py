@@ -46,10 +46,10 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     from tuner import engines
-    from tuner.analysis.epoch_model import drain_batches, window_timing, with_fixed_cost
+    from tuner.measure.epoch_model import drain_batches, window_timing, with_fixed_cost
     from tuner.engines.common import standardize
     from tuner.engines.keras3 import WindowView, _EpochClock
-    from tuner.results import LoaderConfig
+    from tuner.core import LoaderConfig
     from tuner.userfile import find_dataset, import_user_file
 
     module = import_user_file(args.file)

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+
+from tuner.core import PoolKind, TextEnum
 
 WAITING_CPU_FRACTION = 0.3
 NATIVE_PARALLEL_CPU = 1.15  # process CPU over wall of a batch: its native threads ran at once
 NATIVE_TIME_CHANGE = 0.10  # one native thread changed the batch time by this share
-
-
-class TextEnum(str, Enum):
-    """An enum whose members are their text: equal to it, printed as it, and stored as it in JSON."""
-
-    def __str__(self) -> str:
-        return self.value
-
-    def __format__(self, spec: str) -> str:
-        return format(self.value, spec)
 
 
 class DataKind(TextEnum):
@@ -28,14 +19,6 @@ class DataKind(TextEnum):
     GENERATOR = "generator"
     SEQUENCE_AS_PYDATASET = "sequence as pydataset"  # a tf-keras Sequence wrapped to run under Keras 3
     DATALOADER = "dataloader"  # a torch DataLoader, which Keras 3's fit takes under every backend
-
-
-class PoolKind(TextEnum):
-    """How Keras makes the batches: in the training loop, or in a pool of threads or processes."""
-
-    INLINE = "inline"
-    THREADS = "threads"
-    PROCESSES = "processes"
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from probes.profiles import PoolKind
-from tuner.results import Recommendation, TrialStatus
+from tuner.core import PoolKind, TrialStatus
+from tuner.results import Recommendation
 
 
 @dataclass(frozen=True)

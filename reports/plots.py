@@ -21,9 +21,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from probes.profiles import PoolKind  # noqa: E402
 from reports.plotdata import PlotData, TrialPoint  # noqa: E402
-from tuner.results import TrialStatus  # noqa: E402
+from tuner.core import PoolKind, TrialStatus  # noqa: E402
 
 COLORS = {PoolKind.INLINE: "#7f7f7f", PoolKind.THREADS: "#1f77b4", PoolKind.PROCESSES: "#d62728"}
 PARETO_MIN_POINTS = 3

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tuner.core import KERAS_DEFAULTS, EngineName
 from tuner.engines import backend as backends
-from tuner.results import KERAS_DEFAULTS, EngineName, Recommendation
+from tuner.results import Recommendation
 from tuner.search import decision
 
 

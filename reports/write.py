@@ -12,6 +12,7 @@ import pandas as pd
 from reports.plotdata import plot_data
 from reports.plots import draw_all
 from reports.summary import headline, mib, summary_rows, trained_on
+from tuner import engines
 from tuner.results import Recommendation
 
 _TEMPLATES = jinja2.Environment(
@@ -51,7 +52,7 @@ def render_markdown(r: Recommendation) -> str:
     for title, items in (("Why", r.reasons), ("Warnings", r.warnings)):
         if items:
             lines += ["", f"{title}:", ""] + [f"- {item}" for item in items]
-    lines += ["", "```python", r.code_blocks()[0].code, "```"]
+    lines += ["", "```python", engines.code_blocks(r)[0].code, "```"]
     if p := r.provenance:
         digest = f", sha256 {p.source_sha256[:12]}" if p.source_sha256 else ""
         lines += ["", f"<sub>tune-loader {p.tune_loader_version}, {p.started_utc}, {p.source}{digest}; "
@@ -114,6 +115,7 @@ def render_html(recommendation: Recommendation) -> str:
         trained_on=trained_on(recommendation),
         rows=summary_rows(recommendation),
         figures=figures,
+        code_blocks=engines.code_blocks(recommendation),
         trials=_records(trials_frame(recommendation)),
         race_rows=race_rows(recommendation),
         mib=mib,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from probes.profiles import DatasetProfile, MachineProfile, ModelProfile, NativePools, Spread
 from probes.stats import summarize
 from probes.profiles import PipelinePoint
+from tuner.core import KERAS_DEFAULTS, LoaderConfig, WindowTiming
 from tuner.engines import registry
-from tuner.results import (KERAS_DEFAULTS, Ceiling, Confirmation, LoaderConfig, Provenance, Recommendation, TrialResult,
-                           WindowTiming)
+from tuner.results import Ceiling, Confirmation, Provenance, Recommendation, TrialResult
 
 
 def machine(cores: int = 2) -> MachineProfile:

@@ -191,7 +191,8 @@ def test_a_hang_before_the_first_trial_honours_the_load_timeout_and_names_the_li
     started = time.monotonic()
     result, tag = run_cli(tmp_path, write(tmp_path, "make_dataset_hangs"), "--load-timeout", "5")
     assert_failed_cleanly(result, tag, "Importing your file and building the dataset failed: timed out after 5 s",
-                          "make_dataset_hangs.py, line 4, in make_dataset", "--load-timeout")
+                          "make_dataset_hangs.py, line 4, in make_dataset",
+                          "Fix: raise --load-timeout if it is only slow.")
     assert time.monotonic() - started < 60
 
 
@@ -200,7 +201,8 @@ def test_a_hang_in_the_warm_up_stops_when_no_batch_came_for_the_trial_timeout_an
     result, tag = run_cli(tmp_path, write(tmp_path, "hangs_at_batch_5"), "--trial-timeout", "20")
     assert_failed_cleanly(result, tag, "The warm-up",
                           "no batch came for 20 s (batch 5 was asked for and has not come back",
-                          "hangs_at_batch_5.py, line 7, in __getitem__", "--trial-timeout")
+                          "hangs_at_batch_5.py, line 7, in __getitem__",
+                          "Fix: if a batch can take that long, pass a larger --trial-timeout.")
     assert time.monotonic() - started < 60
 
 

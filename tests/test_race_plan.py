@@ -4,7 +4,8 @@ import dataclasses
 
 from tests import builders
 from tuner.api import INLINE_FIT_SECONDS, Facts
-from tuner.results import KERAS_DEFAULTS, EngineName, LoaderConfig, Provenance, TrialResult, WindowTiming
+from tuner.core import KERAS_DEFAULTS, EngineName, LoaderConfig, WindowTiming
+from tuner.results import Provenance, TrialResult
 from tuner.search.space import SearchSpace
 
 

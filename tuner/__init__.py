@@ -15,8 +15,8 @@ from tuner.version import VERSION as __version__
 _WHERE = {
     "TuneLoaderError": "tuner.errors",
     "recommend": "tuner.api",
-    **{name: "tuner.results" for name in ("KERAS_DEFAULTS", "Confirmation", "EngineComparison", "EngineName",
-                                          "LoaderConfig", "Recommendation", "TrialResult", "TrialStatus")},
+    **{name: "tuner.core" for name in ("KERAS_DEFAULTS", "EngineName", "LoaderConfig", "TrialStatus")},
+    **{name: "tuner.results" for name in ("Confirmation", "EngineComparison", "Recommendation", "TrialResult")},
 }
 
 __all__ = ["KERAS_DEFAULTS", "Confirmation", "EngineComparison", "EngineName", "LoaderConfig", "Recommendation",
@@ -24,9 +24,9 @@ __all__ = ["KERAS_DEFAULTS", "Confirmation", "EngineComparison", "EngineName", "
 
 if TYPE_CHECKING:
     from tuner.api import recommend
+    from tuner.core import KERAS_DEFAULTS, EngineName, LoaderConfig, TrialStatus
     from tuner.errors import TuneLoaderError
-    from tuner.results import (KERAS_DEFAULTS, Confirmation, EngineComparison, EngineName, LoaderConfig,
-                               Recommendation, TrialResult, TrialStatus)
+    from tuner.results import Confirmation, EngineComparison, Recommendation, TrialResult
 
 
 def __getattr__(name: str):

@@ -22,13 +22,13 @@ from probes.profiles import DataKind, DatasetProfile, MachineProfile, ModelProfi
 from probes.serde import to_dict
 from probes.stats import bootstrap_ratio_interval, summarize
 from tuner.analysis import advice
-from tuner.analysis.predict import Prediction, best_predictions, ceiling, ceiling_with_measured, predict
+from tuner.measure.predict import Prediction, best_predictions, ceiling, ceiling_with_measured, predict
+from tuner.core import KERAS_DEFAULTS, EngineName, LoaderConfig, TrialStatus
 from tuner.engines import backend as backends
 from tuner.engines import registry
 from tuner.errors import TuneLoaderError
 from tuner.options import Options
-from tuner.results import (KERAS_DEFAULTS, Ceiling, EngineComparison, EngineName, LoaderConfig, Provenance,
-                           Recommendation, TrialResult, TrialStatus)
+from tuner.results import Ceiling, EngineComparison, Provenance, Recommendation, TrialResult
 from tuner.search import decision
 from tuner.search.candidates import candidates
 from tuner.search.race import Interleaved, RacePlan, run_race

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from tuner import engines
 from tuner.engines import registry
 from tuner.errors import TuneLoaderError
 from tuner.options import Options
@@ -351,7 +352,7 @@ def print_summary(console: Console, r: Recommendation, folder: Path, storage: st
 
 def _print_code(console: Console, r: Recommendation) -> None:
     """The settings as code to paste, for the Keras the data is written for, and tf.data when it won."""
-    for block in r.code_blocks():
+    for block in engines.code_blocks(r):
         if not block.brief:
             continue
         console.print(f"\n{block.title}:")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from probes import probe_machine
 from tuner.api import Facts, configure_measurer, provenance_of
-from tuner.results import LoaderConfig
+from tuner.core import LoaderConfig
 from tuner.search.space import SearchSpace
 from tuner.trial.parent import TrialMeasurer
 from tuner.trial.protocol import FileSource, Window

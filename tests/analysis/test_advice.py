@@ -9,8 +9,9 @@ import pytest
 from probes.profiles import StartCost
 from tests import builders
 from tuner.analysis import advice
+from tuner.core import KERAS_DEFAULTS, LoaderConfig
 from tuner.engines.knobs import DATALOADER_KNOBS, KERAS_KNOBS
-from tuner.results import KERAS_DEFAULTS, Ceiling, Confirmation, LoaderConfig
+from tuner.results import Ceiling, Confirmation
 from tuner.search import decision
 from tuner.search.race import Interleaved
 from tuner.search.space import SearchSpace

@@ -8,9 +8,9 @@ import pytest
 
 from tests import builders
 from tuner.analysis.advice import autotune_wait
+from tuner.core import KERAS_DEFAULTS, EngineName
 from tuner.engines import backend
 from tuner.errors import TuneLoaderError
-from tuner.results import KERAS_DEFAULTS, EngineName
 from tuner.search.space import SearchSpace
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.processes import left_after, tagged_env
+from tuner.core import KERAS_DEFAULTS, LoaderConfig
 from tuner.engines.backend import FORK_UNSAFE
-from tuner.results import KERAS_DEFAULTS, LoaderConfig
 from tuner.search import decision
 
 pytestmark = pytest.mark.slow

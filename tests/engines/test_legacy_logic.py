@@ -11,8 +11,9 @@ from probes import probe_dataset
 from tests import builders
 from tests.fakes import FakeMeasurer
 from tuner import engines
+from tuner.core import KERAS_DEFAULTS
+from tuner.engines.common import GeneratorData
 from tuner.errors import TuneLoaderError
-from tuner.results import KERAS_DEFAULTS
 from tuner.search.candidates import candidates
 from tuner.search.space import SearchSpace, rule_of_thumb
 from tuner.search.study import StudySettings, screen
@@ -27,7 +28,7 @@ def batches():
 
 
 def stream_profile(factory):
-    data = engines.GeneratorData(factory, factory.__name__)
+    data = GeneratorData(factory, factory.__name__)
     return probe_dataset(
         data, kind="generator", num_batches=None, usable_cores=2,
         get_batch=lambda i: next(data.probe_iterator), fresh_stream=lambda: data.fresh().__next__, pickle_error="",
@@ -74,11 +75,11 @@ def test_the_thread_test_gives_each_thread_its_own_generator():
 def test_the_same_generator_object_twice_is_refused():
     one = batches()
     with pytest.raises(TuneLoaderError, match="same generator object every time"):
-        engines.GeneratorData(lambda: one, "one")
+        GeneratorData(lambda: one, "one")
 
 
 def test_keras3_refuses_a_generator_and_says_what_to_do_instead():
-    data = engines.GeneratorData(batches, "batches")
+    data = GeneratorData(batches, "batches")
     assert engines.choose(data, None) == "tf-keras"
     with pytest.raises(TuneLoaderError, match="Keras 3 cannot run a plain generator in parallel") as caught:
         engines.choose(data, "keras3")

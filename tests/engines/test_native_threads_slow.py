@@ -18,7 +18,7 @@ def test_each_batch_is_made_under_the_limit_in_every_kind_of_worker(tmp_path, pr
     from threadpoolctl import threadpool_info
 
     from tuner.engines.keras3 import Keras3Engine
-    from tuner.results import LoaderConfig
+    from tuner.core import LoaderConfig
 
     log = tmp_path / "threads.log"
 

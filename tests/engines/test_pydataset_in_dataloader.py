@@ -11,8 +11,8 @@ import pytest
 torch = pytest.importorskip("torch")
 keras = pytest.importorskip("keras")
 
+from tuner.core import LoaderConfig  # noqa: E402
 from tuner.engines.keras3 import Keras3Engine  # noqa: E402
-from tuner.results import LoaderConfig  # noqa: E402
 
 PERSISTENT = LoaderConfig(2, True, 4, persistent_workers=True)
 

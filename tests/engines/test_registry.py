@@ -11,11 +11,13 @@ import pickle
 import optuna
 import pytest
 
-from probes.profiles import DataKind, PoolKind
+from probes.profiles import DataKind
 from tests import builders
+from tuner import engines
+from tuner.core import KERAS_DEFAULTS, EngineName, LoaderConfig, PoolKind
 from tuner.engines import knobs, registry
 from tuner.errors import TuneLoaderError
-from tuner.results import KERAS_DEFAULTS, EngineName, LoaderConfig, Recommendation
+from tuner.results import Recommendation
 from tuner.search.candidates import broad_grid
 from tuner.search.space import SearchSpace
 
@@ -87,13 +89,13 @@ def test_a_dataloader_answer_records_its_knobs_and_hands_over_a_dataloader_line(
     answer = dataclasses.replace(answer, knobs=knobs.DATALOADER_KNOBS.recorded(best, "forkserver"))
     assert answer.settings_text() == ("num_workers=2, prefetch_factor=2, persistent_workers=True, "
                                       "multiprocessing_context='forkserver'")
-    block, *_ = answer.code_blocks()
+    block, *_ = engines.code_blocks(answer)
     assert block.title == "torch DataLoader"
     assert ("DataLoader(dataset, batch_size=..., num_workers=2, prefetch_factor=2, persistent_workers=True, "
             "multiprocessing_context='forkserver')") in block.code
     assert Recommendation.from_json(answer.to_json()) == answer
     # Handed over as a module-level make_dataloader(**knobs), the answer is that call.
-    (block, *_) = dataclasses.replace(answer, dataset_name="make_dataloader").code_blocks()
+    (block, *_) = engines.code_blocks(dataclasses.replace(answer, dataset_name="make_dataloader"))
     assert ("loader = make_dataloader(num_workers=2, prefetch_factor=2, persistent_workers=True, "
             "multiprocessing_context='forkserver')\nmodel.fit(loader") in block.code
 
@@ -135,7 +137,7 @@ def test_a_pydataset_answered_with_persistent_workers_hands_over_the_dataloader_
     best = LoaderConfig(2, True, 4, persistent_workers=True)
     answer = dataclasses.replace(builders.recommendation(best=best), backend="torch",
                                  knobs=knobs.PYDATASET_IN_DATALOADER_KNOBS.recorded(best, "forkserver"))
-    block, *_ = answer.code_blocks()
+    block, *_ = engines.code_blocks(answer)
     assert block.title == "Your PyDataset in a torch DataLoader"
     assert "dataset = ShardDataset(...)" in block.code
     assert ("DataLoader(dataset, batch_size=None, shuffle=True, num_workers=2, prefetch_factor=2, persistent_workers=True, "

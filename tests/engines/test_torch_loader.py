@@ -11,8 +11,8 @@ torch = pytest.importorskip("torch")
 from torch.utils.data import DataLoader, Dataset, IterableDataset  # noqa: E402
 
 from tuner import engines  # noqa: E402
+from tuner.core import EngineName, LoaderConfig  # noqa: E402
 from tuner.errors import TuneLoaderError  # noqa: E402
-from tuner.results import EngineName, LoaderConfig  # noqa: E402
 
 
 class Squares(Dataset):

@@ -10,8 +10,8 @@ from probes.fork_safety import fork_hazards
 from probes.profiles import ForkHazard, ForkHazardKind
 from tests import builders
 from tuner.analysis import advice
+from tuner.core import LoaderConfig
 from tuner.engines.knobs import KERAS_KNOBS
-from tuner.results import LoaderConfig
 from tuner.search.space import SearchSpace
 
 

@@ -8,7 +8,8 @@ from reports import write_reports
 from reports.plotdata import plot_data
 from tests import builders
 from probes.profiles import StartCost
-from tuner.results import KERAS_DEFAULTS, LoaderConfig
+from tuner import engines
+from tuner.core import KERAS_DEFAULTS, LoaderConfig
 
 EVIL = "<script>alert(1)</script>"
 
@@ -187,10 +188,10 @@ def test_a_dataset_whose_constructor_cannot_take_the_knobs_gets_code_that_runs_a
     from tuner.search.space import SearchSpace
 
     stiff = builders.recommendation(takes_knob_arguments=False)
-    code = stiff.code_blocks()[0].code
+    code = engines.code_blocks(stiff)[0].code
     assert "ShardDataset(" not in code
     assert "dataset.workers = 8\ndataset.use_multiprocessing = False\ndataset.max_queue_size = 16" in code
-    assert "ShardDataset(..., workers=8" in builders.recommendation().code_blocks()[0].code
+    assert "ShardDataset(..., workers=8" in engines.code_blocks(builders.recommendation())[0].code
     warnings = advice.warn(chosen=stiff.config, chosen_trial=None, trials=(), dataset=stiff.dataset,
                            memory_budget_bytes=None, space=SearchSpace(8, True))
     assert warnings[0].startswith("ShardDataset.__init__ takes neither the three knobs nor **kwargs")

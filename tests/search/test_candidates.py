@@ -3,8 +3,7 @@
 import dataclasses
 
 from tests import builders
-from probes.profiles import PoolKind
-from tuner.results import KERAS_DEFAULTS, LoaderConfig
+from tuner.core import KERAS_DEFAULTS, LoaderConfig, PoolKind
 from tuner.engines.knobs import worker_ladder
 from tuner.search.candidates import TRIM_SHARE, broad_grid, candidates
 from tuner.search.space import SearchSpace

@@ -6,7 +6,8 @@ import pytest
 
 from tests import builders
 from probes.stats import paired_log_interval
-from tuner.results import KERAS_DEFAULTS, ChoiceBasis, Confirmation, LoaderConfig
+from tuner.core import KERAS_DEFAULTS, LoaderConfig
+from tuner.results import ChoiceBasis, Confirmation
 from tuner.search import decision
 
 TWO, FOUR, EIGHT = LoaderConfig(2, False, 10), LoaderConfig(4, False, 10), LoaderConfig(8, False, 16)

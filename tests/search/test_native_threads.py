@@ -7,10 +7,11 @@ import optuna
 import pytest
 
 from tests import builders
-from tuner.results import KERAS_DEFAULTS, LoaderConfig
-from tuner.analysis.predict import batch_cost, predict
+from tuner import engines
+from tuner.measure.predict import batch_cost, predict
 from tuner.search.space import SearchSpace, native_limits
 from reports.write import trials_frame
+from tuner.core import KERAS_DEFAULTS, LoaderConfig
 
 BLAS = builders.dataset(cpu_fraction=0.95, thread_speedup=0.8, native=builders.native_pools())
 
@@ -69,11 +70,11 @@ def test_the_model_predicts_pools_at_the_default_threads_no_faster_than_the_core
 
 def test_the_answer_hands_over_the_line_to_paste_where_the_batch_is_made():
     r = builders.recommendation(best=LoaderConfig(2, True, 10, native_threads=1))
-    code = r.code_blocks()[0].code
+    code = engines.code_blocks(r)[0].code
     assert "from threadpoolctl import threadpool_limits" in code
     assert "    def __getitem__(self, index):\n        threadpool_limits(limits=1)" in code
     assert "workers=2, use_multiprocessing=True, max_queue_size=10" in code
-    assert "threadpool_limits" not in builders.recommendation().code_blocks()[0].code
+    assert "threadpool_limits" not in engines.code_blocks(builders.recommendation())[0].code
     column = trials_frame(r)["native_threads"]
     assert str(column.dtype) == "Int64"
 

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from tests.fakes import FakeMeasurer
-from tuner.results import KERAS_DEFAULTS, LoaderConfig
+from tuner.core import KERAS_DEFAULTS, LoaderConfig
 from tuner.search import decision
 from tuner.search.candidates import candidates
 from tuner.search.race import RACE_WINDOW_OFFSET, STEADY_LOAD_ROUNDS, RacePlan, run_race

@@ -3,8 +3,8 @@ import dataclasses
 import optuna
 
 from tests import builders
+from tuner.core import KERAS_DEFAULTS, LoaderConfig
 from tuner.engines.knobs import DATALOADER_KNOBS, KERAS_KNOBS
-from tuner.results import KERAS_DEFAULTS, LoaderConfig
 from tuner.search.candidates import candidates
 from tuner.search.space import SearchSpace, rule_of_thumb
 

@@ -3,7 +3,7 @@
 import optuna
 
 from tests.fakes import FakeMeasurer
-from tuner.results import KERAS_DEFAULTS, LoaderConfig, TrialStatus
+from tuner.core import KERAS_DEFAULTS, LoaderConfig, TrialStatus
 from tuner.search.candidates import candidates
 from tuner.search.space import SearchSpace
 from tuner.search.study import (ABANDONED, CONFIRMED_ATTR, OBJECTIVE_NAME, StudySettings, record_answer, screen)

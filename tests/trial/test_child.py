@@ -7,9 +7,9 @@ import traceback
 from pathlib import Path
 
 import tuner
-from probes.profiles import DataKind, PoolKind
+from probes.profiles import DataKind
 from tests.fakes import FakeDataset, FakeEngine, FakeModel
-from tuner.results import KERAS_DEFAULTS, EngineName, LoaderConfig
+from tuner.core import KERAS_DEFAULTS, EngineName, LoaderConfig, PoolKind
 from tuner.trial.child import Session, describe_failure, pipeline_probe_batches, serve
 from tuner.trial.protocol import (Load, Loaded, PickledSource, Prepare, Probe, Reply, Window, read_message,
                                   write_message)

@@ -1,1 +1,1 @@
-"""What the measurements mean: the analytic model, the epoch model, and the reasons and warnings."""
+"""What the measurements mean to the user: the reasons and warnings (``advice``)."""

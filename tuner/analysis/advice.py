@@ -6,13 +6,14 @@ import math
 import platform
 import statistics
 
-from probes.profiles import DataKind, DatasetProfile, ModelProfile, PoolKind
+from probes.profiles import DataKind, DatasetProfile, ModelProfile
 from probes.stats import outlier_mask
-from tuner.analysis.predict import start_cost_seconds
+from tuner.measure.predict import start_cost_seconds
+from tuner.core import KERAS_DEFAULTS, EngineName, LoaderConfig, PoolKind, TrialStatus
 from tuner.engines.backend import inline_uses_tf_data
 from tuner.engines.knobs import PoolStart
-from tuner.results import (KERAS_DEFAULTS, Ceiling, ChoiceBasis, Confirmation, Decision, EngineComparison,
-                           EngineName, LoaderConfig, RaceLoad, TrialResult, TrialStatus, completed)
+from tuner.results import (Ceiling, ChoiceBasis, Confirmation, Decision, EngineComparison, RaceLoad, TrialResult,
+                           completed)
 from tuner.search import decision
 from tuner.search.race import Interleaved
 from tuner.search.space import SearchSpace

@@ -7,8 +7,7 @@
 either Keras. ``registry`` lists them. Detection checks ``sys.modules`` first:
 if the user's file did not import a framework, nothing in it can be that
 framework's dataset, and tune-loader does not pay seconds of import to find
-that out. This module imports no ``tuner.results`` at its top, since that takes
-``EngineName`` from ``registry``.
+that out.
 """
 
 from __future__ import annotations
@@ -18,22 +17,15 @@ import sys
 from typing import TYPE_CHECKING, Any, Protocol
 
 from probes.profiles import DataKind
-from tuner.engines import registry
-from tuner.engines.registry import EngineName
+from tuner.core import EngineName, LoaderConfig, WindowTiming
+from tuner.engines import registry, snippets
+from tuner.engines.snippets import CodeBlock
 from tuner.errors import TuneLoaderError
 
 if TYPE_CHECKING:
-    from tuner.results import LoaderConfig, WindowTiming
+    from tuner.results import Recommendation
 
-__all__ = ["Engine", "GeneratorData", "KerasEngine", "choose", "load", "resolve"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "GeneratorData":  # lazily: tuner.engines.common imports tuner.results
-        from tuner.engines.common import GeneratorData
-
-        return GeneratorData
-    raise AttributeError(name)
+__all__ = ["Engine", "KerasEngine", "choose", "code_blocks", "load", "resolve"]
 
 
 class Engine(Protocol):
@@ -81,7 +73,7 @@ class KerasEngine(Engine, Protocol):
 
 def is_generator(obj: Any) -> bool:
     """A plain generator, or any iterator that is not a Keras dataset (a lock-guarded wrapper, say)."""
-    from tuner.engines.common import GeneratorData
+    from tuner.engines.common import GeneratorData  # lazily: it imports numpy, which choosing never needs
 
     if isinstance(obj, GeneratorData):
         return True
@@ -181,3 +173,10 @@ def load(name: EngineName) -> KerasEngine:
 def resolve(dataset: Any, requested: str | None) -> KerasEngine:
     """The engine that trains ``dataset``, loaded."""
     return load(choose(dataset, requested))
+
+
+def code_blocks(answer: Recommendation) -> list[CodeBlock]:
+    """The answer as code to paste, as its engine's knob set writes it, then the tf.data pipeline when the
+    race measured it faster."""
+    blocks = registry.knob_set(answer.engine, answer.backend).code_blocks(answer)
+    return blocks + ([snippets.tf_data(answer)] if answer.tf_data_is_faster else [])

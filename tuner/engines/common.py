@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from tuner.analysis.epoch_model import window_timing
+from tuner.measure.epoch_model import window_timing
+from tuner.core import WindowTiming
 from tuner.errors import TuneLoaderError
-from tuner.results import WindowTiming
-from tuner.trial import heartbeat
+from tuner.measure import heartbeat
 
 
 class GeneratorData:

@@ -16,10 +16,10 @@ import time
 import keras
 
 from probes.profiles import DataKind
-from tuner.analysis.epoch_model import drain_batches
+from tuner.measure.epoch_model import drain_batches
+from tuner.core import EngineName, LoaderConfig, WindowTiming
 from tuner.engines import common
-from tuner.results import EngineName, LoaderConfig, WindowTiming
-from tuner.trial import heartbeat
+from tuner.measure import heartbeat
 
 
 def set_knobs(dataset: keras.utils.PyDataset, config: LoaderConfig) -> None:

@@ -13,10 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from probes.profiles import PoolKind
+from tuner.core import KERAS_DEFAULTS, LoaderConfig, PoolKind
 from tuner.engines import snippets
 from tuner.engines.snippets import CodeBlock
-from tuner.results import KERAS_DEFAULTS, LoaderConfig
 
 if TYPE_CHECKING:
     from tuner.results import Recommendation

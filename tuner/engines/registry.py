@@ -1,10 +1,10 @@
 """The engines tune-loader can time, one entry each: adding an engine is its module, a member of
-``EngineName`` and one line in ``ENGINES``.
+``tuner.core.EngineName`` and one line in ``ENGINES``.
 
 An entry names the engine, where its class lives (imported only to train, so
 that choosing costs no framework import), its knob set (``tuner.engines.knobs``)
 and what to install when its framework is missing. Nothing here imports a
-framework or ``tuner.results``, which takes ``EngineName`` from here.
+framework.
 """
 
 from __future__ import annotations
@@ -12,16 +12,8 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from probes.profiles import TextEnum
+from tuner.core import EngineName
 from tuner.errors import TuneLoaderError
-
-
-class EngineName(TextEnum):
-    """The engine a dataset is tuned under (``ENGINES``): --engine NAME and results.json's "engine"."""
-
-    KERAS3 = "keras3"
-    TF_KERAS = "tf-keras"
-    TORCH_DATALOADER = "torch-dataloader"
 
 
 @dataclass(frozen=True)

@@ -33,11 +33,11 @@ import tf_keras
 from tf_keras.src.utils import data_utils
 
 from probes.profiles import DataKind
-from tuner.analysis.epoch_model import drain_batches
+from tuner.measure.epoch_model import drain_batches
+from tuner.core import EngineName, LoaderConfig, WindowTiming
 from tuner.engines import common
 from tuner.engines.common import GeneratorData
-from tuner.results import EngineName, LoaderConfig, WindowTiming
-from tuner.trial import heartbeat
+from tuner.measure import heartbeat
 
 ENQUEUER_STOP_SECONDS = 5.0
 

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from tuner.core import LoaderConfig, WindowTiming
 from tuner.engines import KerasEngine
 from tuner.engines.common import standardize
-from tuner.results import LoaderConfig, WindowTiming
-from tuner.trial import heartbeat
+from tuner.measure import heartbeat
 
 
 class TfDataEngine:

@@ -18,11 +18,11 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, default_convert
 
+from tuner.core import LoaderConfig
 from tuner.engines import common
 from tuner.engines.knobs import DATALOADER_KNOBS
 from tuner.errors import TuneLoaderError
-from tuner.results import LoaderConfig
-from tuner.trial import heartbeat
+from tuner.measure import heartbeat
 
 
 class LoaderSource:

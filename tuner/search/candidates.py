@@ -11,9 +11,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from probes.profiles import PoolKind
+from tuner.core import KERAS_DEFAULTS, LoaderConfig, PoolKind
 from tuner.engines.knobs import DEFAULT_QUEUE
-from tuner.results import KERAS_DEFAULTS, LoaderConfig
 from tuner.search.space import SearchSpace
 
 # The model's epoch throughput for a candidate below this share of its best guess drops it. Its guesses

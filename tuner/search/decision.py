@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from scipy.stats import t as student_t
 
 from probes.stats import RatioInterval, paired_log_interval
-from tuner.results import (KERAS_DEFAULTS, ChoiceBasis, Confirmation, Decision, LoaderConfig, TrialResult,
-                           best_rate, completed)
+from tuner.core import KERAS_DEFAULTS, LoaderConfig
+from tuner.results import ChoiceBasis, Confirmation, Decision, TrialResult, best_rate, completed
 
 Rounds = Mapping[LoaderConfig, Sequence[float]]
 

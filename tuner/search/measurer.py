@@ -5,16 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from tuner.results import LoaderConfig, TrialStatus, WindowTiming
+from tuner.core import LoaderConfig, StopKind, TrialStatus, WindowTiming
 
 
 class TrialStopped(Exception):
-    """A setting could not be timed: ``status`` is ``failed`` or ``infeasible``, ``reason`` says why."""
+    """A setting could not be timed: ``status`` is ``failed`` or ``infeasible``, ``kind`` what stopped it,
+    ``reason`` says why in words."""
 
-    def __init__(self, status: TrialStatus, reason: str):
+    def __init__(self, status: TrialStatus, reason: str, kind: StopKind = StopKind.ERROR):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.kind = kind
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from tuner.analysis.epoch_model import epoch_throughput
-from tuner.results import KERAS_DEFAULTS, LoaderConfig, RaceLoad
+from tuner.measure.epoch_model import epoch_throughput
+from tuner.core import KERAS_DEFAULTS, LoaderConfig
+from tuner.results import RaceLoad
 from tuner.search import decision
 from tuner.search.measurer import Measurement, Measurer, TrialStopped
 

@@ -22,8 +22,9 @@ import optuna
 
 from probes.profiles import MachineProfile
 from probes.serde import from_dict, to_dict
-from tuner.analysis.epoch_model import epoch_throughputs
-from tuner.results import KERAS_DEFAULTS, LoaderConfig, TrialResult, TrialStatus, completed
+from tuner.measure.epoch_model import epoch_throughputs
+from tuner.core import KERAS_DEFAULTS, LoaderConfig, TrialStatus
+from tuner.results import TrialResult, completed
 from tuner.search import decision
 from tuner.search.measurer import Measurer, TrialStopped
 from tuner.search.space import SearchSpace

@@ -32,12 +32,12 @@ from typing import Any, BinaryIO
 
 import psutil
 
-from probes.profiles import DataKind, DatasetProfile, ModelProfile, PipelinePoint, PoolKind, StartCost
-from tuner.analysis.predict import start_outweighs_epoch
+from probes.profiles import DataKind, DatasetProfile, ModelProfile, PipelinePoint, StartCost
+from tuner.measure.predict import start_outweighs_epoch
+from tuner.core import KERAS_DEFAULTS, LoaderConfig, PoolKind, WindowTiming
 from tuner.engines import registry
 from tuner.errors import TuneLoaderError
-from tuner.results import KERAS_DEFAULTS, LoaderConfig, WindowTiming
-from tuner.trial import heartbeat
+from tuner.measure import heartbeat
 from tuner.trial.protocol import (FileSource, Load, Loaded, PickledSource, Prepare, Probe, Reply, Request, Window,
                                   read_message, write_message)
 

@@ -26,11 +26,11 @@ from typing import Any
 from probes.load import cpu_snapshot, foreign_cores
 from probes.memory import tree_pss_bytes, tree_rss_bytes
 from probes.profiles import DatasetProfile, ModelProfile
-from tuner.analysis.epoch_model import with_fixed_cost
+from tuner.measure.epoch_model import with_fixed_cost
+from tuner.core import LoaderConfig, StopKind, TrialStatus
 from tuner.errors import TuneLoaderError
-from tuner.results import LoaderConfig, TrialStatus
 from tuner.search.measurer import Measurement, TrialStopped
-from tuner.trial import heartbeat
+from tuner.measure import heartbeat
 from tuner.trial.child import START_METHOD_ENVIRONMENT, innermost_user_frame
 from tuner.trial.protocol import (FileSource, Load, Loaded, PickledSource, Prepare, Probe, Request, Window,
                                   read_message, write_message)
@@ -72,6 +72,11 @@ def worker_crash_reason(words: str, lost_batches: list[int], user_frame: str | N
     return (f"a worker process died from {name}{held}" + (f", at {user_frame}" if user_frame else "")
             + f" ({words}): the data code crashes in a worker process, and Keras's pool replaces the dead "
             "worker without the batch it held")
+
+
+# The flag that bounds what timed out in a step before the first trial: a stall between batches, or the step.
+TIMEOUT_FIX = {StopKind.STALL: " Fix: if a batch can take that long, pass a larger --trial-timeout.",
+               StopKind.TIMEOUT: " Fix: raise --load-timeout if it is only slow."}
 
 
 class RunningClock:
@@ -134,7 +139,7 @@ class TrialProcess:
         inside ``fit``.
         """
         if self.process is None or self.process.poll() is not None:
-            raise TrialStopped(TrialStatus.FAILED, "the trial process is not running")
+            raise TrialStopped(TrialStatus.FAILED, "the trial process is not running", StopKind.DIED)
         pids, trees = (os.getpid(),), (self.process.pid,)  # not this process's other children: a user's load
         before, began = cpu_snapshot(pids, trees), time.monotonic()
         self.busy, self._fatal = True, None
@@ -148,7 +153,7 @@ class TrialProcess:
         self.busy = False
         self.last_foreign_cores = foreign_cores(before, cpu_snapshot(pids, trees), time.monotonic() - began)
         if reply is None:
-            self._fail(self._death_reason())
+            self._fail(self._death_reason(), kind=StopKind.DIED)
         peak = max(peak, tree_pss_bytes(self.process.pid))
         if reply.ok:
             return reply.value, peak
@@ -166,19 +171,19 @@ class TrialProcess:
             if now >= next_sample or (budget and tree_rss_bytes(self.process.pid) > budget):
                 peak, next_sample = max(peak, tree_pss_bytes(self.process.pid)), now + PSS_SAMPLE_SECONDS
             if self.process.poll() is not None:
-                self._fail(self._death_reason())
+                self._fail(self._death_reason(), kind=StopKind.DIED)
             if self._fatal and (crash := self._crash_reason()):
-                self._fail(crash)
+                self._fail(crash, kind=StopKind.CRASH)
             if budget and peak > budget:
                 self._fail(f"memory {peak / 2**20:,.0f} MiB went over the budget of "
-                           f"{budget / 2**20:,.0f} MiB (--max-memory)", TrialStatus.INFEASIBLE)
+                           f"{budget / 2**20:,.0f} MiB (--max-memory)", TrialStatus.INFEASIBLE, StopKind.MEMORY)
             if now > deadline:
                 self._fail(f"timed out after {timeout:.0f} s{self._stuck_at()} (a worker hung or the data code "
-                           "is too slow)")
+                           "is too slow)", kind=StopKind.TIMEOUT)
             progress = self.heartbeat.read()
             if stall_after and progress.stalled(now, stall_after):
                 self._fail(f"timed out: no batch came for {stall_after:.0f} s ({progress.where()})"
-                           f"{self._stuck_at()}")
+                           f"{self._stuck_at()}", kind=StopKind.STALL)
         return peak
 
     @property
@@ -199,9 +204,9 @@ class TrialProcess:
         frame = innermost_user_frame(list(self._stderr_tail))
         return f", stuck at {frame}" if frame else ""
 
-    def _fail(self, reason: str, status: TrialStatus = TrialStatus.FAILED) -> None:
+    def _fail(self, reason: str, status: TrialStatus = TrialStatus.FAILED, kind: StopKind = StopKind.ERROR) -> None:
         self.kill()
-        raise TrialStopped(status, reason)
+        raise TrialStopped(status, reason, kind)
 
     def kill(self) -> None:
         """Kills the child and every process in its group, then reaps the child."""
@@ -304,7 +309,7 @@ class TrialMeasurer:
         try:
             value, _ = self.process.call(request, timeout=self.load_timeout, stall_after=self.stall_after())
         except TrialStopped as stop:
-            raise TuneLoaderError(f"{stage} failed: {stop.reason}.{_timeout_hint(stop.reason)}") from stop
+            raise TuneLoaderError(f"{stage} failed: {stop.reason}.{TIMEOUT_FIX.get(stop.kind, '')}") from stop
         return value
 
     def measure(self, config: LoaderConfig, window_index: int, epochs: int = 1,
@@ -327,10 +332,3 @@ class TrialMeasurer:
 
     def close(self) -> None:
         self.process.close()
-
-
-def _timeout_hint(reason: str) -> str:
-    """The flag that bounds what timed out: a stall between batches, or the whole step."""
-    if reason.startswith("timed out: no batch came"):
-        return " Fix: if a batch can take that long, pass a larger --trial-timeout."
-    return " Fix: raise --load-timeout if it is only slow." if reason.startswith("timed out") else ""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from probes.profiles import DataKind
-from tuner.results import EngineName, LoaderConfig
+from tuner.core import EngineName, LoaderConfig
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from probes.profiles import Spread
 from probes.stats import summarize
-from tuner.results import LoaderConfig, WindowTiming
+from tuner.core import LoaderConfig, WindowTiming
 
 MIN_BATCHES_FOR_SLOPE = 4
 

@@ -34,8 +34,9 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from probes.profiles import DataKind, DatasetProfile, MachineProfile, ModelProfile, PoolKind, StartCost
-from tuner.results import Ceiling, LoaderConfig, TrialResult, completed
+from probes.profiles import DataKind, DatasetProfile, MachineProfile, ModelProfile, StartCost
+from tuner.core import LoaderConfig, PoolKind
+from tuner.results import Ceiling, TrialResult, completed
 
 SWITCH_INTERVAL_SECONDS = sys.getswitchinterval()
 # A fresh process worker whose start alone takes more than this many whole inline epochs rules out pools

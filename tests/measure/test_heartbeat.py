@@ -3,7 +3,7 @@
 import multiprocessing
 import time
 
-from tuner.trial import heartbeat
+from tuner.measure import heartbeat
 
 
 def test_a_batch_made_in_a_forked_worker_reaches_the_parent(monkeypatch):

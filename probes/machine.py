@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 
 from probes.profiles import MachineProfile
+from tuner.core import StartMethod
 
 _VERSIONED_PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "tf-keras", "jax", "jaxlib", "torch", "numpy", "optuna",
                        "threadpoolctl")
@@ -40,7 +41,7 @@ def probe_machine(cgroup_root: Path = _CGROUP_ROOT) -> MachineProfile:
         memory_limit_bytes=read_cgroup_memory_limit(cgroup_root),
         python_version=sys.version.split()[0],
         platform=platform.platform(),
-        start_method=multiprocessing.get_start_method(allow_none=True) or _default_start_method(),
+        start_method=StartMethod(multiprocessing.get_start_method(allow_none=True) or _default_start_method()),
         package_versions=_package_versions(),
         cpu_model=cpu_model(),
     )

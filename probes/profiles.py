@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tuner.core import PoolKind, TextEnum
+from tuner.core import PoolKind, StartMethod, TextEnum
 
 WAITING_CPU_FRACTION = 0.3
 NATIVE_PARALLEL_CPU = 1.15  # process CPU over wall of a batch: its native threads ran at once
@@ -40,7 +40,7 @@ class MachineProfile:
     memory_limit_bytes: int | None
     python_version: str
     platform: str
-    start_method: str
+    start_method: StartMethod
     package_versions: dict[str, str]
     cpu_model: str = "unknown CPU"
 

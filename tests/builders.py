@@ -5,7 +5,7 @@ from __future__ import annotations
 from probes.profiles import DatasetProfile, MachineProfile, ModelProfile, NativePools, Spread
 from probes.stats import summarize
 from probes.profiles import PipelinePoint
-from tuner.core import KERAS_DEFAULTS, LoaderConfig, WindowTiming
+from tuner.core import KERAS_DEFAULTS, LoaderConfig, TrialOrigin, WindowTiming
 from tuner.engines import registry
 from tuner.results import Ceiling, Confirmation, Provenance, Recommendation, TrialResult
 
@@ -51,7 +51,7 @@ def model(step_ms: float = 2.0, pipeline=PIPELINE) -> ModelProfile:
 def trial(number: int, config: LoaderConfig, rate: float, status: str = "ok", reason: str = "") -> TrialResult:
     windows = tuple(WindowTiming(50, 50 / rate + 0.01, rate, 0.01) for _ in range(3)) if status == "ok" else ()
     return TrialResult(
-        number=number, config=config, status=status, origin="test", windows=windows,
+        number=number, config=config, status=status, origin=TrialOrigin.GRID, windows=windows,
         epoch_batches_per_second=Spread(rate, 1.0, rate - 1, rate + 1, 3) if status == "ok" else None,
         fixed_seconds=0.01 if status == "ok" else None, steady_batches_per_second=rate if status == "ok" else None,
         peak_memory_bytes=640 * 2**20 if status == "ok" else None, reason=reason, wall_seconds=1.5,

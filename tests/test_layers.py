@@ -10,7 +10,8 @@ PACKAGES = ("tuner", "probes", "reports")
 # Bottom first. A module sits on the floor of the longest name here that is it or contains it.
 LAYERS = (
     ("ground", ("tuner.core", "tuner.errors", "tuner.version")),
-    ("plain types and probes", ("probes", "tuner.results", "tuner.schema", "tuner.options", "tuner.outdir")),
+    ("plain types and probes", ("probes", "tuner.results", "tuner.outcomes", "tuner.schema", "tuner.options",
+                                "tuner.outdir")),
     ("measurement", ("tuner.measure",)),
     ("engines", ("tuner.engines", "tuner.userfile")),
     ("search", ("tuner.search",)),

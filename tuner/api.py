@@ -21,9 +21,9 @@ from probes.dataset import pickle_failure
 from probes.profiles import DataKind, DatasetProfile, MachineProfile, ModelProfile, Spread
 from probes.serde import to_dict
 from probes.stats import bootstrap_ratio_interval, summarize
-from tuner.analysis import advice
+from tuner.analysis import advice, wording
 from tuner.measure.predict import Prediction, best_predictions, ceiling, ceiling_with_measured, predict
-from tuner.core import KERAS_DEFAULTS, EngineName, LoaderConfig, TrialStatus
+from tuner.core import KERAS_DEFAULTS, Backend, EngineName, LoaderConfig, TrialStatus
 from tuner.engines import backend as backends
 from tuner.engines import registry
 from tuner.errors import TuneLoaderError
@@ -100,7 +100,7 @@ class Facts:
     memory_budget_bytes: int
     started: float
     provenance: Provenance
-    backend: str = backends.TENSORFLOW  # what fit ran on in the trial process
+    backend: Backend = Backend.TENSORFLOW  # what fit ran on in the trial process
     notes: tuple[str, ...] = ()  # facts of the run the answer must carry (a backend other than the one asked for)
 
     @property
@@ -132,7 +132,7 @@ class Facts:
                 and not config.persistent_workers):
             return RacePlan(batches, 1)
         waits = (not config.parallel and not config.is_tf_data
-                 and backends.inline_uses_tf_data(self.backend, self.engine))
+                 and registry.inline_uses_tf_data(self.engine, self.backend))
         whole = self.dataset.batches_per_epoch
         if waits and whole and whole <= INLINE_FIT_SECONDS * rate:
             batches = whole
@@ -399,10 +399,12 @@ def _measured(facts: Facts, evidence: Evidence, limit: Ceiling) -> dict[str, Any
         default_peak_memory_bytes=race.peak_memory_bytes.get(KERAS_DEFAULTS) or (
             default_trial and default_trial.peak_memory_bytes),
         reasons=reasons, warnings=warnings, trials=trials, tf_data=verdict.tf_data,
-        search_stopped_because=evidence.screen.stopped_because, race_stopped_because=race.stopped_because,
-        race_settled=race.settled, race_load=race.load,
+        search_stopped_because=wording.screen_stop(evidence.screen.stop),
+        race_stopped_because=wording.race_stop(race.stop),
+        race_settled=race.stop.settled, race_load=race.load,
         race_epochs={config.label(): epochs for config, epochs in race.samples.items()},
-        race_left={config.label(): why for config, why in {**race.left, **race.failures}.items()},
+        race_left={config.label(): wording.departure(why) for config, why in race.left.items()}
+        | {config.label(): why for config, why in race.failures.items()},
         decision=verdict.decision,
     )
 

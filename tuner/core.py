@@ -35,6 +35,30 @@ class EngineName(TextEnum):
     TORCH_DATALOADER = "torch-dataloader"
 
 
+class Backend(TextEnum):
+    """The Keras 3 backend ``fit`` runs on (tf-keras always runs on TensorFlow)."""
+
+    TENSORFLOW = "tensorflow"
+    JAX = "jax"
+    TORCH = "torch"
+
+
+class StartMethod(TextEnum):
+    """How a process pool starts its workers (``multiprocessing``'s start methods)."""
+
+    FORK = "fork"
+    SPAWN = "spawn"
+    FORKSERVER = "forkserver"
+
+
+class TrialOrigin(TextEnum):
+    """Why a setting was screened: the claim's reference, the broad grid, or the guess users compare with."""
+
+    DEFAULTS = "keras defaults"
+    GRID = "grid"
+    RULE_OF_THUMB = "rule of thumb"
+
+
 class TrialStatus(TextEnum):
     """How a trial ended: measured, stopped early as clearly losing, crashed or hung, or not allowed."""
 

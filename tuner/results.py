@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from probes.profiles import DatasetProfile, MachineProfile, ModelProfile, Spread
 from probes.serde import from_dict, to_dict
-from tuner.core import EngineName, LoaderConfig, TextEnum, TrialStatus, WindowTiming
+from tuner.core import Backend, EngineName, LoaderConfig, TextEnum, TrialOrigin, TrialStatus, WindowTiming
 
 SCHEMA_VERSION = 8
 READABLE_SCHEMA_VERSIONS = (6, 7, 8)  # 6: no knobs, which were always Keras's three; 7: no decision
@@ -24,7 +24,7 @@ class TrialResult:
     number: int
     config: LoaderConfig
     status: TrialStatus
-    origin: str
+    origin: TrialOrigin
     windows: tuple[WindowTiming, ...] = ()
     epoch_batches_per_second: Spread | None = None
     fixed_seconds: float | None = None
@@ -197,7 +197,7 @@ class Recommendation:
     duplicated_data_allowed: bool = False
     keras3: EngineComparison | None = None
     provenance: Provenance | None = None
-    backend: str = "tensorflow"  # the Keras 3 backend fit ran on; tf-keras always runs on TensorFlow
+    backend: Backend = Backend.TENSORFLOW  # the Keras 3 backend fit ran on; tf-keras always runs on TensorFlow
     other_machines: tuple[str, ...] = ()  # the same data's studies on other machines in a shared storage
     # Every race contender's epoch throughputs, round by round (a contender that left ran the first rounds).
     race_epochs: dict[str, tuple[float, ...]] | None = None

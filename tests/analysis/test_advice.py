@@ -10,6 +10,7 @@ from probes.profiles import StartCost
 from tests import builders
 from tuner.analysis import advice
 from tuner.core import KERAS_DEFAULTS, LoaderConfig
+from tuner.outcomes import Departure, LeaveKind, RaceEnd, RaceStop
 from tuner.engines.knobs import DATALOADER_KNOBS, KERAS_KNOBS
 from tuner.results import Ceiling, Confirmation
 from tuner.search import decision
@@ -48,8 +49,8 @@ def test_the_race_summary_gives_every_setting_s_mean_and_how_the_race_chose():
     twelve, six = LoaderConfig(12, False, 16), LoaderConfig(6, False, 10)
     samples = {twelve: (191.3, 185.0, 199.0), six: (194.1, 190.0, 197.0), KERAS_DEFAULTS: (40.0, 41.0)}
     verdict = decision.verdict(samples, [twelve, six])
-    race = Interleaved(samples, {}, {}, {KERAS_DEFAULTS: "the claim was decided"}, verdict,
-                       "no setting left in it could beat 6 threads, queue 10 by more than 3%", True)
+    race = Interleaved(samples, {}, {}, {KERAS_DEFAULTS: Departure(LeaveKind.CLAIM_DECIDED, six, 2)}, verdict,
+                       RaceStop(RaceEnd.SETTLED, six))
     text = advice.race_summary(race, six)
     assert "6 threads, queue 10 193.7 batches/s (n=3); 12 threads, queue 16 191.8 batches/s (n=3)" in text
     assert "inline (no pool) 40.5 batches/s (n=2, left early)" in text
@@ -198,7 +199,8 @@ def test_a_rerun_of_the_defaults_is_reported_with_its_first_failure_and_its_outc
 def test_the_reasons_say_why_tf_data_sat_out_the_race():
     processes = LoaderConfig(2, True, 10)
     samples = {processes: (80.0, 82.0), KERAS_DEFAULTS: (40.0, 41.0)}
-    race = Interleaved(samples, {}, {}, {}, decision.verdict(samples, [processes, KERAS_DEFAULTS]), "settled", True,
+    race = Interleaved(samples, {}, {}, {}, decision.verdict(samples, [processes, KERAS_DEFAULTS]),
+                       RaceStop(RaceEnd.SETTLED, processes),
                        tf_data_reach=0.5)
     common = dict(chosen=processes, best=processes, confirmation=race.verdict.claim,
                   ceiling=Ceiling(560.0, 10.0, 2.1, "input-bound", "input-bound"), dataset=builders.dataset(),

@@ -6,6 +6,7 @@ import pytest
 
 from tests.fakes import FakeMeasurer
 from tuner.core import KERAS_DEFAULTS, LoaderConfig
+from tuner.outcomes import Departure, LeaveKind, RaceEnd, RaceStop
 from tuner.search import decision
 from tuner.search.candidates import candidates
 from tuner.search.race import RACE_WINDOW_OFFSET, STEADY_LOAD_ROUNDS, RacePlan, run_race
@@ -40,16 +41,16 @@ def test_the_search_finds_the_best_setting_when_the_model_s_first_guess_is_wrong
     raced = race(fake, decision.finalists(screened.trials, keep=[KERAS_DEFAULTS]), tf_data=TF_DATA)
     best = max((c for _, c in todo), key=truth)
     assert truth(raced.verdict.chosen) >= 0.97 * truth(best)
-    assert raced.verdict.claim.significant and raced.settled
+    assert raced.verdict.claim.significant and raced.stop.end == RaceEnd.SETTLED
 
 
 def test_a_five_fold_gap_is_decided_in_a_few_rounds_and_the_defaults_then_leave():
     fake = FakeMeasurer(batch_seconds=0.02, model_seconds=0.001, noise=0.02)
     raced = race(fake, [LoaderConfig(16, False, 32), KERAS_DEFAULTS])
-    assert KERAS_DEFAULTS in raced.left and len(raced.samples[KERAS_DEFAULTS]) <= 3
-    assert raced.verdict.chosen == LoaderConfig(16, False, 32) and raced.settled
+    assert raced.left[KERAS_DEFAULTS].kind == LeaveKind.CLAIM_DECIDED and len(raced.samples[KERAS_DEFAULTS]) <= 3
+    assert raced.verdict.chosen == LoaderConfig(16, False, 32)
     assert 12 < raced.verdict.claim.speedup < 16  # 16 batches in flight, less the pool's start-up per epoch
-    assert raced.stopped_because.startswith("no setting left in it could beat 16 threads, queue 32 by more than 3%")
+    assert raced.stop == RaceStop(RaceEnd.SETTLED, LoaderConfig(16, False, 32))
 
 
 def test_near_equals_settle_on_the_simplest_and_clear_losers_leave_early():
@@ -57,15 +58,16 @@ def test_near_equals_settle_on_the_simplest_and_clear_losers_leave_early():
     configs = [LoaderConfig(8, False, 10), LoaderConfig(4, False, 10), LoaderConfig(2, False, 10), KERAS_DEFAULTS]
     raced = race(fake, configs)
     assert raced.verdict.chosen == LoaderConfig(4, False, 10)
-    assert "clearly slower" in raced.left[LoaderConfig(2, False, 10)]
-    assert raced.left[LoaderConfig(8, False, 10)].startswith("settled")
+    assert raced.left[LoaderConfig(2, False, 10)].kind == LeaveKind.CLEARLY_SLOWER
+    assert raced.left[LoaderConfig(8, False, 10)] == Departure(LeaveKind.SETTLED, LoaderConfig(4, False, 10),
+                                                               raced.left[LoaderConfig(8, False, 10)].rounds)
 
 
 def test_tf_data_far_below_after_one_round_leaves_at_once():
     fake = FakeMeasurer(rate_of=lambda c: 30.0 if c.is_tf_data else 100.0 * c.workers)
     raced = race(fake, [LoaderConfig(4, False, 10), KERAS_DEFAULTS], tf_data=TF_DATA)
     assert len(raced.samples[TF_DATA]) == 1 and len(raced.samples[KERAS_DEFAULTS]) >= 2
-    assert raced.left[TF_DATA].startswith("far below")
+    assert raced.left[TF_DATA] == Departure(LeaveKind.FAR_BELOW, LoaderConfig(4, False, 10), 1)
     assert raced.verdict.tf_data is None
 
 
@@ -96,11 +98,11 @@ def test_an_undecided_race_stops_at_its_deadline_and_says_what_was_left_open():
     fake = FakeMeasurer(rate_of=lambda c: 100.0 if c.workers == 2 else 101.0, noise=0.2)
     raced = race(fake, [LoaderConfig(2, False, 10), LoaderConfig(4, False, 10), KERAS_DEFAULTS],
                  deadline=time.monotonic())
-    assert not raced.settled and len(raced.samples[KERAS_DEFAULTS]) == decision.FIRST_VERDICT_ROUND
-    assert raced.stopped_because.startswith("it reached the time budget (--time-budget) with")
+    assert raced.stop.end == RaceEnd.TIME_BUDGET and len(raced.samples[KERAS_DEFAULTS]) == decision.FIRST_VERDICT_ROUND
+    assert raced.stop.questions  # what was left open
     capped = race(FakeMeasurer(rate_of=lambda c: 100.0, noise=0.3), [LoaderConfig(2, False, 10), KERAS_DEFAULTS],
                   max_rounds=3)
-    assert capped.stopped_because == "it ran the 3 rounds allowed"
+    assert capped.stop == RaceStop(RaceEnd.ROUNDS, rounds=3)
 
 
 def test_rounds_run_while_other_processes_take_the_cpu_are_dropped_and_run_again():

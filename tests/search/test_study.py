@@ -4,6 +4,7 @@ import optuna
 
 from tests.fakes import FakeMeasurer
 from tuner.core import KERAS_DEFAULTS, LoaderConfig, TrialStatus
+from tuner.outcomes import ScreenStop
 from tuner.search.candidates import candidates
 from tuner.search.space import SearchSpace
 from tuner.search.study import (ABANDONED, CONFIRMED_ATTR, OBJECTIVE_NAME, StudySettings, record_answer, screen)
@@ -23,7 +24,7 @@ def test_every_candidate_is_timed_once_in_order_and_recorded_as_a_trial(tmp_path
     assert [t.config for t in outcome.trials] == [config for _, config in TODO]
     assert [config for config, _ in fake.calls] == [config for _, config in TODO]
     assert all(epochs == 1 for epochs in fake.epochs_per_fit)  # one cheap window each
-    assert outcome.stopped_because == f"it screened all {len(TODO)} candidates"
+    assert outcome.stop == ScreenStop(len(TODO))
     study = optuna.load_study(study_name="tune-loader", storage=storage)
     assert [t.value for t in study.trials] == [t.epoch_batches_per_second.median for t in outcome.trials]
     assert study.metric_names == [OBJECTIVE_NAME] and outcome.trials[0].predicted_batches_per_second == 1.0
@@ -42,8 +43,7 @@ def test_the_screen_stops_in_time_for_the_race_and_says_why():
     outcome = screen(fake, SPACE, TODO, settings(time_budget_seconds=20, race_fit_seconds=lambda trial: 1.0),
                      clock=fake.now)
     assert 2 <= len(outcome.trials) < len(TODO)
-    assert outcome.unscreened == len(TODO) - len(outcome.trials)
-    assert outcome.stopped_because.startswith(f"it left {outcome.unscreened} of {len(TODO)} candidates unscreened")
+    assert outcome.stop == ScreenStop(len(TODO), out_of_time=len(TODO) - len(outcome.trials))
 
 
 def test_an_interrupted_screen_resumes_from_its_storage_without_timing_a_setting_twice(tmp_path):
@@ -113,7 +113,7 @@ def test_more_workers_of_a_kind_already_far_below_are_not_screened():
     outcome = screen(fake, SPACE, todo, settings())
     assert [config for config, _ in fake.calls] == [KERAS_DEFAULTS, LoaderConfig(2, False, 10),
                                                     LoaderConfig(2, True, 10), LoaderConfig(4, False, 10)]
-    assert outcome.unscreened == 2 and outcome.stopped_because.startswith("it screened 4 of 6 candidates; 2 with more workers")
+    assert outcome.stop == ScreenStop(6, beyond_reach=2)
     # 2 processes at 45: 4 could reach 90 and are screened, at 35; 8 could reach only 70 from them.
     fake = FakeMeasurer(rate_of=lambda c: {2: 45.0, 4: 35.0}.get(c.workers, 1.0) if c.use_multiprocessing else 100.0)
     screen(fake, SPACE, todo, settings())

@@ -8,10 +8,11 @@ import statistics
 
 from probes.profiles import DataKind, DatasetProfile, ModelProfile
 from probes.stats import outlier_mask
-from tuner.measure.predict import start_cost_seconds
-from tuner.core import KERAS_DEFAULTS, EngineName, LoaderConfig, PoolKind, TrialStatus
-from tuner.engines.backend import inline_uses_tf_data
+from tuner.analysis import wording
+from tuner.core import KERAS_DEFAULTS, Backend, EngineName, LoaderConfig, PoolKind, TrialStatus
+from tuner.engines import registry
 from tuner.engines.knobs import PoolStart
+from tuner.measure.predict import start_cost_seconds
 from tuner.results import (Ceiling, ChoiceBasis, Confirmation, Decision, EngineComparison, RaceLoad, TrialResult,
                            completed)
 from tuner.search import decision
@@ -78,7 +79,7 @@ def explain(
     elif best == KERAS_DEFAULTS:
         reasons.append("The Keras defaults were the best configuration measured.")
     else:
-        reasons.append(claim(chosen, best, confirmation, epoch_batches, race.stopped_because if race else "", how,
+        reasons.append(claim(chosen, best, confirmation, epoch_batches, wording.race_stop(race.stop) if race else "", how,
                              elapsed_seconds))
     if tf_data_reason := tf_data_said(tf_data, chosen, race, elapsed_seconds):
         reasons.append(tf_data_reason)
@@ -205,7 +206,7 @@ def race_summary(race: Interleaved, winner: LoaderConfig) -> str:
     rule = (f"{winner.label()} is the simplest within {decision.NEAR_LEADER:.0%} of the fastest of the settings "
             f"still racing at the end")
     ending = ("no setting left could beat it by more than "
-              f"{decision.SETTLED_MARGIN:.0%}" if race.settled else f"the race stopped because {race.stopped_because}")
+              f"{decision.SETTLED_MARGIN:.0%}" if race.stop.settled else f"the race stopped because {wording.race_stop(race.stop)}")
     return (f"The screen's fastest settings were raced side by side, means of interleaved rounds: {readings}. "
             f"{rule}; {ending}.")
 
@@ -361,7 +362,7 @@ def warn(
     space: SearchSpace,
     model: ModelProfile | None = None,
     engine: EngineName = EngineName.KERAS3,
-    backend: str = "tensorflow",
+    backend: Backend = Backend.TENSORFLOW,
     chosen_epoch_seconds: float | None = None,
     race_failures: dict[LoaderConfig, str] | None = None,
     race_reruns: dict[LoaderConfig, str] | None = None,
@@ -511,7 +512,7 @@ def _outlier_epochs(confirmation: Confirmation) -> int:
 
 
 def autotune_wait(chosen: LoaderConfig, engine: EngineName, epoch_seconds: float | None,
-                  backend: str = "tensorflow") -> str | None:
+                  backend: Backend = Backend.TENSORFLOW) -> str | None:
     """A warning for inline training whose epochs are longer than the race's windows: they can wait for
     tf.data's autotuner for longer than any window shows.
 
@@ -522,7 +523,7 @@ def autotune_wait(chosen: LoaderConfig, engine: EngineName, epoch_seconds: float
     or torch's inline path. Race fits of whole epochs contain the wait, so
     the caller asks only when the race timed shorter windows.
     """
-    if chosen.parallel or not epoch_seconds or not inline_uses_tf_data(backend, engine):
+    if chosen.parallel or not epoch_seconds or not registry.inline_uses_tf_data(engine, backend):
         return None
     keras = "Keras 3" if engine == EngineName.KERAS3 else "tf-keras"
     latest = next(tick for tick in AUTOTUNE_TICKS_SECONDS if tick >= epoch_seconds)

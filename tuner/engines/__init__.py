@@ -17,7 +17,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Protocol
 
 from probes.profiles import DataKind
-from tuner.core import EngineName, LoaderConfig, WindowTiming
+from tuner.core import Backend, EngineName, LoaderConfig, WindowTiming
 from tuner.engines import registry, snippets
 from tuner.engines.snippets import CodeBlock
 from tuner.errors import TuneLoaderError
@@ -42,7 +42,7 @@ class KerasEngine(Engine, Protocol):
     """An engine that owns one Keras flavour: its datasets, its models and its ``fit``."""
 
     name: EngineName
-    backend: str  # the Keras 3 backend ``fit`` runs on (tuner.engines.backend); tf-keras's is tensorflow
+    backend: Backend  # the Keras 3 backend ``fit`` runs on (tuner.engines.backend); tf-keras's is tensorflow
 
     def adopt(self, dataset: Any) -> Any:
         """The user's dataset in the form this engine trains on."""

@@ -26,14 +26,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from tuner.core import Backend
 from tuner.errors import TuneLoaderError
 
-TENSORFLOW, JAX, TORCH = "tensorflow", "jax", "torch"
-TRAINING_BACKENDS = (TENSORFLOW, JAX, TORCH)
-_PACKAGE = {TENSORFLOW: "tensorflow", JAX: "jax", TORCH: "torch"}
-_EXTRA = {JAX: "pip install 'tune-loader[jax]' (or pip install jax)",
-          TORCH: "pip install torch (the CPU build is enough to tune a data loader)",
-          TENSORFLOW: "pip install tensorflow"}
+TRAINING_BACKENDS = tuple(Backend)
+_EXTRA = {Backend.JAX: "pip install 'tune-loader[jax]' (or pip install jax)",
+          Backend.TORCH: "pip install torch (the CPU build is enough to tune a data loader)",
+          Backend.TENSORFLOW: "pip install tensorflow"}
 FORK_UNSAFE = (
     "under the JAX backend Keras starts its process pool with os.fork() (Python's default start method on Linux), "
     "and JAX, which runs threads of its own, warns that forking it can deadlock; tune-loader does not recommend a "
@@ -45,7 +44,7 @@ FORK_UNSAFE = (
 class BackendChoice:
     """A backend and where it came from: ``--backend``, ``KERAS_BACKEND``, a keras.json, or Keras's default."""
 
-    name: str
+    name: Backend
     source: str
 
 
@@ -55,20 +54,22 @@ def configured(requested: str | None = None, environ: Mapping[str, str] = os.env
     Refuses a backend that cannot train (numpy, openvino) or is not installed, before any trial starts.
     """
     if requested:
-        choice = BackendChoice(requested, "--backend")
+        name, source = requested, "--backend"
     elif environ.get("KERAS_BACKEND"):
-        choice = BackendChoice(environ["KERAS_BACKEND"], "KERAS_BACKEND")
+        name, source = environ["KERAS_BACKEND"], "KERAS_BACKEND"
     else:
         config = _keras_json(environ)
-        name = _read_backend(config)
-        choice = BackendChoice(name, str(config)) if name else BackendChoice(TENSORFLOW, "Keras's default")
-    if choice.name not in TRAINING_BACKENDS:
+        name, source = _read_backend(config), str(config)
+        if not name:
+            name, source = Backend.TENSORFLOW, "Keras's default"
+    if name not in TRAINING_BACKENDS:
         raise TuneLoaderError(
             f"tune-loader times training, and Keras 3 trains only with the {', '.join(TRAINING_BACKENDS)} backends. "
-            f"Fix: pass --backend {TENSORFLOW} (or {JAX}, {TORCH}), or set KERAS_BACKEND to one of them. "
-            f"Received: backend={choice.name!r} from {choice.source}"
+            f"Fix: pass --backend {Backend.TENSORFLOW} (or {Backend.JAX}, {Backend.TORCH}), or set KERAS_BACKEND to "
+            f"one of them. Received: backend={name!r} from {source}"
         )
-    if importlib.util.find_spec(_PACKAGE[choice.name]) is None:
+    choice = BackendChoice(Backend(name), source)
+    if importlib.util.find_spec(choice.name.value) is None:
         raise TuneLoaderError(
             f"The {choice.name} backend ({choice.source}) is not installed in this Python. "
             f"Fix: {_EXTRA[choice.name]}, or pass --backend to tune under another. Received: backend={choice.name!r}"
@@ -94,27 +95,21 @@ def _read_backend(config: Path) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def processes_excluded(backend: str) -> str:
+def processes_excluded(backend: Backend) -> str:
     """Why processes are not tried under ``backend``, or "" when they are."""
-    return FORK_UNSAFE if backend == JAX else ""
+    return FORK_UNSAFE if backend == Backend.JAX else ""
 
 
-def inline_uses_tf_data(backend: str, engine: str = "keras3") -> bool:
-    """Whether Keras feeds a pool-less PyDataset through tf.data (prefetch and its autotuner); a torch
-    DataLoader goes through ``from_generator`` without a prefetch (``torch_data_loader_adapter.py``)."""
-    return backend == TENSORFLOW and engine != "torch-dataloader"
+def label(backend: Backend) -> str:
+    return {Backend.TENSORFLOW: "TensorFlow", Backend.JAX: "JAX", Backend.TORCH: "PyTorch"}.get(backend, backend)
 
 
-def label(backend: str) -> str:
-    return {TENSORFLOW: "TensorFlow", JAX: "JAX", TORCH: "PyTorch"}.get(backend, backend)
-
-
-def what_it_changes(backend: str) -> str:
+def what_it_changes(backend: Backend) -> str:
     """One line for the report: how this backend feeds a PyDataset, and whether processes were allowed."""
-    if backend == TENSORFLOW:
+    if backend == Backend.TENSORFLOW:
         return ("TensorFlow: without a pool Keras feeds the batches through tf.data with prefetch, so one batch is "
                 "made while the model trains on the last; processes were allowed")
-    if backend == JAX:
+    if backend == Backend.JAX:
         return ("JAX: Keras iterates the PyDataset itself and, on a CPU, fetches no batch ahead, so without a pool a "
                 "batch is made, then trained on; processes were not tried (fork is unsafe under JAX)")
     return ("PyTorch: Keras iterates the PyDataset itself (a DataLoader without workers around it), so without a "

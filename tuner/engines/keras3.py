@@ -17,8 +17,9 @@ import keras
 
 from probes.profiles import DataKind
 from tuner.measure.epoch_model import drain_batches
-from tuner.core import EngineName, LoaderConfig, WindowTiming
+from tuner.core import Backend, EngineName, LoaderConfig, WindowTiming
 from tuner.engines import common
+from tuner.errors import TuneLoaderError
 from tuner.measure import heartbeat
 
 
@@ -91,9 +92,15 @@ class Keras3Engine:
     name = EngineName.KERAS3
 
     @property
-    def backend(self) -> str:
+    def backend(self) -> Backend:
         """The backend this Keras loaded (``KERAS_BACKEND``, keras.json, or the user's file setting either)."""
-        return keras.config.backend()
+        name = keras.config.backend()
+        if name not in tuple(Backend):
+            raise TuneLoaderError(
+                f"Keras loaded the {name} backend in your file's process, and Keras 3 trains only with the "
+                f"{', '.join(Backend)} backends. Fix: do not set KERAS_BACKEND to {name} in your file. "
+                f"Received: backend={name!r}")
+        return Backend(name)
 
     def adopt(self, dataset) -> keras.utils.PyDataset:
         """The dataset as a PyDataset: a tf-keras Sequence is wrapped (the migration comparison)."""

@@ -67,6 +67,8 @@ class KerasKnobs:
     )
     pool_kinds: tuple[PoolKind, ...] = (PoolKind.THREADS, PoolKind.PROCESSES)
     races_tf_data: bool = True  # batch i on demand, so the same code can run in a tf.data pipeline
+    # Under TensorFlow, Keras feeds a pool-less dataset through tf.data (prefetch and its autotuner's wait).
+    inline_through_tf_data: bool = True
     persistent_pools: bool = False  # Keras builds its pool at every epoch start
     # Keras's pool hands the dataset to its workers as initargs, which a fork inherits without pickling.
     forked_workers_inherit_data: bool = True
@@ -144,6 +146,7 @@ class DataLoaderKnobs:
     pool_kinds: tuple[PoolKind, ...] = (PoolKind.PROCESSES,)
     prefetch_factors: tuple[int, ...] = (2, 4)
     races_tf_data: bool = False  # its batches come from its own sampler and collate_fn
+    inline_through_tf_data: bool = False  # Keras reads it through from_generator, without a prefetch
     persistent_pools: bool = True  # persistent_workers: a pool that starts once per fit
     forked_workers_inherit_data: bool = True  # a forked DataLoader worker is not sent its dataset
     pool_start: PoolStart = PoolStart(

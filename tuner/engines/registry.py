@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from tuner.core import EngineName
+from tuner.core import Backend, EngineName
 from tuner.errors import TuneLoaderError
 
 
@@ -28,7 +28,7 @@ class EngineEntry:
 
 ENGINES = (
     EngineEntry(EngineName.KERAS3, "tuner.engines.keras3", "Keras3Engine", "KERAS_KNOBS", "pip install keras",
-                (("torch", "PYDATASET_IN_DATALOADER_KNOBS"),)),
+                ((Backend.TORCH, "PYDATASET_IN_DATALOADER_KNOBS"),)),
     EngineEntry(EngineName.TF_KERAS, "tuner.engines.tf_keras", "TfKerasEngine", "TF_KERAS_KNOBS",
                 "pip install 'tune-loader[legacy]' (or pip install tf-keras matching your TensorFlow)"),
     EngineEntry(EngineName.TORCH_DATALOADER, "tuner.engines.torch_loader", "TorchLoaderEngine",
@@ -51,6 +51,13 @@ def knob_set(name: str, backend: str | None = None):
 
     found = entry(name)
     return getattr(knobs, dict(found.knobs_by_backend).get(backend, found.knobs))
+
+
+def inline_uses_tf_data(name: EngineName, backend: Backend) -> bool:
+    """Whether Keras feeds the engine's pool-less data through tf.data, prefetch and autotuner included:
+    under TensorFlow, where its knob set says so (``torch_data_loader_adapter.py`` reads a DataLoader through
+    ``from_generator`` without a prefetch)."""
+    return backend == Backend.TENSORFLOW and knob_set(name, backend).inline_through_tf_data
 
 
 def load(name: str):

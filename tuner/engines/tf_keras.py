@@ -34,7 +34,7 @@ from tf_keras.src.utils import data_utils
 
 from probes.profiles import DataKind
 from tuner.measure.epoch_model import drain_batches
-from tuner.core import EngineName, LoaderConfig, WindowTiming
+from tuner.core import Backend, EngineName, LoaderConfig, WindowTiming
 from tuner.engines import common
 from tuner.engines.common import GeneratorData
 from tuner.measure import heartbeat
@@ -125,7 +125,7 @@ class TfKerasEngine:
     """tf-keras Sequences and plain generators under ``fit_generator`` (implements ``engines.KerasEngine``)."""
 
     name = EngineName.TF_KERAS
-    backend = "tensorflow"  # tf-keras has no other
+    backend = Backend.TENSORFLOW  # tf-keras has no other
 
     def adopt(self, dataset):
         return dataset

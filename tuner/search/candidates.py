@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from tuner.core import KERAS_DEFAULTS, LoaderConfig, PoolKind
+from tuner.core import KERAS_DEFAULTS, LoaderConfig, PoolKind, TrialOrigin
 from tuner.engines.knobs import DEFAULT_QUEUE
 from tuner.search.space import SearchSpace
 
@@ -34,7 +34,7 @@ def broad_grid(space: SearchSpace) -> list[LoaderConfig]:
 
 
 def candidates(space: SearchSpace, rule_of_thumb: LoaderConfig, predicted: Callable[[LoaderConfig], float],
-               limit: int) -> list[tuple[str, LoaderConfig]]:
+               limit: int) -> list[tuple[TrialOrigin, LoaderConfig]]:
     """``(origin, setting)`` pairs to screen, at most ``limit``: the defaults first (the claim's reference),
     then the broad grid and the rule of thumb, the model's favourites first, without those it puts under
     ``TRIM_SHARE`` of its best guess (never the rule of thumb, which users compare against)."""
@@ -44,8 +44,8 @@ def candidates(space: SearchSpace, rule_of_thumb: LoaderConfig, predicted: Calla
     best = max(rates.values(), default=0.0)
     kept = [config for config in grid if rates[config] >= TRIM_SHARE * best or space.infeasible(config)]
     ranked = _each_family_first(sorted(_unique(rule + kept), key=lambda c: (-round(rates[c], 1), c.simplicity)))
-    origins = [("keras defaults", KERAS_DEFAULTS)] + [
-        ("rule of thumb" if config in rule else "grid", config) for config in ranked]
+    origins = [(TrialOrigin.DEFAULTS, KERAS_DEFAULTS)] + [
+        (TrialOrigin.RULE_OF_THUMB if config in rule else TrialOrigin.GRID, config) for config in ranked]
     return origins[:limit]
 
 

@@ -15,8 +15,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from tuner.measure.epoch_model import epoch_throughput
 from tuner.core import KERAS_DEFAULTS, LoaderConfig
+from tuner.measure.epoch_model import epoch_throughput
+from tuner.outcomes import Departure, LeaveKind, OpenQuestion, RaceEnd, RaceStop
 from tuner.results import RaceLoad
 from tuner.search import decision
 from tuner.search.measurer import Measurement, Measurer, TrialStopped
@@ -43,15 +44,14 @@ class RacePlan:
 @dataclass(frozen=True)
 class Interleaved:
     """What the race timed: every setting's epoch throughput per round (a setting that left ran the first
-    rounds), why each left or stopped, its verdict and why it ended (``settled``: nothing was left open)."""
+    rounds), why each left or stopped, its verdict and why it ended."""
 
     samples: dict[LoaderConfig, tuple[float, ...]]
     peak_memory_bytes: dict[LoaderConfig, int]
     failures: dict[LoaderConfig, str]
-    left: dict[LoaderConfig, str]
+    left: dict[LoaderConfig, Departure]
     verdict: decision.Verdict
-    stopped_because: str
-    settled: bool
+    stop: RaceStop
     load: RaceLoad = RaceLoad()
     rerun: dict[LoaderConfig, str] = field(default_factory=dict)  # the defaults' failure a rerun made good
     tf_data_reach: float | None = None  # tf.data sat out: the screen's best in-process setting over its best
@@ -78,7 +78,6 @@ def run_race(measurer: Measurer, keras: Sequence[LoaderConfig], plan: Callable[[
     leader, racing)`` follows every round kept.
     """
     state = _RaceState(list(keras) + ([tf_data] if tf_data else []), tf_data)
-    reason, settled = f"it ran the {max_rounds} rounds allowed", False
     for round_index in range(max_rounds):
         began = time.monotonic()
         load = _run_round(measurer, state, round_index, plan, epoch_batches)
@@ -86,21 +85,19 @@ def run_race(measurer: Measurer, keras: Sequence[LoaderConfig], plan: Callable[[
         if not state.keep_round(load, max_rounds, rerun_fits):
             continue
         if not state.keras_racing():
-            reason = "every setting in it stopped"
+            stop = RaceStop(RaceEnd.ALL_STOPPED)
             break
         if on_round:
             on_round(state.rounds, decision.choice(state.samples, state.candidates()).label(), len(state.racing))
         if state.rounds < decision.FIRST_VERDICT_ROUND:
             _send_away_far_below(state)
             continue
-        questions = _open_questions(state)
-        if not questions:
-            reason, settled = _settled_text(state), True
-            break
-        if time.monotonic() + (time.monotonic() - began) / 2 > deadline:  # the next round is shorter or ends late
-            reason = f"it reached the time budget (--time-budget) with {' and '.join(questions)}"
-            break
-    return state.result(reason, settled)
+        stop = _open_questions(state)
+        if stop.settled or time.monotonic() + (time.monotonic() - began) / 2 > deadline:
+            break  # settled, or the next round (shorter, with fewer settings) would end past the deadline
+    else:
+        stop = RaceStop(RaceEnd.ROUNDS, rounds=max_rounds)
+    return state.result(stop)
 
 
 class _RaceState:
@@ -111,7 +108,7 @@ class _RaceState:
         self.peaks = {config: 0 for config in configs}
         self.failures: dict[LoaderConfig, str] = {}
         self.rerun: dict[LoaderConfig, str] = {}  # the claim's baseline is timed again once when it fails
-        self.left: dict[LoaderConfig, str] = {}
+        self.left: dict[LoaderConfig, Departure] = {}
         self.racing, self.tf_data = list(configs), tf_data
         self.defaults_beaten = False  # the defaults race on only for the claim
         self.pooled = decision.Noise()  # a round's noise as the race knows it (decision.pooled_noise)
@@ -146,16 +143,16 @@ class _RaceState:
         self.rounds += 1
         return True
 
-    def leave(self, config: LoaderConfig, why: str) -> None:
+    def leave(self, config: LoaderConfig, why: LeaveKind, than: LoaderConfig) -> None:
         self.racing.remove(config)
-        self.left[config] = why
+        self.left[config] = Departure(why, than, self.rounds)
 
-    def result(self, stopped_because: str, settled: bool) -> Interleaved:
+    def result(self, stop: RaceStop) -> Interleaved:
         samples = {c: tuple(v) for c, v in self.samples.items() if v}
         cost = {config: statistics.fmean(seconds) for config, seconds in self.fit_seconds.items() if seconds}
         verdict = decision.verdict(samples, self.candidates() or self.keras_racing() or list(samples), self.tf_data,
                                    self.pooled, cost)
-        return Interleaved(samples, self.peaks, self.failures, self.left, verdict, stopped_because, settled,
+        return Interleaved(samples, self.peaks, self.failures, self.left, verdict, stop,
                            RaceLoad(self.dropped, self.loaded, self.peak_load), self.rerun)
 
 
@@ -200,11 +197,12 @@ def _send_away_far_below(state: _RaceState) -> None:
     leader = decision.leader(state.samples, state.candidates())
     for config in [c for c in state.racing if c not in (leader, KERAS_DEFAULTS)]:
         if decision.far_below(state.samples, config, leader):
-            state.leave(config, f"far below {leader.label()} in the first round")
+            state.leave(config, LeaveKind.FAR_BELOW, leader)
 
 
-def _open_questions(state: _RaceState) -> list[str]:
-    """Sends away the settings the rounds so far have answered for, and names what is still open.
+def _open_questions(state: _RaceState) -> RaceStop:
+    """Sends away the settings the rounds so far have answered for, and says how the race would stop now:
+    settled when nothing is open, else at the time budget with the questions still open.
 
     A setting clearly slower than the leader leaves. Once none left could
     beat the leader by more than ``SETTLED_MARGIN``, the answer is chosen
@@ -219,34 +217,31 @@ def _open_questions(state: _RaceState) -> list[str]:
     pooled = state.pooled = decision.pooled_noise(rounds, leader, [c for c in rounds if c != state.tf_data], within)
     for config in state.candidates():
         if config not in (leader, KERAS_DEFAULTS) and decision.clearly_slower(rounds, config, leader, pooled):
-            state.leave(config, f"clearly slower than {leader.label()} after {state.rounds} rounds")
+            state.leave(config, LeaveKind.CLEARLY_SLOWER, leader)
     near = [c for c in state.candidates() if c != leader and decision.could_beat(rounds, c, leader, pooled)]
-    questions = [f"{len(near)} setting(s) that could still beat {leader.label()} by more than "
-                 f"{decision.SETTLED_MARGIN:.0%}"] if near else []
+    questions = [OpenQuestion.NEAR_LEADER] if near else []
+    answer = leader
     if not near:
         answer = decision.choice(rounds, state.candidates())
         for config in [c for c in state.candidates() if c not in (answer, KERAS_DEFAULTS)]:
-            state.leave(config, f"settled: it could not beat {answer.label()} by more than {decision.SETTLED_MARGIN:.0%}")
+            state.leave(config, LeaveKind.SETTLED, answer)
     if KERAS_DEFAULTS in state.racing and leader != KERAS_DEFAULTS:
         state.defaults_beaten |= decision.clearly_slower(rounds, KERAS_DEFAULTS, leader, pooled)
         best = decision.choice(rounds, [c for c in state.candidates() if c != KERAS_DEFAULTS])
         claim = decision.compare(rounds, best, KERAS_DEFAULTS, pooled)
         if state.defaults_beaten and decision.decided(claim):
-            state.leave(KERAS_DEFAULTS, f"the claim of {best.label()} against them was decided")
+            state.leave(KERAS_DEFAULTS, LeaveKind.CLAIM_DECIDED, best)
         elif not decision.decided(claim):
-            questions.append("the claim against the defaults undecided")
+            questions.append(OpenQuestion.CLAIM)
     if state.tf_data in state.racing:
         challenge = decision.compare(rounds, state.tf_data, leader, pooled)
         if not decision.could_beat(rounds, state.tf_data, leader, pooled):
-            state.leave(state.tf_data, f"it could not beat {leader.label()} by more than {decision.SETTLED_MARGIN:.0%}")
+            state.leave(state.tf_data, LeaveKind.CANNOT_BEAT, leader)
         elif challenge.speedup >= 1.0 and decision.decided(challenge):
-            state.leave(state.tf_data, f"its lead over {leader.label()} was decided")
+            state.leave(state.tf_data, LeaveKind.LEAD_DECIDED, leader)
         else:
-            questions.append("tf.data's comparison undecided")
-    return questions
+            questions.append(OpenQuestion.TF_DATA)
+    if not questions:
+        return RaceStop(RaceEnd.SETTLED, answer)
+    return RaceStop(RaceEnd.TIME_BUDGET, leader, tuple(questions), len(near))
 
-
-def _settled_text(state: _RaceState) -> str:
-    answer = decision.choice(state.samples, state.candidates())
-    return (f"no setting left in it could beat {answer.label()} by more than {decision.SETTLED_MARGIN:.0%}, and "
-            "every comparison it reports was decided")

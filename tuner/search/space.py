@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from probes.profiles import DataKind, DatasetProfile, MachineProfile, ModelProfile
 from tuner.measure.predict import START_OUTWEIGHS_EPOCHS, inline_epoch_seconds, start_outweighs_epoch
-from tuner.core import LoaderConfig, PoolKind
+from tuner.core import Backend, LoaderConfig, PoolKind, StartMethod
 from tuner.engines import backend as backend_rules
 from tuner.engines.knobs import KERAS_KNOBS, MAX_QUEUE, KnobSet, optuna_params
 
@@ -41,7 +41,7 @@ class SearchSpace:
 
     @classmethod
     def for_profiles(cls, machine: MachineProfile, dataset: DatasetProfile, *,
-                     allow_duplicated_data: bool = False, backend: str = "tensorflow",
+                     allow_duplicated_data: bool = False, backend: Backend = Backend.TENSORFLOW,
                      search_native_threads: bool = True, knobs: KnobSet = KERAS_KNOBS,
                      model: ModelProfile | None = None) -> SearchSpace:
         """Workers up to 4 per usable core, or 16 per core for data code that waits and gives batch i on
@@ -64,19 +64,19 @@ class SearchSpace:
         """
         generator = dataset.kind == DataKind.GENERATOR
         per_core = WAITING_WORKERS_PER_CORE if dataset.waits and not generator else WORKERS_PER_CORE
-        if generator and machine.start_method != "fork":
+        if generator and machine.start_method != StartMethod.FORK:
             allow, excluded = False, (f"a plain generator cannot be sent to a worker process started by "
                                       f"{machine.start_method}, as your training starts them (--start-method)")
         elif generator:
             allow = allow_duplicated_data
             excluded = "" if allow else DUPLICATED_DATA + " (pass --allow-duplicated-data to try them anyway)"
         else:
-            allow = dataset.picklable or (knobs.forked_workers_inherit_data and machine.start_method == "fork")
+            allow = dataset.picklable or (knobs.forked_workers_inherit_data and machine.start_method == StartMethod.FORK)
             excluded = "" if allow else (
                 f"pickling {dataset.class_name} failed ({dataset.pickle_error}). Make it picklable (no open files, "
                 "locks or lambdas as attributes) to let tune-loader try processes"
                 + (f"; under {machine.start_method} every worker is sent it by pickle at every epoch start, so "
-                   "processes cannot run it in your training either" if machine.start_method != "fork" else ""))
+                   "processes cannot run it in your training either" if machine.start_method != StartMethod.FORK else ""))
         if allow and dataset.start_cost and dataset.start_cost.error:
             allow, excluded = False, (f"a worker started by {machine.start_method}, as your training starts them, "
                                       f"could not unpickle {dataset.class_name}: {dataset.start_cost.error}. Fix: "

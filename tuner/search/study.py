@@ -22,8 +22,9 @@ import optuna
 
 from probes.profiles import MachineProfile
 from probes.serde import from_dict, to_dict
+from tuner.core import KERAS_DEFAULTS, LoaderConfig, TrialOrigin, TrialStatus
 from tuner.measure.epoch_model import epoch_throughputs
-from tuner.core import KERAS_DEFAULTS, LoaderConfig, TrialStatus
+from tuner.outcomes import ScreenStop
 from tuner.results import TrialResult, completed
 from tuner.search import decision
 from tuner.search.measurer import Measurer, TrialStopped
@@ -51,13 +52,11 @@ class StudySettings:
 
 @dataclass(frozen=True)
 class ScreenOutcome:
-    """The screened settings (an earlier run's first, when resumed), why the screen ended, and how many
-    candidates it left unscreened."""
+    """The screened settings (an earlier run's first, when resumed) and why the screen ended."""
 
     trials: tuple[TrialResult, ...]
     resumed_trials: int
-    stopped_because: str
-    unscreened: int = 0
+    stop: ScreenStop
 
 
 def _open_study(settings: StudySettings) -> optuna.Study:
@@ -108,7 +107,7 @@ def record_answer(settings: StudySettings, attributes: dict[str, str], answer: L
                         if confirmed else f"{answer.label()}: timed only in the race")
 
 
-def screen(measurer: Measurer, space: SearchSpace, candidates: Sequence[tuple[str, LoaderConfig]],
+def screen(measurer: Measurer, space: SearchSpace, candidates: Sequence[tuple[TrialOrigin, LoaderConfig]],
            settings: StudySettings, on_trial: Callable[[TrialResult, int], None] | None = None,
            predict: Callable[[LoaderConfig], float] | None = None,
            clock: Callable[[], float] = time.monotonic) -> ScreenOutcome:
@@ -127,13 +126,10 @@ def screen(measurer: Measurer, space: SearchSpace, candidates: Sequence[tuple[st
     resumed, began = len(results), clock()
     known = {r.config.equivalence_key() for r in results}
     todo = [(origin, config) for origin, config in candidates if config.equivalence_key() not in known]
-    stopped, beyond_reach = f"it screened all {len(candidates)} candidates", 0
+    beyond_reach = 0
     for index, (origin, config) in enumerate(todo):
         if index >= 2 and _out_of_time(results, settings, clock() - began):
-            stopped = (f"it left {len(todo) - index} of {len(candidates)} candidates unscreened so that the race "
-                       "fits in the time budget (--time-budget); the analytic model ranked them lowest")
-            return ScreenOutcome(tuple(results), resumed, stopped + _skipped(beyond_reach),
-                                 len(todo) - index + beyond_reach)
+            return ScreenOutcome(tuple(results), resumed, ScreenStop(len(candidates), len(todo) - index, beyond_reach))
         if decision.cannot_reach_race(config, results):
             beyond_reach += 1
             continue
@@ -144,15 +140,7 @@ def screen(measurer: Measurer, space: SearchSpace, candidates: Sequence[tuple[st
         results.append(result)
         if on_trial:
             on_trial(result, len(results))
-    if beyond_reach:
-        stopped = f"it screened {len(candidates) - beyond_reach} of {len(candidates)} candidates"
-    return ScreenOutcome(tuple(results), resumed, stopped + _skipped(beyond_reach), beyond_reach)
-
-
-def _skipped(beyond_reach: int) -> str:
-    """Says how many settings ``decision.cannot_reach_race`` kept out of the screen ("" for none)."""
-    return (f"; {beyond_reach} with more workers of a kind already screened far below the best were not "
-            "screened: even at linear scaling they could not reach the race") if beyond_reach else ""
+    return ScreenOutcome(tuple(results), resumed, ScreenStop(len(candidates), beyond_reach=beyond_reach))
 
 
 def _out_of_time(results: list[TrialResult], settings: StudySettings, elapsed: float) -> bool:
@@ -167,7 +155,7 @@ def _out_of_time(results: list[TrialResult], settings: StudySettings, elapsed: f
     return elapsed + window + reserve > settings.time_budget_seconds
 
 
-def _screen_one(measurer: Measurer, space: SearchSpace, study: optuna.Study, origin: str, config: LoaderConfig,
+def _screen_one(measurer: Measurer, space: SearchSpace, study: optuna.Study, origin: TrialOrigin, config: LoaderConfig,
                 epoch_batches: int) -> tuple[optuna.Trial, TrialResult]:
     """One window of ``config`` as an Optuna trial (or why it cannot run)."""
     study.enqueue_trial(space.params(config), user_attrs={ORIGIN_ATTR: origin})
@@ -209,7 +197,7 @@ def _fail_abandoned(study: optuna.Study, space: SearchSpace) -> None:
     for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         if (config := space.config_of(frozen.params)) is not None:
             result = TrialResult(frozen.number, config, TrialStatus.FAILED,
-                                 frozen.user_attrs.get(ORIGIN_ATTR, "grid"), reason=ABANDONED)
+                                 TrialOrigin(frozen.user_attrs.get(ORIGIN_ATTR, TrialOrigin.GRID)), reason=ABANDONED)
             # Optuna has no public setter for another run's trial; its own fail_stale_trials uses the storage.
             study._storage.set_trial_user_attr(frozen._trial_id, RESULT_ATTR, json.dumps(to_dict(result)))
         study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)

@@ -34,7 +34,7 @@ import psutil
 
 from probes.profiles import DataKind, DatasetProfile, ModelProfile, PipelinePoint, StartCost
 from tuner.measure.predict import start_outweighs_epoch
-from tuner.core import KERAS_DEFAULTS, LoaderConfig, PoolKind, WindowTiming
+from tuner.core import KERAS_DEFAULTS, LoaderConfig, PoolKind, StartMethod, WindowTiming
 from tuner.engines import registry
 from tuner.errors import TuneLoaderError
 from tuner.measure import heartbeat
@@ -209,7 +209,7 @@ class Session:
         from tuner.engines import backend as backends
 
         method = multiprocessing.get_start_method()
-        if (method == "fork" or profile.pickle_error or profile.kind == DataKind.GENERATOR
+        if (method == StartMethod.FORK or profile.pickle_error or profile.kind == DataKind.GENERATOR
                 or backends.processes_excluded(self.engine.backend)):
             return None
         heartbeat.watch(False)  # fresh interpreters import Keras: seconds without a batch

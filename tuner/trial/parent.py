@@ -27,7 +27,7 @@ from probes.load import cpu_snapshot, foreign_cores
 from probes.memory import tree_pss_bytes, tree_rss_bytes
 from probes.profiles import DatasetProfile, ModelProfile
 from tuner.measure.epoch_model import with_fixed_cost
-from tuner.core import LoaderConfig, StopKind, TrialStatus
+from tuner.core import Backend, LoaderConfig, StopKind, TrialStatus
 from tuner.errors import TuneLoaderError
 from tuner.search.measurer import Measurement, TrialStopped
 from tuner.measure import heartbeat
@@ -99,7 +99,7 @@ class RunningClock:
 class TrialProcess:
     """One ``python -m tuner.trial.child`` in its own process group."""
 
-    def __init__(self, memory_budget_bytes: int | None = None, backend: str = "tensorflow",
+    def __init__(self, memory_budget_bytes: int | None = None, backend: Backend = Backend.TENSORFLOW,
                  start_method: str | None = None):
         self.memory_budget_bytes = memory_budget_bytes
         self.backend = backend  # KERAS_BACKEND for the child: the one the user trains with (engines.backend)
@@ -278,7 +278,7 @@ class TrialMeasurer:
     """
 
     def __init__(self, source: FileSource | PickledSource, *, memory_budget_bytes: int | None,
-                 load_timeout: float = LOAD_TIMEOUT_SECONDS, backend: str = "tensorflow",
+                 load_timeout: float = LOAD_TIMEOUT_SECONDS, backend: Backend = Backend.TENSORFLOW,
                  trial_timeout: float | None = None, start_method: str | None = None):
         self.source = source
         self.process = TrialProcess(memory_budget_bytes, backend, start_method)

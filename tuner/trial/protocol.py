@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from probes.profiles import DataKind
-from tuner.core import EngineName, LoaderConfig
+from tuner.core import Backend, EngineName, LoaderConfig
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class Loaded:
     kind: DataKind
     class_name: str
     engine: EngineName
-    backend: str  # what Keras actually loaded in the trial process
+    backend: Backend  # what Keras actually loaded in the trial process
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,7 @@ class StopKind(TextEnum):
     CRASH = "crash"  # a worker died in native code, holding a batch
     DIED = "died"  # the trial process itself ended
     MEMORY = "memory"  # the process tree went over the memory budget
+    THREAD_UNSAFE = "thread-unsafe"  # not run: a thread pool this data cannot run (a generator without a lock)
 
 
 @dataclass(frozen=True, order=True)

@@ -9,14 +9,16 @@ from dataclasses import dataclass
 
 from probes.profiles import DatasetProfile, MachineProfile, ModelProfile, Spread
 from probes.serde import from_dict, to_dict
-from tuner.core import Backend, EngineName, LoaderConfig, TextEnum, TrialOrigin, TrialStatus, WindowTiming
+from tuner.core import (Backend, EngineName, LoaderConfig, StopKind, TextEnum, TrialOrigin, TrialStatus,
+                        WindowTiming)
 
-SCHEMA_VERSION = 8
-READABLE_SCHEMA_VERSIONS = (6, 7, 8)  # 6: no knobs, which were always Keras's three; 7: no decision
+SCHEMA_VERSION = 9
+# 6: no knobs, which were always Keras's three; 7: no decision; 8: no trial's stop_kind
+READABLE_SCHEMA_VERSIONS = (6, 7, 8, 9)
 
 @dataclass(frozen=True)
 class TrialResult:
-    """One configuration's measurement, or why it has none (``reason``).
+    """One configuration's measurement, or why it has none (``reason``, and ``stop_kind`` as a value).
 
     ``infeasible`` means over the memory budget, or not allowed for this data code.
     """
@@ -34,6 +36,7 @@ class TrialResult:
     wall_seconds: float = 0.0
     leftover_processes: int = 0
     predicted_batches_per_second: float | None = None
+    stop_kind: StopKind | None = None
 
 
 def completed(trials: Iterable[TrialResult]) -> list[TrialResult]:

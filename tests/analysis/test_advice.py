@@ -9,9 +9,9 @@ import pytest
 from probes.profiles import StartCost
 from tests import builders
 from tuner.analysis import advice
-from tuner.core import KERAS_DEFAULTS, LoaderConfig
-from tuner.outcomes import Departure, LeaveKind, RaceEnd, RaceStop
+from tuner.core import KERAS_DEFAULTS, LoaderConfig, StopKind, TrialStatus
 from tuner.engines.knobs import DATALOADER_KNOBS, KERAS_KNOBS
+from tuner.outcomes import Departure, LeaveKind, RaceEnd, RaceStop
 from tuner.results import Ceiling, Confirmation
 from tuner.search import decision
 from tuner.search.race import Interleaved
@@ -214,3 +214,17 @@ def test_the_reasons_say_why_tf_data_sat_out_the_race():
     short = dataclasses.replace(raced, tf_data_short=(38.0, 23.0))
     (text,) = [r for r in advice.explain(tf_data=None, race=short, elapsed_seconds=52.0, **common) if "tf.data" in r]
     assert "38 s" in text and "23 s" in text and text.endswith("--time-budget 70 would race it.")
+
+
+def test_thread_pools_a_generator_cannot_run_are_named_together_and_other_infeasible_trials_apart():
+    """Grouped by the trial's stop kind, not by its words: a thread pool over the memory budget is its own line."""
+    unsafe_text = "the generator is not thread-safe (no lock)"
+    space = SearchSpace(max_workers=8, allow_processes=True, threads_infeasible=unsafe_text)
+    unsafe = [dataclasses.replace(builders.trial(workers, LoaderConfig(workers, False, 10), 0.0, TrialStatus.INFEASIBLE,
+                                                 unsafe_text), stop_kind=StopKind.THREAD_UNSAFE) for workers in (2, 4)]
+    too_big = dataclasses.replace(builders.trial(8, LoaderConfig(8, False, 10), 0.0, TrialStatus.INFEASIBLE,
+                                                 "memory 900 MiB went over the budget"), stop_kind=StopKind.MEMORY)
+    said = advice.warn(chosen=KERAS_DEFAULTS, chosen_trial=None, trials=(*unsafe, too_big), dataset=builders.dataset(),
+                       memory_budget_bytes=None, space=space)
+    assert f"Thread pools (trials 2, 4) were recorded as infeasible, not timed: {unsafe_text}." in said
+    assert any(w.startswith("Trial 8 (8 threads, queue 10) infeasible: memory 900 MiB") for w in said), said

@@ -9,7 +9,7 @@ import statistics
 from probes.profiles import DataKind, DatasetProfile, ModelProfile
 from probes.stats import outlier_mask
 from tuner.analysis import wording
-from tuner.core import KERAS_DEFAULTS, Backend, EngineName, LoaderConfig, PoolKind, TrialStatus
+from tuner.core import KERAS_DEFAULTS, Backend, EngineName, LoaderConfig, PoolKind, StopKind, TrialStatus
 from tuner.engines import registry
 from tuner.engines.knobs import PoolStart
 from tuner.measure.predict import start_cost_seconds
@@ -461,7 +461,7 @@ def _stopped_settings(trials: tuple[TrialResult, ...], space: SearchSpace, race_
                       race_reruns: dict[LoaderConfig, str]) -> list[str]:
     """Settings recorded as infeasible, or that failed in the search or the race, with their reasons."""
     warnings = []
-    unsafe = [t for t in trials if t.status == TrialStatus.INFEASIBLE and t.reason == space.threads_infeasible]
+    unsafe = [t for t in trials if t.stop_kind == StopKind.THREAD_UNSAFE]
     if unsafe:
         numbers = ", ".join(str(t.number) for t in unsafe)
         warnings.append(f"Thread pools (trials {numbers}) were recorded as infeasible, not timed: {space.threads_infeasible}.")

@@ -95,9 +95,9 @@ def _read_backend(config: Path) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def processes_excluded(backend: Backend) -> str:
-    """Why processes are not tried under ``backend``, or "" when they are."""
-    return FORK_UNSAFE if backend == Backend.JAX else ""
+def processes_excluded(backend: Backend) -> str | None:
+    """Why processes are not tried under ``backend``, or None when they are."""
+    return FORK_UNSAFE if backend == Backend.JAX else None
 
 
 def label(backend: Backend) -> str:

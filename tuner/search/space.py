@@ -25,7 +25,7 @@ class SearchSpace:
     """workers in 1..max_workers, processes only where allowed, queue 1..64 (log), in ``knobs``'s terms.
 
     ``processes_excluded`` says why processes are not searched, and
-    ``threads_infeasible`` why thread pools cannot run this data ("" when
+    ``threads_infeasible`` why thread pools cannot run this data (None when
     they can): such settings are recorded as infeasible, not timed.
     ``native_threads`` holds the limits searched for the data code's BLAS
     and OpenMP pools besides their default (empty: the knob is not searched).
@@ -34,8 +34,8 @@ class SearchSpace:
     max_workers: int
     allow_processes: bool
     max_queue_size: int = MAX_QUEUE
-    processes_excluded: str = ""
-    threads_infeasible: str = ""
+    processes_excluded: str | None = None
+    threads_infeasible: str | None = None
     native_threads: tuple[int, ...] = ()
     knobs: KnobSet = KERAS_KNOBS
 
@@ -69,10 +69,10 @@ class SearchSpace:
                                       f"{machine.start_method}, as your training starts them (--start-method)")
         elif generator:
             allow = allow_duplicated_data
-            excluded = "" if allow else DUPLICATED_DATA + " (pass --allow-duplicated-data to try them anyway)"
+            excluded = None if allow else DUPLICATED_DATA + " (pass --allow-duplicated-data to try them anyway)"
         else:
             allow = dataset.picklable or (knobs.forked_workers_inherit_data and machine.start_method == StartMethod.FORK)
-            excluded = "" if allow else (
+            excluded = None if allow else (
                 f"pickling {dataset.class_name} failed ({dataset.pickle_error}). Make it picklable (no open files, "
                 "locks or lambdas as attributes) to let tune-loader try processes"
                 + (f"; under {machine.start_method} every worker is sent it by pickle at every epoch start, so "
@@ -85,7 +85,7 @@ class SearchSpace:
             allow, excluded = False, _start_outweighs_text(dataset, model, knobs)
         if unsafe := backend_rules.processes_excluded(backend):
             allow, excluded = False, unsafe
-        threads = ""
+        threads = None
         if generator and dataset.thread_safe is False:
             threads = (
                 f"the generator is not thread-safe ({dataset.thread_safety_note}); tf-keras's thread workers all "
@@ -114,11 +114,12 @@ class SearchSpace:
         return (config.workers <= self.max_workers and native
                 and (self.allow_processes or not config.use_multiprocessing))
 
-    def infeasible(self, config: LoaderConfig) -> str:
-        """Why ``config`` cannot run this data, or "" when it can."""
+    def infeasible(self, config: LoaderConfig) -> str | None:
+        """Why ``config`` cannot run this data (a thread pool that a generator without a lock cannot run), or
+        None when it can."""
         if self.threads_infeasible and config.parallel and not config.use_multiprocessing:
             return self.threads_infeasible
-        return ""
+        return None
 
     def grid(self) -> list[LoaderConfig]:
         """Every setting the analytic model ranks: inline, then each allowed pool kind by workers and queue."""

@@ -22,7 +22,7 @@ import optuna
 
 from probes.profiles import MachineProfile
 from probes.serde import from_dict, to_dict
-from tuner.core import KERAS_DEFAULTS, LoaderConfig, TrialOrigin, TrialStatus
+from tuner.core import KERAS_DEFAULTS, LoaderConfig, StopKind, TrialOrigin, TrialStatus
 from tuner.measure.epoch_model import epoch_throughputs
 from tuner.outcomes import ScreenStop
 from tuner.results import TrialResult, completed
@@ -162,13 +162,14 @@ def _screen_one(measurer: Measurer, space: SearchSpace, study: optuna.Study, ori
     trial = study.ask()
     space.suggest(trial)  # the enqueued values, recorded with their distributions for the dashboard
     if reason := space.infeasible(config):
-        return trial, TrialResult(trial.number, config, TrialStatus.INFEASIBLE, origin, reason=reason)
+        return trial, TrialResult(trial.number, config, TrialStatus.INFEASIBLE, origin, reason=reason,
+                                  stop_kind=StopKind.THREAD_UNSAFE)
     began = time.monotonic()
     try:
         # persistent workers start once per fit: their second epoch is what a long training runs
         measurement = measurer.measure(config, 0, epochs=2 if config.persistent_workers else 1)
     except TrialStopped as stop:
-        return trial, TrialResult(trial.number, config, stop.status, origin, reason=stop.reason,
+        return trial, TrialResult(trial.number, config, stop.status, origin, reason=stop.reason, stop_kind=stop.kind,
                                   wall_seconds=time.monotonic() - began)
     timing = measurement.timing
     return trial, TrialResult(trial.number, config, TrialStatus.OK, origin, windows=(timing,),

@@ -13,6 +13,7 @@ from reports.plotdata import plot_data
 from reports.plots import draw_all
 from reports.summary import headline, mib, summary_rows, trained_on
 from tuner import engines
+from tuner.engines import registry
 from tuner.results import Recommendation
 
 _TEMPLATES = jinja2.Environment(
@@ -67,24 +68,36 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
-TRIAL_COLUMNS = ("trial", "origin", "workers", "use_multiprocessing", "max_queue_size", "native_threads", "status",
-                 "epoch_batches_per_s_median", "epoch_batches_per_s_mad", "predicted_batches_per_s", "windows",
-                 "steady_batches_per_s", "fixed_seconds_per_epoch", "peak_pss_mib", "wall_seconds", "reason")
+# A trial's row: these, with the engine's own knobs by name after "origin" (``knob_columns``).
+TRIAL_COLUMNS = ("trial", "origin", "native_threads", "status", "epoch_batches_per_s_median", "epoch_batches_per_s_mad",
+                 "predicted_batches_per_s", "windows", "steady_batches_per_s", "fixed_seconds_per_epoch",
+                 "peak_pss_mib", "wall_seconds", "stop_kind", "reason")
 WINDOW_COLUMNS = ("trial", "window", "batches", "epoch_seconds", "steady_batches_per_s", "fixed_seconds")
 
 
+def knob_columns(recommendation: Recommendation) -> list[str]:
+    """The engine's knobs by the names its code takes (``workers`` ..., or ``num_workers`` ...)."""
+    return [knob.name for knob in registry.knob_set(recommendation.engine, recommendation.backend).knobs]
+
+
 def trials_frame(recommendation: Recommendation) -> pd.DataFrame:
-    """One row per trial and one value per column, with a header even when nothing was timed (--quick)."""
+    """One row per trial and one value per column, the engine's knobs by name, with a header even when
+    nothing was timed (--quick)."""
+    knobs = registry.knob_set(recommendation.engine, recommendation.backend)
     rows = []
     for trial in recommendation.trials:
         spread = trial.epoch_batches_per_second
-        rows.append((trial.number, trial.origin, trial.config.workers, trial.config.use_multiprocessing,
-                     trial.config.max_queue_size, trial.config.native_threads, str(trial.status), spread.median if spread else None,
-                     spread.mad if spread else None, trial.predicted_batches_per_second, len(trial.windows),
-                     trial.steady_batches_per_second, trial.fixed_seconds,
-                     trial.peak_memory_bytes / 2**20 if trial.peak_memory_bytes else None, trial.wall_seconds,
-                     trial.reason))
-    frame = pd.DataFrame(rows, columns=TRIAL_COLUMNS)
+        rows.append({
+            "trial": trial.number, "origin": str(trial.origin), **knobs.values(trial.config),
+            "native_threads": trial.config.native_threads, "status": str(trial.status),
+            "epoch_batches_per_s_median": spread.median if spread else None,
+            "epoch_batches_per_s_mad": spread.mad if spread else None,
+            "predicted_batches_per_s": trial.predicted_batches_per_second, "windows": len(trial.windows),
+            "steady_batches_per_s": trial.steady_batches_per_second, "fixed_seconds_per_epoch": trial.fixed_seconds,
+            "peak_pss_mib": trial.peak_memory_bytes / 2**20 if trial.peak_memory_bytes else None,
+            "wall_seconds": trial.wall_seconds, "stop_kind": str(trial.stop_kind or ""), "reason": trial.reason})
+    columns = [*TRIAL_COLUMNS[:2], *knob_columns(recommendation), *TRIAL_COLUMNS[2:]]
+    frame = pd.DataFrame(rows, columns=columns)
     return frame.astype({"native_threads": "Int64"})  # blank for the libraries' default, not NaN beside floats
 
 
@@ -117,6 +130,7 @@ def render_html(recommendation: Recommendation) -> str:
         figures=figures,
         code_blocks=engines.code_blocks(recommendation),
         trials=_records(trials_frame(recommendation)),
+        knob_columns=knob_columns(recommendation),
         race_rows=race_rows(recommendation),
         mib=mib,
     )

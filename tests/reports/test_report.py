@@ -4,12 +4,12 @@ import re
 
 import pandas as pd
 
-from reports import write_reports
+from reports import render_html, trials_frame, write_reports
 from reports.plotdata import plot_data
 from tests import builders
 from probes.profiles import StartCost
 from tuner import engines
-from tuner.core import KERAS_DEFAULTS, LoaderConfig
+from tuner.core import KERAS_DEFAULTS, EngineName, LoaderConfig
 
 EVIL = "<script>alert(1)</script>"
 
@@ -221,3 +221,17 @@ def test_a_dataloader_report_gives_the_dataloader_line_and_each_fresh_workers_co
     row = html[html.index("Each fresh worker (forkserver)"):]
     assert row.index("0.66 s beyond a forked one: interpreter 0.25 s, pickling 0.01 s (3.0 MiB), your module 0.40 s") < 200
     assert "Keras 0.00" not in row[:300]
+
+
+def test_the_trials_table_names_each_engine_s_knobs_as_its_code_takes_them():
+    """A DataLoader's persistent pool and its fresh pool of the same size are two rows that differ."""
+    fresh, persistent = LoaderConfig(2, True, 4), LoaderConfig(2, True, 4, persistent_workers=True)
+    answer = dataclasses.replace(builders.recommendation(), engine=EngineName.TORCH_DATALOADER, config=persistent,
+                                 trials=(builders.trial(1, fresh, 50.0), builders.trial(2, persistent, 60.0)))
+    frame = trials_frame(answer)
+    assert list(frame.columns[2:5]) == ["num_workers", "prefetch_factor", "persistent_workers"]
+    assert list(frame["persistent_workers"]) == [False, True] and list(frame["prefetch_factor"]) == [2, 2]
+    keras = trials_frame(builders.recommendation())
+    assert list(keras.columns[2:5]) == ["workers", "use_multiprocessing", "max_queue_size"]
+    html = render_html(answer)
+    assert "<th>persistent_workers</th>" in html and "<th>max_queue_size</th>" not in html

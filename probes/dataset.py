@@ -7,7 +7,7 @@ import pickle
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +43,7 @@ def probe_dataset(
     fresh_stream: Callable[[], Callable[[], Any]] | None = None,
     pickle_error: str | None = None,
     name: str | None = None,
+    user_knobs: Mapping[str, Any] | None = None,
 ) -> DatasetProfile:
     """Times batches inline, tries them from threads, and checks pickling.
 
@@ -51,7 +52,8 @@ def probe_dataset(
     at once (alternating, best of two each): the ratio shows directly whether threads can overlap the
     work (I/O, numpy that drops the GIL) or not (pure Python holding the GIL).
     ``pickle_error`` ("" for picklable), when given, replaces the pickling
-    test: the caller judged it where the dataset was made.
+    test: the caller judged it where the dataset was made. ``user_knobs`` are
+    the knobs the loader was built with, as its engine reads them.
 
     A generator is a stream, not an index: ``fresh_stream()`` starts a new
     one and returns its ``next``. The thread test then gives every thread its
@@ -59,17 +61,12 @@ def probe_dataset(
     sharing one stream between threads, as tf-keras's threads do.
     """
     get_batch = get_batch or dataset.__getitem__
-    length = num_batches if num_batches else None
-
-    def index(i: int) -> int:
-        return i % length if length else i
-
-    first, first_wall, _ = _timed_call(get_batch, index(0))
+    first, first_wall, _ = _timed_call(get_batch, 0)
     threads = max(2, usable_cores)
     # With one batch for each thread, a thread's start and the slowest batch would decide the thread test.
     fewest = PROBE_BATCHES_PER_THREAD * threads
     count = int(np.clip(TARGET_PROBE_SECONDS / 2 / max(first_wall, 1e-4), fewest, max(fewest, MAX_PROBE_BATCHES)))
-    indices = [index(i) for i in range(1, count + 1)]
+    indices = [i % num_batches if num_batches else i for i in range(1, count + 1)]  # wrapping a short epoch
 
     test = _thread_test(get_batch, indices, threads, fresh_stream)
     thread_safe, safety_note = _thread_safety(get_batch, fresh_stream, indices, threads, test)
@@ -91,7 +88,8 @@ def probe_dataset(
         thread_safety_note=safety_note,
         native=native,
         fork_hazards=fork_hazards(dataset, "dataset"),
-        **_user_knobs(dataset, kind),
+        user_knobs=dict(user_knobs or {}),
+        takes_knob_arguments=takes_knob_arguments(type(dataset)) if kind == DataKind.PYDATASET else None,
     )
 
 
@@ -110,14 +108,6 @@ def _native_pools(get_batch, fresh_stream, indices: list[int]):
     return probe_native_threads(get_batch, indices)
 
 
-def _user_knobs(dataset: Any, kind: DataKind) -> dict[str, Any]:
-    """The knobs the user's dataset was built with, and whether its constructor takes them."""
-    return dict(
-        user_workers=int(getattr(dataset, "workers", 1) or 1),
-        user_use_multiprocessing=bool(getattr(dataset, "use_multiprocessing", False)),
-        user_max_queue_size=int(getattr(dataset, "max_queue_size", 10) or 10),
-        takes_knob_arguments=takes_knob_arguments(type(dataset)) if kind == DataKind.PYDATASET else None,
-    )
 
 
 def takes_knob_arguments(cls: type) -> bool | None:

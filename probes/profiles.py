@@ -166,9 +166,9 @@ class DatasetProfile:
     pickle_error: str
     thread_safe: bool | None
     thread_safety_note: str
-    user_workers: int
-    user_use_multiprocessing: bool
-    user_max_queue_size: int
+    # The knobs the user's loader was built with, by the names its engine's code takes (empty where the
+    # loader does not hold them: tf-keras takes them as fit() arguments).
+    user_knobs: dict[str, int | bool | str | None]
     # Whether the class's constructor takes workers=, use_multiprocessing= and max_queue_size= (named, or
     # through **kwargs); None when the data is not a PyDataset, or its signature cannot be read.
     takes_knob_arguments: bool | None = None

@@ -21,6 +21,7 @@ def machine(cores: int = 2) -> MachineProfile:
 def dataset(
     *, cpu_fraction=0.05, thread_speedup=1.9, picklable=True, class_name="ShardDataset", batch_ms=20.0,
     thread_safe=True, pickle_error="", kind="pydataset", takes_knob_arguments=True, native=None, start_cost=None,
+    user_knobs=None,
 ) -> DatasetProfile:
     return DatasetProfile(
         kind=kind, class_name=class_name, batches_per_epoch=200, batch_bytes=8320, samples_per_batch=32,
@@ -28,7 +29,8 @@ def dataset(
         cpu_seconds=summarize([cpu_fraction * batch_ms / 1e3] * 5), cpu_fraction=cpu_fraction,
         thread_speedup=thread_speedup, threads_tried=2, picklable=picklable, pickle_error=pickle_error,
         thread_safe=thread_safe, thread_safety_note="threads returned the same batches as inline calls",
-        user_workers=1, user_use_multiprocessing=False, user_max_queue_size=10,
+        user_knobs=user_knobs if user_knobs is not None else {"workers": 1, "use_multiprocessing": False,
+                                                              "max_queue_size": 10},
         takes_knob_arguments=takes_knob_arguments if kind == "pydataset" else None, native=native,
         start_cost=start_cost,
     )

@@ -14,7 +14,7 @@ import numpy as np
 
 from probes.profiles import DataKind
 from tuner.measure.epoch_model import window_timing
-from tuner.core import EngineName, LoaderConfig, TrialStatus, WindowTiming
+from tuner.core import Backend, EngineName, LoaderConfig, TrialStatus, WindowTiming
 from tuner.search.measurer import Measurement, TrialStopped
 
 WINDOW_BATCHES = 50
@@ -92,7 +92,7 @@ class FakeEngine:
     """
 
     name = EngineName.KERAS3
-    backend = "tensorflow"
+    backend = Backend.TENSORFLOW
 
     def __init__(self, batch_seconds: float = 0.01):
         self.batch_seconds = batch_seconds
@@ -106,6 +106,9 @@ class FakeEngine:
 
     def num_batches(self, dataset) -> int | None:
         return len(dataset)
+
+    def user_knobs(self, dataset) -> dict:
+        return {}
 
     def batch(self, dataset, index: int):
         return dataset[index]

@@ -213,11 +213,13 @@ def test_a_dataloader_report_gives_the_dataloader_line_and_each_fresh_workers_co
     cost = StartCost("forkserver", worker_seconds=0.30, fork_worker_seconds=0.05, keras_seconds=0.0,
                      pickle_seconds=0.01, pickle_bytes=3 * 2**20, import_seconds=0.4)
     answer = builders.recommendation(engine="torch-dataloader", best=LoaderConfig(2, True, 4, persistent_workers=True),
-                                     start_cost=cost)
+                                     start_cost=cost, user_knobs={"num_workers": 0, "prefetch_factor": None,
+                                                                  "persistent_workers": False})
     html = write_reports(answer, tmp_path)["html"].read_text()
     assert ("DataLoader(dataset, batch_size=..., num_workers=2, prefetch_factor=2, persistent_workers=True, "
             "multiprocessing_context=&#39;fork&#39;)") in html
-    assert "Your current settings" not in html and "max_queue_size=" not in html.split("<h2>")[1]
+    assert ("<th>Your current settings</th><td>num_workers=0, prefetch_factor=None, persistent_workers=False</td>"
+            in html and "max_queue_size=" not in html.split("<h2>")[1])
     row = html[html.index("Each fresh worker (forkserver)"):]
     assert row.index("0.66 s beyond a forked one: interpreter 0.25 s, pickling 0.01 s (3.0 MiB), your module 0.40 s") < 200
     assert "Keras 0.00" not in row[:300]

@@ -52,6 +52,9 @@ class KerasEngine(Engine, Protocol):
     def num_batches(self, dataset: Any) -> int | None:
         """Batches per epoch, or None when the dataset has no length."""
 
+    def user_knobs(self, dataset: Any) -> dict[str, Any]:
+        """The knobs the user's loader was built with, by the names its code takes (empty: it holds none)."""
+
     def batch(self, dataset: Any, index: int) -> Any:
         """Batch ``index`` (a generator's next batch: it has no indices)."""
 

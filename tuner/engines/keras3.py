@@ -12,6 +12,7 @@ the model step.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import keras
 
@@ -111,6 +112,13 @@ class Keras3Engine:
 
     def num_batches(self, dataset: keras.utils.PyDataset) -> int | None:
         return dataset.num_batches
+
+    def user_knobs(self, dataset: keras.utils.PyDataset) -> dict[str, Any]:
+        """A PyDataset holds Keras's three knobs; a wrapped tf-keras Sequence holds none (fit() took them)."""
+        if isinstance(dataset, SequenceAsPyDataset):
+            return {}
+        return {"workers": dataset.workers, "use_multiprocessing": dataset.use_multiprocessing,
+                "max_queue_size": dataset.max_queue_size}
 
     def batch(self, dataset: keras.utils.PyDataset, index: int):
         return dataset[index]

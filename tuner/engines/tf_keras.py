@@ -137,6 +137,10 @@ class TfKerasEngine:
         """``len()`` of a Sequence; a generator has no length."""
         return None if isinstance(dataset, GeneratorData) else len(dataset)
 
+    def user_knobs(self, dataset) -> dict:
+        """None: tf-keras takes the knobs as ``fit()`` arguments, not from the data."""
+        return {}
+
     def batch(self, dataset, index: int):
         """Batch ``index`` of a Sequence; a generator's next batch (it has no indices)."""
         return next(dataset.probe_iterator) if isinstance(dataset, GeneratorData) else dataset[index]

@@ -40,6 +40,9 @@ class TorchLoaderEngine(Keras3Engine):
     def num_batches(self, dataset: LoaderSource) -> int:
         return dataset.num_batches
 
+    def user_knobs(self, dataset: LoaderSource) -> dict:
+        return dict(dataset.user_knobs)
+
     def batch(self, dataset: LoaderSource, index: int):
         """Batch ``index`` as numpy arrays, which the probes and every backend read."""
         return to_numpy(dataset.batch(index))

@@ -190,6 +190,7 @@ class Session:
             fresh_stream=fresh,
             pickle_error=self.pickle_error,
             name=stream.name if stream else getattr(self.dataset, "class_name", None),  # a DataLoader's Dataset
+            user_knobs=self.engine.user_knobs(self.dataset),
         )
         batch = standardize(self._batch(0))
         model_profile = probe_model(

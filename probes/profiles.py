@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tuner.core import PoolKind, StartMethod, TextEnum
 
@@ -168,7 +168,7 @@ class DatasetProfile:
     thread_safety_note: str
     # The knobs the user's loader was built with, by the names its engine's code takes (empty where the
     # loader does not hold them: tf-keras takes them as fit() arguments).
-    user_knobs: dict[str, int | bool | str | None]
+    user_knobs: dict[str, int | bool | str | None] = field(default_factory=dict)
     # Whether the class's constructor takes workers=, use_multiprocessing= and max_queue_size= (named, or
     # through **kwargs); None when the data is not a PyDataset, or its signature cannot be read.
     takes_knob_arguments: bool | None = None

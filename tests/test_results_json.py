@@ -32,6 +32,19 @@ def test_results_json_from_before_the_stop_reason_still_loads():
     assert Recommendation.from_json(json.dumps(data)).search_stopped_because is None
 
 
+def test_a_schema_8_results_json_still_loads():
+    """Before schema 9: the user's knobs under three Keras names, and no trial's stop_kind."""
+    data = json.loads(builders.recommendation().to_json())
+    data["schema_version"] = 8
+    del data["dataset"]["user_knobs"]
+    data["dataset"] |= {"user_workers": 1, "user_use_multiprocessing": False, "user_max_queue_size": 10}
+    for trial in data["trials"]:
+        del trial["stop_kind"]
+    old = Recommendation.from_json(json.dumps(data))
+    assert old.dataset.user_knobs == {} and all(trial.stop_kind is None for trial in old.trials)
+    assert old.config == builders.recommendation().config
+
+
 def test_provenance_names_the_run_and_the_file_by_its_sha256(tmp_path):
     import hashlib
 

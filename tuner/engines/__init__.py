@@ -58,9 +58,9 @@ class KerasEngine(Engine, Protocol):
     def batch(self, dataset: Any, index: int) -> Any:
         """Batch ``index`` (a generator's next batch: it has no indices)."""
 
-    def fit_epochs(self, model: Any, data: Any, epochs: int = 1, drain: int | None = None) -> WindowTiming:
-        """Times the epochs of one ``fit`` over ``data`` as it is (a tf.data pipeline, say); ``drain``: see
-        ``epoch_model.drain_batches``."""
+    def fit_epochs(self, model: Any, data: Any, config: LoaderConfig, epochs: int = 1) -> WindowTiming:
+        """Times the epochs of one ``fit`` over ``data`` as it is (a tf.data pipeline, say), paced as
+        ``config``'s pool paces an epoch (``epoch_model.drain_batches`` and ``start_batches``)."""
 
     def run_cached_window(self, model: Any, batch: Any, config: LoaderConfig, batches: int, dataset: Any,
                           measure_epoch_end: bool) -> tuple[WindowTiming, float, float | None]:

@@ -119,25 +119,26 @@ class EpochClock:
     Each engine mixes it into its own Keras's ``Callback`` class.
     """
 
-    def __init__(self, drain: int | None = None):
+    def __init__(self, drain: int | None = None, start: int = 1):
         super().__init__()
         self.epochs: list[tuple[float, list[float], float]] = []  # (begin, batch ends, end) per epoch
         self.drain = drain  # batches a pool's queue can drain in a burst at the epoch end (drain_batches)
+        self.start = start  # batches that may wait on the pool's start (start_batches): no stall counts yet
 
     def on_epoch_begin(self, epoch, logs=None):
         self.begin = time.perf_counter()
         self.batch_ends = []
 
     def on_train_batch_begin(self, batch, logs=None):
-        if not self.batch_ends:  # an epoch's first step waits for its pool to start (and a fit's first traces)
+        if not self.batch_ends:  # an epoch's first steps wait for its pool to start (and a fit's first traces)
             heartbeat.watch(False)
 
     def on_train_batch_end(self, batch, logs=None):
         now = time.perf_counter()
-        if not self.batch_ends:
+        if len(self.batch_ends) + 1 == self.start:
             heartbeat.watch(True)
-        else:  # a step's spacing counts toward the slowest batch the stall limit scales with
-            heartbeat.step(now - self.batch_ends[-1])
+        elif len(self.batch_ends) >= self.start:  # a step's spacing counts toward the slowest batch the stall
+            heartbeat.step(now - self.batch_ends[-1])  # limit scales with
         self.batch_ends.append(now)
 
     def on_epoch_end(self, epoch, logs=None):

@@ -17,7 +17,7 @@ from typing import Any
 import keras
 
 from probes.profiles import DataKind
-from tuner.measure.epoch_model import drain_batches
+from tuner.measure.epoch_model import drain_batches, start_batches
 from tuner.core import Backend, EngineName, LoaderConfig, WindowTiming
 from tuner.engines import common
 from tuner.errors import TuneLoaderError
@@ -123,11 +123,12 @@ class Keras3Engine:
     def batch(self, dataset: keras.utils.PyDataset, index: int):
         return dataset[index]
 
-    def fit_epochs(self, model: keras.Model, data, epochs: int = 1, drain: int | None = None,
+    def fit_epochs(self, model: keras.Model, data, config: LoaderConfig, epochs: int = 1,
                    shuffle: bool = True) -> WindowTiming:
-        """``shuffle`` as the user's fit has it: on for a PyDataset (fit's default, which orders its batches),
+        """``data`` under ``config``, whose pool paces the clock (``drain_batches``, ``start_batches``).
+        ``shuffle`` as the user's fit has it: on for a PyDataset (fit's default, which orders its batches),
         off for a DataLoader, whose own sampler orders them and for which fit only warns that it ignores it."""
-        clock = _EpochClock(drain)
+        clock = _EpochClock(drain_batches(config), start_batches(config))
         model.fit(data, epochs=epochs, verbose=0, callbacks=[clock], shuffle=shuffle)
         return clock.timing()
 
@@ -136,7 +137,7 @@ class Keras3Engine:
         if config.persistent_workers:
             return self._run_in_dataloader(model, dataset, config, batches, offset, epochs)
         with common.native_threads_restored():
-            return self.fit_epochs(model, WindowView(dataset, batches, offset, config), epochs, drain_batches(config))
+            return self.fit_epochs(model, WindowView(dataset, batches, offset, config), config, epochs)
 
     def _run_in_dataloader(self, model: keras.Model, dataset, config: LoaderConfig, batches: int, offset: int,
                            epochs: int) -> WindowTiming:
@@ -146,14 +147,14 @@ class Keras3Engine:
         loader = PyDatasetSource(dataset).loader(config, batches, offset)
         try:
             with common.native_threads_restored():
-                return self.fit_epochs(model, loader, epochs, drain_batches(config), shuffle=False)
+                return self.fit_epochs(model, loader, config, epochs, shuffle=False)
         finally:
             shut_down(loader)
 
     def run_cached_window(self, model: keras.Model, batch, config: LoaderConfig, batches: int, dataset=None,
                           measure_epoch_end: bool = True) -> tuple[WindowTiming, float, float]:
         """The seconds after ``on_epoch_end`` are always measured here: Keras 3 has no stall there."""
-        clock = _EpochClock()
+        clock = _EpochClock(start=start_batches(config))
         cpu_start = time.process_time()
         model.fit(WindowView(common.RepeatedBatch(batch), batches, 0, config), epochs=1, verbose=0, callbacks=[clock])
         after_epoch = time.perf_counter() - clock.end

@@ -33,7 +33,7 @@ import tf_keras
 from tf_keras.src.utils import data_utils
 
 from probes.profiles import DataKind
-from tuner.measure.epoch_model import drain_batches
+from tuner.measure.epoch_model import drain_batches, start_batches
 from tuner.core import Backend, EngineName, LoaderConfig, WindowTiming
 from tuner.engines import common
 from tuner.engines.common import GeneratorData
@@ -91,7 +91,7 @@ def _fit(model, data, config: LoaderConfig, steps: int | None, epochs: int = 1,
          drain: int | None = None) -> tuple[_EpochClock, float]:
     """Runs one ``fit_generator`` call of ``epochs`` epochs; returns its clock (``drain``: see
     ``epoch_model.drain_batches``) and when the call returned."""
-    clock = _EpochClock(drain)
+    clock = _EpochClock(drain, start_batches(config))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fit_generator's deprecation warning, once per window
         model.fit_generator(
@@ -145,8 +145,8 @@ class TfKerasEngine:
         """Batch ``index`` of a Sequence; a generator's next batch (it has no indices)."""
         return next(dataset.probe_iterator) if isinstance(dataset, GeneratorData) else dataset[index]
 
-    def fit_epochs(self, model, data, epochs: int = 1, drain: int | None = None) -> WindowTiming:
-        clock = _EpochClock(drain)
+    def fit_epochs(self, model, data, config: LoaderConfig, epochs: int = 1) -> WindowTiming:
+        clock = _EpochClock(drain_batches(config), start_batches(config))
         model.fit(data, epochs=epochs, verbose=0, callbacks=[clock])
         return clock.timing()
 

@@ -33,7 +33,7 @@ class TfDataEngine:
                 return self.host.batch(dataset, index)
 
         data = pipeline(get_item, self.host.num_batches(dataset), batches, offset)
-        return self.host.fit_epochs(model, data, epochs)
+        return self.host.fit_epochs(model, data, config, epochs)
 
 
 def pipeline(get_item: Callable[[int], Any], length: int | None, batches: int, offset: int) -> tf.data.Dataset:

@@ -17,7 +17,7 @@ import time
 import keras
 
 from probes.profiles import DataKind
-from tuner.measure.epoch_model import drain_batches
+from tuner.measure.epoch_model import start_batches
 from tuner.core import EngineName, LoaderConfig, PoolKind, WindowTiming
 from tuner.engines import common
 from tuner.engines.keras3 import Keras3Engine, _EpochClock
@@ -52,7 +52,7 @@ class TorchLoaderEngine(Keras3Engine):
         loader = dataset.loader(config, batches, offset)
         try:
             with common.native_threads_restored():
-                return self.fit_epochs(model, loader, epochs, drain_batches(config), shuffle=False)
+                return self.fit_epochs(model, loader, config, epochs, shuffle=False)
         finally:
             shut_down(loader)
 
@@ -63,7 +63,7 @@ class TorchLoaderEngine(Keras3Engine):
         start-up is measured from."""
         if config.kind == PoolKind.THREADS:
             return super().run_cached_window(model, batch, config, batches, dataset, measure_epoch_end)
-        clock = _EpochClock()
+        clock = _EpochClock(start=start_batches(config))
         loader = loader_for(Repeated(batch, batches), config)
         cpu_start = time.process_time()
         try:

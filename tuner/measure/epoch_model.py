@@ -25,6 +25,13 @@ def drain_batches(config: LoaderConfig) -> int | None:
     return None if config.is_tf_data else config.max_queue_size + config.workers
 
 
+def start_batches(config: LoaderConfig) -> int:
+    """The batches of an epoch that may wait on its pool's start: the first from each process worker (a
+    fresh copy of the training process can take seconds to make its first batch on a loaded machine), else
+    the first. No stall is counted while they come, only a batch call running past the limit."""
+    return config.workers if config.parallel and config.use_multiprocessing else 1
+
+
 def window_timing(epoch_begin: float, batch_ends: Sequence[float], epoch_end: float,
                   drain: int | None = None) -> WindowTiming:
     """Splits one epoch's clock readings into steady rate and fixed cost.

@@ -10,9 +10,10 @@ so a reader never sees half of one; writers that race only ever lose a
 beat, never the stall.
 
 While ``watched`` is 0 a pause without batches is no stall: building the
-model, and the first step of every epoch, which waits for the epoch's pool to
-start (fresh interpreters under forkserver or spawn) and, in a ``fit``'s first
-epoch, traces the graph. One call of the user's batch code running past the
+model, and the first steps of every epoch, which wait for the epoch's pool to
+start (a step per process worker: fresh interpreters under forkserver or spawn,
+a forked copy of the training process on a loaded machine) and, in a ``fit``'s
+first epoch, trace the graph (``epoch_model.start_batches``). One call of the user's batch code running past the
 limit is a stall even then (``Progress.stalled``): Keras shuffles a
 PyDataset's batches, so the first step may wait on a hung batch.
 """

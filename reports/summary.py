@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tuner.core import KERAS_DEFAULTS, EngineName
+from tuner.core import KERAS_DEFAULTS
 from tuner.engines import backend as backends
+from tuner.engines import registry
 from tuner.results import Recommendation
 from tuner.search import decision
 
@@ -58,7 +59,7 @@ def summary_rows(r: Recommendation) -> tuple[SummaryRow, ...]:
     if r.tf_data:
         t = r.tf_data
         rows.append(("tf.data", f"{t.speedup:.2f}x the recommended setting, {t.interval_text()}"))
-    if r.engine == EngineName.KERAS3:
+    if registry.entry(r.engine).feeds_a_pydataset:
         rows.append(("Backend", backends.what_it_changes(r.backend)))
     rows.append(("Model", r.model.description))
     rows.append(("Epoch modelled", f"{r.epoch_batches} batches; the screen timed one epoch of about 0.5 s per "

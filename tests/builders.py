@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from probes.profiles import DatasetProfile, MachineProfile, ModelProfile, NativePools, Spread
-from probes.stats import summarize
 from probes.profiles import PipelinePoint
+from probes.stats import summarize
 from tuner.core import KERAS_DEFAULTS, LoaderConfig, TrialOrigin, WindowTiming
 from tuner.engines import registry
 from tuner.results import Ceiling, Confirmation, Provenance, Recommendation, TrialResult

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from probes.profiles import DataKind
-from tuner.measure.epoch_model import window_timing
 from tuner.core import Backend, EngineName, LoaderConfig, TrialStatus, WindowTiming
+from tuner.measure.epoch_model import window_timing
 from tuner.search.measurer import Measurement, TrialStopped
 
 WINDOW_BATCHES = 50

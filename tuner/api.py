@@ -22,11 +22,11 @@ from probes.profiles import DataKind, DatasetProfile, MachineProfile, ModelProfi
 from probes.serde import to_dict
 from probes.stats import bootstrap_ratio_interval, summarize
 from tuner.analysis import advice, wording
-from tuner.measure.predict import Prediction, best_predictions, ceiling, ceiling_with_measured, predict
 from tuner.core import KERAS_DEFAULTS, Backend, EngineName, LoaderConfig, TrialStatus
 from tuner.engines import backend as backends
 from tuner.engines import registry
 from tuner.errors import TuneLoaderError
+from tuner.measure.predict import Prediction, best_predictions, ceiling, ceiling_with_measured, predict
 from tuner.options import Options
 from tuner.results import Ceiling, EngineComparison, Provenance, Recommendation, TrialResult
 from tuner.search import decision
@@ -209,7 +209,7 @@ def recommend(dataset: Any, model: Any = None, options: Options | None = None, *
     answer = assemble(facts, Evidence(screened, race), allow_duplicated_data=options.allow_duplicated_data)
     record_answer(settings, study_attributes(answer), answer.config, facts.space)
     answer = dataclasses.replace(answer, other_machines=other_machines(settings))
-    if options.compare_keras3 and answer.legacy:
+    if options.compare_keras3 and registry.entry(answer.engine).migrates_to:
         answer = _with_keras3_comparison(answer, dataset, model, options, progress)
     return answer
 
@@ -250,13 +250,15 @@ def _probe(measurer: TrialMeasurer, machine: MachineProfile, budget: int, starte
 
 
 def backend_mismatch(asked: backends.BackendChoice, ran: str, engine: EngineName) -> str | None:
-    """A note when training ran on another backend than the one asked for: tf-keras knows only TensorFlow,
-    and a user's file may set ``KERAS_BACKEND`` itself before importing Keras."""
+    """A note when training ran on another backend than the one asked for: an engine that trains on one
+    backend only (tf-keras), or a user's file that sets ``KERAS_BACKEND`` itself before importing Keras."""
     if ran == asked.name:
         return None
-    if engine == EngineName.TF_KERAS:
-        return (f"tf-keras trains only on TensorFlow, so the {asked.name} backend ({asked.source}) does not apply to "
-                f"it; timed on TensorFlow. Pass --engine keras3 to time this Sequence as a Keras 3 PyDataset under "
+    entry = registry.entry(engine)
+    if entry.only_backend:
+        return (f"{entry.keras} trains only on {backends.label(entry.only_backend)}, so the {asked.name} backend "
+                f"({asked.source}) does not apply to it; timed on {backends.label(entry.only_backend)}. Pass --engine "
+                f"{entry.migrates_to} to time this data under {registry.entry(entry.migrates_to).keras} on "
                 f"{backends.label(asked.name)}.")
     return (f"Keras loaded the {ran} backend in your file's process, not {asked.name} ({asked.source}): your file "
             f"sets the backend itself. Everything here was timed on {backends.label(ran)}.")
@@ -441,7 +443,8 @@ def _with_keras3_comparison(answer: Recommendation, dataset, model, options: Opt
             "rewrite (batch i from __getitem__); the reasons give the analytic model's prediction for one.",
         ))
     progress.stage("Tuning the same Sequence as a Keras 3 PyDataset, for the migration comparison")
-    other = recommend(dataset, model, dataclasses.replace(options, engine=EngineName.KERAS3, compare_keras3=False),
+    other = recommend(dataset, model, dataclasses.replace(options, engine=registry.entry(answer.engine).migrates_to,
+                                                          compare_keras3=False),
                       progress=progress)
     ratio = low = high = None
     legacy_samples, keras3_samples = _confirmed_samples(answer), _confirmed_samples(other)

@@ -232,11 +232,6 @@ class Recommendation:
         """tf.data beat the recommended Keras setting side by side, with an interval above 1."""
         return self.tf_data is not None and self.tf_data.significant
 
-    @property
-    def legacy(self) -> bool:
-        """The data is a tf-keras Sequence or a plain generator: Keras 2 code."""
-        return self.engine == EngineName.TF_KERAS
-
     def knob_values(self) -> dict[str, int | bool | str | None]:
         """The recorded knobs; a schema-6 file's are Keras's three."""
         return self.knobs if self.knobs is not None else {

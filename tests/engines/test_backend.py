@@ -8,7 +8,7 @@ import pytest
 
 from tests import builders
 from tuner.analysis.advice import autotune_wait
-from tuner.core import KERAS_DEFAULTS, EngineName
+from tuner.core import KERAS_DEFAULTS, Backend, EngineName
 from tuner.engines import backend
 from tuner.errors import TuneLoaderError
 from tuner.search.space import SearchSpace
@@ -63,3 +63,15 @@ def test_the_autotuner_wait_is_a_tensorflow_pipeline_warning_only():
     assert autotune_wait(KERAS_DEFAULTS, EngineName.KERAS3, 1.0, "tensorflow")
     assert autotune_wait(KERAS_DEFAULTS, EngineName.KERAS3, 1.0, "jax") is None
     assert autotune_wait(KERAS_DEFAULTS, EngineName.KERAS3, 1.0, "torch") is None
+
+
+def test_a_backend_other_than_the_one_asked_for_is_noted_from_the_engine_s_entry():
+    from tuner.api import backend_mismatch
+
+    asked = backend.BackendChoice(Backend.JAX, "KERAS_BACKEND")
+    assert backend_mismatch(asked, Backend.JAX, EngineName.KERAS3) is None
+    legacy = backend_mismatch(asked, Backend.TENSORFLOW, EngineName.TF_KERAS)
+    assert legacy.startswith("tf-keras trains only on TensorFlow, so the jax backend (KERAS_BACKEND) does not apply")
+    assert legacy.endswith("Pass --engine keras3 to time this data under Keras 3 on JAX.")
+    own = backend_mismatch(asked, Backend.TORCH, EngineName.KERAS3)
+    assert own.startswith("Keras loaded the torch backend in your file's process, not jax (KERAS_BACKEND)")

@@ -2,8 +2,8 @@ import dataclasses
 
 import pytest
 
-from tuner.measure.epoch_model import drain_batches, epoch_throughput, window_timing, with_fixed_cost
 from tuner.core import LoaderConfig, WindowTiming
+from tuner.measure.epoch_model import drain_batches, epoch_throughput, window_timing, with_fixed_cost
 
 
 def clock(startup: float, rate: float, batches: int, teardown: float = 0.0):

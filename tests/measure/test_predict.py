@@ -4,9 +4,9 @@ import pytest
 
 from probes.profiles import StartCost
 from tests import builders
+from tuner.core import KERAS_DEFAULTS, LoaderConfig
 from tuner.measure.predict import (best_predictions, ceiling, ceiling_with_measured, gil_seconds,
                                     parallel_share, predict)
-from tuner.core import KERAS_DEFAULTS, LoaderConfig
 from tuner.search.space import SearchSpace
 
 MACHINE = builders.machine(2)

@@ -4,10 +4,10 @@ import re
 
 import pandas as pd
 
+from probes.profiles import StartCost
 from reports import render_html, trials_frame, write_reports
 from reports.plotdata import plot_data
 from tests import builders
-from probes.profiles import StartCost
 from tuner import engines
 from tuner.core import KERAS_DEFAULTS, EngineName, LoaderConfig
 

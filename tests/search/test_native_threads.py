@@ -6,12 +6,12 @@ from __future__ import annotations
 import optuna
 import pytest
 
+from reports.write import trials_frame
 from tests import builders
 from tuner import engines
+from tuner.core import KERAS_DEFAULTS, LoaderConfig
 from tuner.measure.predict import batch_cost, predict
 from tuner.search.space import SearchSpace, native_limits
-from reports.write import trials_frame
-from tuner.core import KERAS_DEFAULTS, LoaderConfig
 
 BLAS = builders.dataset(cpu_fraction=0.95, thread_speedup=0.8, native=builders.native_pools())
 

@@ -71,7 +71,7 @@ def explain(
         reasons.insert(1, native)
     if race and len(race.samples) > 1:
         reasons.append(race_summary(race, chosen if chosen != KERAS_DEFAULTS else best))
-    if engine == EngineName.TF_KERAS:
+    if registry.entry(engine).migrates_to:  # Keras 2 code: what its pools cost that Keras 3's do not
         reasons.append(legacy_costs(dataset, model, epoch_batches))
     if every_pool_failed:
         reasons.append("Every worker pool tried failed or hung (each reason is in the warnings), so the Keras "
@@ -525,7 +525,7 @@ def autotune_wait(chosen: LoaderConfig, engine: EngineName, epoch_seconds: float
     """
     if chosen.parallel or not epoch_seconds or not registry.inline_uses_tf_data(engine, backend):
         return None
-    keras = "Keras 3" if engine == EngineName.KERAS3 else "tf-keras"
+    keras = registry.entry(engine).keras
     latest = next(tick for tick in AUTOTUNE_TICKS_SECONDS if tick >= epoch_seconds)
     return (
         f"Without a pool, {keras} feeds your batches through tf.data with autotuning on, and an epoch can wait "

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from tuner.measure.epoch_model import window_timing
 from tuner.core import WindowTiming
 from tuner.errors import TuneLoaderError
 from tuner.measure import heartbeat
+from tuner.measure.epoch_model import window_timing
 
 
 class GeneratorData:

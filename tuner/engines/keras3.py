@@ -17,11 +17,11 @@ from typing import Any
 import keras
 
 from probes.profiles import DataKind
-from tuner.measure.epoch_model import drain_batches, start_batches
 from tuner.core import Backend, EngineName, LoaderConfig, WindowTiming
 from tuner.engines import common
 from tuner.errors import TuneLoaderError
 from tuner.measure import heartbeat
+from tuner.measure.epoch_model import drain_batches, start_batches
 
 
 def set_knobs(dataset: keras.utils.PyDataset, config: LoaderConfig) -> None:

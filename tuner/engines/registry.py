@@ -23,16 +23,22 @@ class EngineEntry:
     class_name: str
     knobs: str  # the knob set's name in tuner.engines.knobs
     install: str  # the fix when importing ``module`` fails
+    keras: str  # the Keras that trains it, as sentences name it
     knobs_by_backend: tuple[tuple[str, str], ...] = ()  # (Keras backend, knob set) where it has more knobs
+    only_backend: Backend | None = None  # the one backend it trains on, whatever KERAS_BACKEND says
+    migrates_to: EngineName | None = None  # the engine its data would move to (--compare-keras3 times both)
+    # How the backend feeds the data is the PyDataset's (engines.backend.what_it_changes)
+    feeds_a_pydataset: bool = False
 
 
 ENGINES = (
     EngineEntry(EngineName.KERAS3, "tuner.engines.keras3", "Keras3Engine", "KERAS_KNOBS", "pip install keras",
-                ((Backend.TORCH, "PYDATASET_IN_DATALOADER_KNOBS"),)),
+                "Keras 3", ((Backend.TORCH, "PYDATASET_IN_DATALOADER_KNOBS"),), feeds_a_pydataset=True),
     EngineEntry(EngineName.TF_KERAS, "tuner.engines.tf_keras", "TfKerasEngine", "TF_KERAS_KNOBS",
-                "pip install 'tune-loader[legacy]' (or pip install tf-keras matching your TensorFlow)"),
+                "pip install 'tune-loader[legacy]' (or pip install tf-keras matching your TensorFlow)", "tf-keras",
+                only_backend=Backend.TENSORFLOW, migrates_to=EngineName.KERAS3),
     EngineEntry(EngineName.TORCH_DATALOADER, "tuner.engines.torch_loader", "TorchLoaderEngine",
-                "DATALOADER_KNOBS", "pip install 'tune-loader[torch]' (or pip install torch)"),
+                "DATALOADER_KNOBS", "pip install 'tune-loader[torch]' (or pip install torch)", "Keras 3"),
 )
 
 NAMES = tuple(entry.name for entry in ENGINES)

@@ -33,11 +33,11 @@ import tf_keras
 from tf_keras.src.utils import data_utils
 
 from probes.profiles import DataKind
-from tuner.measure.epoch_model import drain_batches, start_batches
 from tuner.core import Backend, EngineName, LoaderConfig, WindowTiming
 from tuner.engines import common
 from tuner.engines.common import GeneratorData
 from tuner.measure import heartbeat
+from tuner.measure.epoch_model import drain_batches, start_batches
 
 ENQUEUER_STOP_SECONDS = 5.0
 

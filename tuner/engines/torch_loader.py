@@ -17,11 +17,11 @@ import time
 import keras
 
 from probes.profiles import DataKind
-from tuner.measure.epoch_model import start_batches
 from tuner.core import EngineName, LoaderConfig, PoolKind, WindowTiming
 from tuner.engines import common
 from tuner.engines.keras3 import Keras3Engine, _EpochClock
 from tuner.engines.torch_data import LoaderSource, Repeated, loader_for, shut_down, to_numpy
+from tuner.measure.epoch_model import start_batches
 
 
 class TorchLoaderEngine(Keras3Engine):

@@ -6,10 +6,10 @@ import dataclasses
 from dataclasses import dataclass
 
 from probes.profiles import DataKind, DatasetProfile, MachineProfile, ModelProfile
-from tuner.measure.predict import START_OUTWEIGHS_EPOCHS, inline_epoch_seconds, start_outweighs_epoch
 from tuner.core import Backend, LoaderConfig, PoolKind, StartMethod
 from tuner.engines import backend as backend_rules
 from tuner.engines.knobs import KERAS_KNOBS, MAX_QUEUE, KnobSet, optuna_params
+from tuner.measure.predict import START_OUTWEIGHS_EPOCHS, inline_epoch_seconds, start_outweighs_epoch
 
 WORKERS_PER_CORE = 4
 WAITING_WORKERS_PER_CORE = 16

@@ -33,11 +33,11 @@ from typing import Any, BinaryIO
 import psutil
 
 from probes.profiles import DataKind, DatasetProfile, ModelProfile, PipelinePoint, StartCost
-from tuner.measure.predict import start_outweighs_epoch
 from tuner.core import KERAS_DEFAULTS, LoaderConfig, PoolKind, StartMethod, WindowTiming
 from tuner.engines import registry
 from tuner.errors import TuneLoaderError
 from tuner.measure import heartbeat
+from tuner.measure.predict import start_outweighs_epoch
 from tuner.trial.protocol import (FileSource, Load, Loaded, PickledSource, Prepare, Probe, Reply, Request, Window,
                                   read_message, write_message)
 

@@ -26,11 +26,11 @@ from typing import Any
 from probes.load import cpu_snapshot, foreign_cores
 from probes.memory import tree_pss_bytes, tree_rss_bytes
 from probes.profiles import DatasetProfile, ModelProfile
-from tuner.measure.epoch_model import with_fixed_cost
 from tuner.core import Backend, LoaderConfig, StopKind, TrialStatus
 from tuner.errors import TuneLoaderError
-from tuner.search.measurer import Measurement, TrialStopped
 from tuner.measure import heartbeat
+from tuner.measure.epoch_model import with_fixed_cost
+from tuner.search.measurer import Measurement, TrialStopped
 from tuner.trial.child import START_METHOD_ENVIRONMENT, innermost_user_frame
 from tuner.trial.protocol import (FileSource, Load, Loaded, PickledSource, Prepare, Probe, Request, Window,
                                   read_message, write_message)
@@ -254,7 +254,7 @@ class TrialProcess:
         word, and the batch it held never comes."""
         time.sleep(DUMP_WAIT_SECONDS)  # the rest of the dump
         if self.process.poll() is not None:
-            return self._death_reason()
+            self._fail(self._death_reason(), kind=StopKind.DIED)
         words, self._fatal = self._fatal.strip(), None
         return worker_crash_reason(words, self.heartbeat.calls_of_ended_processes(),
                                    innermost_user_frame(list(self._stderr_tail)))

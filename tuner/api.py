@@ -27,11 +27,12 @@ from tuner.engines import backend as backends
 from tuner.engines import registry
 from tuner.errors import TuneLoaderError
 from tuner.measure.predict import Prediction, best_predictions, ceiling, ceiling_with_measured, predict
+from tuner.outcomes import Interleaved
 from tuner.options import Options
 from tuner.results import Ceiling, EngineComparison, Provenance, Recommendation, TrialResult
 from tuner.search import decision
 from tuner.search.candidates import candidates
-from tuner.search.race import Interleaved, RacePlan, run_race
+from tuner.search.race import RacePlan, run_race
 from tuner.search.space import SearchSpace, rule_of_thumb
 from tuner.search.study import (ScreenOutcome, StudySettings, default_study_name, other_machines, record_answer,
                                 screen)
@@ -376,7 +377,7 @@ def _measured(facts: Facts, evidence: Evidence, limit: Ceiling) -> dict[str, Any
     chosen_rate = _raced_rate(race, chosen, chosen_trial)
     warnings = advice.warn(
         chosen=chosen, chosen_trial=chosen_trial, trials=trials, dataset=facts.dataset,
-        memory_budget_bytes=facts.memory_budget_bytes, space=facts.space, model=facts.model, engine=facts.engine,
+        memory_budget_bytes=facts.memory_budget_bytes, not_tried=facts.space.not_tried, model=facts.model, engine=facts.engine,
         backend=facts.backend, chosen_epoch_seconds=facts.epoch_batches / chosen_rate.median if chosen_rate else None,
         race_failures=race.failures, race_reruns=race.rerun, confirmation=verdict.claim, race_load=race.load,
         race_timed_whole_epochs=_race_timed_whole_epochs(facts, chosen, chosen_trial),

@@ -1,11 +1,13 @@
-"""How the search's steps ended, as values: why the screen and the race stopped, why a setting left the race.
-The search records them; the sentences users read are built from them in ``tuner/analysis/wording.py``."""
+"""How the search's steps ended, as values: why the screen and the race stopped, why a setting left the race,
+what the race timed and chose. The search records them; the advice reads them, and the sentences users read
+are built from them in ``tuner/analysis/wording.py``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tuner.core import LoaderConfig, TextEnum
+from tuner.results import ChoiceBasis, Confirmation, Decision, RaceLoad
 
 
 @dataclass(frozen=True)
@@ -73,3 +75,44 @@ class Departure:
     kind: LeaveKind
     than: LoaderConfig
     rounds: int
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the race recommends: ``chosen`` (the setting the evidence says is fastest, guarded against a
+    material loss; the defaults when they are, or could well be, as fast), ``best`` (the best setting other
+    than the defaults, which ``claim`` compares with them), ``decision`` (why, as values) and ``tf_data``
+    (tf.data against ``chosen``)."""
+
+    chosen: LoaderConfig
+    best: LoaderConfig | None
+    claim: Confirmation | None
+    tf_data: Confirmation | None
+    decision: Decision = Decision(ChoiceBasis.UNCONFIRMED)
+
+
+@dataclass(frozen=True)
+class Interleaved:
+    """What the race timed: every setting's epoch throughput per round (a setting that left ran the first
+    rounds), why each left or stopped, its verdict and why it ended."""
+
+    samples: dict[LoaderConfig, tuple[float, ...]]
+    peak_memory_bytes: dict[LoaderConfig, int]
+    failures: dict[LoaderConfig, str]
+    left: dict[LoaderConfig, Departure]
+    verdict: Verdict
+    stop: RaceStop
+    load: RaceLoad = RaceLoad()
+    rerun: dict[LoaderConfig, str] = field(default_factory=dict)  # the defaults' failure a rerun made good
+    tf_data_reach: float | None = None  # tf.data sat out: the screen's best in-process setting over its best
+    # tf.data sat out for time: three rounds with it would take this many seconds, of this many left
+    tf_data_short: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class PoolsNotTried:
+    """Why the search left a kind of pool out, in words for the user (None: it was tried): processes it did
+    not search, thread pools it recorded as infeasible without running them."""
+
+    processes: str | None = None
+    threads: str | None = None

@@ -11,10 +11,9 @@ from tests import builders
 from tuner.analysis import advice
 from tuner.core import KERAS_DEFAULTS, LoaderConfig, StopKind, TrialStatus
 from tuner.engines.knobs import DATALOADER_KNOBS, KERAS_KNOBS
-from tuner.outcomes import Departure, LeaveKind, RaceEnd, RaceStop
+from tuner.outcomes import Departure, Interleaved, LeaveKind, PoolsNotTried, RaceEnd, RaceStop
 from tuner.results import Ceiling, Confirmation
 from tuner.search import decision
-from tuner.search.race import Interleaved
 from tuner.search.space import SearchSpace
 
 
@@ -40,7 +39,7 @@ def test_a_pool_or_an_unknown_epoch_gets_no_autotune_warning():
 
 def test_the_warnings_of_an_inline_keras3_answer_include_the_autotune_wait():
     common = dict(chosen_trial=None, trials=(), dataset=builders.dataset(), memory_budget_bytes=None,
-                  space=SearchSpace(max_workers=8, allow_processes=True), chosen_epoch_seconds=11.0)
+                  not_tried=PoolsNotTried(), chosen_epoch_seconds=11.0)
     assert any("may cost up to 20.5 s" in w for w in advice.warn(chosen=KERAS_DEFAULTS, engine="keras3", **common))
     assert not any("autotun" in w for w in advice.warn(chosen=LoaderConfig(4, False, 10), engine="keras3", **common))
 
@@ -60,7 +59,7 @@ def test_the_race_summary_gives_every_setting_s_mean_and_how_the_race_chose():
 
 def test_the_autotune_wait_is_warned_of_only_where_the_race_timed_windows_shorter_than_the_epoch():
     common = dict(chosen=KERAS_DEFAULTS, chosen_trial=None, trials=(), dataset=builders.dataset(),
-                  memory_budget_bytes=None, space=SearchSpace(max_workers=8, allow_processes=True),
+                  memory_budget_bytes=None, not_tried=PoolsNotTried(),
                   chosen_epoch_seconds=0.4)
     assert any("autotun" in w for w in advice.warn(**common))
     assert not any("autotun" in w for w in advice.warn(race_timed_whole_epochs=True, **common))
@@ -72,7 +71,7 @@ def test_cpython_s_ast_race_is_explained_once_however_many_settings_it_stopped()
               builders.trial(1, LoaderConfig(32, False, 32), 0.0, status="failed", reason=race.format(40)),
               builders.trial(2, LoaderConfig(2, False, 10), 90.0))
     common = dict(chosen=LoaderConfig(2, False, 10), chosen_trial=trials[2], dataset=builders.dataset(),
-                  memory_budget_bytes=None, space=SearchSpace(max_workers=32, allow_processes=True))
+                  memory_budget_bytes=None, not_tried=PoolsNotTried())
     warnings = advice.warn(trials=trials, race_failures={LoaderConfig(8, False, 8): race.format(33)}, **common)
     assert sum("python/cpython#106905" in w for w in warnings) == 1
     assert "8 threads, queue 8 stopped during the race: " + race.format(33) in warnings
@@ -83,7 +82,7 @@ def test_cpython_s_ast_race_is_explained_once_however_many_settings_it_stopped()
 
 def test_race_epochs_that_hyperfine_would_flag_as_outliers_are_warned_of():
     common = dict(chosen=LoaderConfig(8, False, 16), chosen_trial=None, trials=(), dataset=builders.dataset(),
-                  memory_budget_bytes=None, space=SearchSpace(max_workers=8, allow_processes=True))
+                  memory_budget_bytes=None, not_tried=PoolsNotTried())
     steady = Confirmation((300.0, 302.0, 298.0, 301.0, 299.0), (45.0, 44.0, 46.0, 45.5, 44.5), 6.6, 6.3, 6.9, 0.9)
     assert not any("outliers" in w for w in advice.warn(confirmation=steady, **common))
     # One defaults epoch at a third of the others' speed: z = (15 - 45) / 0.5 = -60, far beyond 14.8.
@@ -95,7 +94,7 @@ def test_race_epochs_that_hyperfine_would_flag_as_outliers_are_warned_of():
 def test_three_race_epochs_are_too_few_to_call_one_an_outlier():
     # Two epochs 0.01 apart make the MAD 0.01: the third, 3% off, would score about 130.
     common = dict(chosen=LoaderConfig(8, False, 16), chosen_trial=None, trials=(), dataset=builders.dataset(),
-                  memory_budget_bytes=None, space=SearchSpace(max_workers=8, allow_processes=True))
+                  memory_budget_bytes=None, not_tried=PoolsNotTried())
     three = Confirmation((209.9, 227.4, 229.8), (41.63, 41.62, 42.94), 5.46, 4.89, 5.52, 0.95)
     assert not any("outliers" in w for w in advice.warn(confirmation=three, **common))
 
@@ -188,7 +187,7 @@ def test_a_set_aside_leader_is_named_beside_the_defaults_kept():
 
 def test_a_rerun_of_the_defaults_is_reported_with_its_first_failure_and_its_outcome():
     common = dict(chosen=LoaderConfig(2, False, 10), chosen_trial=None, trials=(), dataset=builders.dataset(),
-                  memory_budget_bytes=None, space=SearchSpace(max_workers=8, allow_processes=True))
+                  memory_budget_bytes=None, not_tried=PoolsNotTried())
     stall = "timed out: no batch came for 30 s"
     ran = advice.warn(**common, race_reruns={KERAS_DEFAULTS: stall})
     assert any(stall in w and w.endswith("it ran, and the race went on.") for w in ran)
@@ -225,6 +224,6 @@ def test_thread_pools_a_generator_cannot_run_are_named_together_and_other_infeas
     too_big = dataclasses.replace(builders.trial(8, LoaderConfig(8, False, 10), 0.0, TrialStatus.INFEASIBLE,
                                                  "memory 900 MiB went over the budget"), stop_kind=StopKind.MEMORY)
     said = advice.warn(chosen=KERAS_DEFAULTS, chosen_trial=None, trials=(*unsafe, too_big), dataset=builders.dataset(),
-                       memory_budget_bytes=None, space=space)
+                       memory_budget_bytes=None, not_tried=space.not_tried)
     assert f"Thread pools (trials 2, 4) were recorded as infeasible, not timed: {unsafe_text}." in said
     assert any(w.startswith("Trial 8 (8 threads, queue 10) infeasible: memory 900 MiB") for w in said), said

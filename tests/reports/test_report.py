@@ -193,7 +193,7 @@ def test_a_dataset_whose_constructor_cannot_take_the_knobs_gets_code_that_runs_a
     assert "dataset.workers = 8\ndataset.use_multiprocessing = False\ndataset.max_queue_size = 16" in code
     assert "ShardDataset(..., workers=8" in engines.code_blocks(builders.recommendation())[0].code
     warnings = advice.warn(chosen=stiff.config, chosen_trial=None, trials=(), dataset=stiff.dataset,
-                           memory_budget_bytes=None, space=SearchSpace(8, True))
+                           memory_budget_bytes=None, not_tried=SearchSpace(8, True).not_tried)
     assert warnings[0].startswith("ShardDataset.__init__ takes neither the three knobs nor **kwargs")
     assert "super().__init__(**kwargs)" in warnings[0]
 

@@ -13,11 +13,10 @@ from tuner.core import KERAS_DEFAULTS, Backend, EngineName, LoaderConfig, PoolKi
 from tuner.engines import registry
 from tuner.engines.knobs import PoolStart
 from tuner.measure.predict import start_cost_seconds
+from tuner.outcomes import Interleaved, PoolsNotTried
 from tuner.results import (Ceiling, ChoiceBasis, Confirmation, Decision, EngineComparison, RaceLoad, TrialResult,
                            completed)
 from tuner.search import decision
-from tuner.search.race import Interleaved
-from tuner.search.space import SearchSpace
 
 MEMORY_NEAR_BUDGET = 0.8
 # A thread pool measured this far above inline shows the code releases the GIL, whatever the probe read.
@@ -359,7 +358,7 @@ def warn(
     trials: tuple[TrialResult, ...],
     dataset: DatasetProfile,
     memory_budget_bytes: int | None,
-    space: SearchSpace,
+    not_tried: PoolsNotTried = PoolsNotTried(),
     model: ModelProfile | None = None,
     engine: EngineName = EngineName.KERAS3,
     backend: Backend = Backend.TENSORFLOW,
@@ -370,15 +369,16 @@ def warn(
     race_load: RaceLoad = RaceLoad(),
     race_timed_whole_epochs: bool = False,
 ) -> tuple[str, ...]:
-    """Risks of the chosen settings and doubts about the measurements (``race_failures``: the settings
+    """Risks of the chosen settings and doubts about the measurements (``not_tried``: the pools the search
+    left out, and why; ``race_failures``: the settings
     that stopped in the race, with why; ``race_reruns``: the failures timed again at once;
     ``confirmation``: the race epochs the claim rests on;
     ``race_timed_whole_epochs``: the race timed the chosen setting in fits of whole epochs of the user's
     length)."""
     wait = None if race_timed_whole_epochs else autotune_wait(chosen, engine, chosen_epoch_seconds, backend)
     warnings = [w for w in (snippet_fix(chosen, dataset), allocator_churn(model) if model else None, wait) if w]
-    warnings += _setting_risks(chosen, dataset, space)
-    warnings += _stopped_settings(trials, space, race_failures or {}, race_reruns or {})
+    warnings += _setting_risks(chosen, dataset, not_tried)
+    warnings += _stopped_settings(trials, not_tried, race_failures or {}, race_reruns or {})
     if any(t.leftover_processes for t in trials):
         count = sum(t.leftover_processes for t in trials)
         warnings.append(f"{count} worker process(es) were still alive after their epoch ended; tune-loader killed them.")
@@ -408,7 +408,7 @@ def snippet_fix(chosen: LoaderConfig, dataset: DatasetProfile) -> str | None:
             "them: def __init__(self, ..., **kwargs): super().__init__(**kwargs).")
 
 
-def _setting_risks(chosen: LoaderConfig, dataset: DatasetProfile, space: SearchSpace) -> list[str]:
+def _setting_risks(chosen: LoaderConfig, dataset: DatasetProfile, not_tried: PoolsNotTried) -> list[str]:
     """What the chosen setting may change in the user's training, and what was not tried."""
     warnings = []
     generator = dataset.kind == DataKind.GENERATOR
@@ -431,8 +431,8 @@ def _setting_risks(chosen: LoaderConfig, dataset: DatasetProfile, space: SearchS
         )
     if chosen.use_multiprocessing and not generator:
         warnings += fork_risks(dataset)
-    if space.processes_excluded:
-        warnings.append(f"Processes were not tried: {space.processes_excluded}.")
+    if not_tried.processes:
+        warnings.append(f"Processes were not tried: {not_tried.processes}.")
     if dataset.thread_safe is False and not generator and chosen.kind == PoolKind.THREADS:
         warnings.append(f"Threads returned different batches than inline calls: {dataset.thread_safety_note}.")
     return warnings
@@ -457,14 +457,14 @@ def fork_risks(dataset: DatasetProfile) -> list[str]:
     return warnings
 
 
-def _stopped_settings(trials: tuple[TrialResult, ...], space: SearchSpace, race_failures: dict[LoaderConfig, str],
+def _stopped_settings(trials: tuple[TrialResult, ...], not_tried: PoolsNotTried, race_failures: dict[LoaderConfig, str],
                       race_reruns: dict[LoaderConfig, str]) -> list[str]:
     """Settings recorded as infeasible, or that failed in the search or the race, with their reasons."""
     warnings = []
     unsafe = [t for t in trials if t.stop_kind == StopKind.THREAD_UNSAFE]
     if unsafe:
         numbers = ", ".join(str(t.number) for t in unsafe)
-        warnings.append(f"Thread pools (trials {numbers}) were recorded as infeasible, not timed: {space.threads_infeasible}.")
+        warnings.append(f"Thread pools (trials {numbers}) were recorded as infeasible, not timed: {not_tried.threads}.")
     stopped = [t for t in trials if t.status in (TrialStatus.FAILED, TrialStatus.INFEASIBLE) and t not in unsafe]
     for trial in stopped[:5]:
         warnings.append(f"Trial {trial.number} ({trial.config.label()}) {trial.status}: {trial.reason}")

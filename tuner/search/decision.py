@@ -22,6 +22,7 @@ from scipy.stats import t as student_t
 
 from probes.stats import RatioInterval, paired_log_interval
 from tuner.core import KERAS_DEFAULTS, LoaderConfig
+from tuner.outcomes import Verdict
 from tuner.results import ChoiceBasis, Confirmation, Decision, TrialResult, best_rate, completed
 
 Rounds = Mapping[LoaderConfig, Sequence[float]]
@@ -267,20 +268,6 @@ def choice(rounds: Rounds, candidates: Collection[LoaderConfig]) -> LoaderConfig
     means = {config: statistics.fmean(math.log(v) for v in rounds[config][:kept]) for config in timed}
     best = max(means.values())
     return min((c for c, m in means.items() if m >= best + math.log(1.0 - NEAR_LEADER)), key=lambda c: c.simplicity)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What the race recommends: ``chosen`` (the setting the evidence says is fastest, guarded against a
-    material loss; the defaults when they are, or could well be, as fast), ``best`` (the best setting other
-    than the defaults, which ``claim`` compares with them), ``decision`` (why, as values) and ``tf_data``
-    (tf.data against ``chosen``)."""
-
-    chosen: LoaderConfig
-    best: LoaderConfig | None
-    claim: Confirmation | None
-    tf_data: Confirmation | None
-    decision: Decision = Decision(ChoiceBasis.UNCONFIRMED)
 
 
 def verdict(rounds: Rounds, candidates: Collection[LoaderConfig], tf_data: LoaderConfig | None = None,

@@ -13,11 +13,11 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tuner.core import KERAS_DEFAULTS, LoaderConfig
 from tuner.measure.epoch_model import epoch_throughput
-from tuner.outcomes import Departure, LeaveKind, OpenQuestion, RaceEnd, RaceStop
+from tuner.outcomes import Departure, Interleaved, LeaveKind, OpenQuestion, RaceEnd, RaceStop
 from tuner.results import RaceLoad
 from tuner.search import decision
 from tuner.search.measurer import Measurement, Measurer, TrialStopped
@@ -39,24 +39,6 @@ class RacePlan:
 
     batches: int
     epochs: int
-
-
-@dataclass(frozen=True)
-class Interleaved:
-    """What the race timed: every setting's epoch throughput per round (a setting that left ran the first
-    rounds), why each left or stopped, its verdict and why it ended."""
-
-    samples: dict[LoaderConfig, tuple[float, ...]]
-    peak_memory_bytes: dict[LoaderConfig, int]
-    failures: dict[LoaderConfig, str]
-    left: dict[LoaderConfig, Departure]
-    verdict: decision.Verdict
-    stop: RaceStop
-    load: RaceLoad = RaceLoad()
-    rerun: dict[LoaderConfig, str] = field(default_factory=dict)  # the defaults' failure a rerun made good
-    tf_data_reach: float | None = None  # tf.data sat out: the screen's best in-process setting over its best
-    # tf.data sat out for time: three rounds with it would take this many seconds, of this many left
-    tf_data_short: tuple[float, float] | None = None
 
 
 def run_race(measurer: Measurer, keras: Sequence[LoaderConfig], plan: Callable[[LoaderConfig], RacePlan], *,

@@ -10,6 +10,7 @@ from tuner.core import Backend, LoaderConfig, PoolKind, StartMethod
 from tuner.engines import backend as backend_rules
 from tuner.engines.knobs import KERAS_KNOBS, MAX_QUEUE, KnobSet, optuna_params
 from tuner.measure.predict import START_OUTWEIGHS_EPOCHS, inline_epoch_seconds, start_outweighs_epoch
+from tuner.outcomes import PoolsNotTried
 
 WORKERS_PER_CORE = 4
 WAITING_WORKERS_PER_CORE = 16
@@ -95,6 +96,11 @@ class SearchSpace:
         native = native_limits(machine, dataset) if search_native_threads else ()
         return cls(per_core * machine.usable_cores, allow, processes_excluded=excluded, threads_infeasible=threads,
                    native_threads=native, knobs=knobs)
+
+    @property
+    def not_tried(self) -> PoolsNotTried:
+        """Why processes were not searched and thread pools not run, for the advice."""
+        return PoolsNotTried(self.processes_excluded, self.threads_infeasible)
 
     @property
     def pool_kinds(self) -> tuple[PoolKind, ...]:

@@ -29,7 +29,12 @@ def test_the_cli_s_flags_become_the_options():
 
 
 def test_the_time_budget_counts_from_the_start_so_slow_probes_shorten_the_search_but_never_below_half():
-    from tuner.api import search_seconds
+    from tuner.search.schedule import Schedule
+
+    def search_seconds(budget: float, spent: float) -> float:
+        schedule = Schedule.after_probes(budget, spent, clock=lambda: 100.0)
+        assert schedule.deadline == 100.0 + schedule.search_seconds and schedule.left() == schedule.search_seconds
+        return schedule.search_seconds
 
     # One default, written once: the CLI's flag and recommend() share it.
     assert build_parser().parse_args(["my_gen.py"]).time_budget == Options().time_budget

@@ -33,6 +33,7 @@ from tuner.results import Ceiling, EngineComparison, Provenance, Recommendation,
 from tuner.search import decision
 from tuner.search.candidates import candidates
 from tuner.search.race import RacePlan, run_race
+from tuner.search.schedule import Schedule
 from tuner.search.space import SearchSpace, rule_of_thumb
 from tuner.search.study import (ScreenOutcome, StudySettings, default_study_name, other_machines, record_answer,
                                 screen)
@@ -58,7 +59,6 @@ MODELLED_FIXED_SECONDS = 1.0
 FIT_OVERHEAD_SECONDS = 0.3  # what a fit call costs beyond its epochs (the iterator, Keras's first batches)
 TF_DATA = LoaderConfig.tf_data()
 MIN_WINDOW_TIMEOUT_SECONDS = 30.0
-MIN_SEARCH_SHARE = 0.5  # of --time-budget, for the screen and the race however long the probes took
 
 
 class Progress(Protocol):
@@ -201,10 +201,10 @@ def recommend(dataset: Any, model: Any = None, options: Options | None = None, *
         if options.quick:
             return assemble(facts, None)
         configure_measurer(measurer, facts, options.window_timeout)
-        settings = _study_settings(facts, options, search_seconds(options.time_budget, time.monotonic() - started))
-        deadline = time.monotonic() + settings.time_budget_seconds  # the screen and the race share it
+        settings = _study_settings(facts, options, Schedule.after_probes(options.time_budget,
+                                                                         time.monotonic() - started))
         screened = _screen(measurer, facts, settings, options.trials, progress)
-        race = _race(measurer, facts, screened, progress, deadline)
+        race = _race(measurer, facts, screened, progress, settings.schedule)
     finally:
         measurer.close()
     answer = assemble(facts, Evidence(screened, race), allow_duplicated_data=options.allow_duplicated_data)
@@ -275,18 +275,11 @@ def configure_measurer(measurer: TrialMeasurer, facts: Facts, window_timeout: fl
                                (lambda batches: max(MIN_WINDOW_TIMEOUT_SECONDS, 10 * batches * per_batch)))
 
 
-def search_seconds(time_budget: float, spent: float) -> float:
-    """What the screen and the race may take: the time budget counts from the start of the tune, so what
-    start-up and the probes ``spent`` comes off it (under forkserver or spawn they start fresh interpreters),
-    but never more than ``1 - MIN_SEARCH_SHARE`` of it."""
-    return max(MIN_SEARCH_SHARE * time_budget, time_budget - spent)
-
-
-def _study_settings(facts: Facts, options: Options, search_budget: float) -> StudySettings:
+def _study_settings(facts: Facts, options: Options, schedule: Schedule) -> StudySettings:
     source = Path(facts.provenance.source).stem if facts.provenance.source_sha256 else "object"
     name = options.study_name or default_study_name(source, facts.dataset_name, facts.class_name, facts.machine)
     storage = options.storage(name) if callable(options.storage) else options.storage
-    return StudySettings(epoch_batches=facts.epoch_batches, time_budget_seconds=search_budget,
+    return StudySettings(epoch_batches=facts.epoch_batches, schedule=schedule,
                          storage=storage, study_name=name, race_fit_seconds=facts.race_fit_seconds)
 
 
@@ -295,9 +288,9 @@ def _screen(measurer: TrialMeasurer, facts: Facts, settings: StudySettings, tria
     """One cheap window of each candidate of the broad grid (``candidates``), the model's favourites first."""
     todo = candidates(facts.space, rule_of_thumb(facts.machine, facts.dataset, facts.space.knobs), facts.predicted,
                       trials)
-    progress.stage(f"Screening {len(todo)} settings, one short epoch each ({settings.time_budget_seconds:.0f} s of the "
+    progress.stage(f"Screening {len(todo)} settings, one short epoch each ({settings.schedule.search_seconds:.0f} s of the "
                    "time budget left for the screen and the race)")
-    progress.searching(len(todo), settings.time_budget_seconds)
+    progress.searching(len(todo), settings.schedule.search_seconds)
     measured: list[TrialResult] = []
 
     def on_trial(result: TrialResult, count: int) -> None:
@@ -314,15 +307,15 @@ def _screen(measurer: TrialMeasurer, facts: Facts, settings: StudySettings, tria
 
 
 def _race(measurer: TrialMeasurer, facts: Facts, screened: ScreenOutcome, progress: Progress,
-          deadline: float) -> Interleaved:
+          schedule: Schedule) -> Interleaved:
     """Races the screen's finalists, the defaults and tf.data, interleaved, until ``decision`` has nothing
-    left open or ``deadline``. As many finalists race as three rounds allow in the time left, and tf.data
+    left open or the schedule's deadline. As many finalists race as three rounds allow in the time left, and tf.data
     (which needs batch i on demand, so not for a generator) only where it could lead and three rounds with
     it still fit (``decision``): it gets the time the Keras settings leave."""
     timed = {t.config: t for t in screened.trials if t.steady_batches_per_second}
     feasible = facts.space.knobs.races_tf_data and facts.dataset.kind != DataKind.GENERATOR
     tf_data = TF_DATA if feasible and decision.races_tf_data(screened.trials) else None
-    defaults, left = timed.get(KERAS_DEFAULTS), deadline - time.monotonic()
+    defaults, left = timed.get(KERAS_DEFAULTS), schedule.left()
     finals = decision.finalists(screened.trials, keep=[KERAS_DEFAULTS], fit_seconds=facts.race_fit_seconds,
                                 seconds=left)
     round_seconds = sum(facts.race_fit_seconds(timed[config]) for config in finals if config in timed)
@@ -334,7 +327,8 @@ def _race(measurer: TrialMeasurer, facts: Facts, screened: ScreenOutcome, progre
     progress.stage(f"Racing {len(finals)} settings ({'; '.join(c.label() for c in finals)}){others}, interleaved, "
                    "until no setting left can beat the leader by more than 3% and the claim is decided")
     race = run_race(measurer, finals, lambda config: facts.race_plan(config, timed.get(config)),
-                    epoch_batches=facts.epoch_batches, tf_data=tf_data, deadline=deadline, on_round=progress.race_round)
+                    epoch_batches=facts.epoch_batches, tf_data=tf_data, deadline=schedule.deadline,
+                    on_round=progress.race_round)
     sat_out = feasible and not tf_data and not short
     return dataclasses.replace(race, tf_data_reach=decision.tf_data_reach(screened.trials) if sat_out else None,
                                tf_data_short=short)

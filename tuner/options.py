@@ -21,7 +21,7 @@ class Options:
     ``trials`` caps the settings screened (``--trials``); ``time_budget``
     (seconds, ``--time-budget``) bounds the whole tune, from its start to
     the answer: the screen and the race get what start-up and the probes
-    leave of it, never under half (``api.search_seconds``);
+    leave of it, never under half (``search.schedule.Schedule``);
     ``max_memory`` (bytes, default half the available RAM) makes settings
     above it infeasible. ``window_timeout`` (``--trial-timeout``) stops a
     timed epoch that runs longer, and a step that waits that long for its

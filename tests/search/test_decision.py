@@ -118,11 +118,6 @@ def test_the_verdict_keeps_the_defaults_unless_the_best_is_faster_and_names_the_
     assert decision.verdict({EIGHT: (300.0, 300.0)}, [EIGHT]).chosen == EIGHT
 
 
-def test_the_screen_leaves_the_race_at_most_half_the_budget():
-    assert decision.reserve_seconds([2.0, 1.0], 100.0) == pytest.approx(decision.RESERVE_ROUNDS * 3.0)
-    assert decision.reserve_seconds([20.0, 10.0], 40.0) == pytest.approx(20.0)
-
-
 def test_an_undecided_race_whose_leader_leads_by_half_recommends_it_and_says_what_would_decide_it():
     """Two rounds at a 1.5x lead: the interval holds 1, but the leader is faster with high probability and
     allows no material loss, so it is the answer; the claim stays undecided, with the rounds to decide it."""

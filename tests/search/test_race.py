@@ -37,7 +37,7 @@ def test_the_search_finds_the_best_setting_when_the_model_s_first_guess_is_wrong
     todo = candidates(space, LoaderConfig(2, True, 10), wrong_model, limit=24)
     assert todo[1][1].use_multiprocessing  # the model's favourite is a process pool
     fake = FakeMeasurer(rate_of=truth, noise=0.02)
-    screened = screen(fake, space, todo, StudySettings(epoch_batches=200, time_budget_seconds=600))
+    screened = screen(fake, space, todo, StudySettings(epoch_batches=200))
     raced = race(fake, decision.finalists(screened.trials, keep=[KERAS_DEFAULTS]), tf_data=TF_DATA)
     best = max((c for _, c in todo), key=truth)
     assert truth(raced.verdict.chosen) >= 0.97 * truth(best)

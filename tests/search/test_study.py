@@ -7,6 +7,7 @@ from tuner.core import KERAS_DEFAULTS, LoaderConfig, TrialStatus
 from tuner.outcomes import ScreenStop
 from tuner.search.candidates import candidates
 from tuner.search.space import SearchSpace
+from tuner.search.schedule import Schedule
 from tuner.search.study import (ABANDONED, CONFIRMED_ATTR, OBJECTIVE_NAME, StudySettings, record_answer, screen)
 
 SPACE = SearchSpace(max_workers=8, allow_processes=True)
@@ -14,7 +15,7 @@ TODO = candidates(SPACE, LoaderConfig(2, False, 10), lambda c: float(c.effective
 
 
 def settings(**overrides):
-    return StudySettings(**{"epoch_batches": 200, "time_budget_seconds": 600, **overrides})
+    return StudySettings(**{"epoch_batches": 200, **overrides})
 
 
 def test_every_candidate_is_timed_once_in_order_and_recorded_as_a_trial(tmp_path):
@@ -40,8 +41,8 @@ def test_a_setting_that_fails_is_recorded_with_its_reason_and_the_screen_goes_on
 def test_the_screen_stops_in_time_for_the_race_and_says_why():
     # Windows of 2 s, a race fit of 1 s per finalist: 3 rounds of 5 fits leave no room after a few windows.
     fake = FakeMeasurer(window_seconds=2.0)
-    outcome = screen(fake, SPACE, TODO, settings(time_budget_seconds=20, race_fit_seconds=lambda trial: 1.0),
-                     clock=fake.now)
+    schedule = Schedule.after_probes(20.0, 0.0, clock=fake.now)
+    outcome = screen(fake, SPACE, TODO, settings(schedule=schedule, race_fit_seconds=lambda trial: 1.0))
     assert 2 <= len(outcome.trials) < len(TODO)
     assert outcome.stop == ScreenStop(len(TODO), out_of_time=len(TODO) - len(outcome.trials))
 

@@ -154,12 +154,6 @@ def tf_data_fits(round_seconds: float, tf_data_seconds: float, seconds: float) -
     return RESERVE_ROUNDS * (round_seconds + tf_data_seconds) <= seconds
 
 
-def reserve_seconds(fit_seconds: Sequence[float], budget_seconds: float) -> float:
-    """What the race needs of the time budget: ``RESERVE_ROUNDS`` rounds of fits this long, at most
-    ``MAX_RESERVE_SHARE`` of the budget."""
-    return min(RESERVE_ROUNDS * sum(fit_seconds), MAX_RESERVE_SHARE * budget_seconds)
-
-
 def shared(rounds: Rounds, a: LoaderConfig, b: LoaderConfig) -> tuple[Sequence[float], Sequence[float]]:
     """``a``'s and ``b``'s epochs from the rounds that timed both (a setting leaves for good, so those are
     the first rounds of the one that left first)."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -28,6 +27,7 @@ from tuner.outcomes import ScreenStop
 from tuner.results import TrialResult, completed
 from tuner.search import decision
 from tuner.search.measurer import Measurer, TrialStopped
+from tuner.search.schedule import Schedule
 from tuner.search.space import SearchSpace
 
 RESULT_ATTR = "tune_loader_result"
@@ -39,12 +39,12 @@ ABANDONED = "its run was killed before the trial finished"
 
 @dataclass(frozen=True)
 class StudySettings:
-    """Where the screen is kept and what bounds it: the time budget it shares with the race, and the race's
-    cost, which the screen leaves room for (``race_fit_seconds``: one race fit of a setting, from its screen
-    trial)."""
+    """Where the screen is kept and what bounds it: the time it shares with the race (``schedule``), and the
+    race's cost, which the screen leaves room for (``race_fit_seconds``: one race fit of a setting, from its
+    screen trial)."""
 
     epoch_batches: int
-    time_budget_seconds: float = math.inf  # the API gives what --time-budget leaves (api.search_seconds)
+    schedule: Schedule = Schedule.unbounded()
     storage: str | None = None
     study_name: str = "tune-loader"
     race_fit_seconds: Callable[[TrialResult], float] | None = None
@@ -109,26 +109,25 @@ def record_answer(settings: StudySettings, attributes: dict[str, str], answer: L
 
 def screen(measurer: Measurer, space: SearchSpace, candidates: Sequence[tuple[TrialOrigin, LoaderConfig]],
            settings: StudySettings, on_trial: Callable[[TrialResult, int], None] | None = None,
-           predict: Callable[[LoaderConfig], float] | None = None,
-           clock: Callable[[], float] = time.monotonic) -> ScreenOutcome:
+           predict: Callable[[LoaderConfig], float] | None = None) -> ScreenOutcome:
     """Times one window of each candidate in order, recording each as a trial.
 
     A setting an earlier run of the same study screened is not timed again.
     After the first two, the screen stops when what is left of the time
-    budget would no longer fit the race (``decision.reserve_seconds``) with
-    the next window. ``on_trial(result, screened_so_far)`` follows every
-    trial; ``predict(config)`` is stored beside each measurement, so the
-    analytic model's error stays visible; ``clock`` tells the time.
+    (``settings.schedule``) would no longer fit the race's reserve with the
+    next window. ``on_trial(result, screened_so_far)`` follows every trial;
+    ``predict(config)`` is stored beside each measurement, so the analytic
+    model's error stays visible.
     """
     study = _open_study(settings)
     _fail_abandoned(study, space)
     results = _results_in(study)
-    resumed, began = len(results), clock()
+    resumed = len(results)
     known = {r.config.equivalence_key() for r in results}
     todo = [(origin, config) for origin, config in candidates if config.equivalence_key() not in known]
     beyond_reach = 0
     for index, (origin, config) in enumerate(todo):
-        if index >= 2 and _out_of_time(results, settings, clock() - began):
+        if index >= 2 and _out_of_time(results, settings):
             return ScreenOutcome(tuple(results), resumed, ScreenStop(len(candidates), len(todo) - index, beyond_reach))
         if decision.cannot_reach_race(config, results):
             beyond_reach += 1
@@ -143,16 +142,16 @@ def screen(measurer: Measurer, space: SearchSpace, candidates: Sequence[tuple[Tr
     return ScreenOutcome(tuple(results), resumed, ScreenStop(len(candidates), beyond_reach=beyond_reach))
 
 
-def _out_of_time(results: list[TrialResult], settings: StudySettings, elapsed: float) -> bool:
-    """True when the next window would eat into the race's share of the time budget: the race of the
-    finalists so far, as the screen timed them, plus a window as long as the longest so far."""
-    fit, timed = settings.race_fit_seconds, {t.config: t for t in completed(results)}
+def _out_of_time(results: list[TrialResult], settings: StudySettings) -> bool:
+    """True when the next window would eat into the race's share of the time left: the race of the
+    finalists so far, as the screen timed them (``Schedule.race_reserve``), plus a window as long as the
+    longest so far."""
+    fit, timed, left = settings.race_fit_seconds, {t.config: t for t in completed(results)}, settings.schedule.left()
     if fit is None or not timed:
-        return elapsed >= settings.time_budget_seconds
+        return left <= 0
     race = [fit(timed[config]) for config in decision.finalists(results, keep=[KERAS_DEFAULTS])]
     window = max(t.wall_seconds for t in results)
-    reserve = decision.reserve_seconds(race, settings.time_budget_seconds)
-    return elapsed + window + reserve > settings.time_budget_seconds
+    return window + settings.schedule.race_reserve(race) > left
 
 
 def _screen_one(measurer: Measurer, space: SearchSpace, study: optuna.Study, origin: TrialOrigin, config: LoaderConfig,

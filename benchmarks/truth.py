@@ -80,7 +80,8 @@ def stopwatch(path: Path, config: LoaderConfig, epochs: int, backend: str, start
     (``batches_per_second``, and ``median_epoch_batches_per_second``: the owner's stopwatch); None when
     that ``fit`` failed ``tries`` times in a row (each error is printed), as it could in the user's
     training (CPython 3.11.7's AST race fails threads that call np.load now and then)."""
-    command = [sys.executable, str(STOPWATCH), str(path), str(config.workers), str(config.use_multiprocessing),
+    workers = 0 if config.is_tf_data else config.workers  # the stopwatch's word for tf.data
+    command = [sys.executable, str(STOPWATCH), str(path), str(workers), str(config.use_multiprocessing),
                str(config.max_queue_size), str(epochs), str(config.native_threads or "default"),
                str(config.persistent_workers)]
     for _ in range(tries):

@@ -51,6 +51,14 @@ class StartMethod(TextEnum):
     FORKSERVER = "forkserver"
 
 
+class Pipeline(TextEnum):
+    """What makes the batches: Keras's own loader (inline or its pool), or the same batch code in a tf.data
+    pipeline, an alternative the race may time beside Keras's settings."""
+
+    KERAS = "keras"
+    TF_DATA = "tf.data"
+
+
 class TrialOrigin(TextEnum):
     """Why a setting was screened: the claim's reference, the broad grid, or the guess users compare with."""
 
@@ -96,17 +104,18 @@ class LoaderConfig:
     max_queue_size: int = 10
     native_threads: int | None = None
     persistent_workers: bool = False
+    pipeline: Pipeline = Pipeline.KERAS
 
     @classmethod
     def tf_data(cls) -> LoaderConfig:
         """Not a Keras setting: the same batch code in a tf.data pipeline (map with
-        ``num_parallel_calls=AUTOTUNE``, then ``prefetch(AUTOTUNE)``), timed the same way.
-        Marked by ``workers=0``, which Keras itself would treat as inline."""
-        return cls(workers=0, use_multiprocessing=False, max_queue_size=0)
+        ``num_parallel_calls=AUTOTUNE``, then ``prefetch(AUTOTUNE)``), timed the same way; tf.data's
+        autotuner sets its parallelism, so Keras's knobs keep their defaults and mean nothing here."""
+        return cls(pipeline=Pipeline.TF_DATA)
 
     @property
     def is_tf_data(self) -> bool:
-        return self.workers == 0
+        return self.pipeline == Pipeline.TF_DATA
 
     @property
     def parallel(self) -> bool:

@@ -96,7 +96,7 @@ def trials_frame(recommendation: Recommendation) -> pd.DataFrame:
             "steady_batches_per_s": trial.steady_batches_per_second, "fixed_seconds_per_epoch": trial.fixed_seconds,
             "peak_pss_mib": trial.peak_memory_bytes / 2**20 if trial.peak_memory_bytes else None,
             "wall_seconds": trial.wall_seconds, "stop_kind": str(trial.stop_kind or ""), "reason": trial.reason})
-    columns = [*TRIAL_COLUMNS[:2], *knob_columns(recommendation), *TRIAL_COLUMNS[2:]]
+    columns = [*TRIAL_COLUMNS[:2], *(knob.name for knob in knobs.knobs), *TRIAL_COLUMNS[2:]]
     frame = pd.DataFrame(rows, columns=columns)
     return frame.astype({"native_threads": "Int64"})  # blank for the libraries' default, not NaN beside floats
 

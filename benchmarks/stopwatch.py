@@ -20,6 +20,8 @@ rebuilt as its user would edit the line: the same dataset, batches and collate, 
 ``prefetch_factor`` and ``persistent_workers`` (PERSISTENT) from the pool the three knobs describe
 (``tuner.engines.knobs.DataLoaderKnobs``), and ``multiprocessing_context`` the start method; a PyDataset
 with PERSISTENT is handed to a DataLoader so (``batch_size=None``), as the report's code does.
+A Grain pipeline gets ``mp_prefetch`` with ``worker_count`` WORKERS and ``worker_buffer_size``
+MAX_QUEUE_SIZE / WORKERS on its MapDataset of batches (``knobs.GrainKnobs``), as the report's code does.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main() -> None:
+    """Runs under ``if __name__ == "__main__"``: Grain's mp_prefetch spawns workers that import this script."""
     path, workers, processes, queue, epochs = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "True", int(sys.argv[4]), int(sys.argv[5])
     native = int(sys.argv[6]) if len(sys.argv) > 6 and sys.argv[6] != "default" else None
     persistent = len(sys.argv) > 7 and sys.argv[7] == "True"
@@ -63,7 +66,10 @@ def main() -> None:
     knobs = {"workers": workers, "use_multiprocessing": processes, "max_queue_size": queue}
     callback = epoch_ends(engine.name)
     batches = engine.num_batches(engine.adopt(dataset))
-    if engine.name == "torch-dataloader" or persistent:
+    if engine.name == "grain":
+        data = grain_with_knobs(dataset, LoaderConfig(workers, processes, queue))
+        fit = lambda count, cb: model.fit(data, epochs=count, verbose=0, callbacks=cb)  # noqa: E731
+    elif engine.name == "torch-dataloader" or persistent:
         loader = with_knobs(dataset, LoaderConfig(workers, processes, queue, persistent_workers=persistent))
         fit = lambda count, cb: model.fit(loader, epochs=count, verbose=0, callbacks=cb)  # noqa: E731
     elif workers == 0:
@@ -107,9 +113,29 @@ def with_knobs(user, config):
                       timeout=user.timeout, **batching, **knobs)
 
 
+def grain_with_knobs(user, config):
+    """The user's Grain pipeline as the report's code edits it: its MapDataset of batches through
+    ``to_iter_dataset`` (with the user's read options) and ``mp_prefetch`` with the knobs ``config`` describes;
+    with no workers, the pipeline as handed over."""
+    import grain
+    from absl import flags
+
+    from tuner.engines.grain_data import GrainSource
+    from tuner.engines.knobs import GRAIN_KNOBS
+
+    knobs = GRAIN_KNOBS.values(config)
+    if not knobs["worker_count"]:
+        return user
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()  # the pasted code's line (google/grain#1355)
+    source = GrainSource(user)
+    return source.batches.to_iter_dataset(source.read_options).mp_prefetch(grain.MultiprocessingOptions(
+        num_workers=knobs["worker_count"], per_worker_buffer_size=knobs["worker_buffer_size"]))
+
+
 def epoch_ends(engine: str):
     """A callback that notes when each epoch ended, nothing else."""
-    if engine in ("keras3", "torch-dataloader"):
+    if engine in ("keras3", "torch-dataloader", "grain"):
         import keras as module
     else:
         import tf_keras as module

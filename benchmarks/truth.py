@@ -13,7 +13,9 @@ It prints, per example and run: the answer over the grid's best, the claim error
 issue 30's goals held. With ``--under-load`` each example is also tuned once beside a process spinning
 one core, and that answer is judged against the same quiet stopwatch. A row ``EXAMPLE@jax`` tunes and
 times under JAX (no processes there); ``torch_dataloader@torch`` tunes a torch DataLoader under the torch
-backend against ``num_workers`` 0, 1, 2 and 4, each with and without ``persistent_workers``. With ``--start-method forkserver`` (or spawn) every tune and every
+backend against ``num_workers`` 0, 1, 2 and 4, each with and without ``persistent_workers``;
+``grain_pipeline@jax`` a Grain pipeline against ``mp_prefetch`` ``worker_count`` 0, 1, 2 and 4, each at
+``worker_buffer_size`` 1 and 4. With ``--start-method forkserver`` (or spawn) every tune and every
 stopwatch fit starts its process pools so, and the grid's process pools stop at 8 workers: each worker
 imports TensorFlow at every epoch start.
 
@@ -56,13 +58,16 @@ from tuner.search.space import SearchSpace, rule_of_thumb  # noqa: E402
 
 EXAMPLES = ("io_bound", "gil_bound", "numpy_augment", "image_files", "flow_from_directory", "legacy_sequence",
             "legacy_generator", "blas_features", "io_bound@jax", "gil_bound@jax", "torch_dataloader@torch")
+# Other engines' examples, tuned and timed on request (--examples), not in the README's table.
+ENGINE_ROWS = ("grain_pipeline@jax", "grain_pipeline@tensorflow")
 # Data code the examples lack, in benchmarks/workloads/ (issue 40): epochs of 1.5 to 5 s with a model step over
 # 20 ms (log_lines), 7 MB batches (volume_patches), a dataset that does not pickle (closure_pipeline), and a
 # BLAS-heavy loader timed also at one BLAS thread a worker (whitened_windows). They are not in the README's table.
 WORKLOADS = ("log_lines", "volume_patches", "closure_pipeline", "whitened_windows")
 STOPWATCH = ROOT / "benchmarks" / "stopwatch.py"
 GRID_WORKERS = (1, 2, 4, 8, 16, 32)
-LOADER_WORKERS = (1, 2, 4)  # a torch DataLoader's num_workers, each with and without persistent workers
+LOADER_WORKERS = (1, 2, 4)
+GRAIN_WORKERS = (0, 1, 2, 4)  # mp_prefetch's worker_count, each at worker_buffer_size 1 and 4  # a torch DataLoader's num_workers, each with and without persistent workers
 # "never below the rule of thumb or tf.data, within the intervals": two stopwatch rounds vary by a few percent
 RULE_NOISE = TF_DATA_NOISE = 1.05
 FRESH_WORKERS_MOST = 8  # process pools under forkserver or spawn: each worker imports TensorFlow every epoch
@@ -110,6 +115,8 @@ def grid(answer: Recommendation) -> dict[str, LoaderConfig]:
     knobs = registry.knob_set(answer.engine, answer.backend)
     if answer.engine == "torch-dataloader":
         return loader_grid(answer, knobs)
+    if answer.engine == "grain":
+        return grain_grid(answer, knobs)
     space = SearchSpace.for_profiles(answer.machine, answer.dataset, backend=answer.backend)
     kinds = [False] * (not space.threads_infeasible) + [True] * space.allow_processes
     forked = answer.machine.start_method == "fork"
@@ -135,6 +142,18 @@ def loader_grid(answer: Recommendation, knobs) -> dict[str, LoaderConfig]:
     each with and without persistent workers, and the rule of thumb (a worker per core)."""
     configs = [KERAS_DEFAULTS] + [LoaderConfig(workers, True, 2 * workers, persistent_workers=persistent)
                                   for workers in LOADER_WORKERS for persistent in (False, True)]
+    settings = {config.label(): config for config in configs}
+    rule = rule_of_thumb(answer.machine, answer.dataset, knobs)
+    if rule not in configs:
+        settings["rule of thumb"] = rule
+    return settings
+
+
+def grain_grid(answer: Recommendation, knobs) -> dict[str, LoaderConfig]:
+    """A Grain pipeline's grid: ``mp_prefetch`` with ``GRAIN_WORKERS`` workers (0: none, the defaults), each
+    holding 1 and 4 batches, and the rule of thumb (a worker per core)."""
+    configs = [KERAS_DEFAULTS] + [LoaderConfig(workers, True, workers * buffer)
+                                  for workers in GRAIN_WORKERS if workers for buffer in (1, 4)]
     settings = {config.label(): config for config in configs}
     rule = rule_of_thumb(answer.machine, answer.dataset, knobs)
     if rule not in configs:
@@ -334,7 +353,7 @@ def publish(results: list[dict], rounds: int, saved: list[Path], start_method: s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--examples", nargs="+", choices=EXAMPLES + WORKLOADS,
+    parser.add_argument("--examples", nargs="+", choices=EXAMPLES + WORKLOADS + ENGINE_ROWS,
                         help="these examples (or benchmarks/workloads/) only, in a section of their own (default: "
                              "every example, and the README's table)")
     parser.add_argument("--rounds", type=int, default=2, help="stopwatch rounds per setting (default 2)")

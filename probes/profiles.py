@@ -19,6 +19,7 @@ class DataKind(TextEnum):
     GENERATOR = "generator"
     SEQUENCE_AS_PYDATASET = "sequence as pydataset"  # a tf-keras Sequence wrapped to run under Keras 3
     DATALOADER = "dataloader"  # a torch DataLoader, which Keras 3's fit takes under every backend
+    GRAIN = "grain"  # a Grain MapDataset or IterDataset, which Keras 3's fit takes under every backend
 
 
 @dataclass(frozen=True)

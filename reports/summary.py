@@ -60,7 +60,7 @@ def summary_rows(r: Recommendation) -> tuple[SummaryRow, ...]:
         t = r.tf_data
         rows.append(("tf.data", f"{t.speedup:.2f}x the recommended setting, {t.interval_text()}"))
     if registry.entry(r.engine).feeds_a_pydataset:
-        rows.append(("Backend", backends.what_it_changes(r.backend)))
+        rows.append(("Backend", backends.what_it_changes(r.backend, r.machine.start_method)))
     rows.append(("Model", r.model.description))
     rows.append(("Epoch modelled", f"{r.epoch_batches} batches; the screen timed one epoch of about 0.5 s per "
                                    f"setting ({r.window_batches} batches for the defaults), the race fits of several"))

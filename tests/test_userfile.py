@@ -4,6 +4,7 @@ import textwrap
 
 import pytest
 
+from tuner.engines import registry
 from tuner.errors import TuneLoaderError
 from tuner.userfile import find_dataset, find_model, import_user_file
 
@@ -43,6 +44,14 @@ def test_a_class_without_required_arguments_is_found(tmp_path):
 def test_imported_classes_are_not_candidates(tmp_path):
     with pytest.raises(TuneLoaderError, match="No dataset found in my_gen.py"):
         find(write(tmp_path, "x = 1\n"))
+
+
+def test_no_dataset_found_names_every_kind_of_dataset_an_engine_takes(tmp_path):
+    with pytest.raises(TuneLoaderError) as raised:
+        find(write(tmp_path, "x = 1\n"))
+    kinds = [kind for entry in registry.ENGINES for kind in entry.takes]
+    assert len(kinds) >= len(registry.ENGINES) and all(kind in str(raised.value) for kind in kinds)
+    assert "make_dataloader(**knobs)" in str(raised.value)
 
 
 def test_classes_needing_arguments_are_named_in_the_error(tmp_path):

@@ -125,12 +125,13 @@ class Facts:
         so a shorter epoch waits for another share of it. A setting whose epoch costs over
         ``MODELLED_FIXED_SECONDS`` beyond its batches (tf-keras's 5 s stall) is timed in lone windows
         with that cost added from the probe, as the screen does: two epochs of it would cost more than
-        the whole race."""
+        the whole race; unless the engine reads that cost from its fits itself (``fits_time_fixed_cost``:
+        Grain's spawned workers)."""
         rate = screened.steady_batches_per_second if screened and screened.steady_batches_per_second else None
         rate = rate or self.predicted(config)
         batches = self.window_batches(config, rate, RACE_WINDOW_SECONDS, MIN_RACE_BATCHES)
         if (screened and screened.fixed_seconds and screened.fixed_seconds > MODELLED_FIXED_SECONDS
-                and not config.persistent_workers):
+                and not config.persistent_workers and not self.space.knobs.fits_time_fixed_cost):
             return RacePlan(batches, 1)
         waits = (not config.parallel and not config.is_tf_data
                  and registry.inline_uses_tf_data(self.engine, self.backend))
@@ -243,9 +244,12 @@ def _probe(measurer: TrialMeasurer, machine: MachineProfile, budget: int, starte
     progress.stage("Probing the data code, the model step and Keras's pipeline")
     dataset, model = measurer.probe(machine.usable_cores)
     loaded = measurer.loaded
+    knobs = registry.knob_set(loaded.engine, loaded.backend)
+    # An engine whose pools start their own way (Grain's spawn) is judged by that way, whatever --start-method says
+    machine = dataclasses.replace(machine, start_method=knobs.start_method or machine.start_method)
     space = SearchSpace.for_profiles(machine, dataset, allow_duplicated_data=options.allow_duplicated_data,
                                      backend=loaded.backend, search_native_threads=options.native_threads,
-                                     knobs=registry.knob_set(loaded.engine, loaded.backend), model=model)
+                                     knobs=knobs, model=model)
     return Facts(machine, dataset, model, loaded.dataset_name, loaded.class_name, loaded.engine, space, budget, started,
                  provenance, loaded.backend, tuple(filter(None, [backend_mismatch(asked, loaded.backend, loaded.engine)])))
 

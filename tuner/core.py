@@ -33,6 +33,7 @@ class EngineName(TextEnum):
     KERAS3 = "keras3"
     TF_KERAS = "tf-keras"
     TORCH_DATALOADER = "torch-dataloader"
+    GRAIN = "grain"
 
 
 class Backend(TextEnum):

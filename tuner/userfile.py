@@ -28,6 +28,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from tuner.engines import registry
 from tuner.engines.snippets import DATALOADER_FACTORY  # make_dataloader(**knobs): a DataLoader's knobs handed over
 from tuner.errors import TuneLoaderError
 
@@ -134,10 +135,9 @@ def find_dataset(
     )
     raise TuneLoaderError(
         f"No dataset found in {_file_name(module)}.{hint} Expected a `{DATASET_FACTORY}()` function that "
-        "returns a keras.utils.PyDataset, a tf_keras.utils.Sequence, a torch DataLoader or a generator; a "
-        f"`{DATALOADER_FACTORY}(**knobs)` function that returns a torch DataLoader; a PyDataset, Sequence or "
-        "DataLoader at module level; a PyDataset or Sequence subclass that takes no arguments; or a generator "
-        f"function that takes none. Fix: add `def {DATASET_FACTORY}(): return MyDataset(...)`, or pass "
+        f"returns {registry.datasets_taken()}; a `{DATALOADER_FACTORY}(**knobs)` function that returns a torch "
+        "DataLoader; any of those datasets at module level; a PyDataset or Sequence subclass that takes no "
+        f"arguments; or a generator function that takes none. Fix: add `def {DATASET_FACTORY}(): return MyDataset(...)`, or pass "
         "--dataset NAME."
     )
 

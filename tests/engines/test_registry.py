@@ -3,6 +3,7 @@ settings each knob set offers the search, what results.json records and the code
 
 from __future__ import annotations
 
+import typing
 import dataclasses
 import importlib.util
 import json
@@ -25,20 +26,20 @@ from tuner.search.space import SearchSpace
 def test_every_entry_names_an_engine_module_its_class_and_a_knob_set():
     for entry in registry.ENGINES:
         assert importlib.util.find_spec(entry.module) is not None, entry
-        assert isinstance(registry.knob_set(entry.name), (knobs.KerasKnobs, knobs.DataLoaderKnobs))
+        assert isinstance(registry.knob_set(entry.name), typing.get_args(knobs.KnobSet))
         assert EngineName(entry.name) is entry.name
     assert [entry.name for entry in registry.ENGINES] == list(EngineName)  # one entry per engine, none without
     assert pickle.loads(pickle.dumps(EngineName.TORCH_DATALOADER)) is EngineName.TORCH_DATALOADER
 
 
 def test_an_unknown_engine_is_refused_with_the_known_ones():
-    with pytest.raises(TuneLoaderError, match="Expected one of keras3, tf-keras, torch-dataloader. Received: "
+    with pytest.raises(TuneLoaderError, match="Expected one of keras3, tf-keras, torch-dataloader, grain. Received: "
                                               "engine='torch'"):
         registry.entry("torch")
 
 
-@pytest.mark.parametrize("knob_set", [knobs.KERAS_KNOBS, knobs.DATALOADER_KNOBS, knobs.PYDATASET_IN_DATALOADER_KNOBS],
-                         ids=["keras", "dataloader", "pydataset-in-dataloader"])
+@pytest.mark.parametrize("knob_set", [knobs.KERAS_KNOBS, knobs.DATALOADER_KNOBS, knobs.PYDATASET_IN_DATALOADER_KNOBS,
+                                      knobs.GRAIN_KNOBS], ids=["keras", "dataloader", "pydataset-in-dataloader", "grain"])
 def test_a_knob_set_translates_every_setting_it_offers_both_ways(knob_set):
     offered = knob_set.pools(8, knob_set.pool_kinds, 64) + knob_set.model_grid(8, knob_set.pool_kinds)
     assert offered
@@ -142,3 +143,26 @@ def test_a_pydataset_answered_with_persistent_workers_hands_over_the_dataloader_
     assert "dataset = ShardDataset(...)" in block.code
     assert ("DataLoader(dataset, batch_size=None, shuffle=True, num_workers=2, prefetch_factor=2, persistent_workers=True, "
             "multiprocessing_context='forkserver')") in block.code
+
+
+@pytest.mark.parametrize("config", [KERAS_DEFAULTS, LoaderConfig(2, True, 8)])
+def test_an_enqueued_grain_trial_stores_knobs_that_give_the_setting_back(config):
+    space = SearchSpace(8, allow_processes=True, knobs=knobs.GRAIN_KNOBS)
+    trial = optuna.trial.FixedTrial(space.params(config))
+    assert space.suggest(trial) == config
+    assert space.config_of(trial.params) == config
+
+
+def test_a_grain_answer_records_mp_prefetchs_knobs_and_hands_over_the_mp_prefetch_line():
+    best = LoaderConfig(2, True, 8)
+    answer = builders.recommendation(engine="grain", best=best, kind=DataKind.GRAIN)
+    answer = dataclasses.replace(answer, knobs=knobs.GRAIN_KNOBS.recorded(best, "spawn"))
+    assert answer.settings_text() == "worker_count=2, worker_buffer_size=4"
+    (block,) = engines.code_blocks(answer)
+    assert block.title == "Grain" and "flags.FLAGS.mark_as_parsed()" in block.code
+    assert ".to_iter_dataset().mp_prefetch(" in block.code
+    assert "grain.MultiprocessingOptions(num_workers=2, per_worker_buffer_size=4)" in block.code
+    assert Recommendation.from_json(answer.to_json()) == answer
+    kept = dataclasses.replace(answer, config=KERAS_DEFAULTS, knobs=knobs.GRAIN_KNOBS.recorded(KERAS_DEFAULTS, "spawn"))
+    (block,) = engines.code_blocks(kept)
+    assert "without mp_prefetch" in block.code and "mp_prefetch(" not in block.code

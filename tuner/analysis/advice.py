@@ -289,7 +289,7 @@ def start_method_cost(dataset: DatasetProfile, usable_cores: int, chosen: Loader
     if cost is None:
         return None
     keras = f", importing Keras {cost.keras_seconds:.2f} s" if start.imports_keras else ""
-    text = (f"Process pools start by {cost.method} here, as in your training (--start-method): {start.starter} fresh "
+    text = (f"Process pools start by {cost.method} here, {start.chosen_by}: {start.starter} fresh "
             f"workers every epoch, and each costs {cost.per_worker_seconds:.2f} s beyond a forked one (a fresh "
             f"interpreter {cost.interpreter_seconds:.2f} s{keras}; your dataset "
             f"pickled in {cost.pickle_seconds:.2f} s, {cost.pickle_bytes / 2**20:.1f} MiB, and unpickled in the "

@@ -3,6 +3,7 @@
 ``keras3`` drives ``keras.utils.PyDataset``; ``tf_keras`` drives legacy
 ``tf_keras.utils.Sequence`` and plain generators through ``fit_generator``;
 ``torch_loader`` drives a ``torch.utils.data.DataLoader`` under Keras 3's ``fit``;
+``grain_loader`` drives a Grain dataset under Keras 3's ``fit``;
 ``tfdata`` runs the same per-batch code through a tf.data pipeline, under
 either Keras. ``registry`` lists them. Detection checks ``sys.modules`` first:
 if the user's file did not import a framework, nothing in it can be that
@@ -109,8 +110,15 @@ def is_torch_loader(obj: Any) -> bool:
         isinstance(obj, dataset) and callable(getattr(obj, "make_dataloader", None))))
 
 
+def is_grain_dataset(obj: Any) -> bool:
+    """A Grain ``MapDataset``, ``IterDataset`` or ``DataLoader`` (``grain_data.GrainSource`` says which it times)."""
+    kinds = [_loaded("grain", name) for name in ("MapDataset", "IterDataset", "DataLoader")]
+    return any(kind is not None and isinstance(obj, kind) for kind in kinds)
+
+
 def is_dataset(obj: Any) -> bool:
-    return is_keras3_dataset(obj) or is_tf_keras_sequence(obj) or is_torch_loader(obj) or is_generator(obj)
+    return (is_keras3_dataset(obj) or is_tf_keras_sequence(obj) or is_torch_loader(obj) or is_grain_dataset(obj)
+            or is_generator(obj))
 
 
 def is_dataset_class(cls: type) -> bool:
@@ -150,6 +158,12 @@ def choose(dataset: Any, requested: str | None) -> EngineName:
                 f"persistent_workers. Fix: drop --engine. Received: engine={requested!r}"
             )
         return EngineName.TORCH_DATALOADER
+    if is_grain_dataset(dataset):
+        if requested not in (None, EngineName.GRAIN):
+            raise TuneLoaderError(
+                f"{type(dataset).__name__} is a Grain dataset, which only the grain engine times: its knobs are "
+                f"mp_prefetch's worker_count and worker_buffer_size. Fix: drop --engine. Received: engine={requested!r}")
+        return EngineName.GRAIN
     if is_generator(dataset):
         if requested == EngineName.KERAS3:
             raise TuneLoaderError(
@@ -162,9 +176,7 @@ def choose(dataset: Any, requested: str | None) -> EngineName:
             )
         return EngineName.TF_KERAS
     raise TuneLoaderError(
-        "Expected a keras.utils.PyDataset (Keras 3), a tf_keras.utils.Sequence, a torch DataLoader or a generator "
-        "function. "
-        f"Received: {type(dataset).__name__}"
+        f"Expected {registry.datasets_taken()}. Received: {type(dataset).__name__}"
     )
 
 

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tuner.core import Backend
+from tuner.core import Backend, StartMethod
 from tuner.errors import TuneLoaderError
 
 TRAINING_BACKENDS = tuple(Backend)
@@ -95,22 +95,26 @@ def _read_backend(config: Path) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def processes_excluded(backend: Backend) -> str | None:
-    """Why processes are not tried under ``backend``, or None when they are."""
-    return FORK_UNSAFE if backend == Backend.JAX else None
+def processes_excluded(backend: Backend, start_method: StartMethod) -> str | None:
+    """Why processes are not tried under ``backend`` when their workers start by ``start_method``, or None
+    when they are: only forking JAX is unsafe (a spawned or forkserver worker is a fresh interpreter)."""
+    return FORK_UNSAFE if backend == Backend.JAX and start_method == StartMethod.FORK else None
 
 
 def label(backend: Backend) -> str:
     return {Backend.TENSORFLOW: "TensorFlow", Backend.JAX: "JAX", Backend.TORCH: "PyTorch"}.get(backend, backend)
 
 
-def what_it_changes(backend: Backend) -> str:
-    """One line for the report: how this backend feeds a PyDataset, and whether processes were allowed."""
+def what_it_changes(backend: Backend, start_method: StartMethod) -> str:
+    """One line for the report: how this backend feeds a PyDataset, and whether processes were allowed (their
+    workers started by ``start_method``)."""
     if backend == Backend.TENSORFLOW:
         return ("TensorFlow: without a pool Keras feeds the batches through tf.data with prefetch, so one batch is "
                 "made while the model trains on the last; processes were allowed")
     if backend == Backend.JAX:
         return ("JAX: Keras iterates the PyDataset itself and, on a CPU, fetches no batch ahead, so without a pool a "
-                "batch is made, then trained on; processes were not tried (fork is unsafe under JAX)")
+                "batch is made, then trained on; " + ("processes were not tried (fork is unsafe under JAX)"
+                                                      if processes_excluded(backend, start_method)
+                                                      else f"processes were allowed (started by {start_method})"))
     return ("PyTorch: Keras iterates the PyDataset itself (a DataLoader without workers around it), so without a "
             "pool a batch is made, then trained on; processes were allowed")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from tuner.core import KERAS_DEFAULTS, LoaderConfig, PoolKind
+from tuner.core import KERAS_DEFAULTS, LoaderConfig, PoolKind, StartMethod
 from tuner.engines import snippets
 from tuner.engines.snippets import CodeBlock
 
@@ -36,6 +36,7 @@ class PoolStart:
     starter: str
     imports_keras: bool
     fixes: str
+    chosen_by: str = "as in your training (--start-method)"  # who picks the start method
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,10 @@ class KerasKnobs:
     persistent_pools: bool = False  # Keras builds its pool at every epoch start
     # Keras's pool hands the dataset to its workers as initargs, which a fork inherits without pickling.
     forked_workers_inherit_data: bool = True
+    start_method: StartMethod | None = None  # how its workers start: None, multiprocessing's (--start-method)
+    # Its engine times a fit's per-epoch fixed cost itself (epochs of two lengths), so a costly start is raced
+    # in fits, not in lone windows with the probe's estimate added (api.Facts.race_plan).
+    fits_time_fixed_cost: bool = False
     pool_start: PoolStart = PoolStart(
         "Keras starts", True, "a torch DataLoader with persistent_workers=True, which keeps the workers across "
         "epochs; or multiprocessing.set_start_method('fork') before training")
@@ -149,6 +154,8 @@ class DataLoaderKnobs:
     inline_through_tf_data: bool = False  # Keras reads it through from_generator, without a prefetch
     persistent_pools: bool = True  # persistent_workers: a pool that starts once per fit
     forked_workers_inherit_data: bool = True  # a forked DataLoader worker is not sent its dataset
+    start_method: StartMethod | None = None  # multiprocessing_context: the start method tuned under
+    fits_time_fixed_cost: bool = False
     pool_start: PoolStart = PoolStart(
         "a DataLoader without persistent_workers starts", False,
         "persistent_workers=True, which keeps the workers across epochs; or multiprocessing_context='fork'")
@@ -204,6 +211,74 @@ class DataLoaderKnobs:
 
 
 @dataclass(frozen=True)
+class GrainKnobs:
+    """Grain's ``mp_prefetch``: ``worker_count`` processes (``MultiprocessingOptions.num_workers``), each
+    holding ``worker_buffer_size`` batches ahead (``per_worker_buffer_size``), so ``max_queue_size`` is their
+    product; ``worker_count=0`` is the pipeline without ``mp_prefetch``, the reference. Grain starts its
+    workers by spawn whatever multiprocessing's default is, and sends each the pipeline by cloudpickle, at
+    every epoch: Keras iterates the dataset anew and the iterator starts a fresh pool. The read options
+    (threads that make the batches in each process) stay the user's."""
+
+    knobs: tuple[Knob, ...] = (
+        Knob("worker_count", int, 0, "mp_prefetch worker processes (0: no mp_prefetch)"),
+        Knob("worker_buffer_size", int, 1, "batches each worker holds ahead"),
+    )
+    pool_kinds: tuple[PoolKind, ...] = (PoolKind.PROCESSES,)
+    buffer_sizes: tuple[int, ...] = (1, 4)
+    races_tf_data: bool = False  # its batches are the pipeline's own
+    inline_through_tf_data: bool = False  # Keras reads it through from_generator, without a prefetch
+    persistent_pools: bool = False  # every epoch's iterator starts its own workers
+    forked_workers_inherit_data: bool = False  # spawned workers are sent the pipeline by cloudpickle
+    start_method: StartMethod | None = StartMethod.SPAWN  # mp_prefetch's own context, not multiprocessing's
+    fits_time_fixed_cost: bool = True  # grain_loader.by_length: its batches' spacing lies, epochs' lengths do not
+    pool_start: PoolStart = PoolStart(
+        "Grain's mp_prefetch starts", False,
+        "fewer, longer epochs (repeat() the dataset and pass steps_per_epoch); or no mp_prefetch",
+        "whatever multiprocessing's default: Grain's mp_prefetch always spawns")
+
+    def values(self, config: LoaderConfig) -> dict[str, KnobValue]:
+        if not config.parallel:
+            return {"worker_count": 0, "worker_buffer_size": 1}
+        return {"worker_count": config.workers, "worker_buffer_size": max(1, config.max_queue_size // config.workers)}
+
+    def config_of(self, values: dict[str, Any]) -> LoaderConfig:
+        workers = values["worker_count"]
+        if not workers:
+            return KERAS_DEFAULTS
+        return LoaderConfig(workers, True, workers * values["worker_buffer_size"])
+
+    def recorded(self, config: LoaderConfig, start_method: str) -> dict[str, KnobValue]:
+        """The knobs as results.json records them and the code sets them (no start method: Grain's is spawn)."""
+        values = self.values(config)
+        return values if values["worker_count"] else {"worker_count": 0}
+
+    def pools(self, max_workers: int, kinds: tuple[PoolKind, ...], max_queue: int) -> list[LoaderConfig]:
+        """Workers 1, 2, 4, ... up to ``max_workers``, each holding 1 and 4 batches ahead."""
+        if PoolKind.PROCESSES not in kinds:
+            return []
+        return [LoaderConfig(workers, True, workers * buffer)
+                for workers in worker_ladder(1, max_workers) for buffer in self.buffer_sizes]
+
+    def model_grid(self, max_workers: int, kinds: tuple[PoolKind, ...]) -> list[LoaderConfig]:
+        if PoolKind.PROCESSES not in kinds:
+            return []
+        return [LoaderConfig(workers, True, workers * buffer)
+                for workers in range(1, max_workers + 1) for buffer in (1, 2, 4)]
+
+    def suggest(self, trial, max_workers: int, kinds: tuple[PoolKind, ...]) -> LoaderConfig:
+        most = max_workers if PoolKind.PROCESSES in kinds else 0
+        return self.config_of({"worker_count": trial.suggest_int("worker_count", 0, most),
+                               "worker_buffer_size": trial.suggest_categorical("worker_buffer_size", [1, 2, 4])})
+
+    def rule_of_thumb(self, cores: int, processes: bool) -> LoaderConfig:
+        """What Grain users usually write: a worker per core, Grain's buffer of one batch each."""
+        return LoaderConfig(cores, True, cores)
+
+    def code_blocks(self, answer: Recommendation) -> list[CodeBlock]:
+        return [snippets.grain(answer)]
+
+
+@dataclass(frozen=True)
 class PyDatasetInDataLoaderKnobs(KerasKnobs):
     """A PyDataset under the torch backend: Keras's three knobs, and the same PyDataset handed to a torch
     ``DataLoader`` (``batch_size=None``: batch i is ``dataset[i]``) whose ``persistent_workers`` keep
@@ -256,7 +331,8 @@ KERAS_KNOBS = KerasKnobs()
 TF_KERAS_KNOBS = TfKerasKnobs()
 DATALOADER_KNOBS = DataLoaderKnobs()
 PYDATASET_IN_DATALOADER_KNOBS = PyDatasetInDataLoaderKnobs()
-KnobSet = KerasKnobs | DataLoaderKnobs
+GRAIN_KNOBS = GrainKnobs()
+KnobSet = KerasKnobs | DataLoaderKnobs | GrainKnobs
 
 
 def optuna_params(knobs: KnobSet, config: LoaderConfig) -> dict[str, KnobValue]:

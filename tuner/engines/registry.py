@@ -29,19 +29,32 @@ class EngineEntry:
     migrates_to: EngineName | None = None  # the engine its data would move to (--compare-keras3 times both)
     # How the backend feeds the data is the PyDataset's (engines.backend.what_it_changes)
     feeds_a_pydataset: bool = False
+    takes: tuple[str, ...] = ()  # the datasets it trains on, as errors name them
 
 
 ENGINES = (
     EngineEntry(EngineName.KERAS3, "tuner.engines.keras3", "Keras3Engine", "KERAS_KNOBS", "pip install keras",
-                "Keras 3", ((Backend.TORCH, "PYDATASET_IN_DATALOADER_KNOBS"),), feeds_a_pydataset=True),
+                "Keras 3", ((Backend.TORCH, "PYDATASET_IN_DATALOADER_KNOBS"),), feeds_a_pydataset=True,
+                takes=("a keras.utils.PyDataset",)),
     EngineEntry(EngineName.TF_KERAS, "tuner.engines.tf_keras", "TfKerasEngine", "TF_KERAS_KNOBS",
                 "pip install 'tune-loader[legacy]' (or pip install tf-keras matching your TensorFlow)", "tf-keras",
-                only_backend=Backend.TENSORFLOW, migrates_to=EngineName.KERAS3),
+                only_backend=Backend.TENSORFLOW, migrates_to=EngineName.KERAS3,
+                takes=("a tf_keras.utils.Sequence", "a plain generator")),
     EngineEntry(EngineName.TORCH_DATALOADER, "tuner.engines.torch_loader", "TorchLoaderEngine",
-                "DATALOADER_KNOBS", "pip install 'tune-loader[torch]' (or pip install torch)", "Keras 3"),
+                "DATALOADER_KNOBS", "pip install 'tune-loader[torch]' (or pip install torch)", "Keras 3",
+                takes=("a torch DataLoader",)),
+    EngineEntry(EngineName.GRAIN, "tuner.engines.grain_loader", "GrainEngine", "GRAIN_KNOBS",
+                "pip install 'tune-loader[grain]' (or pip install grain)", "Keras 3",
+                takes=("a Grain MapDataset or IterDataset",)),
 )
 
 NAMES = tuple(entry.name for entry in ENGINES)
+
+
+def datasets_taken() -> str:
+    """Every kind of dataset some engine trains on, as one phrase for errors."""
+    kinds = [kind for found in ENGINES for kind in found.takes]
+    return ", ".join(kinds[:-1]) + ", or " + kinds[-1]
 
 
 def entry(name: str) -> EngineEntry:

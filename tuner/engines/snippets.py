@@ -56,6 +56,25 @@ def dataloader(answer: Recommendation, user_loader: bool) -> CodeBlock:
     return CodeBlock(title, note, native_threads(answer) + line + "model.fit(loader, epochs=...)")
 
 
+def grain(answer: Recommendation) -> CodeBlock:
+    """The answer as Grain's ``mp_prefetch`` on the user's pipeline (none: the pipeline as it is)."""
+    knobs = answer.knob_values()
+    if not knobs.get("worker_count"):
+        code = ("dataset = make_dataset()  # your Grain pipeline, as now, without mp_prefetch\n"
+                "model.fit(dataset, epochs=...)")
+        return CodeBlock("Grain", ": no mp_prefetch", native_threads(answer) + code)
+    code = (
+        "import grain\nfrom absl import flags\n\n"
+        "flags.FLAGS.mark_as_parsed()  # grain 0.2.18's mp_prefetch reads absl flags (google/grain#1355)\n"
+        "dataset = ...  # your MapDataset: .map(...).batch(...), as now\n"
+        "dataset = dataset.to_iter_dataset().mp_prefetch(  # your read options in to_iter_dataset(), if any\n"
+        f"    grain.MultiprocessingOptions(num_workers={knobs['worker_count']}, "
+        f"per_worker_buffer_size={knobs['worker_buffer_size']}))\n"
+        "model.fit(dataset, epochs=...)  # in a script: under if __name__ == '__main__', as spawn needs")
+    note = " (mp_prefetch: a grain.DataLoader takes the same as worker_count and worker_buffer_size)"
+    return CodeBlock("Grain", note, native_threads(answer) + code)
+
+
 def keras3(answer: Recommendation) -> CodeBlock:
     """The three knobs as a Keras 3 PyDataset takes them."""
     c, name = answer.config, answer.dataset.class_name
@@ -142,7 +161,11 @@ def native_threads(answer: Recommendation) -> str:
     limit = answer.config.native_threads
     if limit is None:
         return ""
-    if answer.dataset.kind == DataKind.GENERATOR:
+    if answer.dataset.kind == DataKind.GRAIN:
+        where = ("def your_map_function(record):  # each .map() of your Grain pipeline\n"
+                 f"    threadpool_limits(limits={limit})  # first thing, in whichever process runs it\n"
+                 "    ...  # your code, unchanged")
+    elif answer.dataset.kind == DataKind.GENERATOR:
         where = (f"def {answer.dataset_name}(...):  # your generator\n    while ...:\n"
                  f"        threadpool_limits(limits={limit})  # before each batch's work\n        yield ...")
     else:

@@ -84,7 +84,7 @@ class SearchSpace:
                                       "define the class in a module that the workers can import")
         if allow and model and not knobs.persistent_pools and start_outweighs_epoch(dataset, model):
             allow, excluded = False, _start_outweighs_text(dataset, model, knobs)
-        if unsafe := backend_rules.processes_excluded(backend):
+        if unsafe := backend_rules.processes_excluded(backend, machine.start_method):
             allow, excluded = False, unsafe
         threads = None
         if generator and dataset.thread_safe is False:

@@ -209,9 +209,10 @@ class Session:
         from probes.start_cost import probe_start_cost
         from tuner.engines import backend as backends
 
-        method = multiprocessing.get_start_method()
+        method = (registry.knob_set(self.engine.name, self.engine.backend).start_method
+                  or multiprocessing.get_start_method())
         if (method == StartMethod.FORK or profile.pickle_error or profile.kind == DataKind.GENERATOR
-                or backends.processes_excluded(self.engine.backend)):
+                or backends.processes_excluded(self.engine.backend, StartMethod(method))):
             return None
         heartbeat.watch(False)  # fresh interpreters import Keras: seconds without a batch
         try:

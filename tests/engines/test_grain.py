@@ -1,0 +1,107 @@
+"""The Grain engine's data side and knobs, without training: which engine a Grain dataset gets, which pipelines
+are taken and which refused with their fix, that a window makes exactly the user's batches, how the knobs map
+to a pool and back, and the code the answer pastes."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+grain = pytest.importorskip("grain")
+
+from probes.dataset import pickle_failure  # noqa: E402
+from tuner import engines  # noqa: E402
+from tuner.core import KERAS_DEFAULTS, Backend, EngineName, LoaderConfig, PoolKind, StartMethod  # noqa: E402
+from tuner.engines import backend, registry  # noqa: E402
+from tuner.engines.grain_data import GrainSource  # noqa: E402
+from tuner.engines.knobs import GRAIN_KNOBS  # noqa: E402
+from tuner.errors import TuneLoaderError  # noqa: E402
+
+
+def batches(records: int = 20, size: int = 4):
+    """Batch i holds the records 4i..4i+3, each a row of its own index."""
+    return grain.MapDataset.range(records).map(lambda i: np.full((2,), i, "float32")).batch(size)
+
+
+def test_a_grain_dataset_gets_the_grain_engine_and_no_other():
+    assert engines.choose(batches(), None) == EngineName.GRAIN
+    assert engines.choose(batches().to_iter_dataset(), None) == EngineName.GRAIN
+    with pytest.raises(TuneLoaderError, match="only the grain engine times.*Received: engine='keras3'"):
+        engines.choose(batches(), "keras3")
+    assert registry.knob_set(EngineName.GRAIN, Backend.JAX) is GRAIN_KNOBS
+
+
+@pytest.mark.parametrize("handed_over", [
+    lambda ds: ds,
+    lambda ds: ds.to_iter_dataset(grain.ReadOptions(num_threads=3, prefetch_buffer_size=7)),
+    lambda ds: ds.to_iter_dataset().mp_prefetch(grain.MultiprocessingOptions(num_workers=1)),
+    lambda ds: ds.to_iter_dataset().mp_prefetch(grain.MultiprocessingOptions(num_workers=3, per_worker_buffer_size=2)),
+], ids=["map dataset", "to_iter_dataset", "mp_prefetch of 1", "mp_prefetch of 3"])
+def test_a_pipeline_is_taken_by_its_batches_index_under_what_it_was_handed_over_with(handed_over):
+    source = GrainSource(handed_over(batches()))
+    assert source.num_batches == 5
+    np.testing.assert_array_equal(source.batch(2)[:, 0], [8, 9, 10, 11])
+    assert source.user_knobs in ({"worker_count": 0, "worker_buffer_size": 1}, {"worker_count": 1, "worker_buffer_size": 1},
+                                 {"worker_count": 3, "worker_buffer_size": 2})
+
+
+def test_the_read_options_and_mp_prefetch_handed_over_are_read_back():
+    options = grain.ReadOptions(num_threads=3, prefetch_buffer_size=7)
+    source = GrainSource(batches().to_iter_dataset(options).mp_prefetch(
+        grain.MultiprocessingOptions(num_workers=3, per_worker_buffer_size=2)))
+    assert source.read_options == options
+    assert source.user_knobs == {"worker_count": 3, "worker_buffer_size": 2}
+    assert GrainSource(batches()).read_options == grain.ReadOptions()
+
+
+def test_a_window_makes_the_users_batches_in_order_from_its_offset_wrapping():
+    source = GrainSource(batches())
+    window = list(source.pipeline(KERAS_DEFAULTS, batches=4, offset=3))
+    assert [int(batch[0, 0]) for batch in window] == [12, 16, 0, 4]
+
+
+def test_pipelines_without_an_index_or_an_end_are_refused_with_the_fix():
+    with pytest.raises(TuneLoaderError, match="transformations after to_iter_dataset.*Fix: batch on the MapDataset"):
+        GrainSource(grain.MapDataset.range(8).to_iter_dataset().batch(4))
+    with pytest.raises(TuneLoaderError, match="repeats without end.*without repeat"):
+        GrainSource(batches().repeat())
+    loader = grain.DataLoader(data_source=[1, 2, 3], sampler=grain.samplers.IndexSampler(3, num_epochs=1),
+                              worker_count=0)
+    assert engines.choose(loader, None) == EngineName.GRAIN
+    with pytest.raises(TuneLoaderError, match="grain.DataLoader makes its batches.*Fix: .*MapDataset.source"):
+        GrainSource(loader)
+
+
+def test_a_pipeline_with_a_lambda_passes_the_probes_pickling_test_as_grain_sends_it():
+    source = GrainSource(batches())
+    assert pickle_failure(source) == ""
+    restored = pickle.loads(pickle.dumps(source))
+    np.testing.assert_array_equal(restored.batch(1), source.batch(1))
+
+
+@pytest.mark.parametrize("values, config", [
+    ({"worker_count": 0, "worker_buffer_size": 1}, KERAS_DEFAULTS),
+    ({"worker_count": 2, "worker_buffer_size": 1}, LoaderConfig(2, True, 2)),
+    ({"worker_count": 4, "worker_buffer_size": 4}, LoaderConfig(4, True, 16)),
+])
+def test_the_knobs_are_a_process_pool_and_back(values, config):
+    assert GRAIN_KNOBS.config_of(values) == config
+    assert GRAIN_KNOBS.values(config) == values
+    assert GRAIN_KNOBS.recorded(config, "fork") == (values if values["worker_count"] else {"worker_count": 0})
+
+
+def test_the_screen_starts_from_workers_on_a_ladder_at_buffers_of_one_and_four_and_only_processes():
+    pools = GRAIN_KNOBS.pools(4, (PoolKind.THREADS, PoolKind.PROCESSES), 64)
+    assert [GRAIN_KNOBS.values(c)["worker_count"] for c in pools] == [1, 1, 2, 2, 4, 4]
+    assert {GRAIN_KNOBS.values(c)["worker_buffer_size"] for c in pools} == {1, 4}
+    assert GRAIN_KNOBS.pools(4, (PoolKind.THREADS,), 64) == []
+    assert GRAIN_KNOBS.start_method == StartMethod.SPAWN and not GRAIN_KNOBS.persistent_pools
+
+
+def test_jax_excludes_processes_only_where_they_would_fork():
+    assert backend.processes_excluded(Backend.JAX, StartMethod.FORK) == backend.FORK_UNSAFE
+    assert backend.processes_excluded(Backend.JAX, StartMethod.SPAWN) is None
+    assert backend.processes_excluded(Backend.TENSORFLOW, StartMethod.FORK) is None
+

@@ -146,8 +146,11 @@ class Facts:
     def race_fit_seconds(self, screened: TrialResult) -> float:
         """What one race fit of a screened setting takes: the screen's estimate of the race's cost."""
         plan = self.race_plan(screened.config, screened)
-        per_epoch = (plan.epochs > 1) * screened.fixed_seconds + plan.batches / screened.steady_batches_per_second
-        return plan.epochs * per_epoch + FIT_OVERHEAD_SECONDS
+        knobs = self.space.knobs
+        lengths = knobs.race_lengths(plan.batches) if plan.epochs > 1 else (plan.batches,)
+        overhead = FIT_OVERHEAD_SECONDS + knobs.fit_starts_a_pool * screened.fixed_seconds
+        return sum(plan.epochs * ((plan.epochs > 1) * screened.fixed_seconds + batches / screened.steady_batches_per_second)
+                   + overhead for batches in lengths)
 
     def fixed_cost(self, config: LoaderConfig) -> tuple[float, float]:
         """Per-epoch fixed cost of ``config`` inside and after the timed epoch, from the free-data probe

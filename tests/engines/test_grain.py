@@ -105,3 +105,41 @@ def test_jax_excludes_processes_only_where_they_would_fork():
     assert backend.processes_excluded(Backend.JAX, StartMethod.SPAWN) is None
     assert backend.processes_excluded(Backend.TENSORFLOW, StartMethod.FORK) is None
 
+
+
+class FakeClock:
+    """An EpochClock's readings, made up: (begin, batch ends, end) per epoch."""
+
+    def __init__(self, epochs):
+        self.epochs = epochs
+
+
+def evenly(begin: float, first: float, batches: int, spacing: float):
+    return begin, [begin + first + i * spacing for i in range(batches)], begin + first + (batches - 1) * spacing
+
+
+def test_fits_at_two_lengths_give_the_fixed_cost_and_rate_whatever_the_batches_spacing():
+    from tuner.engines.grain_loader import by_length
+
+    # Two fits of two epochs: 2 s of start and 25 ms a batch, the batches all in a burst at each epoch's end.
+    def fit(batches):
+        epochs, begin = [], 0.0
+        for _ in range(2):
+            end = begin + 2.0 + 0.025 * batches
+            epochs.append((begin, [end - 0.001 * (batches - i) for i in range(batches)], end))
+            begin = end
+        return FakeClock(epochs)
+
+    timing = by_length([fit(32), fit(8)], pool_starts=True)
+    assert timing.fixed_seconds == pytest.approx(2.0) and timing.steady_batches_per_second == pytest.approx(40.0)
+    assert timing.steady_from_middle and timing.predicted_epoch_seconds(160) == pytest.approx(6.0)
+
+
+def test_a_lone_epoch_counts_the_wait_for_a_process_pools_first_batch_as_its_start_and_no_other():
+    from tuner.engines.grain_loader import by_length
+
+    lone = FakeClock([evenly(0.0, 1.5, 21, 0.05)])  # 1.5 s to the first batch, then one every 50 ms
+    pool = by_length([lone], pool_starts=True)
+    assert pool.fixed_seconds == pytest.approx(1.45) and pool.steady_batches_per_second == pytest.approx(20.0)
+    threads = by_length([lone], pool_starts=False)  # read threads: a late first batch is a burst, no start
+    assert threads.fixed_seconds == 0.0 and threads.steady_batches_per_second == pytest.approx(21 / 2.5)

@@ -22,9 +22,9 @@ from tuner.core import EngineName, LoaderConfig, PoolKind, WindowTiming
 from tuner.engines import common
 from tuner.engines.grain_data import GrainSource, with_knobs
 from tuner.engines.keras3 import Keras3Engine, _EpochClock
+from tuner.engines.knobs import GRAIN_KNOBS
 from tuner.measure.epoch_model import start_batches
 
-MIN_SHORT_BATCHES = 4  # the shorter epochs of a window's second fit
 # Keras warns at every epoch of a dataset without a length that it "ran out of data": how a Grain epoch ends.
 _RAN_OUT = "Your input ran out of data"
 
@@ -100,10 +100,9 @@ class GrainEngine(Keras3Engine):
 
     def run_window(self, model: keras.Model, dataset: GrainSource, config: LoaderConfig, batches: int,
                    offset: int, epochs: int = 1) -> WindowTiming:
-        """A lone epoch of ``batches``; several epochs, a fit of epochs twice as long and one of epochs half as
-        long, whose durations give the fixed cost and the rate (``by_length``): lengths a quarter apart, so
-        what a pool's start costs an epoch (about two seconds for spawned workers) stands out of the noise."""
-        lengths = (2 * batches, max(MIN_SHORT_BATCHES, batches // 2)) if epochs > 1 else (batches,)
+        """A lone epoch of ``batches``; several epochs, a fit of each of the knob set's lengths
+        (``GrainKnobs.race_lengths``), whose durations give the fixed cost and the rate (``by_length``)."""
+        lengths = GRAIN_KNOBS.race_lengths(batches) if epochs > 1 else (batches,)
         with common.native_threads_restored():
             return by_length([self._fit(model, dataset.pipeline(config, length, offset), config, epochs)
                               for length in lengths], config.use_multiprocessing)

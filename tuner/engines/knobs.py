@@ -25,6 +25,7 @@ KnobValue = int | bool | str | None
 QUEUE_SIZES = (1, 2, 4, 8, 10, 16, 32, 64)
 MAX_QUEUE = QUEUE_SIZES[-1]
 DEFAULT_QUEUE = KERAS_DEFAULTS.max_queue_size
+MIN_SHORT_BATCHES = 4  # the shorter epochs of a race window timed at two lengths
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class KerasKnobs:
     # Its engine times a fit's per-epoch fixed cost itself (epochs of two lengths), so a costly start is raced
     # in fits, not in lone windows with the probe's estimate added (api.Facts.race_plan).
     fits_time_fixed_cost: bool = False
+    fit_starts_a_pool: bool = False  # a fit starts one pool more than its epochs do (to read batch shapes)
     pool_start: PoolStart = PoolStart(
         "Keras starts", True, "a torch DataLoader with persistent_workers=True, which keeps the workers across "
         "epochs; or multiprocessing.set_start_method('fork') before training")
@@ -119,6 +121,10 @@ class KerasKnobs:
         """What people usually guess: one worker per core, processes if the code holds the GIL."""
         return LoaderConfig(workers=cores, use_multiprocessing=processes, max_queue_size=DEFAULT_QUEUE)
 
+    def race_lengths(self, batches: int) -> tuple[int, ...]:
+        """The epoch lengths of a race window of several epochs of ``batches``: one fit of each."""
+        return (batches,)
+
     def code_blocks(self, answer: Recommendation) -> list[CodeBlock]:
         """The PyDataset's constructor arguments, and in the report the same knobs for tf-keras readers."""
         return [snippets.keras3(answer), snippets.tf_keras(answer, tuned_under=False)]
@@ -156,6 +162,7 @@ class DataLoaderKnobs:
     forked_workers_inherit_data: bool = True  # a forked DataLoader worker is not sent its dataset
     start_method: StartMethod | None = None  # multiprocessing_context: the start method tuned under
     fits_time_fixed_cost: bool = False
+    fit_starts_a_pool: bool = False
     pool_start: PoolStart = PoolStart(
         "a DataLoader without persistent_workers starts", False,
         "persistent_workers=True, which keeps the workers across epochs; or multiprocessing_context='fork'")
@@ -206,6 +213,9 @@ class DataLoaderKnobs:
         """What DataLoader users usually write: a worker per core, torch's prefetch, workers not kept."""
         return LoaderConfig(cores, True, 2 * cores)
 
+    def race_lengths(self, batches: int) -> tuple[int, ...]:
+        return (batches,)
+
     def code_blocks(self, answer: Recommendation) -> list[CodeBlock]:
         return [snippets.dataloader(answer, user_loader=True)]
 
@@ -231,6 +241,7 @@ class GrainKnobs:
     forked_workers_inherit_data: bool = False  # spawned workers are sent the pipeline by cloudpickle
     start_method: StartMethod | None = StartMethod.SPAWN  # mp_prefetch's own context, not multiprocessing's
     fits_time_fixed_cost: bool = True  # grain_loader.by_length: its batches' spacing lies, epochs' lengths do not
+    fit_starts_a_pool: bool = True  # Keras's Grain adapter iterates the dataset for two batches' shapes
     pool_start: PoolStart = PoolStart(
         "Grain's mp_prefetch starts", False,
         "fewer, longer epochs (repeat() the dataset and pass steps_per_epoch); or no mp_prefetch",
@@ -273,6 +284,12 @@ class GrainKnobs:
     def rule_of_thumb(self, cores: int, processes: bool) -> LoaderConfig:
         """What Grain users usually write: a worker per core, Grain's buffer of one batch each."""
         return LoaderConfig(cores, True, cores)
+
+    def race_lengths(self, batches: int) -> tuple[int, ...]:
+        """A fit of epochs twice as long and one of epochs half as long, whose durations give the fixed cost
+        and the rate (``grain_loader.by_length``): lengths a quarter apart, so what a pool's start costs an
+        epoch (about two seconds for spawned workers) stands out of the noise."""
+        return 2 * batches, max(MIN_SHORT_BATCHES, batches // 2)
 
     def code_blocks(self, answer: Recommendation) -> list[CodeBlock]:
         return [snippets.grain(answer)]

@@ -149,8 +149,8 @@ class Facts:
         knobs = self.space.knobs
         lengths = knobs.race_lengths(plan.batches) if plan.epochs > 1 else (plan.batches,)
         overhead = FIT_OVERHEAD_SECONDS + knobs.fit_starts_a_pool * screened.fixed_seconds
-        return sum(plan.epochs * ((plan.epochs > 1) * screened.fixed_seconds + batches / screened.steady_batches_per_second)
-                   + overhead for batches in lengths)
+        rate, fixed = screened.steady_batches_per_second, (plan.epochs > 1) * screened.fixed_seconds
+        return sum(plan.epochs * (fixed + batches / rate) + overhead for batches in lengths)
 
     def fixed_cost(self, config: LoaderConfig) -> tuple[float, float]:
         """Per-epoch fixed cost of ``config`` inside and after the timed epoch, from the free-data probe

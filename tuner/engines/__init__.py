@@ -162,7 +162,8 @@ def choose(dataset: Any, requested: str | None) -> EngineName:
         if requested not in (None, EngineName.GRAIN):
             raise TuneLoaderError(
                 f"{type(dataset).__name__} is a Grain dataset, which only the grain engine times: its knobs are "
-                f"mp_prefetch's worker_count and worker_buffer_size. Fix: drop --engine. Received: engine={requested!r}")
+                "mp_prefetch's worker_count and worker_buffer_size. Fix: drop --engine. "
+                f"Received: engine={requested!r}")
         return EngineName.GRAIN
     if is_generator(dataset):
         if requested == EngineName.KERAS3:

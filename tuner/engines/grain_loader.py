@@ -61,7 +61,8 @@ def _timed_epochs(clock: common.EpochClock) -> list[tuple[int, float]]:
     if len(clock.epochs) == 1:
         begin, batch_ends, end = clock.epochs[0]
         return [(len(batch_ends), end - begin)]
-    return [(len(batch_ends), end - previous[2]) for previous, (_, batch_ends, end) in zip(clock.epochs, clock.epochs[1:])]
+    return [(len(batch_ends), end - previous[2])
+            for previous, (_, batch_ends, end) in zip(clock.epochs, clock.epochs[1:])]
 
 
 class GrainEngine(Keras3Engine):

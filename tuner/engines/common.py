@@ -78,6 +78,29 @@ def limited_stream(stream: Iterator, limit: int | None) -> Iterator:
         yield item
 
 
+class SourceEngine:
+    """What an engine whose user's loader is wrapped in a source (``source_type``: batches by index, their
+    count, the knobs the user built it with) answers from that source; mixed in before ``Keras3Engine``."""
+
+    source_type: type
+    data_kind: Any  # probes.profiles.DataKind
+
+    def adopt(self, dataset):
+        return dataset if isinstance(dataset, self.source_type) else self.source_type(dataset)
+
+    def kind(self, dataset):
+        return self.data_kind
+
+    def num_batches(self, dataset) -> int:
+        return dataset.num_batches
+
+    def user_knobs(self, dataset) -> dict:
+        return dict(dataset.user_knobs)
+
+    def batch(self, dataset, index: int):
+        return dataset.batch(index)
+
+
 class RepeatedBatch:
     """One batch at every index: data that costs nothing, for the free-data probe of Keras's own pipeline."""
 

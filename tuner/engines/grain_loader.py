@@ -65,27 +65,13 @@ def _timed_epochs(clock: common.EpochClock) -> list[tuple[int, float]]:
             for previous, (_, batch_ends, end) in zip(clock.epochs, clock.epochs[1:])]
 
 
-class GrainEngine(Keras3Engine):
+class GrainEngine(common.SourceEngine, Keras3Engine):
     """A Grain pipeline under Keras 3's ``fit`` (implements ``engines.KerasEngine``); the model side is
-    Keras 3's."""
+    Keras 3's, the dataset side its ``GrainSource``'s."""
 
     name = EngineName.GRAIN
+    source_type, data_kind = GrainSource, DataKind.GRAIN
     worker_modules = ()  # a spawned Grain worker imports only what unpickling the pipeline imports
-
-    def adopt(self, dataset) -> GrainSource:
-        return dataset if isinstance(dataset, GrainSource) else GrainSource(dataset)
-
-    def kind(self, dataset: GrainSource) -> DataKind:
-        return DataKind.GRAIN
-
-    def num_batches(self, dataset: GrainSource) -> int:
-        return dataset.num_batches
-
-    def user_knobs(self, dataset: GrainSource) -> dict:
-        return dict(dataset.user_knobs)
-
-    def batch(self, dataset: GrainSource, index: int):
-        return dataset.batch(index)
 
     def fit_epochs(self, model: keras.Model, data, config: LoaderConfig, epochs: int = 1) -> WindowTiming:
         """The epochs of one ``fit`` over ``data``, read by their length alone (``by_length``)."""

@@ -24,24 +24,13 @@ from tuner.engines.torch_data import LoaderSource, Repeated, loader_for, shut_do
 from tuner.measure.epoch_model import start_batches
 
 
-class TorchLoaderEngine(Keras3Engine):
+class TorchLoaderEngine(common.SourceEngine, Keras3Engine):
     """A torch DataLoader under Keras 3's ``fit`` (implements ``engines.KerasEngine``); the model side is
-    Keras 3's."""
+    Keras 3's, the dataset side its ``LoaderSource``'s."""
 
     name = EngineName.TORCH_DATALOADER
+    source_type, data_kind = LoaderSource, DataKind.DATALOADER
     worker_modules = ()  # a DataLoader worker imports only what unpickling the dataset imports
-
-    def adopt(self, dataset) -> LoaderSource:
-        return dataset if isinstance(dataset, LoaderSource) else LoaderSource(dataset)
-
-    def kind(self, dataset: LoaderSource) -> DataKind:
-        return DataKind.DATALOADER
-
-    def num_batches(self, dataset: LoaderSource) -> int:
-        return dataset.num_batches
-
-    def user_knobs(self, dataset: LoaderSource) -> dict:
-        return dict(dataset.user_knobs)
 
     def batch(self, dataset: LoaderSource, index: int):
         """Batch ``index`` as numpy arrays, which the probes and every backend read."""

@@ -113,6 +113,9 @@ class FakeEngine:
     def batch(self, dataset, index: int):
         return dataset[index]
 
+    def fresh_stream(self, dataset):
+        return None  # its batches have an index
+
     def run_window(self, model, dataset, config: LoaderConfig, batches: int, offset: int, epochs: int = 1) -> WindowTiming:
         self.windows.append((config, batches, offset))
         for index in range(batches):

@@ -4,9 +4,11 @@ to a pool and back, and the code the answer pastes."""
 
 from __future__ import annotations
 
+import multiprocessing.resource_tracker
 import pickle
 
 import numpy as np
+import psutil
 import pytest
 
 grain = pytest.importorskip("grain")
@@ -15,7 +17,8 @@ from probes.dataset import pickle_failure  # noqa: E402
 from tuner import engines  # noqa: E402
 from tuner.core import KERAS_DEFAULTS, Backend, EngineName, LoaderConfig, PoolKind, StartMethod  # noqa: E402
 from tuner.engines import backend, registry  # noqa: E402
-from tuner.engines.grain_data import GrainSource  # noqa: E402
+from tuner.engines import grain_data  # noqa: E402
+from tuner.engines.grain_data import GrainSource, GrainStream  # noqa: E402
 from tuner.engines.knobs import GRAIN_KNOBS  # noqa: E402
 from tuner.errors import TuneLoaderError  # noqa: E402
 
@@ -62,16 +65,58 @@ def test_a_window_makes_the_users_batches_in_order_from_its_offset_wrapping():
     assert [int(batch[0, 0]) for batch in window] == [12, 16, 0, 4]
 
 
-def test_pipelines_without_an_index_or_an_end_are_refused_with_the_fix():
-    with pytest.raises(TuneLoaderError, match="transformations after to_iter_dataset.*Fix: batch on the MapDataset"):
-        GrainSource(grain.MapDataset.range(8).to_iter_dataset().batch(4))
-    with pytest.raises(TuneLoaderError, match="repeats without end.*without repeat"):
-        GrainSource(batches().repeat())
-    loader = grain.DataLoader(data_source=[1, 2, 3], sampler=grain.samplers.IndexSampler(3, num_epochs=1),
-                              worker_count=0)
-    assert engines.choose(loader, None) == EngineName.GRAIN
-    with pytest.raises(TuneLoaderError, match="grain.DataLoader makes its batches.*Fix: .*MapDataset.source"):
-        GrainSource(loader)
+def loader(records: int = 22, epochs: int | None = 1, workers: int = 0) -> grain.DataLoader:
+    """A grain.DataLoader over records whose rows hold their index, in batches of 4."""
+    sampler = grain.samplers.IndexSampler(records, shuffle=False, num_epochs=epochs,
+                                          shard_options=grain.sharding.NoSharding())
+    return grain.DataLoader(data_source=[np.full((2,), i, "float32") for i in range(records)], sampler=sampler,
+                            operations=[grain.transforms.Batch(4)], worker_count=workers, worker_buffer_size=3)
+
+
+def firsts(pipeline) -> list[int]:
+    return [int(batch[0, 0]) for batch in pipeline]
+
+
+STREAMS = {
+    "batch after to_iter_dataset": lambda: grain.MapDataset.range(22).map(
+        lambda i: np.full((2,), i, "float32")).to_iter_dataset().batch(4),
+    "a DataLoader": loader,
+    "a filter": lambda: grain.MapDataset.range(22).map(lambda i: np.full((2,), i, "float32")).to_iter_dataset()
+    .filter(lambda row: row[0] % 2 == 0).batch(4),
+}
+
+
+@pytest.mark.parametrize("name", STREAMS)
+def test_a_pipeline_whose_batches_have_no_index_is_timed_from_its_first_batch_as_each_epoch_reads_it(name):
+    user = STREAMS[name]()
+    stream = grain_data.taken(user)
+    assert isinstance(stream, GrainStream)
+    expected = firsts(user)
+    assert stream.num_batches == len(expected)  # by its structure, or counted where a filter decides
+    assert firsts(stream.pipeline(KERAS_DEFAULTS, batches=3, offset=5)) == expected[:3]
+    assert firsts(stream.fresh()) == expected
+    assert [int(stream.batch(i)[0, 0]) for i in range(len(expected) + 1)] == expected + expected[:1]
+    restored = pickle.loads(pickle.dumps(stream))
+    assert pickle_failure(stream) == "" and firsts(restored.fresh()) == expected
+
+
+def test_a_dataloaders_own_knobs_are_read_back_and_a_process_pool_window_stops_its_workers_at_its_end():
+    stream = grain_data.taken(loader(records=4000, workers=2))  # more than the workers buffer
+    assert stream.user_knobs == {"worker_count": 2, "worker_buffer_size": 3}
+    iterator = iter(stream.pipeline(LoaderConfig(2, True, 2), batches=4, offset=0))
+    window = firsts(iterator)  # held, as Keras holds an epoch's iterator after its end
+    assert sorted(window) == sorted(firsts(loader(records=4000, workers=2))[:4])
+    tracker = multiprocessing.resource_tracker._resource_tracker._pid  # spawn's, which lives as long as we do
+    workers = [child for child in psutil.Process().children(recursive=True) if child.pid != tracker]
+    assert psutil.wait_procs(workers, timeout=10)[1] == []
+
+
+def test_pipelines_without_an_end_are_refused_with_the_fix():
+    with pytest.raises(TuneLoaderError, match="repeats without end.*no repeat"):
+        grain_data.taken(batches().repeat())
+    with pytest.raises(TuneLoaderError, match="num_epochs=None.*Fix: .*num_epochs=1"):
+        grain_data.taken(loader(epochs=None))
+    assert engines.choose(loader(), None) == EngineName.GRAIN
 
 
 def test_a_pipeline_with_a_lambda_passes_the_probes_pickling_test_as_grain_sends_it():

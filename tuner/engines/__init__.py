@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections.abc
 import sys
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from probes.profiles import DataKind
@@ -57,7 +58,11 @@ class KerasEngine(Engine, Protocol):
         """The knobs the user's loader was built with, by the names its code takes (empty: it holds none)."""
 
     def batch(self, dataset: Any, index: int) -> Any:
-        """Batch ``index`` (a generator's next batch: it has no indices)."""
+        """Batch ``index`` (a stream's next batch: it has no indices)."""
+
+    def fresh_stream(self, dataset: Any) -> Callable[[], Iterator] | None:
+        """What starts a new iterator over a dataset whose batches have no index (a generator, a stream);
+        None for an indexed one."""
 
     def fit_epochs(self, model: Any, data: Any, config: LoaderConfig, epochs: int = 1) -> WindowTiming:
         """Times the epochs of one ``fit`` over ``data`` as it is (a tf.data pipeline, say), paced as
@@ -111,7 +116,7 @@ def is_torch_loader(obj: Any) -> bool:
 
 
 def is_grain_dataset(obj: Any) -> bool:
-    """A Grain ``MapDataset``, ``IterDataset`` or ``DataLoader`` (``grain_data.GrainSource`` says which it times)."""
+    """A Grain ``MapDataset``, ``IterDataset`` or ``DataLoader`` (``grain_data.taken`` says how it is timed)."""
     kinds = [_loaded("grain", name) for name in ("MapDataset", "IterDataset", "DataLoader")]
     return any(kind is not None and isinstance(obj, kind) for kind in kinds)
 

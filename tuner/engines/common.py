@@ -100,6 +100,9 @@ class SourceEngine:
     def batch(self, dataset, index: int):
         return dataset.batch(index)
 
+    def fresh_stream(self, dataset) -> Callable[[], Iterator] | None:
+        return getattr(dataset, "fresh", None)
+
 
 class RepeatedBatch:
     """One batch at every index: data that costs nothing, for the free-data probe of Keras's own pipeline."""

@@ -1,4 +1,4 @@
-"""The Grain engine: Keras 3's ``fit`` over a Grain ``MapDataset`` or ``IterDataset``, under any backend.
+"""The Grain engine: Keras 3's ``fit`` over a Grain ``MapDataset``, ``IterDataset`` or ``DataLoader``, under any backend.
 
 Keras 3 takes a Grain dataset as it is (``grain_dataset_adapter.py``, from
 Keras 3.11): under JAX and torch it iterates it, under TensorFlow through
@@ -20,7 +20,7 @@ import keras
 from probes.profiles import DataKind
 from tuner.core import EngineName, LoaderConfig, PoolKind, WindowTiming
 from tuner.engines import common
-from tuner.engines.grain_data import GrainSource, with_knobs
+from tuner.engines.grain_data import GrainSource, GrainStream, taken, with_knobs
 from tuner.engines.keras3 import Keras3Engine, _EpochClock
 from tuner.engines.knobs import GRAIN_KNOBS
 from tuner.measure.epoch_model import start_batches
@@ -72,6 +72,10 @@ class GrainEngine(common.SourceEngine, Keras3Engine):
     name = EngineName.GRAIN
     source_type, data_kind = GrainSource, DataKind.GRAIN
     worker_modules = ()  # a spawned Grain worker imports only what unpickling the pipeline imports
+
+    def adopt(self, dataset):
+        """The pipeline by its batches' index where they have one (``GrainSource``), else as a stream."""
+        return dataset if isinstance(dataset, (GrainSource, GrainStream)) else taken(dataset)
 
     def fit_epochs(self, model: keras.Model, data, config: LoaderConfig, epochs: int = 1) -> WindowTiming:
         """The epochs of one ``fit`` over ``data``, read by their length alone (``by_length``)."""

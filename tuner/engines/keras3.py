@@ -123,6 +123,9 @@ class Keras3Engine:
     def batch(self, dataset: keras.utils.PyDataset, index: int):
         return dataset[index]
 
+    def fresh_stream(self, dataset: keras.utils.PyDataset) -> None:
+        return None  # a PyDataset's batches have an index
+
     def fit_epochs(self, model: keras.Model, data, config: LoaderConfig, epochs: int = 1,
                    shuffle: bool = True) -> WindowTiming:
         """``data`` under ``config``, whose pool paces the clock (``drain_batches``, ``start_batches``).

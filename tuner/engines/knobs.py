@@ -244,7 +244,8 @@ class GrainKnobs:
     fit_starts_a_pool: bool = True  # Keras's Grain adapter iterates the dataset for two batches' shapes
     pool_start: PoolStart = PoolStart(
         "Grain's mp_prefetch starts", False,
-        "fewer, longer epochs (repeat() the dataset and pass steps_per_epoch); or no mp_prefetch",
+        "one endless pipeline (repeat(), or a sampler with num_epochs=None) and fit(steps_per_epoch=...), "
+        "whose workers start once; or no mp_prefetch",
         "whatever multiprocessing's default: Grain's mp_prefetch always spawns")
 
     def values(self, config: LoaderConfig) -> dict[str, KnobValue]:

@@ -45,7 +45,7 @@ ENGINES = (
                 takes=("a torch DataLoader",)),
     EngineEntry(EngineName.GRAIN, "tuner.engines.grain_loader", "GrainEngine", "GRAIN_KNOBS",
                 "pip install 'tune-loader[grain]' (or pip install grain)", "Keras 3",
-                takes=("a Grain MapDataset or IterDataset",)),
+                takes=("a Grain MapDataset, IterDataset or DataLoader",)),
 )
 
 NAMES = tuple(entry.name for entry in ENGINES)

@@ -57,8 +57,18 @@ def dataloader(answer: Recommendation, user_loader: bool) -> CodeBlock:
 
 
 def grain(answer: Recommendation) -> CodeBlock:
-    """The answer as Grain's ``mp_prefetch`` on the user's pipeline (none: the pipeline as it is)."""
+    """The answer as Grain's ``mp_prefetch`` on the user's pipeline (none: the pipeline as it is), or as a
+    ``grain.DataLoader``'s arguments."""
     knobs = answer.knob_values()
+    if answer.dataset.class_name == "DataLoader":
+        workers, buffer = knobs.get("worker_count", 0), knobs.get("worker_buffer_size", 1)
+        flags = ("from absl import flags\n\nflags.FLAGS.mark_as_parsed()  # grain 0.2.18 reads absl flags "
+                 "(google/grain#1355)\n") if workers else ""
+        spawn = "  # in a script: under if __name__ == '__main__', as spawn needs" if workers else ""
+        code = (f"{flags}loader = grain.DataLoader(data_source=..., sampler=..., operations=...,  # as now\n"
+                f"                           worker_count={workers}, worker_buffer_size={buffer})\n"
+                f"model.fit(loader, epochs=...){spawn}")
+        return CodeBlock("Grain", " (grain.DataLoader arguments)", native_threads(answer) + code)
     if not knobs.get("worker_count"):
         code = ("dataset = make_dataset()  # your Grain pipeline, as now, without mp_prefetch\n"
                 "model.fit(dataset, epochs=...)")

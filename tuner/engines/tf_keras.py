@@ -145,6 +145,10 @@ class TfKerasEngine:
         """Batch ``index`` of a Sequence; a generator's next batch (it has no indices)."""
         return next(dataset.probe_iterator) if isinstance(dataset, GeneratorData) else dataset[index]
 
+    def fresh_stream(self, dataset):
+        """A fresh generator for a generator; None for a Sequence, whose batches have an index."""
+        return dataset.fresh if isinstance(dataset, GeneratorData) else None
+
     def fit_epochs(self, model, data, config: LoaderConfig, epochs: int = 1) -> WindowTiming:
         clock = _EpochClock(drain_batches(config), start_batches(config))
         model.fit(data, epochs=epochs, verbose=0, callbacks=[clock])

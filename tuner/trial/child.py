@@ -129,7 +129,8 @@ class Session:
             raise TuneLoaderError(f"{class_name} has no batches: its __len__ returned 0, and Keras's fit() "
                                   "raises on an empty dataset. Fix: check the data it reads (an empty folder, a "
                                   "filter that kept nothing). Received: len() = 0")
-        if length and (mismatch := mismatched_batches(self._batch, length)):
+        indexed = self.engine.fresh_stream(self.dataset) is None  # a stream's batches come only in order
+        if length and indexed and (mismatch := mismatched_batches(self._batch, length)):
             raise TuneLoaderError(f"{class_name}'s batches disagree: {mismatch}. Keras trains one step "
                                   "function on every batch, so all must share structure, dtypes and shapes "
                                   "past the batch dimension. Fix: resize or pad to one shape in __getitem__. "
@@ -179,8 +180,8 @@ class Session:
         from probes import probe_dataset, probe_model
         from tuner.engines.common import GeneratorData, standardize
 
-        stream = self.dataset if isinstance(self.dataset, GeneratorData) else None
-        fresh = stream and (lambda: _watched_next(stream.fresh()))
+        stream = self.engine.fresh_stream(self.dataset)
+        fresh = stream and (lambda: _watched_next(stream()))
         dataset_profile = probe_dataset(
             self.dataset,
             kind=self.engine.kind(self.dataset),
@@ -189,7 +190,8 @@ class Session:
             get_batch=self._batch,
             fresh_stream=fresh,
             pickle_error=self.pickle_error,
-            name=stream.name if stream else getattr(self.dataset, "class_name", None),  # a DataLoader's Dataset
+            name=self.dataset.name if isinstance(self.dataset, GeneratorData)
+            else getattr(self.dataset, "class_name", None),  # a DataLoader's Dataset
             user_knobs=self.engine.user_knobs(self.dataset),
         )
         batch = standardize(self._batch(0))

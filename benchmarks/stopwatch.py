@@ -21,7 +21,8 @@ rebuilt as its user would edit the line: the same dataset, batches and collate, 
 (``tuner.engines.knobs.DataLoaderKnobs``), and ``multiprocessing_context`` the start method; a PyDataset
 with PERSISTENT is handed to a DataLoader so (``batch_size=None``), as the report's code does.
 A Grain pipeline gets ``mp_prefetch`` with ``worker_count`` WORKERS and ``worker_buffer_size``
-MAX_QUEUE_SIZE / WORKERS on its MapDataset of batches (``knobs.GrainKnobs``), as the report's code does.
+MAX_QUEUE_SIZE / WORKERS (``knobs.GrainKnobs``) on its MapDataset of batches or its transformed IterDataset,
+and a ``grain.DataLoader`` is rebuilt with those two, as the report's code does.
 """
 
 from __future__ import annotations
@@ -114,22 +115,29 @@ def with_knobs(user, config):
 
 
 def grain_with_knobs(user, config):
-    """The user's Grain pipeline as the report's code edits it: its MapDataset of batches through
-    ``to_iter_dataset`` (with the user's read options) and ``mp_prefetch`` with the knobs ``config`` describes;
-    with no workers, the pipeline as handed over."""
+    """The user's Grain pipeline as the report's code edits it: a ``grain.DataLoader`` rebuilt with
+    ``worker_count`` and ``worker_buffer_size``, else ``mp_prefetch`` with those knobs on what the user's
+    ``mp_prefetch`` (if any) runs: the MapDataset of batches through ``to_iter_dataset`` with the user's read
+    options, or the transformed ``IterDataset``; with no workers, a dataset as handed over."""
     import grain
     from absl import flags
 
-    from tuner.engines.grain_data import GrainSource
+    from tuner.engines import grain_data
     from tuner.engines.knobs import GRAIN_KNOBS
 
     knobs = GRAIN_KNOBS.values(config)
+    if knobs["worker_count"] and not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()  # the pasted code's line (google/grain#1355)
+    if isinstance(user, grain.DataLoader):
+        return grain.DataLoader(data_source=user._data_source, sampler=user._sampler, operations=user._operations,
+                                worker_count=knobs["worker_count"], worker_buffer_size=knobs["worker_buffer_size"],
+                                shard_options=user._shard_options, read_options=user._read_options)
     if not knobs["worker_count"]:
         return user
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS.mark_as_parsed()  # the pasted code's line (google/grain#1355)
-    source = GrainSource(user)
-    return source.batches.to_iter_dataset(source.read_options).mp_prefetch(grain.MultiprocessingOptions(
+    taken = grain_data.taken(user)
+    below = (taken.chain if isinstance(taken, grain_data.GrainStream)
+             else taken.batches.to_iter_dataset(taken.read_options))
+    return below.mp_prefetch(grain.MultiprocessingOptions(
         num_workers=knobs["worker_count"], per_worker_buffer_size=knobs["worker_buffer_size"]))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tuner import engines
 from tuner.core import PoolKind, TrialStatus
 from tuner.results import Recommendation
 
@@ -73,10 +74,10 @@ def plot_data(recommendation: Recommendation) -> PlotData:
 
 def race_series(recommendation: Recommendation) -> dict:
     """The evidence behind the headline: every race contender's epochs, round by round, and the claim."""
-    c, epochs = recommendation.confirmation, recommendation.race_epochs or {}
-    claim = (f"{recommendation.best_tried.label()} at {c.speedup:.2f}x the defaults\n{c.interval_text()}" if c
+    c, epochs, label = recommendation.confirmation, recommendation.race_epochs or {}, engines.label_for(recommendation)
+    claim = (f"{label(recommendation.best_tried)} at {c.speedup:.2f}x the defaults\n{c.interval_text()}" if c
              else "")
-    return {"race": tuple(epochs.items()), "race_answer": recommendation.config.label(), "race_claim": claim}
+    return {"race": tuple(epochs.items()), "race_answer": label(recommendation.config), "race_claim": claim}
 
 
 def pareto_front(points) -> tuple[tuple[float, float], ...]:

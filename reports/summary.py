@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tuner.core import KERAS_DEFAULTS
+from tuner import engines
 from tuner.engines import backend as backends
 from tuner.engines import registry
 from tuner.results import Recommendation
@@ -20,16 +21,17 @@ class SummaryRow:
 def headline(r: Recommendation) -> str:
     """The best measured option first: tf.data, or the move to Keras 3, when it measured faster than every
     Keras-loader setting with an interval above 1, and then the best loader setting as the fallback."""
+    label = engines.label_for(r)
     if not r.measured:
-        return f"Predicted best: {r.config.label()}"
+        return f"Predicted best: {label(r.config)}"
     k = r.keras3
     if k and k.ratio_low is not None and k.ratio_low > 1.0:
         return (f"Recommended: move to a Keras 3 PyDataset with {k.config.label()}, {k.ratio:.2f}x this tf-keras "
-                f"answer [{k.ratio_low:.2f}, {k.ratio_high:.2f}]; staying on tf-keras: {r.config.label()}")
+                f"answer [{k.ratio_low:.2f}, {k.ratio_high:.2f}]; staying on tf-keras: {label(r.config)}")
     if r.tf_data_is_faster:
         return (f"Recommended: a tf.data pipeline over your batch code, {r.tf_data.speedup:.2f}x the best Keras "
-                f"loader setting, {r.tf_data.interval_text()}; without tf.data: {r.config.label()}")
-    return f"Recommended: {r.config.label()}"
+                f"loader setting, {r.tf_data.interval_text()}; without tf.data: {label(r.config)}")
+    return f"Recommended: {label(r.config)}"
 
 
 def trained_on(r: Recommendation) -> str:
@@ -73,9 +75,9 @@ def summary_rows(r: Recommendation) -> tuple[SummaryRow, ...]:
 
 
 def speedup_text(r: Recommendation) -> str:
-    c = r.confirmation
+    c, label = r.confirmation, engines.label_for(r)
     if c:
-        kept = "" if r.config == r.best_tried else f" for {r.best_tried.label()}: defaults kept"
+        kept = "" if r.config == r.best_tried else f" for {label(r.best_tried)}: defaults kept"
         odds = r.decision.probability_faster if r.decision else None
         undecided = "" if decision.decided(c) or odds is None else (
             f"; not decided: faster than the defaults with probability {odds:.0%}")
@@ -85,7 +87,7 @@ def speedup_text(r: Recommendation) -> str:
     if not r.measured:
         return "not measured (--quick: nothing was timed)"
     if r.unconfirmed:
-        return f"{r.best_tried.label()} not confirmed side by side (see the warnings): defaults kept"
+        return f"{label(r.best_tried)} not confirmed side by side (see the warnings): defaults kept"
     return "1.00x: the defaults were the best measured"
 
 

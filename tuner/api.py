@@ -22,7 +22,7 @@ from probes.profiles import DataKind, DatasetProfile, MachineProfile, ModelProfi
 from probes.serde import to_dict
 from probes.stats import bootstrap_ratio_interval, summarize
 from tuner.analysis import advice, wording
-from tuner.core import KERAS_DEFAULTS, Backend, EngineName, LoaderConfig, TrialStatus
+from tuner.core import KERAS_DEFAULTS, Backend, EngineName, Label, LoaderConfig, TrialStatus
 from tuner.engines import backend as backends
 from tuner.engines import registry
 from tuner.errors import TuneLoaderError
@@ -66,7 +66,8 @@ class Progress(Protocol):
 
     def stage(self, text: str) -> None: ...
 
-    def searching(self, trials: int, time_budget: float) -> None: ...
+    def searching(self, trials: int, time_budget: float, label: Label) -> None:
+        """The screen starts: ``trials`` settings, named by ``label``, in ``time_budget`` seconds."""
 
     def trial(self, result: TrialResult, measured: int, best: TrialResult | None) -> None: ...
 
@@ -77,7 +78,7 @@ class _Silent:
     def stage(self, text: str) -> None:
         pass
 
-    def searching(self, trials: int, time_budget: float) -> None:
+    def searching(self, trials: int, time_budget: float, label: Label) -> None:
         pass
 
     def trial(self, result: TrialResult, measured: int, best: TrialResult | None) -> None:
@@ -297,7 +298,7 @@ def _screen(measurer: TrialMeasurer, facts: Facts, settings: StudySettings, tria
                       trials)
     progress.stage(f"Screening {len(todo)} settings, one short epoch each ({settings.schedule.search_seconds:.0f} s of the "
                    "time budget left for the screen and the race)")
-    progress.searching(len(todo), settings.schedule.search_seconds)
+    progress.searching(len(todo), settings.schedule.search_seconds, facts.space.knobs.label)
     measured: list[TrialResult] = []
 
     def on_trial(result: TrialResult, count: int) -> None:
@@ -309,7 +310,8 @@ def _screen(measurer: TrialMeasurer, facts: Facts, settings: StudySettings, tria
     outcome = screen(measurer, facts.space, todo, settings, on_trial, predict=facts.predicted)
     if not any(t.status == TrialStatus.OK for t in outcome.trials):
         raise TuneLoaderError("Every setting screened failed, the Keras defaults among them, so there is nothing "
-                              "to recommend. " + "; ".join(f"{t.config.label()}: {t.reason}" for t in outcome.trials[:3]))
+                              "to recommend. " + "; ".join(f"{facts.space.knobs.label(t.config)}: {t.reason}"
+                                                           for t in outcome.trials[:3]))
     return outcome
 
 
@@ -331,11 +333,12 @@ def _race(measurer: TrialMeasurer, facts: Facts, screened: ScreenOutcome, progre
     if tf_data and not decision.tf_data_fits(round_seconds, tf_data_seconds, left):
         short, tf_data = (decision.RESERVE_ROUNDS * (round_seconds + tf_data_seconds), left), None
     others = " and a tf.data pipeline" * bool(tf_data)
-    progress.stage(f"Racing {len(finals)} settings ({'; '.join(c.label() for c in finals)}){others}, interleaved, "
+    label = facts.space.knobs.label
+    progress.stage(f"Racing {len(finals)} settings ({'; '.join(map(label, finals))}){others}, interleaved, "
                    "until no setting left can beat the leader by more than 3% and the claim is decided")
     race = run_race(measurer, finals, lambda config: facts.race_plan(config, timed.get(config)),
                     epoch_batches=facts.epoch_batches, tf_data=tf_data, deadline=schedule.deadline,
-                    on_round=progress.race_round)
+                    on_round=lambda rounds, leader, racing: progress.race_round(rounds, label(leader), racing))
     sat_out = feasible and not tf_data and not short
     return dataclasses.replace(race, tf_data_reach=decision.tf_data_reach(screened.trials) if sat_out else None,
                                tf_data_short=short)
@@ -376,8 +379,9 @@ def _measured(facts: Facts, evidence: Evidence, limit: Ceiling) -> dict[str, Any
     chosen, best = verdict.chosen, verdict.best or verdict.chosen
     chosen_trial = _trial_for(trials, chosen)
     chosen_rate = _raced_rate(race, chosen, chosen_trial)
+    label = facts.space.knobs.label
     warnings = advice.warn(
-        chosen=chosen, chosen_trial=chosen_trial, trials=trials, dataset=facts.dataset,
+        chosen=chosen, chosen_trial=chosen_trial, trials=trials, dataset=facts.dataset, label=label,
         memory_budget_bytes=facts.memory_budget_bytes, not_tried=facts.space.not_tried, model=facts.model, engine=facts.engine,
         backend=facts.backend, chosen_epoch_seconds=facts.epoch_batches / chosen_rate.median if chosen_rate else None,
         race_failures=race.failures, race_reruns=race.rerun, confirmation=verdict.claim, race_load=race.load,
@@ -385,7 +389,7 @@ def _measured(facts: Facts, evidence: Evidence, limit: Ceiling) -> dict[str, Any
     )
     reasons = advice.explain(
         chosen=chosen, best=best, confirmation=verdict.claim, ceiling=limit, tf_data=verdict.tf_data,
-        dataset=facts.dataset, model=facts.model, epoch_batches=facts.epoch_batches, engine=facts.engine,
+        dataset=facts.dataset, model=facts.model, epoch_batches=facts.epoch_batches, label=label, engine=facts.engine,
         rewrite=_predicted_rewrite(facts), race=race,
         threads_measured=advice.thread_gain(trials, race.samples),
         every_pool_failed=_every_pool_failed(trials), how=verdict.decision,
@@ -393,7 +397,7 @@ def _measured(facts: Facts, evidence: Evidence, limit: Ceiling) -> dict[str, Any
     )
     start_cost = advice.start_method_cost(facts.dataset, facts.machine.usable_cores, chosen,
                                           chosen_rate.median if chosen_rate else None, trials, facts.epoch_batches,
-                                          facts.space.knobs.pool_start)
+                                          facts.space.knobs.pool_start, label)
     reasons += (start_cost,) if start_cost else ()
     default_trial = _trial_for(trials, KERAS_DEFAULTS)
     return dict(
@@ -404,11 +408,11 @@ def _measured(facts: Facts, evidence: Evidence, limit: Ceiling) -> dict[str, Any
             default_trial and default_trial.peak_memory_bytes),
         reasons=reasons, warnings=warnings, trials=trials, tf_data=verdict.tf_data,
         search_stopped_because=wording.screen_stop(evidence.screen.stop),
-        race_stopped_because=wording.race_stop(race.stop),
+        race_stopped_because=wording.race_stop(race.stop, label),
         race_settled=race.stop.settled, race_load=race.load,
-        race_epochs={config.label(): epochs for config, epochs in race.samples.items()},
-        race_left={config.label(): wording.departure(why) for config, why in race.left.items()}
-        | {config.label(): why for config, why in race.failures.items()},
+        race_epochs={label(config): epochs for config, epochs in race.samples.items()},
+        race_left={label(config): wording.departure(why, label) for config, why in race.left.items()}
+        | {label(config): why for config, why in race.failures.items()},
         decision=verdict.decision,
     )
 
@@ -420,7 +424,7 @@ def _predicted(facts: Facts, limit: Ceiling) -> dict[str, Any]:
     reasons = (
         advice.data_nature(facts.dataset),
         f"Training is {limit.verdict}.",
-        f"Predicted from the probes alone (no setting was timed): {config.label()} at {rate:.1f} batches/s, "
+        f"Predicted from the probes alone (no setting was timed): {facts.space.knobs.label(config)} at {rate:.1f} batches/s, "
         f"{rate / default_rate:.2f}x the defaults' predicted {default_rate:.1f}. Run without --quick to measure "
         "and confirm.",
     )
@@ -474,7 +478,7 @@ def _predicted_rewrite(facts: Facts) -> tuple[LoaderConfig, float] | None:
 
 def _confirmed_samples(answer: Recommendation) -> tuple[float, ...]:
     """Race epochs of the recommended setting."""
-    return (answer.race_epochs or {}).get(answer.config.label(), ())
+    return (answer.race_epochs or {}).get(registry.knob_set(answer.engine, answer.backend).label(answer.config), ())
 
 
 def _source_for(dataset, model, options: Options) -> FileSource | PickledSource:

@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tuner import engines
+from tuner.core import Label, LoaderConfig
 from tuner.engines import registry
 from tuner.errors import TuneLoaderError
 from tuner.options import Options
@@ -279,6 +280,7 @@ class _LiveProgress:
         self.time_budget = 0.0
         self.search_started = 0.0
         self.trials = 0
+        self.label: Label = LoaderConfig.label
 
     def __enter__(self):
         self.bar.__enter__()
@@ -292,8 +294,8 @@ class _LiveProgress:
         self.console.print(f"[dim]•[/] {escape(text)}")
         self._replace_task(escape(_shorten(text)), total=None)
 
-    def searching(self, trials: int, time_budget: float) -> None:
-        self.search_started, self.time_budget, self.trials = time.monotonic(), time_budget, trials
+    def searching(self, trials: int, time_budget: float, label: Label) -> None:
+        self.search_started, self.time_budget, self.trials, self.label = time.monotonic(), time_budget, trials, label
         self._replace_task("screen", total=trials, count=f"0/{trials}", budget=f"budget {time_budget:.0f} s")
 
     def race_round(self, number: int, leader: str, racing: int) -> None:
@@ -313,8 +315,8 @@ class _LiveProgress:
         value = f"{rate.median:.1f} batches/s" if rate else result.reason  # in full: it names the line
         if rate and result.predicted_batches_per_second:
             value += f" (predicted {result.predicted_batches_per_second:.1f})"
-        self.console.print(f"  screen {result.number:>2} {result.config.label():<26} {result.status:<10} {value}", highlight=False, markup=False, soft_wrap=True)
-        leader = f"best {best.epoch_batches_per_second.median:.1f} b/s ({best.config.label()})" if best else ""
+        self.console.print(f"  screen {result.number:>2} {self.label(result.config):<26} {result.status:<10} {value}", highlight=False, markup=False, soft_wrap=True)
+        leader = f"best {best.epoch_batches_per_second.median:.1f} b/s ({self.label(best.config)})" if best else ""
         left = max(0.0, self.time_budget - (time.monotonic() - self.search_started))
         self.bar.update(self.task, completed=measured, count=f"{measured}/{self.trials}", best=leader,
                         budget=f"budget {left:.0f} s left")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tuner import engines
 from tuner.errors import TuneLoaderError
 from tuner.results import Recommendation
 
@@ -55,7 +56,7 @@ def rows(old: Recommendation, new: Recommendation) -> list[tuple[str, str, str]]
         ("source", source(old), source(new)),
         ("started (UTC)", *(r.provenance.started_utc if r.provenance else "unknown" for r in (old, new))),
         ("machine", old.machine.fingerprint, new.machine.fingerprint),
-        ("answer", old.config.label(), new.config.label()),
+        ("answer", engines.label_for(old)(old.config), engines.label_for(new)(new.config)),
         ("measured", rate(old), rate(new)),
         ("speed-up", claim(old), claim(new)),
     ]

@@ -4,6 +4,7 @@ timed epoch, the engines), as plain values. It imports nothing of the project's,
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -161,11 +162,18 @@ class LoaderConfig:
             return ("inline",) + native
         return (self.workers, self.use_multiprocessing, self.max_queue_size, self.persistent_workers) + native
 
+    @property
+    def native_label(self) -> str:
+        """The BLAS/OpenMP limit as a label's last words ("" for the libraries' own)."""
+        if self.native_threads is None:
+            return ""
+        return f", {self.native_threads} BLAS/OpenMP thread" + ("s" if self.native_threads > 1 else "")
+
     def label(self) -> str:
+        """The pool in Keras's words; each engine's knob set names its own (``knobs.*.label``)."""
         if self.is_tf_data:
             return "tf.data (AUTOTUNE)"
-        native = "" if self.native_threads is None else f", {self.native_threads} BLAS/OpenMP thread" + (
-            "s" if self.native_threads > 1 else "")
+        native = self.native_label
         if not self.parallel:
             return "inline (no pool)" + native
         unit = "process" if self.use_multiprocessing else "thread"
@@ -182,6 +190,7 @@ class LoaderConfig:
 
 
 KERAS_DEFAULTS = LoaderConfig()
+Label = Callable[[LoaderConfig], str]  # how an engine names a setting (its knob set's ``label``)
 
 
 @dataclass(frozen=True)

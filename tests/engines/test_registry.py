@@ -13,6 +13,7 @@ import optuna
 import pytest
 
 from probes.profiles import DataKind
+from reports.summary import headline
 from tests import builders
 from tuner import engines
 from tuner.core import KERAS_DEFAULTS, EngineName, LoaderConfig, PoolKind
@@ -158,6 +159,7 @@ def test_a_grain_answer_records_mp_prefetchs_knobs_and_hands_over_the_mp_prefetc
     answer = builders.recommendation(engine="grain", best=best, kind=DataKind.GRAIN)
     answer = dataclasses.replace(answer, knobs=knobs.GRAIN_KNOBS.recorded(best, "spawn"))
     assert answer.settings_text() == "worker_count=2, worker_buffer_size=4"
+    assert headline(answer) == "Recommended: mp_prefetch 2 workers, buffer 4"  # Grain's words, not a queue's
     (block,) = engines.code_blocks(answer)
     assert block.title == "Grain" and "flags.FLAGS.mark_as_parsed()" in block.code
     assert ".to_iter_dataset().mp_prefetch(" in block.code
@@ -166,3 +168,15 @@ def test_a_grain_answer_records_mp_prefetchs_knobs_and_hands_over_the_mp_prefetc
     kept = dataclasses.replace(answer, config=KERAS_DEFAULTS, knobs=knobs.GRAIN_KNOBS.recorded(KERAS_DEFAULTS, "spawn"))
     (block,) = engines.code_blocks(kept)
     assert "without mp_prefetch" in block.code and "mp_prefetch(" not in block.code
+
+
+@pytest.mark.parametrize("knob_set, config, label", [
+    (knobs.KERAS_KNOBS, KERAS_DEFAULTS, "inline (no pool)"),
+    (knobs.KERAS_KNOBS, LoaderConfig(2, True, 8), "2 processes, queue 8"),
+    (knobs.DATALOADER_KNOBS, KERAS_DEFAULTS, "num_workers=0 (inline)"),
+    (knobs.DATALOADER_KNOBS, LoaderConfig(2, True, 4, persistent_workers=True), "2 workers, prefetch 2, persistent"),
+    (knobs.GRAIN_KNOBS, KERAS_DEFAULTS, "no mp_prefetch"),
+    (knobs.GRAIN_KNOBS, LoaderConfig(1, True, 4, native_threads=1), "mp_prefetch 1 worker, buffer 4, 1 BLAS/OpenMP thread"),
+])
+def test_each_engine_names_a_setting_by_its_own_knobs(knob_set, config, label):
+    assert knob_set.label(config) == label

@@ -52,11 +52,11 @@ def test_a_process_answer_names_the_hazard_its_fix_and_that_only_fork_runs_it():
     data = dataclasses.replace(builders.dataset(picklable=False, pickle_error="cannot pickle 'sqlite3.Connection'"),
                                fork_hazards=hazards)
     space = SearchSpace.for_profiles(builders.machine(), data, knobs=KERAS_KNOBS)
-    warnings = advice.warn(chosen=LoaderConfig(2, True, 10), chosen_trial=None, trials=(), dataset=data,
+    warnings = advice.warn(label=KERAS_KNOBS.label, chosen=LoaderConfig(2, True, 10), chosen_trial=None, trials=(), dataset=data,
                            memory_budget_bytes=None, not_tried=space.not_tried)
     hazard = next(w for w in warnings if "must not cross fork()" in w)
     assert "sqlite3 connection at dataset.conn" in hazard and "os.getpid()" in hazard
     assert any("Under spawn or forkserver" in w for w in warnings)
-    threads = advice.warn(chosen=LoaderConfig(2, False, 10), chosen_trial=None, trials=(), dataset=data,
+    threads = advice.warn(label=KERAS_KNOBS.label, chosen=LoaderConfig(2, False, 10), chosen_trial=None, trials=(), dataset=data,
                           memory_budget_bytes=None, not_tried=space.not_tried)
     assert not any("fork()" in w for w in threads)  # threads share the process: nothing crosses a fork

@@ -10,6 +10,7 @@ from reports.plotdata import plot_data
 from tests import builders
 from tuner import engines
 from tuner.core import KERAS_DEFAULTS, EngineName, LoaderConfig
+from tuner.engines.knobs import KERAS_KNOBS
 
 EVIL = "<script>alert(1)</script>"
 
@@ -192,7 +193,7 @@ def test_a_dataset_whose_constructor_cannot_take_the_knobs_gets_code_that_runs_a
     assert "ShardDataset(" not in code
     assert "dataset.workers = 8\ndataset.use_multiprocessing = False\ndataset.max_queue_size = 16" in code
     assert "ShardDataset(..., workers=8" in engines.code_blocks(builders.recommendation())[0].code
-    warnings = advice.warn(chosen=stiff.config, chosen_trial=None, trials=(), dataset=stiff.dataset,
+    warnings = advice.warn(label=KERAS_KNOBS.label, chosen=stiff.config, chosen_trial=None, trials=(), dataset=stiff.dataset,
                            memory_budget_bytes=None, not_tried=SearchSpace(8, True).not_tried)
     assert warnings[0].startswith("ShardDataset.__init__ takes neither the three knobs nor **kwargs")
     assert "super().__init__(**kwargs)" in warnings[0]

@@ -9,7 +9,7 @@ import statistics
 from probes.profiles import DataKind, DatasetProfile, ModelProfile
 from probes.stats import outlier_mask
 from tuner.analysis import wording
-from tuner.core import KERAS_DEFAULTS, Backend, EngineName, LoaderConfig, PoolKind, StopKind, TrialStatus
+from tuner.core import KERAS_DEFAULTS, Backend, EngineName, Label, LoaderConfig, PoolKind, StopKind, TrialStatus
 from tuner.engines import registry
 from tuner.engines.knobs import PoolStart
 from tuner.measure.predict import start_cost_seconds
@@ -49,6 +49,7 @@ def explain(
     dataset: DatasetProfile,
     model: ModelProfile,
     epoch_batches: int,
+    label: Label,
     engine: EngineName = EngineName.KERAS3,
     rewrite: tuple[LoaderConfig, float] | None = None,
     race: Interleaved | None = None,
@@ -63,13 +64,14 @@ def explain(
     compares with them); ``race`` holds what the race timed;
     ``threads_measured`` the best thread pool's measured gain over inline
     (``thread_gain``); ``every_pool_failed``: no worker pool tried ran;
-    ``how`` the race's decision and ``elapsed_seconds`` the tune's time so far.
+    ``how`` the race's decision and ``elapsed_seconds`` the tune's time so far; ``label`` names a setting
+    in its engine's words.
     """
     reasons = [data_nature(dataset, threads_measured), f"Training is {ceiling.verdict}."]
     if native := native_threads_text(dataset, chosen):
         reasons.insert(1, native)
     if race and len(race.samples) > 1:
-        reasons.append(race_summary(race, chosen if chosen != KERAS_DEFAULTS else best))
+        reasons.append(race_summary(race, chosen if chosen != KERAS_DEFAULTS else best, label))
     if registry.entry(engine).migrates_to:  # Keras 2 code: what its pools cost that Keras 3's do not
         reasons.append(legacy_costs(dataset, model, epoch_batches))
     if every_pool_failed:
@@ -78,8 +80,8 @@ def explain(
     elif best == KERAS_DEFAULTS:
         reasons.append("The Keras defaults were the best configuration measured.")
     else:
-        reasons.append(claim(chosen, best, confirmation, epoch_batches, wording.race_stop(race.stop) if race else "", how,
-                             elapsed_seconds))
+        reasons.append(claim(chosen, best, confirmation, epoch_batches, label,
+                             wording.race_stop(race.stop, label) if race else "", how, elapsed_seconds))
     if tf_data_reason := tf_data_said(tf_data, chosen, race, elapsed_seconds):
         reasons.append(tf_data_reason)
     if dataset.kind == DataKind.GENERATOR and confirmation is not None and not best.use_multiprocessing:
@@ -138,22 +140,22 @@ def tf_data_short_text(needed_seconds: float, left_seconds: float, elapsed_secon
 
 
 def claim(chosen: LoaderConfig, best: LoaderConfig, confirmation: Confirmation | None, epoch_batches: int,
-          race_stopped_because: str, how: Decision | None = None, elapsed_seconds: float = 0.0) -> str:
+          label: Label, race_stopped_because: str, how: Decision | None = None, elapsed_seconds: float = 0.0) -> str:
     """What the race showed about the best setting against the defaults, why the answer is what it is
     (``how.basis``), how sure the claim is, and what would decide it."""
     basis = how.basis if how else None
     if confirmation is None and chosen != KERAS_DEFAULTS:  # the defaults failed in the race
-        return (f"The defaults could not be timed in the race (see the warnings), so {chosen.label()}, the "
+        return (f"The defaults could not be timed in the race (see the warnings), so {label(chosen)}, the "
                 "fastest setting that ran there, is recommended without a speed-up claimed over them.")
     if confirmation is None:
-        return (f"The best configuration tried ({best.label()}) could not be confirmed against the defaults "
+        return (f"The best configuration tried ({label(best)}) could not be confirmed against the defaults "
                 "side by side (see the warnings): keep the defaults.")
-    measured = f"{best.label()} ran {confirmation.speedup:.2f}x the defaults, {confirmation.interval_text()}"
+    measured = f"{label(best)} ran {confirmation.speedup:.2f}x the defaults, {confirmation.interval_text()}"
     stopped = f"; the race stopped because {race_stopped_because}" if race_stopped_because else ""
     odds = (f", faster than them with probability {how.probability_faster:.0%}"
             if how and how.probability_faster is not None else "")
     to_decide = deciding_text(how, confirmation, elapsed_seconds) if how else ""
-    guard = harm_guard_text(how) if how and how.guarded else ""
+    guard = harm_guard_text(how, label) if how and how.guarded else ""
     if chosen == KERAS_DEFAULTS and basis == ChoiceBasis.HARM_GUARD:
         return f"{guard}{measured}{odds}: keep the defaults{stopped}.{to_decide}"
     if chosen == KERAS_DEFAULTS and confirmation.speedup_high <= 1.0 + decision.EQUIVALENT_WITHIN:
@@ -171,9 +173,9 @@ def claim(chosen: LoaderConfig, best: LoaderConfig, confirmation: Confirmation |
     return f"{guard}{measured} (epochs of {epoch_batches} batches).{width}"
 
 
-def harm_guard_text(how: Decision) -> str:
+def harm_guard_text(how: Decision, label: Label) -> str:
     """The faster-looking setting the harm guard set aside, and why."""
-    return (f"{how.guarded.label()} looked faster, but its evidence allows a loss of more than "
+    return (f"{label(how.guarded)} looked faster, but its evidence allows a loss of more than "
             f"{1 - decision.HARM_FLOOR:.0%} against the defaults (its one-sided "
             f"{decision.HARM_CONFIDENCE:.0%} lower bound is under {decision.HARM_FLOOR:.2f}) for an "
             f"expected gain under {decision.LARGE_GAIN:.1f}x, so it is not recommended. ")
@@ -195,17 +197,18 @@ def deciding_text(how: Decision, confirmation: Confirmation, elapsed_seconds: fl
             f"would decide it: --time-budget {budget}.")
 
 
-def race_summary(race: Interleaved, winner: LoaderConfig) -> str:
+def race_summary(race: Interleaved, winner: LoaderConfig, label: Label) -> str:
     """The race between the screen's finalists, and how it chose (``decision.choice``)."""
     ranked = sorted(race.samples.items(), key=lambda item: -statistics.fmean(item[1]))
     readings = "; ".join(
-        f"{config.label()} {statistics.fmean(values):.1f} batches/s (n={len(values)}"
+        f"{label(config)} {statistics.fmean(values):.1f} batches/s (n={len(values)}"
         + (", left early" if config in race.left else "") + ")" for config, values in ranked
     )
-    rule = (f"{winner.label()} is the simplest within {decision.NEAR_LEADER:.0%} of the fastest of the settings "
+    rule = (f"{label(winner)} is the simplest within {decision.NEAR_LEADER:.0%} of the fastest of the settings "
             f"still racing at the end")
     ending = ("no setting left could beat it by more than "
-              f"{decision.SETTLED_MARGIN:.0%}" if race.stop.settled else f"the race stopped because {wording.race_stop(race.stop)}")
+              f"{decision.SETTLED_MARGIN:.0%}" if race.stop.settled else
+              f"the race stopped because {wording.race_stop(race.stop, label)}")
     return (f"The screen's fastest settings were raced side by side, means of interleaved rounds: {readings}. "
             f"{rule}; {ending}.")
 
@@ -280,7 +283,7 @@ def native_threads_text(dataset: DatasetProfile, chosen: LoaderConfig) -> str | 
 
 
 def start_method_cost(dataset: DatasetProfile, usable_cores: int, chosen: LoaderConfig, chosen_rate: float | None,
-                      trials: tuple[TrialResult, ...], epoch_batches: int, start: PoolStart) -> str | None:
+                      trials: tuple[TrialResult, ...], epoch_batches: int, start: PoolStart, label: Label) -> str | None:
     """Under forkserver or spawn: what each process worker costs every epoch (``StartCost``) and, when the
     fastest process pool measured would beat the answer under fork, by about how much and the fixes
     (``start``: the engine's, ``KnobSet.pool_start``). The fork figure is an estimate: that pool's measured
@@ -305,7 +308,7 @@ def start_method_cost(dataset: DatasetProfile, usable_cores: int, chosen: Loader
     under_fork = epoch_batches / max(epoch - extra, 0.05 * epoch)
     if under_fork <= FORK_GAIN_WORTH_SAYING * chosen_rate:
         return text
-    return text + (f" Under fork, {fastest.config.label()} would run about {under_fork / chosen_rate:.2f}x the answer "
+    return text + (f" Under fork, {label(fastest.config)} would run about {under_fork / chosen_rate:.2f}x the answer "
                    "(an estimate: its measured epochs less that start cost). Fixes: fewer, longer epochs (each pays "
                    f"the start once); {start.fixes}, where your platform and libraries allow it.")
 
@@ -358,6 +361,7 @@ def warn(
     trials: tuple[TrialResult, ...],
     dataset: DatasetProfile,
     memory_budget_bytes: int | None,
+    label: Label,
     not_tried: PoolsNotTried = PoolsNotTried(),
     model: ModelProfile | None = None,
     engine: EngineName = EngineName.KERAS3,
@@ -378,7 +382,7 @@ def warn(
     wait = None if race_timed_whole_epochs else autotune_wait(chosen, engine, chosen_epoch_seconds, backend)
     warnings = [w for w in (snippet_fix(chosen, dataset), allocator_churn(model) if model else None, wait) if w]
     warnings += _setting_risks(chosen, dataset, not_tried)
-    warnings += _stopped_settings(trials, not_tried, race_failures or {}, race_reruns or {})
+    warnings += _stopped_settings(trials, not_tried, race_failures or {}, race_reruns or {}, label)
     if any(t.leftover_processes for t in trials):
         count = sum(t.leftover_processes for t in trials)
         warnings.append(f"{count} worker process(es) were still alive after their epoch ended; tune-loader killed them.")
@@ -458,7 +462,7 @@ def fork_risks(dataset: DatasetProfile) -> list[str]:
 
 
 def _stopped_settings(trials: tuple[TrialResult, ...], not_tried: PoolsNotTried, race_failures: dict[LoaderConfig, str],
-                      race_reruns: dict[LoaderConfig, str]) -> list[str]:
+                      race_reruns: dict[LoaderConfig, str], label: Label) -> list[str]:
     """Settings recorded as infeasible, or that failed in the search or the race, with their reasons."""
     warnings = []
     unsafe = [t for t in trials if t.stop_kind == StopKind.THREAD_UNSAFE]
@@ -467,14 +471,14 @@ def _stopped_settings(trials: tuple[TrialResult, ...], not_tried: PoolsNotTried,
         warnings.append(f"Thread pools (trials {numbers}) were recorded as infeasible, not timed: {not_tried.threads}.")
     stopped = [t for t in trials if t.status in (TrialStatus.FAILED, TrialStatus.INFEASIBLE) and t not in unsafe]
     for trial in stopped[:5]:
-        warnings.append(f"Trial {trial.number} ({trial.config.label()}) {trial.status}: {trial.reason}")
+        warnings.append(f"Trial {trial.number} ({label(trial.config)}) {trial.status}: {trial.reason}")
     if len(stopped) > 5:
         warnings.append(f"... and {len(stopped) - 5} more trials failed or were infeasible (see the trials table).")
     for config, reason in race_failures.items():
-        warnings.append(f"{config.label()} stopped during the race: {reason}")
+        warnings.append(f"{label(config)} stopped during the race: {reason}")
     for config, reason in race_reruns.items():
         again = "failed again" if config in race_failures else "ran, and the race went on"
-        warnings.append(f"{config.label()} stopped once during the race ({reason}) and was timed again at once, "
+        warnings.append(f"{label(config)} stopped once during the race ({reason}) and was timed again at once, "
                         f"as the claim's baseline: it {again}.")
     if any(AST_RACE in reason for reason in [t.reason for t in stopped] + list(race_failures.values())):
         warnings.append(

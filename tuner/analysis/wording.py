@@ -1,9 +1,10 @@
 """The sentences that say how the search's steps ended, built from their values (``tuner.outcomes``): why
 the screen and the race stopped, why a setting left the race. results.json, the report and the reasons all
-read them from here."""
+read them from here. A setting is named by its engine's ``label`` (``KnobSet.label``)."""
 
 from __future__ import annotations
 
+from tuner.core import Label
 from tuner.outcomes import Departure, LeaveKind, OpenQuestion, RaceEnd, RaceStop, ScreenStop
 from tuner.search import decision
 
@@ -22,27 +23,28 @@ def screen_stop(stop: ScreenStop) -> str:
                    "not screened: even at linear scaling they could not reach the race" if stop.beyond_reach else "")
 
 
-def race_stop(stop: RaceStop) -> str:
+def race_stop(stop: RaceStop, label: Label) -> str:
     if stop.end == RaceEnd.SETTLED:
-        return (f"no setting left in it could beat {stop.leader.label()} by more than {MARGIN}, and every "
+        return (f"no setting left in it could beat {label(stop.leader)} by more than {MARGIN}, and every "
                 "comparison it reports was decided")
     if stop.end == RaceEnd.ROUNDS:
         return f"it ran the {stop.rounds} rounds allowed"
     if stop.end == RaceEnd.ALL_STOPPED:
         return "every setting in it stopped"
-    return f"it reached the time budget (--time-budget) with {' and '.join(_open(stop, q) for q in stop.questions)}"
+    return ("it reached the time budget (--time-budget) with "
+            + " and ".join(_open(stop, question, label) for question in stop.questions))
 
 
-def _open(stop: RaceStop, question: OpenQuestion) -> str:
+def _open(stop: RaceStop, question: OpenQuestion, label: Label) -> str:
     if question == OpenQuestion.NEAR_LEADER:
-        return f"{stop.near} setting(s) that could still beat {stop.leader.label()} by more than {MARGIN}"
+        return f"{stop.near} setting(s) that could still beat {label(stop.leader)} by more than {MARGIN}"
     if question == OpenQuestion.CLAIM:
         return "the claim against the defaults undecided"
     return "tf.data's comparison undecided"
 
 
-def departure(left: Departure) -> str:
-    than = left.than.label()
+def departure(left: Departure, label: Label) -> str:
+    than = label(left.than)
     return {
         LeaveKind.FAR_BELOW: f"far below {than} in the first round",
         LeaveKind.CLEARLY_SLOWER: f"clearly slower than {than} after {left.rounds} rounds",

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from probes.profiles import DataKind
-from tuner.core import Backend, EngineName, LoaderConfig, WindowTiming
+from tuner.core import Backend, EngineName, Label, LoaderConfig, WindowTiming
 from tuner.engines import registry, snippets
 from tuner.engines.snippets import CodeBlock
 from tuner.errors import TuneLoaderError
@@ -194,6 +194,11 @@ def load(name: EngineName) -> KerasEngine:
 def resolve(dataset: Any, requested: str | None) -> KerasEngine:
     """The engine that trains ``dataset``, loaded."""
     return load(choose(dataset, requested))
+
+
+def label_for(answer: Recommendation) -> Label:
+    """How the answer's engine names a setting: its knob set's ``label``."""
+    return registry.knob_set(answer.engine, answer.backend).label
 
 
 def code_blocks(answer: Recommendation) -> list[CodeBlock]:

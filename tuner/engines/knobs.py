@@ -87,6 +87,10 @@ class KerasKnobs:
         return {"workers": config.workers, "use_multiprocessing": config.use_multiprocessing,
                 "max_queue_size": config.max_queue_size}
 
+    def label(self, config: LoaderConfig) -> str:
+        """The setting as sentences and tables name it: Keras's pool of threads or processes and its queue."""
+        return config.label()
+
     def config_of(self, values: dict[str, Any]) -> LoaderConfig:
         return LoaderConfig(values["workers"], values["use_multiprocessing"], values["max_queue_size"])
 
@@ -180,6 +184,18 @@ class DataLoaderKnobs:
         return LoaderConfig(workers, True, workers * (values["prefetch_factor"] or 2),
                             persistent_workers=bool(values["persistent_workers"]))
 
+    def label(self, config: LoaderConfig) -> str:
+        """``num_workers`` and ``prefetch_factor`` as a DataLoader user reads them."""
+        if config.is_tf_data:
+            return config.label()
+        values = self.values(config)
+        if not values["num_workers"]:
+            return "num_workers=0 (inline)" + config.native_label
+        workers = values["num_workers"]
+        persistent = ", persistent" if values["persistent_workers"] else ""
+        return (f"{workers} worker{'s' if workers > 1 else ''}, prefetch {values['prefetch_factor']}{persistent}"
+                + config.native_label)
+
     def recorded(self, config: LoaderConfig, start_method: str) -> dict[str, KnobValue]:
         """The knobs as results.json records them and the code sets them: the start method timed under, set
         explicitly, since a DataLoader takes it as an argument."""
@@ -258,6 +274,16 @@ class GrainKnobs:
         if not workers:
             return KERAS_DEFAULTS
         return LoaderConfig(workers, True, workers * values["worker_buffer_size"])
+
+    def label(self, config: LoaderConfig) -> str:
+        """``mp_prefetch``'s workers and buffer as a Grain user reads them; without workers the pipeline has
+        no ``mp_prefetch``, and its read threads still run."""
+        values = self.values(config)
+        if not values["worker_count"]:
+            return "no mp_prefetch" + config.native_label
+        workers = values["worker_count"]
+        return (f"mp_prefetch {workers} worker{'s' if workers > 1 else ''}, buffer {values['worker_buffer_size']}"
+                + config.native_label)
 
     def recorded(self, config: LoaderConfig, start_method: str) -> dict[str, KnobValue]:
         """The knobs as results.json records them and the code sets them (no start method: Grain's is spawn)."""

@@ -44,7 +44,7 @@ class RacePlan:
 def run_race(measurer: Measurer, keras: Sequence[LoaderConfig], plan: Callable[[LoaderConfig], RacePlan], *,
              epoch_batches: int, tf_data: LoaderConfig | None = None, deadline: float = math.inf,
              max_rounds: int = decision.MAX_ROUNDS,
-             on_round: Callable[[int, str, int], None] | None = None) -> Interleaved:
+             on_round: Callable[[int, LoaderConfig, int], None] | None = None) -> Interleaved:
     """Races the Keras settings ``keras`` (the defaults among them) and ``tf_data``, round by round.
 
     It runs until nothing is left open (``_open_questions``), until a round
@@ -70,7 +70,7 @@ def run_race(measurer: Measurer, keras: Sequence[LoaderConfig], plan: Callable[[
             stop = RaceStop(RaceEnd.ALL_STOPPED)
             break
         if on_round:
-            on_round(state.rounds, decision.choice(state.samples, state.candidates()).label(), len(state.racing))
+            on_round(state.rounds, decision.choice(state.samples, state.candidates()), len(state.racing))
         if state.rounds < decision.FIRST_VERDICT_ROUND:
             _send_away_far_below(state)
             continue

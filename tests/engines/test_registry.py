@@ -180,3 +180,11 @@ def test_a_grain_answer_records_mp_prefetchs_knobs_and_hands_over_the_mp_prefetc
 ])
 def test_each_engine_names_a_setting_by_its_own_knobs(knob_set, config, label):
     assert knob_set.label(config) == label
+
+
+@pytest.mark.parametrize("knob_set", [knobs.KERAS_KNOBS, knobs.TF_KERAS_KNOBS, knobs.DATALOADER_KNOBS,
+                                      knobs.PYDATASET_IN_DATALOADER_KNOBS, knobs.GRAIN_KNOBS])
+def test_each_knob_sets_typed_values_name_its_knobs_and_their_defaults(knob_set):
+    fields = dataclasses.fields(knob_set.setting(KERAS_DEFAULTS))
+    assert [(f.name, f.default) for f in fields] == [(knob.name, knob.default) for knob in knob_set.knobs]
+    assert knob_set.setting(KERAS_DEFAULTS) == type(knob_set.setting(KERAS_DEFAULTS))()  # the reference: all defaults

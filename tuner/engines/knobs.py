@@ -10,7 +10,7 @@ parameters and the code the report prints. Nothing here imports a framework.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from tuner.core import KERAS_DEFAULTS, LoaderConfig, PoolKind, StartMethod
@@ -48,6 +48,39 @@ class Knob:
     help: str
 
 
+@dataclass(frozen=True)
+class KerasValues:
+    """Keras's three knobs, as a PyDataset's constructor and tf-keras's ``fit`` take them."""
+
+    workers: int = 1
+    use_multiprocessing: bool = False
+    max_queue_size: int = 10
+
+
+@dataclass(frozen=True)
+class PyDatasetInDataLoaderValues(KerasValues):
+    """Keras's three, and whether the PyDataset runs in a torch DataLoader whose workers outlive an epoch."""
+
+    persistent_workers: bool = False
+
+
+@dataclass(frozen=True)
+class DataLoaderValues:
+    """A torch DataLoader's pool: ``prefetch_factor`` None where ``num_workers`` is 0, as torch requires."""
+
+    num_workers: int = 0
+    prefetch_factor: int | None = None
+    persistent_workers: bool = False
+
+
+@dataclass(frozen=True)
+class GrainValues:
+    """Grain's ``mp_prefetch`` (a ``grain.DataLoader``'s arguments of the same names); 0 workers: none."""
+
+    worker_count: int = 0
+    worker_buffer_size: int = 1
+
+
 def worker_ladder(first: int, most: int) -> list[int]:
     """Workers on a log scale: ``first``, twice that, ... up to ``most``, and ``most`` itself."""
     ladder, workers = [], first
@@ -83,9 +116,13 @@ class KerasKnobs:
         "Keras starts", True, "a torch DataLoader with persistent_workers=True, which keeps the workers across "
         "epochs; or multiprocessing.set_start_method('fork') before training")
 
+    def setting(self, config: LoaderConfig) -> KerasValues:
+        """``config`` in this engine's own knobs."""
+        return KerasValues(config.workers, config.use_multiprocessing, config.max_queue_size)
+
     def values(self, config: LoaderConfig) -> dict[str, KnobValue]:
-        return {"workers": config.workers, "use_multiprocessing": config.use_multiprocessing,
-                "max_queue_size": config.max_queue_size}
+        """The knobs by name, for the study, trials.csv and results.json."""
+        return asdict(self.setting(config))
 
     def label(self, config: LoaderConfig) -> str:
         """The setting as sentences and tables name it: Keras's pool of threads or processes and its queue."""
@@ -171,11 +208,14 @@ class DataLoaderKnobs:
         "a DataLoader without persistent_workers starts", False,
         "persistent_workers=True, which keeps the workers across epochs; or multiprocessing_context='fork'")
 
-    def values(self, config: LoaderConfig) -> dict[str, KnobValue]:
+    def setting(self, config: LoaderConfig) -> DataLoaderValues:
         if not config.parallel:
-            return {"num_workers": 0, "prefetch_factor": None, "persistent_workers": False}
-        return {"num_workers": config.workers, "prefetch_factor": max(1, config.max_queue_size // config.workers),
-                "persistent_workers": config.persistent_workers}
+            return DataLoaderValues()
+        return DataLoaderValues(config.workers, max(1, config.max_queue_size // config.workers),
+                                config.persistent_workers)
+
+    def values(self, config: LoaderConfig) -> dict[str, KnobValue]:
+        return asdict(self.setting(config))
 
     def config_of(self, values: dict[str, Any]) -> LoaderConfig:
         workers = values["num_workers"]
@@ -188,12 +228,11 @@ class DataLoaderKnobs:
         """``num_workers`` and ``prefetch_factor`` as a DataLoader user reads them."""
         if config.is_tf_data:
             return config.label()
-        values = self.values(config)
-        if not values["num_workers"]:
+        setting = self.setting(config)
+        if not setting.num_workers:
             return "num_workers=0 (inline)" + config.native_label
-        workers = values["num_workers"]
-        persistent = ", persistent" if values["persistent_workers"] else ""
-        return (f"{workers} worker{'s' if workers > 1 else ''}, prefetch {values['prefetch_factor']}{persistent}"
+        workers, persistent = setting.num_workers, ", persistent" if setting.persistent_workers else ""
+        return (f"{workers} worker{'s' if workers > 1 else ''}, prefetch {setting.prefetch_factor}{persistent}"
                 + config.native_label)
 
     def recorded(self, config: LoaderConfig, start_method: str) -> dict[str, KnobValue]:
@@ -264,10 +303,13 @@ class GrainKnobs:
         "whose workers start once; or no mp_prefetch",
         "whatever multiprocessing's default: Grain's mp_prefetch always spawns")
 
-    def values(self, config: LoaderConfig) -> dict[str, KnobValue]:
+    def setting(self, config: LoaderConfig) -> GrainValues:
         if not config.parallel:
-            return {"worker_count": 0, "worker_buffer_size": 1}
-        return {"worker_count": config.workers, "worker_buffer_size": max(1, config.max_queue_size // config.workers)}
+            return GrainValues()
+        return GrainValues(config.workers, max(1, config.max_queue_size // config.workers))
+
+    def values(self, config: LoaderConfig) -> dict[str, KnobValue]:
+        return asdict(self.setting(config))
 
     def config_of(self, values: dict[str, Any]) -> LoaderConfig:
         workers = values["worker_count"]
@@ -278,11 +320,11 @@ class GrainKnobs:
     def label(self, config: LoaderConfig) -> str:
         """``mp_prefetch``'s workers and buffer as a Grain user reads them; without workers the pipeline has
         no ``mp_prefetch``, and its read threads still run."""
-        values = self.values(config)
-        if not values["worker_count"]:
+        setting = self.setting(config)
+        if not setting.worker_count:
             return "no mp_prefetch" + config.native_label
-        workers = values["worker_count"]
-        return (f"mp_prefetch {workers} worker{'s' if workers > 1 else ''}, buffer {values['worker_buffer_size']}"
+        workers = setting.worker_count
+        return (f"mp_prefetch {workers} worker{'s' if workers > 1 else ''}, buffer {setting.worker_buffer_size}"
                 + config.native_label)
 
     def recorded(self, config: LoaderConfig, start_method: str) -> dict[str, KnobValue]:
@@ -333,11 +375,9 @@ class PyDatasetInDataLoaderKnobs(KerasKnobs):
         Knob("persistent_workers", bool, False, "the PyDataset in a torch DataLoader whose workers outlive an epoch"),)
     persistent_pools: bool = True
 
-    def values(self, config: LoaderConfig) -> dict[str, KnobValue]:
-        if not config.persistent_workers:
-            return super().values(config) | {"persistent_workers": False}
-        return {"workers": config.workers, "use_multiprocessing": True, "max_queue_size": config.max_queue_size,
-                "persistent_workers": True}
+    def setting(self, config: LoaderConfig) -> PyDatasetInDataLoaderValues:
+        return PyDatasetInDataLoaderValues(config.workers, config.use_multiprocessing or config.persistent_workers,
+                                           config.max_queue_size, config.persistent_workers)
 
     def config_of(self, values: dict[str, Any]) -> LoaderConfig:
         config = super().config_of(values)

@@ -112,12 +112,12 @@ def _as_is(batch):
 
 
 def loader_for(items: Dataset, config: LoaderConfig, worker_init_fn=None, timeout: float = 0) -> DataLoader:
-    knobs = DATALOADER_KNOBS.values(config)
-    pool = {} if not knobs["num_workers"] else {
-        "prefetch_factor": knobs["prefetch_factor"], "persistent_workers": knobs["persistent_workers"],
+    knobs = DATALOADER_KNOBS.setting(config)
+    pool = {} if not knobs.num_workers else {
+        "prefetch_factor": knobs.prefetch_factor, "persistent_workers": knobs.persistent_workers,
         "multiprocessing_context": multiprocessing.get_start_method(), "worker_init_fn": worker_init_fn,
         "timeout": timeout}
-    return DataLoader(items, batch_size=None, shuffle=False, collate_fn=_as_is, num_workers=knobs["num_workers"],
+    return DataLoader(items, batch_size=None, shuffle=False, collate_fn=_as_is, num_workers=knobs.num_workers,
                       **pool)
 
 

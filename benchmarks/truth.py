@@ -59,7 +59,7 @@ from tuner.search.space import SearchSpace, rule_of_thumb  # noqa: E402
 EXAMPLES = ("io_bound", "gil_bound", "numpy_augment", "image_files", "flow_from_directory", "legacy_sequence",
             "legacy_generator", "blas_features", "io_bound@jax", "gil_bound@jax", "torch_dataloader@torch")
 # Other engines' examples, tuned and timed on request (--examples), not in the README's table.
-ENGINE_ROWS = ("grain_pipeline@jax", "grain_pipeline@tensorflow")
+ENGINE_ROWS = ("grain_pipeline@jax", "grain_pipeline@tensorflow", "grain_loader@jax")  # grain_loader: a workload
 # Data code the examples lack, in benchmarks/workloads/ (issue 40): epochs of 1.5 to 5 s with a model step over
 # 20 ms (log_lines), 7 MB batches (volume_patches), a dataset that does not pickle (closure_pipeline), and a
 # BLAS-heavy loader timed also at one BLAS thread a worker (whitened_windows). They are not in the README's table.
@@ -178,7 +178,8 @@ def tune(path: Path, backend: str, start_method: str | None, competing_core: boo
 def run_example(row: str, rounds: int, runs: int, under_load: bool, start_method: str | None = None) -> dict:
     name, _, backend = row.partition("@")
     backend = backend or "tensorflow"
-    path = ROOT / ("benchmarks/workloads" if name in WORKLOADS else "examples") / f"{name}.py"
+    workload = ROOT / "benchmarks" / "workloads" / f"{name}.py"
+    path = workload if workload.exists() else ROOT / "examples" / f"{name}.py"
     print(f"\n== {row}", flush=True)
     tuned = [tune(path, backend, start_method) for _ in range(runs)]
     loaded = tune(path, backend, start_method, competing_core=True) if under_load else None

@@ -127,7 +127,11 @@ class GrainStream(_Shipped):
             self.chain, workers, buffer = _below_mp_prefetch(user)
         self.user_knobs = {"worker_count": workers, "worker_buffer_size": buffer}
         self.probes: Iterator | None = None
-        self.num_batches = self._length()
+        unpooled = _rebuilt(self.loader, 0, 1)._dataset if self.loader is not None else self.chain
+        self.records = _records(self.class_name, unpooled)
+        known = _structural_length(unpooled)
+        # Past a filter, one epoch counted as the user's pipeline reads it, without workers.
+        self.num_batches = known if known is not None else sum(1 for _ in unpooled)
 
     def pipeline(self, config: LoaderConfig, batches: int, offset: int) -> grain.IterDataset | grain.DataLoader:
         """The first ``batches`` of the pipeline under the knobs ``config`` describes (``offset`` has no
@@ -162,18 +166,17 @@ class GrainStream(_Shipped):
     def _shipped(self) -> dict:
         return self.__dict__ | {"probes": None}  # an iterator with threads stays in its process
 
-    def _length(self) -> int:
-        """Batches per epoch: read from the pipeline's structure where every step's count is known, else
-        counted by running one epoch as the user's pipeline reads it, without workers."""
-        top = _rebuilt(self.loader, 0, 1)._dataset if self.loader is not None else self.chain
-        root = top
-        while not isinstance(root, grain.MapDataset) and getattr(root, "parents", ()):
-            root = root.parents[0]
-        if isinstance(root, grain.MapDataset):
-            _refuse_endless(self.class_name, len(root))
-            self.records = len(root)  # a DataLoader's records per epoch (its sampler's, on this shard)
-        known = _structural_length(top)
-        return known if known is not None else sum(1 for _ in top)
+
+
+def _records(class_name: str, node: Any) -> int | None:
+    """The records per epoch of the ``MapDataset`` at the root of ``node`` (a DataLoader's: its sampler's,
+    on this shard), refused where it has no end; None without such a root."""
+    while not isinstance(node, grain.MapDataset) and getattr(node, "parents", ()):
+        node = node.parents[0]
+    if not isinstance(node, grain.MapDataset):
+        return None
+    _refuse_endless(class_name, len(node))
+    return len(node)
 
 
 def _structural_length(node: Any) -> int | None:

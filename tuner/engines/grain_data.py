@@ -242,7 +242,7 @@ class _FirstBatches(grain.experimental.LimitIterDataset):
         return _ClosingIterator(self._parent.__iter__(), self._count)
 
 
-class _ClosingIterator(limit._LimitDatasetIterator):  # grain 0.2's; Keras's Grain adapter reads its internals too
+class _ClosingIterator(limit._LimitDatasetIterator):  # grain 0.2's private iterator, which LimitIterDataset builds
     def __next__(self) -> Any:
         try:
             return super().__next__()

@@ -67,10 +67,10 @@ def _timed_epochs(clock: common.EpochClock) -> list[tuple[int, float]]:
 
 class GrainEngine(common.SourceEngine, Keras3Engine):
     """A Grain pipeline under Keras 3's ``fit`` (implements ``engines.KerasEngine``); the model side is
-    Keras 3's, the dataset side its ``GrainSource``'s."""
+    Keras 3's, the dataset side a ``GrainSource`` or ``GrainStream`` (``adopt`` picks which)."""
 
     name = EngineName.GRAIN
-    source_type, data_kind = GrainSource, DataKind.GRAIN
+    data_kind = DataKind.GRAIN
     worker_modules = ()  # a spawned Grain worker imports only what unpickling the pipeline imports
 
     def adopt(self, dataset):

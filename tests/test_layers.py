@@ -17,7 +17,7 @@ LAYERS = (
     ("search", ("tuner.search",)),
     ("trial processes", ("tuner.trial",)),
     ("analysis and advice", ("tuner.analysis",)),
-    ("api", ("tuner.api", "tuner.compare")),
+    ("api", ("tuner.api", "tuner.compare", "tuner.training")),
     ("cli and reports", ("tuner.cli", "reports", "tuner")),
 )
 

@@ -15,17 +15,19 @@ from tuner.version import VERSION as __version__
 _WHERE = {
     "TuneLoaderError": "tuner.errors",
     "recommend": "tuner.api",
+    "fit": "tuner.fitting",
     **{name: "tuner.core" for name in ("KERAS_DEFAULTS", "EngineName", "LoaderConfig", "TrialStatus")},
     **{name: "tuner.results" for name in ("Confirmation", "EngineComparison", "Recommendation", "TrialResult")},
 }
 
 __all__ = ["KERAS_DEFAULTS", "Confirmation", "EngineComparison", "EngineName", "LoaderConfig", "Recommendation",
-           "TrialResult", "TrialStatus", "TuneLoaderError", "__version__", "recommend"]
+           "TrialResult", "TrialStatus", "TuneLoaderError", "__version__", "fit", "recommend"]
 
 if TYPE_CHECKING:
     from tuner.api import recommend
     from tuner.core import KERAS_DEFAULTS, EngineName, LoaderConfig, TrialStatus
     from tuner.errors import TuneLoaderError
+    from tuner.fitting import fit
     from tuner.results import Confirmation, EngineComparison, Recommendation, TrialResult
 
 

@@ -67,6 +67,7 @@ class TrialOrigin(TextEnum):
     DEFAULTS = "keras defaults"
     GRID = "grid"
     RULE_OF_THUMB = "rule of thumb"
+    TRAINING = "training"  # raced on the user's own epochs by tuner.fit
 
 
 class TrialStatus(TextEnum):

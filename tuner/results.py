@@ -262,3 +262,66 @@ class Recommendation:
                 "Re-run tune-loader to regenerate it."
             )
         return from_dict(cls, data)
+
+
+class EpochRole(TextEnum):
+    """What one epoch of ``tuner.fit``'s training was for."""
+
+    WARM_UP = "warm-up"  # the first: it traces the step, and is not compared
+    RACE = "race"  # a round of the race over epochs
+    TRAIN = "train"  # the race was over: the winner trained it
+    RETRIED = "retried"  # its setting failed; the epoch was trained again with the best known
+
+
+@dataclass(frozen=True)
+class TrainingEpoch:
+    """One epoch of the user's training: its number (as one ``fit`` numbers it), its setting, what it was
+    for, and its wall time from the ``fit`` call's start to its return (pool start and validation included)."""
+
+    epoch: int
+    config: LoaderConfig
+    role: EpochRole
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TrainingScreen:
+    """A setting read without training before the race (``tuner.fit``'s screen): batches per second of the
+    data alone, over ``batches`` batches."""
+
+    config: LoaderConfig
+    batches_per_second: float
+    batches: int
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """What ``tuner.fit`` measured on the user's training, and what it chose.
+
+    ``claim`` compares ``chosen`` with ``baseline`` (the setting the user's data was built with) on the race's
+    rounds, when both raced; ``candidates_from`` names the stored study the contenders came from, or is None
+    when the screen chose them. ``explored`` epochs ran settings other than the best known, of ``bound``."""
+
+    dataset_name: str
+    engine: EngineName
+    backend: Backend
+    machine: MachineProfile
+    epoch_batches: int
+    chosen: LoaderConfig
+    baseline: LoaderConfig
+    claim: Confirmation | None
+    epochs: tuple[TrainingEpoch, ...]
+    screen: tuple[TrainingScreen, ...]
+    race_epochs: dict[str, tuple[float, ...]]
+    race_left: dict[str, str]
+    race_stopped_because: str
+    explored: int
+    bound: int
+    candidates_from: str | None
+    knobs: dict[str, int | bool | str | None]
+    setup_seconds: float
+    training_seconds: float
+    provenance: Provenance | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(to_dict(self), indent=2)

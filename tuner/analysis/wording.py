@@ -35,6 +35,16 @@ def race_stop(stop: RaceStop, label: Label) -> str:
             + " and ".join(_open(stop, question, label) for question in stop.questions))
 
 
+def epoch_race_stop(stop: RaceStop, bound: int, label: Label) -> str:
+    """Why ``tuner.fit``'s race over the user's epochs ended."""
+    if stop.end == RaceEnd.SETTLED:
+        return f"no setting left in it could beat {label(stop.leader)} by more than {MARGIN}"
+    if stop.end == RaceEnd.ALL_STOPPED:
+        return "every setting in it failed, so the setting the data was built with trained on"
+    return (f"another round would have passed the bound on exploration ({bound} epochs of the training), so "
+            f"the best expected, {label(stop.leader)}, trained on")
+
+
 def _open(stop: RaceStop, question: OpenQuestion, label: Label) -> str:
     if question == OpenQuestion.NEAR_LEADER:
         return f"{stop.near} setting(s) that could still beat {label(stop.leader)} by more than {MARGIN}"

@@ -18,7 +18,7 @@ import keras
 
 from probes.profiles import DataKind
 from tuner.core import Backend, EngineName, LoaderConfig, WindowTiming
-from tuner.engines import common
+from tuner.engines import common, training
 from tuner.errors import TuneLoaderError
 from tuner.measure import heartbeat
 from tuner.measure.epoch_model import drain_batches, start_batches
@@ -85,6 +85,21 @@ class WindowView(keras.utils.PyDataset):
 
 class _EpochClock(common.EpochClock, keras.callbacks.Callback):
     pass
+
+
+class _ReadView(WindowView):
+    """A window the screen of ``tuner.fit`` reads without training: no epoch ran, so the user's epoch hooks
+    are not called."""
+
+    def on_epoch_begin(self) -> None:
+        pass
+
+    def on_epoch_end(self) -> None:
+        pass
+
+
+class _OneTraining(training.HeldBounds, keras.callbacks.CallbackList):
+    """The callback list every per-epoch ``fit`` of one ``tuner.fit`` shares (``training.HeldBounds``)."""
 
 
 class Keras3Engine:
@@ -162,6 +177,39 @@ class Keras3Engine:
         model.fit(WindowView(common.RepeatedBatch(batch), batches, 0, config), epochs=1, verbose=0, callbacks=[clock])
         after_epoch = time.perf_counter() - clock.end
         return clock.timing(), time.process_time() - cpu_start, after_epoch
+
+    def feeder(self, dataset: keras.utils.PyDataset) -> training.Feeder:
+        """Each setting set on the PyDataset itself, as the user's own code would."""
+        dataset = self.adopt(dataset)
+        user = LoaderConfig(dataset.workers, dataset.use_multiprocessing, dataset.max_queue_size)
+        return training.KnobsSet(dataset, user, set_knobs)
+
+    def read_window(self, dataset, config: LoaderConfig, batches: int, offset: int) -> float:
+        """Seconds to read ``batches`` batches through Keras's own adapter and pool under ``config``, with no
+        model: the screen of ``tuner.fit``, which must not train on anything but the user's epochs."""
+        from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+        adapter = PyDatasetAdapter(_ReadView(dataset, batches, offset, config), shuffle=False)
+        began = time.perf_counter()
+        try:
+            for _ in adapter.get_numpy_iterator():
+                pass
+        finally:
+            adapter.on_epoch_end()
+        return time.perf_counter() - began
+
+    def one_training(self, model: keras.Model, callbacks, *, verbose, epochs: int, steps: int | None):
+        return _OneTraining(callbacks, add_history=True, add_progbar=verbose != 0, verbose=verbose, epochs=epochs,
+                            steps=steps, model=model)
+
+    def resumed_epoch(self, model: keras.Model) -> int | None:
+        """The epoch ``BackupAndRestore`` restored, read once: it sets ``model._initial_epoch`` in
+        ``on_train_begin``, and every later ``fit`` would start there instead of at its ``initial_epoch``."""
+        epoch, model._initial_epoch = getattr(model, "_initial_epoch", None), None
+        return epoch
+
+    def check_callbacks(self, callbacks) -> None:
+        """Keras 3's callbacks all see one training through ``one_training``."""
 
     def build_default_model(self, batch: tuple):
         return common.build_default_model(keras, batch, "Keras 3")

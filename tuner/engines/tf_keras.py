@@ -34,8 +34,9 @@ from tf_keras.src.utils import data_utils
 
 from probes.profiles import DataKind
 from tuner.core import Backend, EngineName, LoaderConfig, WindowTiming
-from tuner.engines import common
+from tuner.engines import common, training
 from tuner.engines.common import GeneratorData
+from tuner.errors import TuneLoaderError
 from tuner.measure import heartbeat
 from tuner.measure.epoch_model import drain_batches, start_batches
 
@@ -85,6 +86,10 @@ def _repeat(batch):
 
 class _EpochClock(common.EpochClock, tf_keras.callbacks.Callback):
     pass
+
+
+class _OneTraining(training.HeldBounds, tf_keras.callbacks.CallbackList):
+    """The callback list every per-epoch ``fit`` of one ``tuner.fit`` shares (``training.HeldBounds``)."""
 
 
 def _fit(model, data, config: LoaderConfig, steps: int | None, epochs: int = 1,
@@ -187,6 +192,45 @@ class TfKerasEngine:
             clock, ended = _fit(model, SequenceWindow(cached, batches + _spare(config), 0), config, batches)
         after_epoch = ended - clock.end if measure_epoch_end or isinstance(dataset, GeneratorData) else None
         return clock.timing(), time.process_time() - cpu_start, after_epoch
+
+    def feeder(self, dataset) -> training.Feeder:
+        """tf-keras's ``fit`` takes the knobs as arguments."""
+        return training.FitArguments(dataset)
+
+    def read_window(self, dataset, config: LoaderConfig, batches: int, offset: int) -> float:
+        """Seconds to read ``batches`` batches of a Sequence through tf-keras's ``OrderedEnqueuer`` (inline
+        without a pool), with no model."""
+        window = SequenceWindow(dataset, batches, offset)
+        began = time.perf_counter()
+        if not config.parallel:
+            for index in range(batches):
+                window[index]
+            return time.perf_counter() - began
+        enqueuer = data_utils.OrderedEnqueuer(window, use_multiprocessing=config.use_multiprocessing, shuffle=False)
+        enqueuer.start(workers=config.workers, max_queue_size=config.max_queue_size)
+        try:
+            batches_left = enqueuer.get()
+            for _ in range(batches):
+                next(batches_left)
+        finally:
+            enqueuer.stop()
+        return time.perf_counter() - began
+
+    def one_training(self, model, callbacks, *, verbose, epochs: int, steps: int | None):
+        return _OneTraining(callbacks, add_history=True, add_progbar=verbose != 0, verbose=verbose, epochs=epochs,
+                            steps=steps, model=model)
+
+    def resumed_epoch(self, model) -> None:
+        return None  # BackupAndRestore is refused (check_callbacks)
+
+    def check_callbacks(self, callbacks) -> None:
+        """tf-keras's ``BackupAndRestore`` restores through the model's training state in every ``fit``,
+        which per-epoch fits would replay: it is refused rather than run differently."""
+        if any(isinstance(c, tf_keras.callbacks.BackupAndRestore) for c in callbacks):
+            raise TuneLoaderError(
+                "tuner.fit does not run tf-keras's BackupAndRestore: it restores its state in every fit() call, "
+                "and tuner.fit trains each epoch in a fit() call of its own. Fix: train with model.fit, or "
+                "use ModelCheckpoint and initial_epoch to resume. Received: callbacks=[..., BackupAndRestore]")
 
     def build_default_model(self, batch: tuple):
         return common.build_default_model(tf_keras, batch, "tf-keras")

@@ -121,6 +121,23 @@ def loader_for(items: Dataset, config: LoaderConfig, worker_init_fn=None, timeou
                       **pool)
 
 
+def retuned(user: DataLoader | Dataset, config: LoaderConfig) -> DataLoader:
+    """The user's loader under ``config``: the same dataset, sampler (so each epoch is shuffled as the
+    user's is), collate function and worker settings, with the setting's knobs; a Dataset's
+    ``make_dataloader`` is called with them."""
+    knobs = DATALOADER_KNOBS.values(config)
+    if not isinstance(user, DataLoader):
+        return user.make_dataloader(**knobs)
+    pool = {} if not knobs["num_workers"] else {
+        "prefetch_factor": knobs["prefetch_factor"], "persistent_workers": knobs["persistent_workers"],
+        "multiprocessing_context": user.multiprocessing_context, "worker_init_fn": user.worker_init_fn,
+        "timeout": user.timeout}
+    order = ({"batch_sampler": user.batch_sampler} if user.batch_sampler is not None
+             else {"sampler": user.sampler, "batch_size": None})
+    return DataLoader(user.dataset, **order, collate_fn=user.collate_fn, pin_memory=user.pin_memory,
+                      generator=user.generator, num_workers=knobs["num_workers"], **pool)
+
+
 def shut_down(loader: DataLoader) -> None:
     """Ends a persistent loader's workers now, as its garbage collection would (torch has no public call)."""
     iterator = getattr(loader, "_iterator", None)

@@ -18,9 +18,10 @@ import keras
 
 from probes.profiles import DataKind
 from tuner.core import EngineName, LoaderConfig, PoolKind, WindowTiming
-from tuner.engines import common
+from tuner.engines import common, training
 from tuner.engines.keras3 import Keras3Engine, _EpochClock
-from tuner.engines.torch_data import LoaderSource, Repeated, loader_for, shut_down, to_numpy
+from tuner.engines.knobs import DATALOADER_KNOBS
+from tuner.engines.torch_data import LoaderSource, Repeated, loader_for, retuned, shut_down, to_numpy
 from tuner.measure.epoch_model import start_batches
 
 
@@ -45,6 +46,21 @@ class TorchLoaderEngine(common.SourceEngine, Keras3Engine):
         finally:
             shut_down(loader)
 
+    def feeder(self, dataset) -> training.Feeder:
+        """The user's loader rebuilt under each setting (``dataset`` as the user gave it, not adopted)."""
+        return _Rebuilt(dataset)
+
+    def read_window(self, dataset: LoaderSource, config: LoaderConfig, batches: int, offset: int) -> float:
+        """Seconds to read ``batches`` batches through a DataLoader under ``config``, with no model."""
+        loader = dataset.loader(config, batches, offset)
+        began = time.perf_counter()
+        try:
+            for _ in loader:
+                pass
+        finally:
+            shut_down(loader)
+        return time.perf_counter() - began
+
     def run_cached_window(self, model: keras.Model, batch, config: LoaderConfig, batches: int, dataset=None,
                           measure_epoch_end: bool = True) -> tuple[WindowTiming, float, float]:
         """Free data through a DataLoader inline or with worker processes. A DataLoader has no thread pool:
@@ -61,3 +77,27 @@ class TorchLoaderEngine(common.SourceEngine, Keras3Engine):
             shut_down(loader)
         after_epoch = time.perf_counter() - clock.end
         return clock.timing(), time.process_time() - cpu_start, after_epoch
+
+
+class _Rebuilt:
+    """The user's DataLoader rebuilt with each setting's knobs (``torch_data.retuned``), one loader per
+    setting, so a persistent setting's workers live on from one epoch's ``fit`` to its next."""
+
+    def __init__(self, user):
+        self.user = user
+        self.user_setting = DATALOADER_KNOBS.config_of(LoaderSource(user).user_knobs)
+        self.loaders: dict[tuple, object] = {}
+
+    def runs(self, config: LoaderConfig) -> bool:
+        return not config.is_tf_data and config.native_threads is None
+
+    def fit_input(self, config: LoaderConfig) -> tuple[object, dict]:
+        key = config.equivalence_key()
+        if key not in self.loaders:
+            self.loaders[key] = retuned(self.user, config)
+        return self.loaders[key], {"shuffle": False}
+
+    def close(self) -> None:
+        for loader in self.loaders.values():
+            shut_down(loader)
+        self.loaders.clear()

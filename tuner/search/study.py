@@ -33,6 +33,7 @@ from tuner.search.space import SearchSpace
 RESULT_ATTR = "tune_loader_result"
 ORIGIN_ATTR = "origin"
 CONFIRMED_ATTR = "confirmed_answer"
+ANSWER_ATTR = "answer_config"  # the answer as a LoaderConfig's JSON, for tuner.fit to start from
 OBJECTIVE_NAME = "epoch batches/s"
 ABANDONED = "its run was killed before the trial finished"
 
@@ -72,8 +73,55 @@ def _open_study(settings: StudySettings) -> optuna.Study:
 def default_study_name(source: str, dataset_name: str, class_name: str, machine: MachineProfile) -> str:
     """``tune-loader:FILE:DATASET:CLASS@MACHINE``: the same data on several machines gets one study each in a
     shared database, told apart by a hash of the machine's fingerprint (CPU, cores, RAM)."""
-    machine_id = hashlib.sha256(machine.fingerprint.encode()).hexdigest()[:8]
-    return f"tune-loader:{source}:{dataset_name}:{class_name}@{machine_id}"
+    return f"tune-loader:{source}:{dataset_name}:{class_name}@{machine_key(machine)}"
+
+
+def machine_key(machine: MachineProfile) -> str:
+    """A short hash of the machine's fingerprint (CPU, cores, RAM): what tells its studies apart."""
+    return hashlib.sha256(machine.fingerprint.encode()).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """What an earlier run on this machine answered for the same dataset class: its study, its answer and the
+    settings it screened or raced (``TrialResult``s, each with its throughput)."""
+
+    study_name: str
+    answer: LoaderConfig
+    trials: tuple[TrialResult, ...]
+
+
+def stored_answer(storages: Sequence[str], class_name: str, machine: MachineProfile) -> StoredAnswer | None:
+    """The most recent study in ``storages`` for ``class_name`` on this machine that recorded an answer (a
+    CLI run's or an earlier ``tuner.fit``'s), or None."""
+    suffix = f":{class_name}@{machine_key(machine)}"
+    found = []
+    for storage in storages:
+        for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+            if summary.study_name.endswith(suffix) and ANSWER_ATTR in summary.user_attrs:
+                found.append((summary.datetime_start or 0, storage, summary.study_name,
+                              summary.user_attrs[ANSWER_ATTR]))
+    if not found:
+        return None
+    _, storage, name, answer = max(found, key=lambda item: str(item[0]))
+    study = optuna.load_study(study_name=name, storage=storage)
+    return StoredAnswer(name, from_dict(LoaderConfig, json.loads(answer)), tuple(_results_in(study)))
+
+
+def record_trials(settings: StudySettings, results: Sequence[TrialResult], space: SearchSpace,
+                  attributes: dict[str, str]) -> None:
+    """Adds ``results`` (measured elsewhere: ``tuner.fit``'s epochs) to the study as finished trials, and
+    ``attributes`` to the study."""
+    if settings.storage is None:
+        return
+    study = _open_study(settings)
+    for result in results:
+        study.enqueue_trial(space.params(result.config), user_attrs={ORIGIN_ATTR: result.origin})
+        trial = study.ask()
+        space.suggest(trial)  # the enqueued values, recorded with their distributions
+        _record(study, trial, replace(result, number=trial.number))
+    for key, value in attributes.items():
+        study.set_user_attr(key, value)
 
 
 def other_machines(settings: StudySettings) -> tuple[str, ...]:
@@ -103,6 +151,7 @@ def record_answer(settings: StudySettings, attributes: dict[str, str], answer: L
         study.set_user_attr(key, value)
     confirmed = [t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
                  if (config := space.config_of(t.params)) and config.equivalence_key() == answer.equivalence_key()]
+    study.set_user_attr(ANSWER_ATTR, json.dumps(to_dict(answer)))
     study.set_user_attr(CONFIRMED_ATTR, f"{answer.label()}: trial {', '.join(map(str, confirmed))}"
                         if confirmed else f"{answer.label()}: timed only in the race")
 

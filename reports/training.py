@@ -15,7 +15,7 @@ from tuner.results import EpochRole, TrainingOutcome
 def headline(o: TrainingOutcome) -> str:
     """What training ran on, and how sure the claim against the user's own setting is."""
     label = registry.knob_set(o.engine, o.backend).label
-    ran = f"Trained {len([e for e in o.epochs if e.role != EpochRole.RETRIED])} epochs; the race chose {label(o.chosen)}"
+    ran = f"Trained {len([e for e in o.epochs if e.role != EpochRole.FAILED])} epochs; the race chose {label(o.chosen)}"
     if o.chosen == o.baseline:
         return ran + ", the setting your data was built with."
     if o.claim is None:
@@ -28,7 +28,8 @@ def epoch_rows(o: TrainingOutcome) -> list[dict[str, str]]:
     label = registry.knob_set(o.engine, o.backend).label
     return [{"epoch": str(e.epoch + 1) if e.epoch >= 0 else "", "setting": label(e.config), "role": str(e.role),
              "seconds": "" if math.isnan(e.seconds) else f"{e.seconds:.2f}",
-             "batches_per_s": "" if math.isnan(e.seconds) else f"{o.epoch_batches / e.seconds:.1f}"}
+             "batches_per_s": "" if math.isnan(e.seconds) else f"{o.epoch_batches / e.seconds:.1f}",
+             "validation": "" if e.validation_seconds is None else f"{e.validation_seconds:.2f}"}
             for e in o.epochs]
 
 
@@ -44,6 +45,10 @@ def facts(o: TrainingOutcome) -> list[tuple[str, str]]:
     if trained:
         rows.append(("Epoch after the race", f"{statistics.median(trained):.2f} s median of {len(trained)} epochs "
                                              f"under {label(o.chosen)}"))
+    validation = [e.validation_seconds for e in o.epochs if e.validation_seconds is not None]
+    if validation:
+        rows.append(("Validation pass", f"{statistics.median(validation):.2f} s median of {len(validation)} epochs, "
+                                        "inside each epoch's time; its loader's knobs are as you set them"))
     rows.append(("Setup", f"{o.setup_seconds:.1f} s before the first epoch (probe and screen)"))
     return rows
 
@@ -51,9 +56,9 @@ def facts(o: TrainingOutcome) -> list[tuple[str, str]]:
 def render_markdown(o: TrainingOutcome) -> str:
     lines = [f"### tune-loader (tuner.fit): {o.dataset_name} ({o.engine}, {o.backend})", "", f"**{headline(o)}**", ""]
     lines += [f"- {name}: {value}" for name, value in facts(o)]
-    lines += ["", "| epoch | setting | role | seconds | batches/s |", "|---|---|---|---|---|"]
-    lines += [f"| {r['epoch']} | {r['setting']} | {r['role']} | {r['seconds']} | {r['batches_per_s']} |"
-              for r in epoch_rows(o)]
+    lines += ["", "| epoch | setting | role | seconds | batches/s | validation s |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['epoch']} | {r['setting']} | {r['role']} | {r['seconds']} | {r['batches_per_s']} | "
+              f"{r['validation']} |" for r in epoch_rows(o)]
     return "\n".join(lines) + "\n"
 
 
@@ -67,6 +72,6 @@ def write_training_report(outcome: TrainingOutcome, folder: str | Path) -> dict[
     _write_atomically(paths["markdown"], render_markdown(outcome))
     _write_atomically(paths["html"], _TEMPLATES.get_template("training.html.j2").render(
         o=outcome, headline=headline(outcome), facts=facts(outcome), epochs=epoch_rows(outcome),
-        screen=[(label(s.config), f"{s.batches_per_second:.1f}", s.batches) for s in outcome.screen],
+        screen=[(label(s.config), s.reason or f"{s.batches_per_second:.1f}", s.batches) for s in outcome.screen],
         left=sorted(outcome.race_left.items())))
     return paths

@@ -8,6 +8,7 @@ parallelism is capped by the queue.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -123,6 +124,12 @@ class FakeEngine:
         period = self.batch_seconds / config.effective_parallelism
         return window_timing(0.0, [(i + 1) * period for i in range(batches)], batches * period)
 
+    def read_window(self, dataset, config: LoaderConfig, batches: int, offset: int) -> float:
+        """The data alone: the batches really read, the seconds by the formula ``run_window`` uses."""
+        for index in range(batches):
+            dataset[(offset + index) % len(dataset)]
+        return batches * self.batch_seconds / config.effective_parallelism
+
     def run_cached_window(self, model, batch, config, batches, dataset=None, measure_epoch_end=True):
         period = 0.001 * (1 + config.workers)
         timing = window_timing(0.0, [(i + 1) * period for i in range(batches)], batches * period + 0.01)
@@ -153,3 +160,27 @@ class FakeDataset:
             raise ValueError(f"cannot read shard {index}")
         x = np.full((4, 3), index, dtype="float32")
         return x, x.sum(axis=1)
+
+
+class FakeFitModel:
+    """A model whose ``fit`` runs the callback calls of one real ``fit`` per epoch and sleeps
+    ``epoch_seconds(config)`` for each (the setting read from the data's knobs), raising for a setting in
+    ``fails``: what ``tuner.training``'s loop drives, without Keras."""
+
+    def __init__(self, epoch_seconds, fails=()):
+        self.epoch_seconds, self.fails = epoch_seconds, set(fails)
+        self.stop_training, self.history, self.fits = False, None, []
+
+    def fit(self, data, epochs, initial_epoch, callbacks, verbose, **kwargs):
+        config = data.config
+        self.fits.append((initial_epoch, config))
+        self.stop_training = False
+        callbacks.on_train_begin()
+        for epoch in range(initial_epoch, epochs):
+            callbacks.on_epoch_begin(epoch)
+            if config in self.fails:
+                raise RuntimeError(f"{config.label()} breaks")
+            time.sleep(self.epoch_seconds(config))
+            callbacks.on_epoch_end(epoch, {"loss": 1.0 / (epoch + 1)})
+        callbacks.on_train_end({"loss": 0.0})
+        return self.history

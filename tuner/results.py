@@ -270,28 +270,32 @@ class EpochRole(TextEnum):
     WARM_UP = "warm-up"  # the first: it traces the step, and is not compared
     RACE = "race"  # a round of the race over epochs
     TRAIN = "train"  # the race was over: the winner trained it
-    RETRIED = "retried"  # its setting failed; the epoch was trained again with the best known
+    FAILED = "failed"  # its setting raised during it: abandoned, and the epoch trained again
+    RETRIED = "retried"  # trained again after a setting failed on it
 
 
 @dataclass(frozen=True)
 class TrainingEpoch:
     """One epoch of the user's training: its number (as one ``fit`` numbers it), its setting, what it was
-    for, and its wall time from the ``fit`` call's start to its return (pool start and validation included)."""
+    for, and its wall time from the ``fit`` call's start to its return (pool start and validation included),
+    of which ``validation_seconds`` the validation pass took (None: the epoch ran none)."""
 
     epoch: int
     config: LoaderConfig
     role: EpochRole
     seconds: float
+    validation_seconds: float | None = None
 
 
 @dataclass(frozen=True)
 class TrainingScreen:
     """A setting read without training before the race (``tuner.fit``'s screen): batches per second of the
-    data alone, over ``batches`` batches."""
+    data alone, over ``batches`` batches, or why it could not be read (``reason``; the rate is then 0)."""
 
     config: LoaderConfig
     batches_per_second: float
     batches: int
+    reason: str = ""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ step, so each epoch can run its own setting through the public API. One callback
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -45,14 +46,14 @@ REFUSED = {
     "workers": "tuner.fit sets the loader's knobs itself", "use_multiprocessing": "tuner.fit sets the loader's knobs itself",
     "max_queue_size": "tuner.fit sets the loader's knobs itself",
 }
-# The screen reads each setting for about this long (at least SCREEN_BATCHES batches), in all at most
-# SCREEN_SHARE of the training's inline estimate.
+# The screen reads each setting for about SCREEN_SECONDS at the inline rate, at least SCREEN_BATCHES batches
+# and two for each batch in flight (one wave would not show a pool's rate); at least SCREEN_AT_LEAST
+# settings, then more while it has spent under SCREEN_SHARE of the training's inline estimate.
 SCREEN_SECONDS = 0.25
 SCREEN_BATCHES = 8
 SCREEN_SHARE = 0.03
-SCREEN_AT_LEAST = 4
-# A contender whose data alone takes longer than the warm-up epoch over (1 - SCREEN_MARGIN) cannot come
-# within that of the best known, so it does not race.
+SCREEN_AT_LEAST = 6
+# At most this many settings race (fewer where the exploration bound allows fewer rounds).
 CONTENDERS = 3
 
 
@@ -113,7 +114,7 @@ def contenders(engine, data, user: LoaderConfig, machine: MachineProfile, epochs
     grid = [c for c in broad_grid(space) if runs(c) and space.allows(c) and not space.infeasible(c) and c != user]
     screened = _screen(engine, data, [user] + _extremes_first(grid), profile, epochs)
     batches = engine.num_batches(data)
-    rates = {s.config: s.batches_per_second for s in screened}
+    rates = {s.config: s.batches_per_second for s in screened if not s.reason}
     fastest = max(rates.values())
     near = [c for c in rates if rates[c] >= (1 - decision.SCREEN_NOISE) * fastest]
     best = min(near, key=lambda c: c.simplicity)
@@ -123,31 +124,39 @@ def contenders(engine, data, user: LoaderConfig, machine: MachineProfile, epochs
 
 
 def _extremes_first(grid: Sequence[LoaderConfig]) -> list[LoaderConfig]:
-    """The grid ordered fewest batches in flight, most, next fewest, next most...: a screen cut short has
-    still spanned the range (waiting code wants the most, code that holds the cores the fewest)."""
-    ranked = sorted(dict.fromkeys(grid), key=lambda c: (c.effective_parallelism, c.simplicity))
-    return [ranked.pop(-1 if index % 2 else 0) for index in range(len(ranked))]
+    """The grid so that a screen cut short has still spanned it: each pool kind ordered fewest batches in
+    flight, most, next fewest, next most... (waiting code wants the most, code that holds the cores the
+    fewest), and the kinds taken in turn."""
+    kinds: dict[object, list[LoaderConfig]] = {}
+    for config in sorted(dict.fromkeys(grid), key=lambda c: (c.effective_parallelism, c.simplicity)):
+        kinds.setdefault(config.kind, []).append(config)
+    orders = [[ranked.pop(-1 if index % 2 else 0) for index in range(len(ranked))] for ranked in kinds.values()]
+    return [config for turn in itertools.zip_longest(*orders) for config in turn if config is not None]
 
 
 def _screen(engine, data, grid: Sequence[LoaderConfig], profile, epochs: int) -> list[TrainingScreen]:
-    """Each setting's data read alone, without training, the user's first: at least ``SCREEN_AT_LEAST``
-    settings, then more while the screen has spent under ``SCREEN_SHARE`` of the training's inline estimate."""
-    per_batch = max(profile.wall_seconds.median, 1e-4)
-    batches = min(engine.num_batches(data), max(SCREEN_BATCHES, math.ceil(SCREEN_SECONDS / per_batch)))
-    allowance = SCREEN_SHARE * epochs * engine.num_batches(data) * per_batch
+    """Each setting's data read alone, without training, the user's first (see ``SCREEN_SECONDS``); a
+    setting that raises is recorded with its reason and is not a contender."""
+    per_batch, epoch = max(profile.wall_seconds.median, 1e-4), engine.num_batches(data)
+    allowance = SCREEN_SHARE * epochs * epoch * per_batch
     screened, spent = [], 0.0
     for index, config in enumerate(grid):
         if index >= SCREEN_AT_LEAST and spent > allowance:
             break
+        batches = min(epoch, max(SCREEN_BATCHES, math.ceil(SCREEN_SECONDS / per_batch),
+                                 2 * config.effective_parallelism))
+        began = time.perf_counter()
         try:
-            seconds = engine.read_window(data, config, batches, index * batches)
-        except Exception:  # noqa: BLE001 - a setting the data cannot run is not a contender
-            continue
-        spent += seconds
-        screened.append(TrainingScreen(config, batches / seconds, batches))
-    if not screened:
-        raise TuneLoaderError("Reading the data failed under every setting tuner.fit tried, the user's own among "
-                              "them. Fix: check that model.fit trains on it. Received: " + type(data).__name__)
+            seconds = engine.read_window(data, config, batches, index * SCREEN_BATCHES)
+        except Exception as error:  # noqa: BLE001 - the data code's own error, whatever it is
+            screened.append(TrainingScreen(config, 0.0, batches, f"{type(error).__name__}: {error}"))
+        else:
+            screened.append(TrainingScreen(config, batches / seconds, batches))
+        spent += time.perf_counter() - began
+    if all(s.reason for s in screened):
+        raise TuneLoaderError("Reading the data failed under every setting tuner.fit tried, your own among them "
+                              f"({screened[0].reason}). Fix: check that model.fit trains on it. "
+                              f"Received: {type(data).__name__}")
     return screened
 
 
@@ -165,52 +174,64 @@ class _Training:
         data, extra = self.feeder.fit_input(config)
         began = time.perf_counter()
         self.model.fit(data, epochs=epoch + 1, initial_epoch=epoch, callbacks=self.callbacks, verbose=0,
-                       **self.fit_kwargs, **extra)
+                       **{**self.fit_kwargs, **extra})
         return time.perf_counter() - began
 
     def run(self, first: int, epochs: int, found: Contenders, user: LoaderConfig) -> EpochRace:
         """Trains epochs ``first`` to ``epochs - 1``: the warm-up under the best known, then the race, then
         the winner. A setting other than the user's own that raises is abandoned and its epoch trained
-        again; the user's own raising is the user's error, raised as ``model.fit`` would."""
-        race, epoch = None, first
+        again, under the race's next setting, then under the user's own (``_setting``); the user's own
+        raising is the user's error, raised as ``model.fit`` would."""
+        race, epoch, strikes = None, first, 0
+        self.model.stop_training = False  # as fit() starts; an earlier fit's EarlyStopping may have left it set
         while epoch < epochs and not self.model.stop_training:
-            config = race.next_setting() if race else found.configs[0]
-            if race and config in race.failures:
-                config = user  # every contender failed: the user's own setting trains on
+            config = self._setting(race, found, user, strikes)
             role = EpochRole.WARM_UP if race is None else EpochRole.RACE if not race.over else EpochRole.TRAIN
             ended = self.callbacks.last_epoch
             try:
                 seconds = self.fit_epoch(epoch, config)
             except Exception as error:
-                if config == user or not config.parallel:
+                if config == user:
                     raise
-                self._abandon(race, config, error)
+                self._abandon(race, config, error, epoch)
+                strikes += 1
                 continue
             if self.callbacks.last_epoch == ended:  # BackupAndRestore restored a later epoch: none ran
                 epoch = max(epoch, self.engine.resumed_epoch(self.model) or epoch)
                 continue
             self.engine.resumed_epoch(self.model)
-            self.log.append(TrainingEpoch(epoch, config, role, seconds))
+            self.log.append(TrainingEpoch(epoch, config, role if not strikes else EpochRole.RETRIED, seconds,
+                                          self.callbacks.take_validation_seconds()))
             if race is None:
-                race = self._race(found, seconds, epochs - epoch - 1)
-            elif role == EpochRole.RACE:
+                race = self._race(found, seconds, epochs - epoch - 1, config)
+            elif role == EpochRole.RACE and not strikes:
                 race.record(config, self.batches / seconds)
-            epoch = self.callbacks.last_epoch + 1
-        return race or EpochRace(found.configs[:1], 0)
+            epoch, strikes = self.callbacks.last_epoch + 1, 0
+        return race or EpochRace([next((c for c in found.configs if c not in self.failures), user)], 0)
 
-    def _race(self, found: Contenders, warm_up_seconds: float, epochs_left: int) -> EpochRace:
-        """The race over the epochs after the warm-up, among the contenders whose data alone could keep up
-        with the warm-up epoch within ``decision.SCREEN_MARGIN`` (the data's own time is a floor under an
-        epoch's), and not already failed."""
+    def _setting(self, race: EpochRace | None, found: Contenders, user: LoaderConfig, strikes: int) -> LoaderConfig:
+        """The next epoch's setting: the race's (the first contender not failed, for the warm-up), or the
+        user's own once two settings failed on this epoch or every contender has."""
+        if strikes >= 2:
+            return user
+        if race is None:
+            return next((c for c in found.configs if c not in self.failures), user)
+        config = race.next_setting()
+        return user if config in self.failures else config
+
+    def _race(self, found: Contenders, warm_up_seconds: float, epochs_left: int, warmed: LoaderConfig) -> EpochRace:
+        """The race over the epochs after the warm-up (which ``warmed`` trained), among the contenders not
+        failed whose data alone could keep up with the warm-up epoch within ``decision.SCREEN_MARGIN`` (the
+        data's own time is a floor under an epoch's)."""
         reach = warm_up_seconds / (1 - decision.SCREEN_MARGIN)
         racing = [c for c in found.configs if found.data_seconds.get(c, 0.0) <= reach and c not in self.failures]
-        return EpochRace(racing or list(found.configs[:1]), exploration_bound(epochs_left + 1))
+        return EpochRace(racing or [warmed], exploration_bound(epochs_left + 1))
 
-    def _abandon(self, race: EpochRace | None, config: LoaderConfig, error: Exception) -> None:
+    def _abandon(self, race: EpochRace | None, config: LoaderConfig, error: Exception, epoch: int) -> None:
+        """``config`` raised during ``epoch``: recorded, and out of the race."""
         reason = f"{type(error).__name__}: {error}"
         self.failures[config] = reason
-        self.log.append(TrainingEpoch(self.callbacks.last_epoch + 1 if self.callbacks.last_epoch is not None
-                                      else -1, config, EpochRole.RETRIED, math.nan))
+        self.log.append(TrainingEpoch(epoch, config, EpochRole.FAILED, math.nan))
         if race is not None:
             race.abandon(config, reason)
 
@@ -242,7 +263,8 @@ def train(model: Any, x: Any, epochs: int = 1, *, callbacks: Sequence | None = N
     outcome = _outcome(engine, machine, name, batches, user, found, race, training, setup,
                        time.monotonic() - began - setup)
     record_trials(StudySettings(batches, storage=storage, study_name=default_study_name("fit", name, name, machine)),
-                  _trials(race, training), found.space, _study_attributes(outcome))
+                  [t for t in _trials(race, training) if found.space.allows(t.config)], found.space,
+                  _study_attributes(outcome))
     return model.history, outcome
 
 

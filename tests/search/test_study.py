@@ -1,14 +1,17 @@
 """The screen kept in an Optuna study, with the formula-driven FakeMeasurer: milliseconds, no Keras."""
 
+import json
+
 import optuna
 
+from probes.serde import to_dict
 from tests.fakes import FakeMeasurer
 from tuner.core import KERAS_DEFAULTS, LoaderConfig, TrialStatus
 from tuner.outcomes import ScreenStop
 from tuner.search.candidates import candidates
 from tuner.search.space import SearchSpace
 from tuner.search.schedule import Schedule
-from tuner.search.study import (ABANDONED, CONFIRMED_ATTR, OBJECTIVE_NAME, StudySettings, record_answer, screen)
+from tuner.search.study import (ABANDONED, ANSWER_ATTR, CONFIRMED_ATTR, OBJECTIVE_NAME, StudySettings, record_answer, screen)
 
 SPACE = SearchSpace(max_workers=8, allow_processes=True)
 TODO = candidates(SPACE, LoaderConfig(2, False, 10), lambda c: float(c.effective_parallelism), limit=24)
@@ -86,7 +89,8 @@ def test_the_stored_study_marks_the_answer_the_race_confirmed(tmp_path):
     record_answer(stored, {"recommendation": answer.config.as_kwargs()}, answer.config, SPACE)
     study = optuna.load_study(study_name="tune-loader", storage=stored.storage)
     assert study.user_attrs == {"recommendation": answer.config.as_kwargs(),
-                                CONFIRMED_ATTR: f"{answer.config.label()}: trial {answer.number}"}
+                                CONFIRMED_ATTR: f"{answer.config.label()}: trial {answer.number}",
+                                ANSWER_ATTR: json.dumps(to_dict(answer.config))}  # what tuner.fit starts from
 
 
 def test_persistent_workers_are_screened_over_two_epochs_so_their_once_per_fit_start_is_left_out():

@@ -9,6 +9,7 @@ whole training's ``epochs`` and ``steps``, keeps one ``History`` and one progres
 
 from __future__ import annotations
 
+import time
 from typing import Any, Protocol
 
 from tuner.core import LoaderConfig
@@ -38,6 +39,21 @@ class HeldBounds:
     _began = False
     last_epoch: int | None = None  # the last epoch that ended, and its logs: what on_train_end is given
     last_logs: dict | None = None
+    _validation: float | None = None  # seconds of validation since the last take_validation_seconds
+    _test_began = 0.0
+
+    def on_test_begin(self, logs=None):
+        self._test_began = time.perf_counter()
+        super().on_test_begin(logs)
+
+    def on_test_end(self, logs=None):
+        super().on_test_end(logs)
+        self._validation = (self._validation or 0.0) + time.perf_counter() - self._test_began
+
+    def take_validation_seconds(self) -> float | None:
+        """What validation took since the last call (None: none ran): a validation pass's cost per epoch."""
+        seconds, self._validation = self._validation, None
+        return seconds
 
     def on_epoch_end(self, epoch, logs=None):
         self.last_epoch, self.last_logs = epoch, logs

@@ -23,7 +23,7 @@ class Waiting(keras.utils.PyDataset):
         rng = np.random.default_rng(0)
         self.x = rng.normal(size=(batches, 8, 4)).astype("float32")
         self.y = self.x.sum(axis=2, keepdims=True)
-        self.fail_in_pools, self.wait = fail_in_pools, wait
+        self.fail_in_pools, self.wait, self.epoch_ends = fail_in_pools, wait, 0
 
     def __len__(self):
         return len(self.x)
@@ -33,6 +33,9 @@ class Waiting(keras.utils.PyDataset):
         if self.fail_in_pools and self.workers > 1:
             raise RuntimeError("this data code breaks in a pool")
         return self.x[index], self.y[index]
+
+    def on_epoch_end(self):
+        self.epoch_ends += 1
 
 
 class Recorder(keras.callbacks.Callback):
@@ -82,6 +85,30 @@ def test_early_stopping_and_checkpoints_see_one_training(tmp_path):
     assert plain.history.keys() == tuned.history.keys() == {"loss", "val_loss"}
     assert sorted(p.name for p in tmp_path.glob("tuned-*.keras")) == ["tuned-1.keras", "tuned-2.keras", "tuned-3.keras"]
     assert (tmp_path / "report" / "report.html").exists() and (tmp_path / "report" / "study.db").exists()
+
+
+def test_the_datasets_epoch_hook_runs_as_often_as_in_one_fit():
+    plain, tuned = Waiting(), Waiting()
+    model().fit(plain, epochs=5, verbose=0)
+    tuner.fit(model(), tuned, epochs=5, verbose=0, report_dir=None)
+    assert tuned.epoch_ends == plain.epoch_ends == 6  # once as fit starts, once at each epoch's end
+    assert "on_epoch_end" not in vars(tuned)
+
+
+def test_tensorboard_logs_one_training(tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    from tensorflow.core.util import event_pb2
+
+    def callbacks(name):
+        return [keras.callbacks.TensorBoard(str(tmp_path / name))]
+
+    both(4, callbacks, tmp_path)
+    steps = {}
+    for name in ("plain", "tuned"):
+        files = list((tmp_path / name / "train").glob("events.out.tfevents.*"))
+        events = [event_pb2.Event.FromString(record.numpy()) for record in tf.data.TFRecordDataset(str(files[0]))]
+        steps[name] = (len(files), [e.step for e in events for v in e.summary.value if v.tag == "epoch_loss"])
+    assert steps["tuned"] == steps["plain"] == (1, [0, 1, 2, 3])
 
 
 def test_learning_rate_callbacks_act_on_the_same_epochs(tmp_path):
@@ -144,7 +171,7 @@ def test_backup_and_restore_resumes_where_one_fit_would(tmp_path):
 
 
 def test_a_setting_that_fails_is_abandoned_and_training_goes_on():
-    data = Waiting(fail_in_pools=True, batches=40, wait=0.01)  # waiting code: a pool is the best known
+    data = Waiting(fail_in_pools=True, batches=40, wait=0.02)  # waiting code: a pool is the best known
     history, outcome = train(model(), data, 8, verbose=0)
     assert history.epoch == list(range(8))
     failed = [e for e in outcome.epochs if e.role == EpochRole.FAILED]
@@ -152,3 +179,45 @@ def test_a_setting_that_fails_is_abandoned_and_training_goes_on():
     assert [e.epoch for e in outcome.epochs if e.role != EpochRole.FAILED] == list(range(8))
     assert outcome.chosen not in [e.config for e in failed]
     assert data.workers == 1  # the user's knobs are put back
+
+
+TORCH_TRAINING = """
+import json, time
+import keras, torch
+from torch.utils.data import DataLoader, Dataset
+from tuner.training import train
+
+class Waiting(Dataset):
+    def __len__(self):
+        return 480
+    def __getitem__(self, index):
+        time.sleep(0.002)
+        return torch.full((4,), float(index % 7)), torch.tensor([float(index % 7)])
+
+loader = DataLoader(Waiting(), batch_size=16, shuffle=True)
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+model.compile(optimizer="sgd", loss="mse")
+history, outcome = train(model, loader, 8, verbose=0)
+print(json.dumps({"epochs": history.epoch, "knobs": outcome.knobs, "user_workers": loader.num_workers,
+                  "roles": [str(e.role) for e in outcome.epochs], "engine": outcome.engine}))
+"""
+
+
+def test_a_torch_dataloader_is_rebuilt_for_each_setting_and_left_as_given(tmp_path):
+    pytest.importorskip("torch")
+    import json
+    import subprocess
+    import sys
+
+    from tests.processes import left_after, tagged_env
+
+    env, tag = tagged_env()
+    env["KERAS_BACKEND"] = "torch"
+    done = subprocess.run([sys.executable, "-c", TORCH_TRAINING], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["epochs"] == list(range(8)) and result["engine"] == "torch-dataloader"
+    assert "num_workers" in result["knobs"] and result["user_workers"] == 0
+    assert result["roles"][0] == "warm-up"
+    assert left_after(tag) == []

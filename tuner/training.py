@@ -196,10 +196,12 @@ class _Training:
                 self._abandon(race, config, error, epoch)
                 strikes += 1
                 continue
-            if self.callbacks.last_epoch == ended:  # BackupAndRestore restored a later epoch: none ran
-                epoch = max(epoch, self.engine.resumed_epoch(self.model) or epoch)
+            resumed = self.engine.resumed_epoch(self.model)
+            if self.callbacks.last_epoch == ended:  # no epoch ran: BackupAndRestore restored a later one
+                if resumed is None or resumed <= epoch:
+                    break  # or fit trained nothing for a reason of its own, as another call would not
+                epoch = resumed
                 continue
-            self.engine.resumed_epoch(self.model)
             self.log.append(TrainingEpoch(epoch, config, role if not strikes else EpochRole.RETRIED, seconds,
                                           self.callbacks.take_validation_seconds()))
             if race is None:

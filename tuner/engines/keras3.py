@@ -98,6 +98,34 @@ class _ReadView(WindowView):
         pass
 
 
+class _PyDatasetKnobs(training.KnobsSet):
+    """Each setting set on the PyDataset itself. Keras's ``fit`` calls the dataset's ``on_epoch_end`` once as
+    it starts (``EpochIterator.reset``), so a training of one ``fit`` per epoch would call it at every epoch's
+    start too: from the second ``fit`` on, that one call is swallowed, and the user's hook runs as often as
+    in one ``fit``."""
+
+    def __init__(self, dataset: keras.utils.PyDataset, user_setting: LoaderConfig):
+        super().__init__(dataset, user_setting, set_knobs)
+        self.fits = 0
+
+    def fit_input(self, config: LoaderConfig):
+        data, extra = super().fit_input(config)
+        if self.fits:
+            self._swallow_next_epoch_end()
+        self.fits += 1
+        return data, extra
+
+    def _swallow_next_epoch_end(self) -> None:
+        def swallowed():
+            vars(self.dataset).pop("on_epoch_end", None)  # the class's method again, for the epochs' ends
+
+        self.dataset.on_epoch_end = swallowed
+
+    def close(self) -> None:
+        vars(self.dataset).pop("on_epoch_end", None)
+        super().close()
+
+
 class _OneTraining(training.HeldBounds, keras.callbacks.CallbackList):
     """The callback list every per-epoch ``fit`` of one ``tuner.fit`` shares (``training.HeldBounds``)."""
 
@@ -181,8 +209,8 @@ class Keras3Engine:
     def feeder(self, dataset: keras.utils.PyDataset) -> training.Feeder:
         """Each setting set on the PyDataset itself, as the user's own code would."""
         dataset = self.adopt(dataset)
-        user = LoaderConfig(dataset.workers, dataset.use_multiprocessing, dataset.max_queue_size)
-        return training.KnobsSet(dataset, user, set_knobs)
+        return _PyDatasetKnobs(dataset, LoaderConfig(dataset.workers, dataset.use_multiprocessing,
+                                                     dataset.max_queue_size))
 
     def read_window(self, dataset, config: LoaderConfig, batches: int, offset: int) -> float:
         """Seconds to read ``batches`` batches through Keras's own adapter and pool under ``config``, with no

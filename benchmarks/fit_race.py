@@ -1,7 +1,8 @@
 """``tuner.fit`` against ``model.fit`` at the grid's best setting and at the defaults, side by side.
 
 A workload (``--workload io``: ``--sleep`` seconds of waiting per batch, so many threads win; ``numpy``: a
-BLAS decomposition per batch on every core, so the defaults win or tie) of ``--batches`` batches per epoch
+BLAS decomposition per batch; ``model``: free batches and a model step that takes the cores, so the
+defaults win or tie) of ``--batches`` batches per epoch
 trains a small model for ``--epochs`` epochs. Every training runs in a fresh process and folder, in rounds:
 
 1. the grid (``GRIDS``): each setting timed over a 4-epoch fit (the epochs after the first): the best;
@@ -15,7 +16,7 @@ It prints, per round, tuner.fit over the best and over the defaults, and the set
 on; the rounds go to benchmarks/results/MACHINE/COMMIT/fit_race_WORKLOAD[_stored].json (git-ignored).
 
     KERAS_BACKEND=jax python benchmarks/fit_race.py [--rounds 2] [--epochs 20] [--batches 800] [--sleep 0.06]
-    KERAS_BACKEND=tensorflow python benchmarks/fit_race.py --workload numpy --batches 400
+    KERAS_BACKEND=tensorflow python benchmarks/fit_race.py --workload model --batches 600
     KERAS_BACKEND=jax python benchmarks/fit_race.py --stored
 """
 
@@ -33,11 +34,13 @@ from pathlib import Path
 GRIDS = {  # the defaults first
     "io": ((1, False, 10), (4, False, 10), (8, False, 16), (16, False, 32), (32, False, 64)),
     "numpy": ((1, False, 10), (2, False, 10), (4, False, 10), (2, True, 10)),
+    "model": ((1, False, 10), (2, False, 10), (4, False, 10), (2, True, 10)),
 }
 ROOT = Path(__file__).resolve().parent.parent
 
 # The workloads, as files the CLI can tune too: "io" waits --sleep seconds per batch (I/O-bound: many
-# threads win); "numpy" decomposes a matrix per batch with BLAS on every core (the defaults win or tie).
+# threads win); "numpy" decomposes a matrix per batch with BLAS on every core; "model" makes its batches
+# for free and trains a model whose step takes the cores (the defaults win or tie).
 WORKLOAD = """
 import time
 import keras
@@ -49,7 +52,7 @@ class Remote(keras.utils.PyDataset):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         rng = np.random.default_rng(0)
-        self.x = rng.normal(size=(32, 64)).astype("float32")
+        self.x = rng.normal(size=(256 if KIND == "model" else 32, 64)).astype("float32")
         self.y = self.x.sum(axis=1, keepdims=True)
         self.m = rng.normal(size=(160, 160))
     def __len__(self):
@@ -57,15 +60,17 @@ class Remote(keras.utils.PyDataset):
     def __getitem__(self, index):
         if KIND == "io":
             time.sleep(SLEEP)
-        else:
+        elif KIND == "numpy":
             np.linalg.svd(self.m + index)
-        return self.x, self.y
+        return self.x + 0.0, self.y
 
 def make_dataset():
     return Remote()
 
 def make_model():
-    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(1)])
+    hidden = [1024, 1024] if KIND == "model" else [64]
+    model = keras.Sequential([keras.Input((64,)), *(keras.layers.Dense(n, activation="relu") for n in hidden),
+                              keras.layers.Dense(1)])
     model.compile(optimizer="adam", loss="mse")
     return model
 """

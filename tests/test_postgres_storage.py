@@ -114,3 +114,34 @@ def test_an_unreachable_storage_is_one_line_before_tensorflow_starts(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Cannot open --storage" in errors[0] and "Starting Keras" not in result.stderr
+
+
+FIT_TWICE = """
+import json, sys
+import keras
+from sleepy import Sleepy
+import tuner
+from tuner.training import train
+
+froms = []
+for _ in range(2):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    history, outcome = train(model, Sleepy(), 12, verbose=0, storage=sys.argv[1])
+    froms.append(outcome.candidates_from)
+print(json.dumps(froms))
+"""
+
+
+def test_tuner_fit_records_its_epochs_and_the_next_training_starts_from_them(tmp_path, postgres_url):
+    (tmp_path / "sleepy.py").write_text(textwrap.dedent(SLEEPY))
+    (tmp_path / "fit_twice.py").write_text(FIT_TWICE)
+    done = subprocess.run([sys.executable, "fit_twice.py", postgres_url], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    first, second = json.loads(done.stdout.strip().splitlines()[-1])
+    assert first is None  # nothing stored yet: the screen proposed the contenders
+    assert second.startswith("tune-loader:fit:Sleepy:Sleepy@")
+    study = optuna.load_study(study_name=second, storage=postgres_url)
+    assert study.user_attrs["source"] == "tuner.fit" and "answer_config" in study.user_attrs
+    assert {t.user_attrs.get("origin") for t in study.trials} == {"training"}

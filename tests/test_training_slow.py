@@ -221,3 +221,60 @@ def test_a_torch_dataloader_is_rebuilt_for_each_setting_and_left_as_given(tmp_pa
     assert "num_workers" in result["knobs"] and result["user_workers"] == 0
     assert result["roles"][0] == "warm-up"
     assert left_after(tag) == []
+
+
+TF_KERAS_TRAINING = """
+import json, time
+import numpy as np
+import tf_keras
+import tuner
+
+class Waiting(tf_keras.utils.Sequence):
+    def __len__(self):
+        return 20
+    def __getitem__(self, index):
+        time.sleep(0.005)
+        x = np.full((8, 4), index, "float32")
+        return x, x.sum(axis=1)
+
+class Recorder(tf_keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+    def on_train_begin(self, logs=None):
+        self.calls.append("train_begin")
+    def on_train_end(self, logs=None):
+        self.calls.append("train_end")
+    def on_epoch_end(self, epoch, logs=None):
+        self.calls.append(f"epoch_end {epoch} {sorted(logs)}")
+
+runs = {}
+for name in ("plain", "tuned"):
+    tf_keras.utils.set_random_seed(0)
+    model = tf_keras.Sequential([tf_keras.layers.Dense(4, input_shape=(4,)), tf_keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    recorder = Recorder()
+    kwargs = dict(epochs=5, verbose=0, callbacks=[recorder], validation_data=Waiting(), validation_freq=2)
+    history = model.fit(Waiting(), **kwargs) if name == "plain" else tuner.fit(model, Waiting(), report_dir=None, **kwargs)
+    runs[name] = {"epochs": history.epoch, "keys": sorted(history.history), "calls": recorder.calls}
+try:
+    tuner.fit(model, Waiting(), epochs=2, callbacks=[tf_keras.callbacks.BackupAndRestore("backup")])
+except tuner.TuneLoaderError as error:
+    runs["refused"] = str(error)
+print(json.dumps(runs))
+"""
+
+
+def test_tf_keras_trains_a_sequence_as_its_own_fit_would(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    pytest.importorskip("tf_keras")
+    done = subprocess.run([sys.executable, "-c", TF_KERAS_TRAINING], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = json.loads(done.stdout.strip().splitlines()[-1])
+    assert runs["tuned"] == runs["plain"]
+    assert runs["plain"]["epochs"] == [0, 1, 2, 3, 4] and runs["plain"]["calls"].count("train_begin") == 1
+    assert "BackupAndRestore" in runs["refused"] and "Received:" in runs["refused"]

@@ -265,7 +265,7 @@ def train(model: Any, x: Any, epochs: int = 1, *, callbacks: Sequence | None = N
     outcome = _outcome(engine, machine, name, batches, user, found, race, training, setup,
                        time.monotonic() - began - setup)
     record_trials(StudySettings(batches, storage=storage, study_name=default_study_name("fit", name, name, machine)),
-                  [t for t in _trials(race, training) if found.space.allows(t.config)], found.space,
+                  [t for t in _trials(training) if found.space.allows(t.config)], found.space,
                   _study_attributes(outcome))
     return model.history, outcome
 
@@ -285,10 +285,15 @@ def _outcome(engine, machine: MachineProfile, name: str, batches: int, user: Loa
         knobs=knobs.recorded(chosen, machine.start_method), setup_seconds=setup, training_seconds=seconds)
 
 
-def _trials(race: EpochRace, training: _Training) -> list[TrialResult]:
-    """Each raced setting as a trial (its race epochs' throughputs), and each failed one."""
+def _trials(training: _Training) -> list[TrialResult]:
+    """Each setting that trained epochs as a trial, its value the median of those epochs' throughputs (the
+    warm-up, which traced the step, left out), and each setting that failed."""
+    rates: dict[LoaderConfig, list[float]] = {}
+    for epoch in training.log:
+        if epoch.role not in (EpochRole.WARM_UP, EpochRole.FAILED):
+            rates.setdefault(epoch.config, []).append(training.batches / epoch.seconds)
     timed = [TrialResult(0, config, TrialStatus.OK, TrialOrigin.TRAINING, epoch_batches_per_second=summarize(values))
-             for config, values in race.samples.items() if values]
+             for config, values in rates.items()]
     failed = [TrialResult(0, config, TrialStatus.FAILED, TrialOrigin.TRAINING, reason=reason)
               for config, reason in training.failures.items()]
     return timed + failed

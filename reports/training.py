@@ -19,9 +19,22 @@ def headline(o: TrainingOutcome) -> str:
     if o.chosen == o.baseline:
         return ran + ", the setting your data was built with."
     if o.claim is None:
-        return (ran + f". Your own setting ({label(o.baseline)}) did not race (its data alone was too slow, or "
-                "it screened below the contenders), so no gain over it is claimed from your epochs.")
+        return ran + ". " + _floor_text(o, label)
     return ran + f": {o.claim.speedup:.2f}x your own setting ({label(o.baseline)}), {o.claim.interval_text()}."
+
+
+def _floor_text(o: TrainingOutcome, label) -> str:
+    """Your own setting did not race: what its data alone, read in the screen, says of its epochs (a floor:
+    an epoch is never faster than its data) against the answer's trained epochs."""
+    own = next((s for s in o.screen if s.config == o.baseline and not s.reason), None)
+    trained = [e.seconds for e in o.epochs if e.config == o.chosen and e.role in (EpochRole.RACE, EpochRole.TRAIN)]
+    if own is None or not trained:
+        return f"Your own setting ({label(o.baseline)}) did not race, so no gain over it is claimed."
+    floor, answer = o.epoch_batches / own.batches_per_second, statistics.median(trained)
+    return (f"Your own setting ({label(o.baseline)}) did not race: its data alone read at "
+            f"{own.batches_per_second:.1f} batches/s ({own.batches} batches), so its epochs take at least "
+            f"{floor:.1f} s, against {answer:.2f} s (median of {len(trained)} epochs) under the answer: at least "
+            f"{floor / answer:.1f}x.")
 
 
 def epoch_rows(o: TrainingOutcome) -> list[dict[str, str]]:

@@ -102,15 +102,17 @@ def contenders(engine, data, user: LoaderConfig, machine: MachineProfile, epochs
                stored: StoredAnswer | None, runs: Callable[[LoaderConfig], bool]) -> Contenders:
     """The settings to race: a stored answer and its runner-ups, else the screen's fastest (the user's own
     setting always among those screened)."""
+    knobs = registry.knob_set(engine.name, engine.backend)
+    count = min(CONTENDERS, 1 + exploration_bound(epochs) // 2)
+    if stored is not None:  # the data is not probed again: the stored run did, on this machine
+        ranked = [stored.answer] + [c for c in decision.finalists(stored.trials) if c != stored.answer]
+        timed = [stored.answer] + [t.config for t in stored.trials]
+        space = SearchSpace(max(c.workers for c in timed), allow_processes=True, knobs=knobs)
+        return Contenders(tuple([c for c in ranked if runs(c)][:count]), {}, (), stored, space)
     profile = probe_dataset(data, kind=engine.kind(data), num_batches=engine.num_batches(data),
                             usable_cores=machine.usable_cores, get_batch=lambda i: engine.batch(data, i),
                             user_knobs=engine.user_knobs(data))
-    knobs = registry.knob_set(engine.name, engine.backend)
     space = SearchSpace.for_profiles(machine, profile, backend=engine.backend, search_native_threads=False, knobs=knobs)
-    count = min(CONTENDERS, 1 + exploration_bound(epochs) // 2)
-    if stored is not None:
-        ranked = [stored.answer] + [c for c in decision.finalists(stored.trials) if c != stored.answer]
-        return Contenders(tuple([c for c in ranked if runs(c)][:count]), {}, (), stored, space)
     grid = [c for c in broad_grid(space) if runs(c) and space.allows(c) and not space.infeasible(c) and c != user]
     screened = _screen(engine, data, [user] + _extremes_first(grid), profile, epochs)
     batches = engine.num_batches(data)

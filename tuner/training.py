@@ -88,7 +88,8 @@ def engine_for(model: Any, x: Any) -> engines.KerasEngine:
     if not hasattr(engine, "feeder"):
         raise TuneLoaderError(f"tuner.fit does not train {' or '.join(registry.entry(engine.name).takes)} yet. Fix: tune it "
                               f"with tune-loader FILE and pass its settings to model.fit. Received: {type(x).__name__}")
-    if engine.kind(engine.adopt(x)) == DataKind.GENERATOR or not engine.num_batches(engine.adopt(x)):
+    data = engine.adopt(x)
+    if engine.kind(data) == DataKind.GENERATOR or not engine.num_batches(data):
         raise TuneLoaderError("tuner.fit needs data with a length (len() batches per epoch): each epoch is a fit() "
                               "call of its own. Fix: write the generator as a PyDataset or Sequence. "
                               f"Received: {type(x).__name__}")
